@@ -1,0 +1,83 @@
+package llm
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+)
+
+func TestNormalize(t *testing.T) {
+	tests := map[string]string{
+		"  Hello！！ ":       "hello",
+		"你好。":              "你好",
+		"【价格】？":            "价格",
+		"ＨＥＬＬＯ　ｗｏｒｌｄ":      "hello world",
+		"what's   up?\n":   "what's up",
+		"谢谢😊":              "谢谢",
+		"~~~你好~~~":         "你好",
+		"！？。，":             "",
+		"a, b":             "a, b",
+		"\t Who Are You? ": "who are you",
+	}
+	for in, want := range tests {
+		if got := normalize(in); got != want {
+			t.Errorf("normalize(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	hdr := func(kv ...string) *http.Response {
+		r := &http.Response{Header: http.Header{}}
+		for i := 0; i < len(kv); i += 2 {
+			r.Header.Set(kv[i], kv[i+1])
+		}
+		return r
+	}
+	future := time.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat)
+	tests := []struct {
+		resp *http.Response
+		min  time.Duration
+		max  time.Duration
+	}{
+		{nil, DefaultRetryAfter, DefaultRetryAfter},
+		{hdr(), DefaultRetryAfter, DefaultRetryAfter},
+		{hdr("Retry-After", "7"), 7 * time.Second, 7 * time.Second},
+		{hdr("Retry-After", "0.5"), 500 * time.Millisecond, 500 * time.Millisecond},
+		{hdr("Retry-After-Ms", "250", "Retry-After", "7"), 250 * time.Millisecond, 250 * time.Millisecond},
+		{hdr("Retry-After", "junk"), DefaultRetryAfter, DefaultRetryAfter},
+		{hdr("Retry-After", "-3"), DefaultRetryAfter, DefaultRetryAfter},
+		{hdr("Retry-After", future), 80 * time.Second, 90 * time.Second},
+	}
+	for i, tt := range tests {
+		if got := retryAfter(tt.resp); got < tt.min || got > tt.max {
+			t.Errorf("%d: retryAfter = %v, want in [%v, %v]", i, got, tt.min, tt.max)
+		}
+	}
+}
+
+func TestConfidence(t *testing.T) {
+	for reason, want := range map[string]float64{
+		"stop": 0.9, "length": 0.6, "content_filter": 0.2, "tool_calls": 0.5, "": 0.5,
+	} {
+		if got := confidence(openai.ChatCompletionChoice{FinishReason: reason}); got != want {
+			t.Errorf("finish_reason %q: confidence %v, want %v", reason, got, want)
+		}
+	}
+	var c openai.ChatCompletionChoice
+	c.FinishReason = "length"
+	c.Logprobs.Content = []openai.ChatCompletionTokenLogprob{{Logprob: 0}, {Logprob: 0}}
+	if got := confidence(c); got != 1 {
+		t.Errorf("logprobs 0,0: confidence %v, want 1", got)
+	}
+	c.Logprobs.Content = []openai.ChatCompletionTokenLogprob{{Logprob: 0.3}} // bogus positive logprob
+	if got := confidence(c); got != 1 {
+		t.Errorf("logprob 0.3: confidence %v, want clamped to 1", got)
+	}
+	c.Logprobs.Content = []openai.ChatCompletionTokenLogprob{{Logprob: -9999}}
+	if got := confidence(c); got < 0 || got > 1e-9 {
+		t.Errorf("logprob -9999: confidence %v, want ~0", got)
+	}
+}

@@ -1,0 +1,304 @@
+package llm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+)
+
+// Defaults of OpenAIOptions.
+const (
+	// DefaultTemperature is the temperature sent when Temperature is 0.
+	DefaultTemperature = 0.7
+	// DefaultOpenAITimeout is the per-attempt timeout when Timeout is 0.
+	DefaultOpenAITimeout = 30 * time.Second
+	// DefaultRetries is the number of retries when Retries is 0.
+	DefaultRetries = 3
+	// DefaultRetryAfter is UnavailableError.RetryAfter when the server did
+	// not say (no Retry-After / Retry-After-Ms header, or a network error).
+	DefaultRetryAfter = time.Second
+)
+
+// OpenAIOptions configures an OpenAI backend.
+type OpenAIOptions struct {
+	// BaseURL is the API root, e.g. "https://api.openai.com/v1",
+	// "https://api.deepseek.com/v1" or "http://127.0.0.1:11434/v1" (Ollama).
+	// Required; must be an absolute http or https URL.
+	BaseURL string
+	// APIKey is sent as "Authorization: Bearer <key>". Empty sends no
+	// Authorization header at all (local servers such as Ollama or vLLM).
+	// The OPENAI_API_KEY environment variable is never used.
+	APIKey string
+	// Model is the model name sent with every request. Required.
+	Model string
+	// Temperature is the sampling temperature. 0 means the default 0.7; a
+	// negative value leaves it unset (the server's default). For (near)
+	// greedy decoding use a small positive value such as 0.01.
+	Temperature float64
+	// MaxTokens caps the reply length (sent as max_tokens, which every
+	// OpenAI-compatible server understands). 0 leaves it unset.
+	MaxTokens int
+	// Timeout bounds one HTTP attempt, reading the response body included.
+	// Default (0): 30s. A timed-out attempt counts as a network error and is
+	// retried like one.
+	Timeout time.Duration
+	// Retries is how many times a failed attempt is retried (so at most
+	// Retries+1 attempts). Default (0): 3. A negative value means no retries.
+	Retries int
+	// Logprobs asks the server for token log probabilities, from which
+	// Reply.Confidence is computed.
+	Logprobs bool
+	// HTTPClient is the client used for the requests. Default (nil): a
+	// client whose Transport keeps up to 256 idle keep-alive connections per
+	// host, for high request rates. A given client is copied and its Timeout
+	// replaced by the Timeout option.
+	HTTPClient *http.Client
+}
+
+// OpenAI is a Backend for any OpenAI-compatible chat completions endpoint
+// (OpenAI, DeepSeek, Qwen/DashScope, Ollama, vLLM, ...), built on the official
+// client github.com/openai/openai-go/v3. It is safe for concurrent use.
+//
+// Retries are the client's own (requestconfig.Execute in openai-go v3.96):
+//
+//   - Retried: connection/network errors (no response at all, including an
+//     attempt cut off by Timeout) and responses with status 408, 409, 429 or
+//     >= 500. A response header "x-should-retry: true|false" overrides the
+//     status rule. Other statuses (400, 401, 403, 404, 422, ...) are returned
+//     at once.
+//   - Delay: the server's "Retry-After-Ms" (milliseconds) or else
+//     "Retry-After" (seconds or an HTTP date) when present; a server delay
+//     above 2 minutes stops retrying and returns that response's error.
+//     Without a header: exponential backoff 0.5s * 2^n (0.5s, 1s, 2s, 4s,
+//     capped at 8s) minus up to 25% random jitter.
+//   - Every attempt carries "X-Stainless-Retry-Count: n". The wait between
+//     attempts ends early when the request's context ends, and the context
+//     error is returned.
+//
+// After the last attempt a 408/409/429/5xx status or a network error becomes
+// an *UnavailableError (RetryAfter from the response's Retry-After-Ms /
+// Retry-After header, else DefaultRetryAfter); any other HTTP error becomes an
+// error wrapping ErrRejected and the *openai.Error (errors.As gives the
+// StatusCode). The end of the caller's context is returned as the context's
+// error.
+type OpenAI struct {
+	client   openai.Client
+	model    string
+	params   openai.ChatCompletionNewParams // template; Messages filled per call
+	logprobs bool
+}
+
+// NewOpenAI validates opts and returns an OpenAI backend. It does not contact
+// the server.
+func NewOpenAI(opts OpenAIOptions) (*OpenAI, error) {
+	if opts.BaseURL == "" {
+		return nil, errors.New("llm.openai.base_url: required")
+	}
+	u, err := url.Parse(opts.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("llm.openai.base_url: %q is not an absolute http(s) URL", opts.BaseURL)
+	}
+	if opts.Model == "" {
+		return nil, errors.New("llm.openai.model: required")
+	}
+	if opts.MaxTokens < 0 {
+		return nil, fmt.Errorf("llm.openai.max_tokens: must not be negative, got %d", opts.MaxTokens)
+	}
+	if opts.Timeout < 0 {
+		return nil, fmt.Errorf("llm.openai.timeout: must not be negative, got %s", opts.Timeout)
+	}
+	if opts.Temperature > 2 {
+		return nil, fmt.Errorf("llm.openai.temperature: must be at most 2, got %g", opts.Temperature)
+	}
+
+	timeout := opts.Timeout
+	if timeout == 0 {
+		timeout = DefaultOpenAITimeout
+	}
+	retries := opts.Retries
+	switch {
+	case retries == 0:
+		retries = DefaultRetries
+	case retries < 0:
+		retries = 0
+	}
+	var hc http.Client
+	if opts.HTTPClient != nil {
+		hc = *opts.HTTPClient
+	} else {
+		hc.Transport = newTransport()
+	}
+	// The per-attempt timeout is the http.Client's rather than the SDK's
+	// option.WithRequestTimeout: the SDK returns at once, without retrying,
+	// when its per-attempt context expires, whereas a client timeout is an
+	// ordinary transport error that the SDK retries.
+	hc.Timeout = timeout
+
+	client := openai.NewClient(
+		option.WithBaseURL(opts.BaseURL),
+		option.WithAPIKey(opts.APIKey), // overrides OPENAI_API_KEY; "" sends no Authorization
+		option.WithMaxRetries(retries),
+		option.WithHTTPClient(&hc),
+	)
+
+	params := openai.ChatCompletionNewParams{Model: opts.Model}
+	switch {
+	case opts.Temperature == 0:
+		params.Temperature = openai.Float(DefaultTemperature)
+	case opts.Temperature > 0:
+		params.Temperature = openai.Float(opts.Temperature)
+	}
+	if opts.MaxTokens > 0 {
+		params.MaxTokens = openai.Int(int64(opts.MaxTokens))
+	}
+	if opts.Logprobs {
+		params.Logprobs = openai.Bool(true)
+	}
+	return &OpenAI{client: client, model: opts.Model, params: params, logprobs: opts.Logprobs}, nil
+}
+
+// newTransport returns the default Transport: http.DefaultTransport's
+// settings with a larger keep-alive pool, so thousands of requests per second
+// to one endpoint reuse connections instead of dialing.
+func newTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// Name returns "openai".
+func (o *OpenAI) Name() string { return "openai" }
+
+// Complete sends req as one chat completion and returns the first choice.
+func (o *OpenAI) Complete(ctx context.Context, req Request) (Reply, error) {
+	if len(req.Messages) == 0 {
+		return Reply{}, fmt.Errorf("llm.openai: %w: no messages", ErrRejected)
+	}
+	params := o.params
+	params.Messages = make([]openai.ChatCompletionMessageParamUnion, 0, len(req.Messages))
+	for i, m := range req.Messages {
+		switch m.Role {
+		case RoleSystem:
+			params.Messages = append(params.Messages, openai.SystemMessage(m.Content))
+		case RoleUser:
+			params.Messages = append(params.Messages, openai.UserMessage(m.Content))
+		case RoleAssistant:
+			params.Messages = append(params.Messages, openai.AssistantMessage(m.Content))
+		default:
+			return Reply{}, fmt.Errorf("llm.openai: %w: message %d has unknown role %q", ErrRejected, i, m.Role)
+		}
+	}
+
+	resp, err := o.client.Chat.Completions.New(ctx, params)
+	if err != nil {
+		return Reply{}, o.classify(ctx, err)
+	}
+	if len(resp.Choices) == 0 {
+		return Reply{}, fmt.Errorf("llm.openai: %w", ErrEmptyResponse)
+	}
+	choice := resp.Choices[0]
+	model := resp.Model
+	if model == "" {
+		model = o.model
+	}
+	return Reply{
+		Content:    choice.Message.Content,
+		Confidence: confidence(choice),
+		Backend:    o.Name(),
+		Model:      model,
+	}, nil
+}
+
+// classify turns a client error into this package's error conventions.
+func (o *OpenAI) classify(ctx context.Context, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("llm.openai: %w", ctxErr)
+	}
+	var apiErr *openai.Error
+	if errors.As(err, &apiErr) {
+		if transientStatus(apiErr.StatusCode) {
+			return &UnavailableError{
+				Backend:    o.Name(),
+				RetryAfter: retryAfter(apiErr.Response),
+				Err:        fmt.Errorf("llm.openai: %w", err),
+			}
+		}
+		return fmt.Errorf("llm.openai: %w: %w", ErrRejected, err)
+	}
+	// Network errors, attempt timeouts, unreadable or malformed responses.
+	return &UnavailableError{Backend: o.Name(), RetryAfter: DefaultRetryAfter, Err: fmt.Errorf("llm.openai: %w", err)}
+}
+
+// transientStatus reports whether an HTTP status means "try again later":
+// the statuses the client retries.
+func transientStatus(code int) bool {
+	return code == http.StatusRequestTimeout || code == http.StatusConflict ||
+		code == http.StatusTooManyRequests || code >= http.StatusInternalServerError
+}
+
+// retryAfter reads Retry-After-Ms or Retry-After (seconds or HTTP date) from
+// resp, falling back to DefaultRetryAfter.
+func retryAfter(resp *http.Response) time.Duration {
+	if resp == nil {
+		return DefaultRetryAfter
+	}
+	if v := resp.Header.Get("Retry-After-Ms"); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 && ms < math.MaxInt64/1e6 {
+			return time.Duration(ms * float64(time.Millisecond))
+		}
+	}
+	if v := resp.Header.Get("Retry-After"); v != "" {
+		if s, err := strconv.ParseFloat(v, 64); err == nil {
+			if s > 0 && s < math.MaxInt64/1e9 {
+				return time.Duration(s * float64(time.Second))
+			}
+		} else if t, err := http.ParseTime(v); err == nil {
+			if d := time.Until(t); d > 0 {
+				return d
+			}
+		}
+	}
+	return DefaultRetryAfter
+}
+
+// confidence is exp(mean token logprob) when the choice carries logprobs,
+// else a guess from the finish reason.
+func confidence(c openai.ChatCompletionChoice) float64 {
+	if toks := c.Logprobs.Content; len(toks) > 0 {
+		var sum float64
+		for _, t := range toks {
+			sum += t.Logprob
+		}
+		p := math.Exp(sum / float64(len(toks)))
+		if math.IsNaN(p) {
+			return 0
+		}
+		return min(max(p, 0), 1)
+	}
+	switch c.FinishReason {
+	case "stop":
+		return 0.9
+	case "length":
+		return 0.6
+	case "content_filter":
+		return 0.2
+	default:
+		return 0.5
+	}
+}
