@@ -8,31 +8,12 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/botfleet/botfleet/pkg/mockllm"
+	"github.com/botfleet/botfleet/pkg/testenv"
 )
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of run and
-// reads of the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 var baseURLRe = regexp.MustCompile(`base_url=(http://\S+/v1)`)
 
@@ -42,7 +23,7 @@ func start(t *testing.T, args []string, env map[string]string) (string, context.
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	var stdout, stderr syncBuffer
+	var stdout, stderr testenv.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, append([]string{"mockllm", "--addr", "127.0.0.1:0"}, args...),

@@ -1,7 +1,6 @@
 package llm_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,28 +15,11 @@ import (
 
 	"github.com/botfleet/botfleet/pkg/llm"
 	"github.com/botfleet/botfleet/pkg/mockllm"
+	"github.com/botfleet/botfleet/pkg/testenv"
 )
 
-// logBuffer collects log output safely across goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func newLogger() (*slog.Logger, *logBuffer) {
-	lb := &logBuffer{}
+func newLogger() (*slog.Logger, *testenv.Buffer) {
+	lb := &testenv.Buffer{}
 	return slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})), lb
 }
 

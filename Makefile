@@ -1,0 +1,36 @@
+# botfleet — see README.md. `make help` lists the targets.
+GO      ?= go
+BIN     := bin
+CMDS    := $(notdir $(wildcard cmd/*))
+API_KEY ?= dev-key
+PORT    ?= 8080
+CONFIG  ?= $(wildcard config.yaml)
+
+.PHONY: help build test vet deps run bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build every command into bin/
+	$(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
+
+deps: ## install redis-server and nginx if missing (as root), else print the command
+	@scripts/install_deps.sh
+
+vet:
+	@test -z "$$(gofmt -l cmd pkg)" || { echo "gofmt needed:"; gofmt -l cmd pkg; exit 1; }
+	$(GO) vet ./...
+
+test: deps vet ## vet and run every test with the race detector
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+run: build ## one instance on $(PORT) against a local Redis (started if none answers)
+	@scripts/ensure_redis.sh
+	@echo "try: curl -s http://127.0.0.1:$(PORT)/v1/chat -H 'Authorization: Bearer $(API_KEY)' -H 'Content-Type: application/json' -d '{\"message\":\"你好\"}'"
+	API_KEY=$(API_KEY) $(BIN)/bot --port $(PORT) $(if $(CONFIG),--config $(CONFIG))
+
+bench: ## Go benchmarks of the turn path
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/chat ./pkg/memory
+
+clean: ## remove built binaries
+	rm -rf $(BIN)

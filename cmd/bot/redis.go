@@ -1,0 +1,36 @@
+package main
+
+import (
+	"net"
+	"strconv"
+
+	"github.com/botfleet/botfleet/pkg/config"
+	"github.com/redis/go-redis/extra/redisotel/v9"
+	"github.com/redis/go-redis/v9"
+)
+
+// newRedis returns a standalone, Sentinel (master_name) or Cluster (several
+// addrs) client, traced with OpenTelemetry.
+func newRedis(c config.RedisConfig, instance string) redis.UniversalClient {
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:        redisAddrs(c),
+		MasterName:   c.MasterName,
+		Password:     c.Password,
+		DB:           c.DB,
+		ClientName:   instance,
+		PoolSize:     c.PoolSize,
+		DialTimeout:  c.DialTimeout,
+		ReadTimeout:  c.ReadTimeout,
+		WriteTimeout: c.WriteTimeout,
+		MaxRetries:   c.MaxRetries,
+	})
+	_ = redisotel.InstrumentTracing(rdb)
+	return rdb
+}
+
+func redisAddrs(c config.RedisConfig) []string {
+	if len(c.Addrs) > 0 {
+		return c.Addrs
+	}
+	return []string{net.JoinHostPort(c.Host, strconv.Itoa(c.Port))}
+}

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/botfleet/botfleet/pkg/chat"
+	"github.com/botfleet/botfleet/pkg/config"
+	"github.com/botfleet/botfleet/pkg/httpapi"
+	"github.com/botfleet/botfleet/pkg/memory"
+	"github.com/botfleet/botfleet/pkg/telemetry"
+)
+
+const usage = `Usage: bot [flags]
+
+Runs one botfleet instance: POST /v1/chat, GET /health, /ready, /metrics.
+Settings come from the --config file, then the environment (WEB_PORT,
+INSTANCE_NAME, REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, REDIS_DB,
+MODEL_ENDPOINT, MODEL_SERVICE_KEY, API_KEY, and BOT_SECTION_KEY for every
+other key, e.g. BOT_LLM_PROVIDER=openai), then these flags.
+config.example.yaml documents every key with its default.
+
+Flags:
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bot", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	configFile := fs.String("config", getenv("BOT_CONFIG"), "YAML configuration `file` (default $BOT_CONFIG)")
+	fs.Int("port", 8080, "listen `port` (server.port, WEB_PORT)")
+	fs.String("log-level", "info", "log `level`: debug, info, warn or error (log.level)")
+	fs.String("log-file", "", "write logs to this `file` instead of standard error (log.file)")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	flagKeys := map[string]string{"port": "server.port", "log-level": "log.level", "log-file": "log.file"}
+	set := map[string]string{}
+	fs.Visit(func(f *flag.Flag) {
+		if k, ok := flagKeys[f.Name]; ok {
+			set[k] = f.Value.String()
+		}
+	})
+	cfg, err := config.Load(config.Sources{File: *configFile, Getenv: getenv, Flags: set})
+	if err != nil {
+		return err
+	}
+	logOut, closeLog, err := openLog(cfg.Log.File, stderr)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	logger, err := telemetry.NewLogger(logOut, cfg.Log.Level, cfg.Log.Format, cfg.Server.InstanceName)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, cfg, logger)
+}
+
+// serve runs the instance until ctx ends, then drains it.
+func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+	metrics := telemetry.NewMetrics(cfg.Server.InstanceName)
+	rdb := newRedis(cfg.Redis, cfg.Server.InstanceName)
+	defer rdb.Close()
+	backend, breakers, err := newBackend(cfg.LLM, logger, metrics)
+	if err != nil {
+		return err
+	}
+	store := memory.New(ctx, rdb, memory.Options{
+		Prefix: cfg.Redis.KeyPrefix, MaxEntries: cfg.Memory.MaxEntries, IdleTTL: cfg.Memory.IdleTTL,
+		Lease: cfg.Memory.Lease, WaitTimeout: cfg.Memory.WaitTimeout, IdempotencyTTL: cfg.Memory.IdempotencyTTL,
+	})
+	defer store.Close()
+	var cacheTTL time.Duration
+	if cfg.Cache.Enabled {
+		cacheTTL = cfg.Cache.TTL
+	}
+	svc := chat.New(store, backend, chat.Options{SystemPrompt: cfg.LLM.SystemPrompt, Model: cfg.LLM.Provider + "/" + cfg.LLM.Model, CacheTTL: cacheTTL})
+	api := httpapi.New(httpapi.Deps{
+		Logger: logger, Metrics: metrics, Chat: svc,
+		Ping:     func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		Breakers: breakers, Instance: cfg.Server.InstanceName,
+		APIKeys: append([]string{cfg.Auth.APIKey}, cfg.Auth.APIKeys...), AuthDisabled: cfg.Auth.Disabled,
+		MaxBodyBytes: cfg.Server.MaxBodyBytes, MaxMessageChars: cfg.Chat.MaxMessageChars, DefaultScope: cfg.Memory.DefaultScope,
+	})
+
+	addr := net.JoinHostPort(cfg.Server.Host, strconv.Itoa(cfg.Server.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another instance on this port?)", addr, err)
+	}
+	srv := &http.Server{
+		Handler:           api.Handler(),
+		ReadTimeout:       cfg.Server.ReadTimeout,
+		ReadHeaderTimeout: cfg.Server.ReadTimeout,
+		WriteTimeout:      cfg.Server.WriteTimeout,
+		IdleTimeout:       cfg.Server.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	logger.Info("serving", "addr", ln.Addr().String(), "provider", cfg.LLM.Provider, "model", cfg.LLM.Model,
+		"redis", redisAddrs(cfg.Redis), "max_entries", cfg.Memory.MaxEntries, "auth", !cfg.Auth.Disabled)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("draining", "grace", cfg.Server.ShutdownGrace.String())
+	api.Drain()
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		return fmt.Errorf("drain: in-flight requests did not finish within %s: %w", cfg.Server.ShutdownGrace, err)
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+func openLog(path string, stderr io.Writer) (io.Writer, func(), error) {
+	if path == "" {
+		return stderr, func() {}, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, nil, fmt.Errorf("log file: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, nil, fmt.Errorf("log file: %w", err)
+	}
+	return f, func() { f.Close() }, nil
+}

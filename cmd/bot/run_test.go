@@ -1,0 +1,479 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/botfleet/botfleet/pkg/memory"
+	"github.com/botfleet/botfleet/pkg/mockllm"
+	"github.com/botfleet/botfleet/pkg/testenv"
+)
+
+const apiKey = "test-key"
+
+// instance is a bot started through run, as main would.
+type instance struct {
+	url  string
+	stop func() error
+}
+
+// startBot runs an instance with env on a free port, waits for /health and
+// stops it when the test ends.
+func startBot(t *testing.T, env map[string]string) *instance {
+	t.Helper()
+	port := testenv.FreePort(t)
+	full := map[string]string{"WEB_PORT": strconv.Itoa(port), "API_KEY": apiKey, "BOT_LOG_LEVEL": "warn"}
+	for k, v := range env {
+		full[k] = v
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs testenv.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"bot"}, func(k string) string { return full[k] }, io.Discard, &logs)
+	}()
+	inst := &instance{url: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	var once sync.Once
+	var stopErr error
+	inst.stop = func() error {
+		once.Do(func() { cancel(); stopErr = <-done })
+		return stopErr
+	}
+	t.Cleanup(func() {
+		_ = inst.stop()
+		if t.Failed() {
+			t.Logf("logs of the instance on %s:\n%s", inst.url, logs.String())
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(inst.url + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return inst
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("bot exited before serving: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bot on %s never served /health", inst.url)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+type chatReply struct {
+	Reply      string  `json:"reply"`
+	Confidence float64 `json:"confidence"`
+	Timestamp  int64   `json:"timestamp"`
+	SessionID  string  `json:"session_id"`
+	Turn       int     `json:"turn"`
+	Instance   string  `json:"instance"`
+	Error      *struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+	status int
+	header http.Header
+}
+
+// post sends body to path with the API key and the given extra headers.
+func post(t *testing.T, url, body string, headers ...string) chatReply {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i+1] == "" {
+			req.Header.Del(headers[i])
+		} else {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Errorf("POST %s: %v", url, err)
+		return chatReply{}
+	}
+	defer resp.Body.Close()
+	var r chatReply
+	raw, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Errorf("POST %s: status %d, body %q is not JSON", url, resp.StatusCode, raw)
+	}
+	r.status, r.header = resp.StatusCode, resp.Header
+	return r
+}
+
+func chatBody(session, msg string) string {
+	b, _ := json.Marshal(map[string]string{"session_id": session, "message": msg})
+	return string(b)
+}
+
+// mockBackend serves mockllm and returns the env that points a bot at it.
+func mockBackend(t *testing.T, opts mockllm.Options) (*mockllm.Server, map[string]string) {
+	srv := mockllm.New(opts)
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	return srv, map[string]string{
+		"BOT_LLM_PROVIDER": "openai", "MODEL_ENDPOINT": hs.URL + "/v1", "BOT_LLM_MODEL": "mock-1",
+		"BOT_LLM_RETRIES": "0", "BOT_CACHE_ENABLED": "false",
+	}
+}
+
+func with(env map[string]string, kv ...string) map[string]string {
+	out := map[string]string{}
+	for k, v := range env {
+		out[k] = v
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		out[kv[i]] = kv[i+1]
+	}
+	return out
+}
+
+func redisEnv(r *testenv.Redis) map[string]string {
+	return map[string]string{"REDIS_HOST": "127.0.0.1", "REDIS_PORT": strconv.Itoa(r.Port)}
+}
+
+func history(t *testing.T, r *testenv.Redis, conv string) []memory.Entry {
+	t.Helper()
+	raw, err := r.Client().LRange(context.Background(), "bf:{"+conv+"}:msgs", 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]memory.Entry, len(raw))
+	for i, s := range raw {
+		if err := json.Unmarshal([]byte(s), &out[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+func TestConversationContinuesAcrossInstances(t *testing.T) {
+	r := testenv.StartRedis(t)
+	a := startBot(t, with(redisEnv(r), "INSTANCE_NAME", "a"))
+	b := startBot(t, with(redisEnv(r), "INSTANCE_NAME", "b"))
+	for i := 1; i <= 6; i++ {
+		inst := []*instance{a, b}[i%2]
+		res := post(t, inst.url+"/v1/chat", chatBody("alt", fmt.Sprint("message ", i)))
+		if res.status != 200 || res.Turn != i || res.SessionID != "alt" || res.Instance != []string{"a", "b"}[i%2] {
+			t.Fatalf("turn %d: %+v", i, res)
+		}
+		if i > 1 && !strings.Contains(res.Reply, fmt.Sprint("message ", i-1)) {
+			t.Fatalf("turn %d reply %q does not recall the previous message", i, res.Reply)
+		}
+	}
+	h := history(t, r, "session:alt")
+	if len(h) != 12 {
+		t.Fatalf("history holds %d entries, want 12", len(h))
+	}
+	for i, e := range h {
+		if e.Turn != i/2+1 || e.Role != []string{"user", "assistant"}[i%2] {
+			t.Fatalf("entry %d: %+v", i, e)
+		}
+	}
+	first := post(t, a.url+"/v1/chat", `{"message":"你好"}`)
+	if first.status != 200 || first.Reply != "您好，请问有什么可以帮您？" || first.Confidence != 0.98 || first.Turn != 1 || first.SessionID == "" {
+		t.Fatalf("seed example: %+v", first)
+	}
+}
+
+func TestConcurrentTurnsOfOneConversation(t *testing.T) {
+	r := testenv.StartRedis(t)
+	mock, env := mockBackend(t, mockllm.Options{Faults: mockllm.Faults{Jitter: 5 * time.Millisecond}})
+	env = with(with(env, "BOT_LLM_SYSTEM_PROMPT", "be brief"), "REDIS_HOST", "127.0.0.1", "REDIS_PORT", strconv.Itoa(r.Port))
+	bots := []*instance{startBot(t, env), startBot(t, env)}
+	const n = 50
+	turns := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res := post(t, bots[i%2].url+"/v1/chat", chatBody("busy", fmt.Sprint("question ", i)))
+			if res.status != 200 {
+				t.Errorf("request %d: %d %+v", i, res.status, res.Error)
+			}
+			turns[i] = res.Turn
+		}()
+	}
+	wg.Wait()
+	seen := map[int]bool{}
+	for _, turn := range turns {
+		seen[turn] = true
+	}
+	for i := 1; i <= n; i++ {
+		if !seen[i] {
+			t.Fatalf("turn %d missing from the replies: %v", i, turns)
+		}
+	}
+	h := history(t, r, "session:busy")
+	if len(h) != 2*n {
+		t.Fatalf("history holds %d entries, want %d", len(h), 2*n)
+	}
+	prompt := []mockllm.Message{{Role: "system", Content: "be brief"}}
+	for i := 0; i < len(h); i += 2 {
+		q, a := h[i], h[i+1]
+		if q.Role != "user" || a.Role != "assistant" || q.Turn != i/2+1 || a.Turn != q.Turn {
+			t.Fatalf("entries %d,%d: %+v %+v", i, i+1, q, a)
+		}
+		prompt = append(prompt, mockllm.Message{Role: "user", Content: q.Content})
+		if want := mockllm.Reply(prompt); a.Content != want {
+			t.Fatalf("turn %d: backend answered %q, but with the whole history it answers %q", q.Turn, a.Content, want)
+		}
+		prompt = append(prompt, mockllm.Message{Role: "assistant", Content: a.Content})
+	}
+	if calls := mock.Stats().Calls; calls != n {
+		t.Fatalf("backend saw %d calls, want %d", calls, n)
+	}
+}
+
+func TestRepeatedRequestIDRunsOnce(t *testing.T) {
+	r := testenv.StartRedis(t)
+	mock, env := mockBackend(t, mockllm.Options{Faults: mockllm.Faults{Latency: 100 * time.Millisecond}})
+	env = with(env, "REDIS_HOST", "127.0.0.1", "REDIS_PORT", strconv.Itoa(r.Port))
+	bots := []*instance{startBot(t, env), startBot(t, env)}
+
+	first := post(t, bots[0].url+"/v1/chat", chatBody("idem", "hello"), "Idempotency-Key", "k1")
+	again := post(t, bots[1].url+"/v1/chat", chatBody("idem", "hello"), "Idempotency-Key", "k1")
+	if first.status != 200 || again.status != 200 || again.Reply != first.Reply || again.Turn != 1 || again.header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("sequential repeat: %+v then %+v", first, again)
+	}
+	replies := make([]chatReply, 6)
+	var wg sync.WaitGroup
+	for i := range replies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// nginx's X-Request-Id is the id when there is no Idempotency-Key.
+			replies[i] = post(t, bots[i%2].url+"/v1/chat", chatBody("idem", "again"), "X-Request-Id", "nginx-req-7")
+		}()
+	}
+	wg.Wait()
+	for i, res := range replies {
+		if res.status != 200 || res.Reply != replies[0].Reply || res.Turn != 2 {
+			t.Fatalf("concurrent repeat %d: %+v, first %+v", i, res, replies[0])
+		}
+	}
+	if calls := mock.Stats().Calls; calls != 2 {
+		t.Fatalf("backend called %d times for 2 distinct requests", calls)
+	}
+	if h := history(t, r, "session:idem"); len(h) != 4 {
+		t.Fatalf("history holds %d entries, want 4", len(h))
+	}
+	if res := post(t, bots[0].url+"/v1/chat", chatBody("idem", "changed"), "Idempotency-Key", "k1"); res.status != 409 {
+		t.Fatalf("key reused with another message: %d, want 409", res.status)
+	}
+}
+
+func TestBreakerOpensFailsFastAndCloses(t *testing.T) {
+	r := testenv.StartRedis(t)
+	mock, env := mockBackend(t, mockllm.Options{Faults: mockllm.Faults{ErrorRate: 1, ErrorStatus: 500}})
+	bot := startBot(t, with(with(env, "REDIS_HOST", "127.0.0.1", "REDIS_PORT", strconv.Itoa(r.Port)),
+		"BOT_LLM_BREAKER_FAILURES", "3", "BOT_LLM_BREAKER_OPEN_TIMEOUT", "1s"))
+	for i := range 3 {
+		if res := post(t, bot.url+"/v1/chat", chatBody("br", fmt.Sprint("m", i))); res.status != 503 || res.header.Get("Retry-After") == "" {
+			t.Fatalf("failing backend, call %d: %d %v", i, res.status, res.header)
+		}
+	}
+	before := mock.Stats().Calls
+	res := post(t, bot.url+"/v1/chat", chatBody("br", "fast"))
+	if res.status != 503 || res.Error == nil || res.Error.Code != "backend_unavailable" || res.header.Get("Retry-After") == "" {
+		t.Fatalf("open breaker: %d %+v", res.status, res.Error)
+	}
+	if after := mock.Stats().Calls; after != before {
+		t.Fatalf("open breaker let %d calls through", after-before)
+	}
+	health := getJSON(t, bot.url+"/health")
+	if !strings.Contains(health, `"openai":"open"`) {
+		t.Fatalf("/health does not show the open breaker: %s", health)
+	}
+	if err := mock.SetFaults(mockllm.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res := post(t, bot.url+"/v1/chat", chatBody("br", "healed"))
+		if res.status == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("breaker never closed after the backend healed: %d %+v", res.status, res.Error)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if health := getJSON(t, bot.url+"/health"); !strings.Contains(health, `"openai":"closed"`) {
+		t.Fatalf("breaker not closed: %s", health)
+	}
+}
+
+func TestFallbackAnswersWhenBackendFails(t *testing.T) {
+	r := testenv.StartRedis(t)
+	_, env := mockBackend(t, mockllm.Options{Faults: mockllm.Faults{ErrorRate: 1, ErrorStatus: 503}})
+	bot := startBot(t, with(with(env, "REDIS_HOST", "127.0.0.1", "REDIS_PORT", strconv.Itoa(r.Port)), "BOT_LLM_FALLBACK", "builtin"))
+	res := post(t, bot.url+"/v1/chat", chatBody("fb", "你好"))
+	if res.status != 200 || res.Reply != "您好，请问有什么可以帮您？" || res.header.Get("X-Bot-Backend") != "builtin" {
+		t.Fatalf("fallback: %d %+v %v", res.status, res, res.header)
+	}
+}
+
+func getJSON(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func status(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestBadInputGetsAClearJSONError(t *testing.T) {
+	r := testenv.StartRedis(t)
+	bot := startBot(t, with(redisEnv(r), "BOT_CHAT_MAX_MESSAGE_CHARS", "10", "BOT_SERVER_MAX_BODY_BYTES", "2048"))
+	url := bot.url + "/v1/chat"
+	cases := []struct {
+		name    string
+		body    string
+		headers []string
+		status  int
+		code    string
+	}{
+		{"no token", chatBody("s", "hi"), []string{"Authorization", ""}, 401, "missing_token"},
+		{"wrong token", chatBody("s", "hi"), []string{"Authorization", "Bearer nope"}, 401, "invalid_token"},
+		{"malformed JSON", `{"message": "hi"`, nil, 400, "invalid_json"},
+		{"unknown field", `{"mesage": "hi"}`, nil, 400, "invalid_json"},
+		{"wrong content type", chatBody("s", "hi"), []string{"Content-Type", "text/plain"}, 415, "unsupported_media_type"},
+		{"empty message", chatBody("s", "  "), nil, 400, "invalid_request"},
+		{"over-long message", chatBody("s", strings.Repeat("长", 11)), nil, 413, "message_too_long"},
+		{"body over the limit", chatBody("s", strings.Repeat("x", 4096)), nil, 413, "too_large"},
+		{"bad session id", chatBody("a{b}", "hi"), nil, 400, "invalid_request"},
+		{"bad scope", `{"message":"hi","scope":"room","user_id":"u"}`, nil, 400, "invalid_request"},
+		{"group scope without group", `{"message":"hi","scope":"group"}`, nil, 400, "invalid_request"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res := post(t, url, tc.body, tc.headers...)
+			if res.status != tc.status || res.Error == nil || res.Error.Code != tc.code || res.Error.Message == "" {
+				t.Fatalf("got %d %+v, want %d %s", res.status, res.Error, tc.status, tc.code)
+			}
+		})
+	}
+	if res := post(t, bot.url+"/v1/nope", "{}"); res.status != 404 || res.Error == nil {
+		t.Fatalf("unknown route: %d %+v", res.status, res.Error)
+	}
+	if res := post(t, url, chatBody("s", "still fine")); res.status != 200 {
+		t.Fatalf("instance broken after bad input: %d %+v", res.status, res.Error)
+	}
+}
+
+func TestScopesMapToConversations(t *testing.T) {
+	r := testenv.StartRedis(t)
+	bot := startBot(t, redisEnv(r))
+	url := bot.url + "/v1/chat"
+	for _, tc := range []struct{ body, conv string }{
+		{`{"message":"a","user_id":"42"}`, "c2c:42"},
+		{`{"message":"a","user_id":"42","group_id":"g1"}`, "member:g1:42"},
+		{`{"message":"a","user_id":"42","group_id":"g1","scope":"group"}`, "group:g1"},
+		{`{"message":"a","scope":"global"}`, "global"},
+	} {
+		if res := post(t, url, tc.body); res.status != 200 || res.SessionID != tc.conv {
+			t.Fatalf("%s: %d %+v, want conversation %s", tc.body, res.status, res, tc.conv)
+		}
+		if h := history(t, r, tc.conv); len(h) != 2 {
+			t.Fatalf("%s: %d entries under %s", tc.body, len(h), tc.conv)
+		}
+	}
+}
+
+func TestRedisOutageIsA503AndHeals(t *testing.T) {
+	r := testenv.StartRedis(t)
+	bot := startBot(t, redisEnv(r))
+	if res := post(t, bot.url+"/v1/chat", chatBody("out", "before")); res.status != 200 {
+		t.Fatalf("before the outage: %d", res.status)
+	}
+	r.Stop()
+	if s := status(t, bot.url+"/health"); s != 200 {
+		t.Fatalf("/health during the outage: %d, want 200", s)
+	}
+	if s := status(t, bot.url+"/ready"); s != 503 {
+		t.Fatalf("/ready during the outage: %d, want 503", s)
+	}
+	res := post(t, bot.url+"/v1/chat", chatBody("out", "during"))
+	if res.status != 503 || res.header.Get("Retry-After") == "" || res.Error == nil || res.Error.Code != "store_unavailable" {
+		t.Fatalf("chat during the outage: %d %+v %v", res.status, res.Error, res.header)
+	}
+	r.Start()
+	deadline := time.Now().Add(10 * time.Second)
+	for status(t, bot.url+"/ready") != 200 {
+		if time.Now().After(deadline) {
+			t.Fatal("/ready never recovered")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if res := post(t, bot.url+"/v1/chat", chatBody("out2", "after")); res.status != 200 {
+		t.Fatalf("after the outage: %d %+v", res.status, res.Error)
+	}
+}
+
+func TestDrainFinishesInFlightTurns(t *testing.T) {
+	r := testenv.StartRedis(t)
+	_, env := mockBackend(t, mockllm.Options{Faults: mockllm.Faults{Latency: 500 * time.Millisecond}})
+	bot := startBot(t, with(env, "REDIS_HOST", "127.0.0.1", "REDIS_PORT", strconv.Itoa(r.Port)))
+	got := make(chan chatReply)
+	go func() { got <- post(t, bot.url+"/v1/chat", chatBody("drain", "slow one")) }()
+	time.Sleep(100 * time.Millisecond) // the turn is at the backend now
+	stopped := make(chan error)
+	go func() { stopped <- bot.stop() }()
+	if res := <-got; res.status != 200 || res.Turn != 1 {
+		t.Fatalf("in-flight turn during drain: %d %+v", res.status, res.Error)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("run after drain: %v, want nil", err)
+	}
+	if _, err := http.Get(bot.url + "/health"); err == nil {
+		t.Fatal("still listening after drain")
+	}
+}
+
+func TestBadConfigFailsAtStart(t *testing.T) {
+	var stderr bytes.Buffer
+	err := run(context.Background(), []string{"bot"}, func(k string) string {
+		return map[string]string{"API_KEY": "k", "BOT_LLM_PROVIDER": "gpt5"}[k]
+	}, io.Discard, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "llm.provider") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("err = %v, want one line naming llm.provider", err)
+	}
+	if err := run(context.Background(), []string{"bot", "--help"}, func(string) string { return "" }, io.Discard, &stderr); err != nil {
+		t.Fatalf("--help: %v", err)
+	}
+	if !strings.Contains(stderr.String(), "--config") && !strings.Contains(stderr.String(), "-config") {
+		t.Fatalf("--help printed %q", stderr.String())
+	}
+}

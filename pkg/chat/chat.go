@@ -1,0 +1,155 @@
+// Package chat runs a chat turn: the conversation's memory and lock from
+// memory.Store, the first-turn response cache, and the LLM backend.
+package chat
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/botfleet/botfleet/pkg/llm"
+	"github.com/botfleet/botfleet/pkg/memory"
+)
+
+// Backend answers a prompt; llm's backends, breaker and fallback are ones.
+type Backend interface {
+	Name() string
+	Complete(ctx context.Context, req llm.Request) (llm.Reply, error)
+}
+
+// Options tune a Service.
+type Options struct {
+	// SystemPrompt starts every prompt; empty sends none.
+	SystemPrompt string
+	// Model names the model in the response cache key.
+	Model string
+	// CacheTTL keeps first-turn replies in the response cache; 0 disables it.
+	CacheTTL time.Duration
+}
+
+// Service runs chat turns. It is safe for concurrent use.
+type Service struct {
+	store   *memory.Store
+	backend Backend
+	opts    Options
+	// cacheBase is the cache key's prefix, hashed prompt and model included.
+	cacheBase []byte
+	prefix    string
+	now       func() time.Time
+}
+
+// New returns a Service that keeps memory in store and asks backend.
+func New(store *memory.Store, backend Backend, opts Options) *Service {
+	h := sha256.Sum256([]byte(opts.Model + "\x00" + opts.SystemPrompt))
+	return &Service{
+		store: store, backend: backend, opts: opts,
+		cacheBase: h[:8], prefix: store.Options().Prefix + ":cache:", now: time.Now,
+	}
+}
+
+// Request is one user message for a conversation.
+type Request struct {
+	// Conversation is the memory key (see Conversation).
+	Conversation string
+	// ID makes the turn idempotent: a repeat returns the first result.
+	ID string
+	// Message is the user's text.
+	Message string
+}
+
+// Result is a turn's outcome.
+type Result struct {
+	Reply      string  `json:"reply"`
+	Confidence float64 `json:"confidence"`
+	// Timestamp is when the reply was made, in Unix seconds.
+	Timestamp int64 `json:"timestamp"`
+	// Backend names what answered: a backend name or "cache".
+	Backend string `json:"backend"`
+	// Turn is the turn's 1-based number in the conversation.
+	Turn int `json:"-"`
+	// Replayed is true when the request had finished before.
+	Replayed bool `json:"-"`
+}
+
+// Turn runs one turn: wait for the conversation, load its history, answer
+// (from the response cache on a first turn, else the backend), then append
+// both messages and release the conversation.
+func (s *Service) Turn(ctx context.Context, r Request) (Result, error) {
+	req := memory.Request{Conversation: r.Conversation, ID: r.ID, Fingerprint: fingerprint(r.Message)}
+	var cacheKey string
+	if s.opts.CacheTTL > 0 {
+		cacheKey = s.cacheKey(r.Message)
+		req.Peek = cacheKey
+	}
+	turn, err := s.store.Begin(ctx, req)
+	if err != nil {
+		return Result{}, err
+	}
+	if turn.Replay != nil {
+		var res Result
+		if err := json.Unmarshal(turn.Replay.Payload, &res); err != nil {
+			return Result{}, fmt.Errorf("chat: stored reply of request %s: %w", r.ID, err)
+		}
+		res.Turn, res.Replayed = turn.Replay.Turn, true
+		return res, nil
+	}
+	var res Result
+	var put *memory.Put
+	if turn.Number == 1 && turn.Peeked != nil && json.Unmarshal(turn.Peeked, &res) == nil {
+		res.Backend = "cache"
+	} else {
+		reply, err := s.backend.Complete(ctx, llm.Request{Messages: s.prompt(turn.History, r.Message)})
+		if err != nil {
+			turn.Abort()
+			return Result{}, err
+		}
+		res = Result{Reply: reply.Content, Confidence: reply.Confidence, Backend: reply.Backend}
+		if turn.Number == 1 && cacheKey != "" && reply.Backend == s.backend.Name() {
+			b, _ := json.Marshal(res)
+			put = &memory.Put{Key: cacheKey, Value: b, TTL: s.opts.CacheTTL}
+		}
+	}
+	now := s.now()
+	res.Timestamp, res.Turn = now.Unix(), turn.Number
+	payload, _ := json.Marshal(res)
+	if err := turn.Commit(context.WithoutCancel(ctx), r.Message, res.Reply, now, payload, put); err != nil {
+		return Result{}, err
+	}
+	return res, nil
+}
+
+// History returns a conversation's memory, oldest first.
+func (s *Service) History(ctx context.Context, conversation string) ([]memory.Entry, error) {
+	return s.store.History(ctx, conversation)
+}
+
+func (s *Service) prompt(history []memory.Entry, message string) []llm.Message {
+	msgs := make([]llm.Message, 0, len(history)+2)
+	if s.opts.SystemPrompt != "" {
+		msgs = append(msgs, llm.Message{Role: llm.RoleSystem, Content: s.opts.SystemPrompt})
+	}
+	for _, e := range history {
+		msgs = append(msgs, llm.Message{Role: e.Role, Content: e.Content})
+	}
+	return append(msgs, llm.Message{Role: llm.RoleUser, Content: message})
+}
+
+// cacheKey hashes the normalized message with the model and system prompt.
+func (s *Service) cacheKey(message string) string {
+	h := sha256.New()
+	h.Write(s.cacheBase)
+	h.Write([]byte(strings.ToLower(strings.Join(strings.Fields(message), " "))))
+	return s.prefix + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+func fingerprint(message string) string {
+	h := fnv.New64a()
+	h.Write([]byte(message))
+	return strconv.FormatUint(h.Sum64(), 36)
+}

@@ -1,0 +1,179 @@
+// Package config loads a bot instance's configuration with viper: defaults,
+// then a YAML file, then the environment, then command-line flags, each
+// overriding the one before. Every key can be set in the environment as
+// BOT_SECTION_KEY (llm.openai.base_url → BOT_LLM_OPENAI_BASE_URL); the seed
+// deployment's names (WEB_PORT, INSTANCE_NAME, REDIS_HOST, REDIS_PORT,
+// REDIS_PASSWORD, REDIS_DB, MODEL_ENDPOINT, MODEL_SERVICE_KEY, API_KEY) work
+// too. config.example.yaml documents every key with its default.
+package config
+
+import (
+	"time"
+
+	"github.com/botfleet/botfleet/pkg/llm"
+)
+
+// Config is the whole configuration of a bot instance.
+type Config struct {
+	Server ServerConfig `mapstructure:"server"`
+	Log    LogConfig    `mapstructure:"log"`
+	Redis  RedisConfig  `mapstructure:"redis"`
+	Auth   AuthConfig   `mapstructure:"auth"`
+	Memory MemoryConfig `mapstructure:"memory"`
+	Chat   ChatConfig   `mapstructure:"chat"`
+	Cache  CacheConfig  `mapstructure:"cache"`
+	LLM    LLMConfig    `mapstructure:"llm"`
+}
+
+// ServerConfig is the HTTP listener.
+type ServerConfig struct {
+	// Host is the address to listen on. Default 127.0.0.1.
+	Host string `mapstructure:"host"`
+	// Port is the port to listen on (WEB_PORT). Default 8080.
+	Port int `mapstructure:"port"`
+	// InstanceName names the instance in replies, logs and metrics
+	// (INSTANCE_NAME). Default bot-instance-<port>.
+	InstanceName string `mapstructure:"instance_name"`
+	// ShutdownGrace bounds the drain on SIGTERM. Default 15s.
+	ShutdownGrace time.Duration `mapstructure:"shutdown_grace"`
+	// ReadTimeout bounds reading a request. Default 10s.
+	ReadTimeout time.Duration `mapstructure:"read_timeout"`
+	// WriteTimeout bounds writing a response, LLM time included. Default 90s.
+	WriteTimeout time.Duration `mapstructure:"write_timeout"`
+	// IdleTimeout closes idle keep-alive connections. Default 75s, longer
+	// than nginx's upstream keepalive_timeout.
+	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
+	// MaxBodyBytes is the largest request body accepted. Default 65536.
+	MaxBodyBytes int64 `mapstructure:"max_body_bytes"`
+}
+
+// LogConfig is structured logging.
+type LogConfig struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `mapstructure:"level"`
+	// File is where logs go; empty means standard error.
+	File string `mapstructure:"file"`
+	// Format is json or text. Default json.
+	Format string `mapstructure:"format"`
+}
+
+// RedisConfig is the Redis that holds all shared state.
+type RedisConfig struct {
+	// Host (REDIS_HOST), default 127.0.0.1, and Port (REDIS_PORT), default
+	// 6379, name a standalone server.
+	Host string `mapstructure:"host"`
+	Port int    `mapstructure:"port"`
+	// Addrs, when set, replaces Host and Port: several addresses make a
+	// Cluster client, or a Sentinel client with MasterName.
+	Addrs []string `mapstructure:"addrs"`
+	// MasterName is the Sentinel master name.
+	MasterName string `mapstructure:"master_name"`
+	// Password (REDIS_PASSWORD) and DB (REDIS_DB, default 0).
+	Password string `mapstructure:"password"`
+	DB       int    `mapstructure:"db"`
+	// KeyPrefix starts every key. Default bf.
+	KeyPrefix string `mapstructure:"key_prefix"`
+	// PoolSize is connections per node; 0 takes go-redis's 10 per CPU.
+	PoolSize int `mapstructure:"pool_size"`
+	// DialTimeout default 1s; ReadTimeout and WriteTimeout default 2s.
+	DialTimeout  time.Duration `mapstructure:"dial_timeout"`
+	ReadTimeout  time.Duration `mapstructure:"read_timeout"`
+	WriteTimeout time.Duration `mapstructure:"write_timeout"`
+	// MaxRetries is how often a failed command is retried. Default 2.
+	MaxRetries int `mapstructure:"max_retries"`
+}
+
+// AuthConfig is who may call the API.
+type AuthConfig struct {
+	// APIKey (API_KEY) and APIKeys are the accepted Bearer keys; at least
+	// one is required unless Disabled.
+	APIKey  string   `mapstructure:"api_key"`
+	APIKeys []string `mapstructure:"api_keys"`
+	// Disabled accepts every request without a key. Default false.
+	Disabled bool `mapstructure:"disabled"`
+}
+
+// MemoryConfig is conversation memory.
+type MemoryConfig struct {
+	// MaxEntries is how many entries a conversation keeps. Default 100.
+	MaxEntries int `mapstructure:"max_entries"`
+	// IdleTTL forgets a conversation untouched this long. Default 30m.
+	IdleTTL time.Duration `mapstructure:"idle_ttl"`
+	// DefaultScope is member, group or global. Default member.
+	DefaultScope string `mapstructure:"default_scope"`
+	// Lease is how long a crashed turn can hold its conversation. Default 5s.
+	Lease time.Duration `mapstructure:"lease"`
+	// WaitTimeout bounds waiting for a busy conversation. Default 30s.
+	WaitTimeout time.Duration `mapstructure:"wait_timeout"`
+	// IdempotencyTTL is how long a reply answers repeats of its request.
+	// Default 24h.
+	IdempotencyTTL time.Duration `mapstructure:"idempotency_ttl"`
+}
+
+// ChatConfig is the chat API.
+type ChatConfig struct {
+	// MaxMessageChars is the longest message in characters. Default 4000.
+	MaxMessageChars int `mapstructure:"max_message_chars"`
+}
+
+// CacheConfig is the first-turn response cache (seed 000).
+type CacheConfig struct {
+	// Enabled default true.
+	Enabled bool `mapstructure:"enabled"`
+	// TTL default 1h.
+	TTL time.Duration `mapstructure:"ttl"`
+}
+
+// LLMConfig is the language-model backend.
+type LLMConfig struct {
+	// Provider is builtin or openai. Default builtin.
+	Provider string `mapstructure:"provider"`
+	// Fallback is the backend that answers when the provider cannot:
+	// builtin, or empty for none (fail with 503). Default empty.
+	Fallback string `mapstructure:"fallback"`
+	// Model is the model name sent to the openai provider. Default gpt-4o-mini.
+	Model string `mapstructure:"model"`
+	// SystemPrompt starts every prompt.
+	SystemPrompt string `mapstructure:"system_prompt"`
+	// Temperature default 0.7; MaxTokens 0 leaves it to the server.
+	Temperature float64 `mapstructure:"temperature"`
+	MaxTokens   int     `mapstructure:"max_tokens"`
+	// Timeout is per attempt, default 30s; Retries default 3.
+	Timeout time.Duration `mapstructure:"timeout"`
+	Retries int           `mapstructure:"retries"`
+	OpenAI  OpenAIConfig  `mapstructure:"openai"`
+	Builtin BuiltinConfig `mapstructure:"builtin"`
+	Breaker BreakerConfig `mapstructure:"breaker"`
+}
+
+// OpenAIConfig is an OpenAI-compatible endpoint.
+type OpenAIConfig struct {
+	// BaseURL (MODEL_ENDPOINT), e.g. http://127.0.0.1:9998/v1.
+	BaseURL string `mapstructure:"base_url"`
+	// APIKey (MODEL_SERVICE_KEY).
+	APIKey string `mapstructure:"api_key"`
+	// Logprobs asks for token log-probabilities to compute confidence.
+	Logprobs bool `mapstructure:"logprobs"`
+}
+
+// BuiltinConfig is the offline backend.
+type BuiltinConfig struct {
+	// FAQ are canned answers; default llm.DefaultFAQ.
+	FAQ []llm.FAQ `mapstructure:"faq"`
+	// FallbackTemplate answers what no FAQ matches; default llm.DefaultFallback.
+	FallbackTemplate string `mapstructure:"fallback_template"`
+	// FallbackConfidence default 0.5.
+	FallbackConfidence float64 `mapstructure:"fallback_confidence"`
+}
+
+// BreakerConfig tunes the circuit breaker around the provider.
+type BreakerConfig struct {
+	// Failures in a row open it. Default 5.
+	Failures uint32 `mapstructure:"failures"`
+	// Interval resets the closed-state counts. Default 60s.
+	Interval time.Duration `mapstructure:"interval"`
+	// OpenTimeout is how long it stays open. Default 30s.
+	OpenTimeout time.Duration `mapstructure:"open_timeout"`
+	// HalfOpenRequests are let through to probe. Default 1.
+	HalfOpenRequests uint32 `mapstructure:"half_open_requests"`
+}

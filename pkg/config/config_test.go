@@ -1,0 +1,128 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/viper"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Load(Sources{Getenv: env(map[string]string{"API_KEY": "k"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.Port != 8080 || c.Server.InstanceName != "bot-instance-8080" || c.Memory.MaxEntries != 100 ||
+		c.Memory.IdleTTL != 30*time.Minute || c.LLM.Provider != "builtin" || c.Cache.TTL != time.Hour ||
+		c.LLM.Timeout != 30*time.Second || c.LLM.Retries != 3 || len(c.LLM.Builtin.FAQ) == 0 {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestPrecedenceFileEnvFlags(t *testing.T) {
+	file := writeFile(t, "server:\n  port: 9000\nmemory:\n  max_entries: 10\n  idle_ttl: 5m\nllm:\n  model: from-file\nauth:\n  api_key: filekey\n")
+	c, err := Load(Sources{
+		File: file,
+		Getenv: env(map[string]string{
+			"WEB_PORT": "9100", "BOT_MEMORY_MAX_ENTRIES": "20", "BOT_LLM_MODEL": "from-env",
+			"REDIS_HOST": "10.0.0.9", "REDIS_PORT": "6390", "MODEL_ENDPOINT": "http://x/v1", "MODEL_SERVICE_KEY": "sk",
+			"INSTANCE_NAME": "seed-name", "BOT_REDIS_ADDRS": "a:1,b:2",
+		}),
+		Flags: map[string]string{"server.port": "9200"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"flag beats env beats file", c.Server.Port, 9200},
+		{"BOT_ env beats file", c.Memory.MaxEntries, 20},
+		{"file beats default", c.Memory.IdleTTL, 5 * time.Minute},
+		{"BOT_LLM_MODEL", c.LLM.Model, "from-env"},
+		{"REDIS_HOST", c.Redis.Host, "10.0.0.9"},
+		{"REDIS_PORT", c.Redis.Port, 6390},
+		{"MODEL_ENDPOINT", c.LLM.OpenAI.BaseURL, "http://x/v1"},
+		{"MODEL_SERVICE_KEY", c.LLM.OpenAI.APIKey, "sk"},
+		{"INSTANCE_NAME", c.Server.InstanceName, "seed-name"},
+		{"file api key", c.Auth.APIKey, "filekey"},
+		{"list from env", strings.Join(c.Redis.Addrs, " "), "a:1 b:2"},
+	}
+	for _, ck := range checks {
+		if ck.got != ck.want {
+			t.Errorf("%s: got %v, want %v", ck.name, ck.got, ck.want)
+		}
+	}
+}
+
+func TestBadConfigIsOneClearLine(t *testing.T) {
+	cases := []struct {
+		name, file string
+		env        map[string]string
+		want       string
+	}{
+		{"no api key", "", map[string]string{}, "auth.api_key: required"},
+		{"bad provider", "", map[string]string{"API_KEY": "k", "BOT_LLM_PROVIDER": "gpt"}, "llm.provider: must be one of"},
+		{"openai without endpoint", "", map[string]string{"API_KEY": "k", "BOT_LLM_PROVIDER": "openai"}, "llm.openai.base_url: required"},
+		{"bad port", "", map[string]string{"API_KEY": "k", "WEB_PORT": "70000"}, "server.port: must be 1..65535"},
+		{"port not a number", "", map[string]string{"API_KEY": "k", "WEB_PORT": "eighty"}, "server.port"},
+		{"bare number duration", "llm:\n  timeout: 30000\n", map[string]string{"API_KEY": "k"}, "bare number"},
+		{"unknown key", "memroy:\n  max_entries: 3\n", map[string]string{"API_KEY": "k"}, "memroy.max_entries: unknown key"},
+		{"bad yaml", "server: [\n", map[string]string{"API_KEY": "k"}, "config: read"},
+		{"bad scope", "", map[string]string{"API_KEY": "k", "BOT_MEMORY_DEFAULT_SCOPE": "room"}, "memory.default_scope"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			src := Sources{Getenv: env(tc.env)}
+			if tc.file != "" {
+				src.File = writeFile(t, tc.file)
+			}
+			_, err := Load(src)
+			if err == nil {
+				t.Fatal("loaded, want an error")
+			}
+			if msg := err.Error(); !strings.Contains(msg, tc.want) || strings.Contains(msg, "\n") {
+				t.Fatalf("error %q: want one line containing %q", msg, tc.want)
+			}
+		})
+	}
+}
+
+func TestExampleConfigLoads(t *testing.T) {
+	c, err := Load(Sources{File: "../../config.example.yaml", Getenv: env(map[string]string{"API_KEY": "k"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := Load(Sources{Getenv: env(map[string]string{"API_KEY": "k"})})
+	if !reflect.DeepEqual(c, d) {
+		t.Fatalf("config.example.yaml must hold the defaults:\nexample %+v\ndefault %+v", c, d)
+	}
+	v := viper.New()
+	v.SetConfigFile("../../config.example.yaml")
+	if err := v.ReadInConfig(); err != nil {
+		t.Fatal(err)
+	}
+	for k := range defaults {
+		if !v.InConfig(k) {
+			t.Errorf("config.example.yaml does not document %s", k)
+		}
+	}
+}

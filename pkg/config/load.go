@@ -1,0 +1,184 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/botfleet/botfleet/pkg/llm"
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+)
+
+// seedEnv maps keys to the seed deployment's environment names. The
+// BOT_SECTION_KEY name of a key wins over its seed name when both are set.
+var seedEnv = map[string]string{
+	"server.port":          "WEB_PORT",
+	"server.instance_name": "INSTANCE_NAME",
+	"redis.host":           "REDIS_HOST",
+	"redis.port":           "REDIS_PORT",
+	"redis.password":       "REDIS_PASSWORD",
+	"redis.db":             "REDIS_DB",
+	"llm.openai.base_url":  "MODEL_ENDPOINT",
+	"llm.openai.api_key":   "MODEL_SERVICE_KEY",
+	"auth.api_key":         "API_KEY",
+}
+
+// defaults are every key with its default value; a key that is not here is
+// unknown and rejected.
+var defaults = map[string]any{
+	"server.host":           "127.0.0.1",
+	"server.port":           8080,
+	"server.instance_name":  "",
+	"server.shutdown_grace": "15s",
+	"server.read_timeout":   "10s",
+	"server.write_timeout":  "90s",
+	"server.idle_timeout":   "75s",
+	"server.max_body_bytes": 65536,
+
+	"log.level":  "info",
+	"log.file":   "",
+	"log.format": "json",
+
+	"redis.host":          "127.0.0.1",
+	"redis.port":          6379,
+	"redis.addrs":         []string{},
+	"redis.master_name":   "",
+	"redis.password":      "",
+	"redis.db":            0,
+	"redis.key_prefix":    "bf",
+	"redis.pool_size":     0,
+	"redis.dial_timeout":  "1s",
+	"redis.read_timeout":  "2s",
+	"redis.write_timeout": "2s",
+	"redis.max_retries":   2,
+
+	"auth.api_key":  "",
+	"auth.api_keys": []string{},
+	"auth.disabled": false,
+
+	"memory.max_entries":     100,
+	"memory.idle_ttl":        "30m",
+	"memory.default_scope":   "member",
+	"memory.lease":           "5s",
+	"memory.wait_timeout":    "30s",
+	"memory.idempotency_ttl": "24h",
+
+	"chat.max_message_chars": 4000,
+
+	"cache.enabled": true,
+	"cache.ttl":     "1h",
+
+	"llm.provider":                    "builtin",
+	"llm.fallback":                    "",
+	"llm.model":                       "gpt-4o-mini",
+	"llm.system_prompt":               "You are botfleet, a helpful assistant. Answer briefly and in the user's language.",
+	"llm.temperature":                 0.7,
+	"llm.max_tokens":                  0,
+	"llm.timeout":                     "30s",
+	"llm.retries":                     3,
+	"llm.openai.base_url":             "",
+	"llm.openai.api_key":              "",
+	"llm.openai.logprobs":             false,
+	"llm.builtin.faq":                 llm.DefaultFAQ,
+	"llm.builtin.fallback_template":   llm.DefaultFallback,
+	"llm.builtin.fallback_confidence": llm.DefaultFallbackConfidence,
+	"llm.breaker.failures":            5,
+	"llm.breaker.interval":            "60s",
+	"llm.breaker.open_timeout":        "30s",
+	"llm.breaker.half_open_requests":  1,
+}
+
+// Sources are where Load reads from, lowest precedence first.
+type Sources struct {
+	// File is a YAML file; empty means none.
+	File string
+	// Getenv looks up environment variables; nil means none.
+	Getenv func(string) string
+	// Flags are values given on the command line, by key.
+	Flags map[string]string
+}
+
+// Load reads the configuration from src and validates it. Its error is one
+// line that names the key and the problem.
+func Load(src Sources) (*Config, error) {
+	v := viper.New()
+	for k, d := range defaults {
+		v.SetDefault(k, d)
+	}
+	if src.File != "" {
+		v.SetConfigFile(src.File)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("config: read %s: %s", src.File, oneLine(err))
+		}
+		for _, k := range v.AllKeys() {
+			if _, ok := defaults[k]; !ok && !underList(k) {
+				return nil, fmt.Errorf("config: %s: unknown key in %s", k, src.File)
+			}
+		}
+	}
+	if src.Getenv != nil {
+		for k := range defaults {
+			for _, name := range EnvNames(k) {
+				if val := src.Getenv(name); val != "" {
+					v.Set(k, val)
+					break
+				}
+			}
+		}
+	}
+	for k, val := range src.Flags {
+		v.Set(k, val)
+	}
+	var c Config
+	err := v.Unmarshal(&c, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		rejectBareDurations,
+		mapstructure.StringToTimeDurationHookFunc(),
+		mapstructure.StringToSliceHookFunc(","),
+	)))
+	if err != nil {
+		return nil, fmt.Errorf("config: %s", oneLine(err))
+	}
+	c.Log.Level = strings.ToLower(c.Log.Level)
+	if c.Server.InstanceName == "" {
+		c.Server.InstanceName = "bot-instance-" + strconv.Itoa(c.Server.Port)
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// EnvNames returns the environment variables that set key, the first
+// winning: BOT_SECTION_KEY, then the seed name if the key has one.
+func EnvNames(key string) []string {
+	names := []string{"BOT_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))}
+	if s, ok := seedEnv[key]; ok {
+		names = append(names, s)
+	}
+	return names
+}
+
+// underList reports whether k lies inside a list-of-maps key (the FAQ),
+// whose inner keys viper may report.
+func underList(k string) bool { return strings.HasPrefix(k, "llm.builtin.faq.") }
+
+// rejectBareDurations refuses a plain number for a duration: 30000 would
+// silently mean 30µs.
+func rejectBareDurations(from, to reflect.Type, data any) (any, error) {
+	if to != reflect.TypeOf(time.Duration(0)) {
+		return data, nil
+	}
+	switch from.Kind() {
+	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Float64, reflect.Float32, reflect.Uint, reflect.Uint64:
+		return nil, fmt.Errorf("%v is a bare number; write a duration with its unit, like 30s or 500ms", data)
+	}
+	return data, nil
+}
+
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}

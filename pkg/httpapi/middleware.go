@@ -1,0 +1,125 @@
+package httpapi
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/botfleet/botfleet/pkg/telemetry"
+	"github.com/labstack/echo/v4"
+)
+
+const headerRequestID = "X-Request-Id"
+
+// requestID takes nginx's X-Request-Id (or makes one), echoes it in the
+// response and puts it in the context for every log line.
+func (s *Server) requestID() echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			id := c.Request().Header.Get(headerRequestID)
+			if !validID(id) {
+				id = newID()
+			}
+			c.Response().Header().Set(headerRequestID, id)
+			r := c.Request()
+			c.SetRequest(r.WithContext(telemetry.WithRequestID(r.Context(), id)))
+			return next(c)
+		}
+	}
+}
+
+// observe logs every request and counts it in the metrics.
+func (s *Server) observe() echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			err := next(c)
+			if err != nil {
+				s.handleError(err, c)
+			}
+			route := c.Path()
+			if route == "" {
+				route = "unmatched"
+			}
+			status := c.Response().Status
+			elapsed := time.Since(start)
+			s.deps.Metrics.HTTPRequests.WithLabelValues(route, c.Request().Method, strconv.Itoa(status)).Inc()
+			s.deps.Metrics.HTTPDuration.WithLabelValues(route).Observe(elapsed.Seconds())
+			if route != "/health" && route != "/ready" && route != "/metrics" {
+				s.deps.Logger.InfoContext(c.Request().Context(), "http",
+					"method", c.Request().Method, "path", c.Request().URL.Path, "status", status,
+					"ms", float64(elapsed.Microseconds())/1000, "remote", c.RealIP())
+			}
+			return nil
+		}
+	}
+}
+
+// recover turns a panic into a 500 and a log line instead of a dead instance.
+func (s *Server) recover() echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					if r == http.ErrAbortHandler {
+						panic(r)
+					}
+					err = fmt.Errorf("panic: %v", r)
+				}
+			}()
+			return next(c)
+		}
+	}
+}
+
+// auth accepts a configured API key as a Bearer token.
+func (s *Server) auth() echo.MiddlewareFunc {
+	keys := make([][]byte, 0, len(s.deps.APIKeys))
+	for _, k := range s.deps.APIKeys {
+		if k != "" {
+			keys = append(keys, []byte(k))
+		}
+	}
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if s.deps.AuthDisabled {
+				return next(c)
+			}
+			h := c.Request().Header.Get("Authorization")
+			token, ok := strings.CutPrefix(h, "Bearer ")
+			if !ok || token == "" {
+				return newError(http.StatusUnauthorized, "missing_token", "send Authorization: Bearer <api key>")
+			}
+			for _, k := range keys {
+				if subtle.ConstantTimeCompare([]byte(token), k) == 1 {
+					return next(c)
+				}
+			}
+			return newError(http.StatusUnauthorized, "invalid_token", "the API key is not valid")
+		}
+	}
+}
+
+// validID accepts ids of 1..128 visible ASCII characters.
+func validID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] <= ' ' || id[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

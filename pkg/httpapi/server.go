@@ -1,0 +1,58 @@
+// Package httpapi is an instance's HTTP surface: the chat API, health and
+// readiness, metrics. routes.go maps all of it.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/botfleet/botfleet/pkg/chat"
+	"github.com/botfleet/botfleet/pkg/telemetry"
+	"github.com/labstack/echo/v4"
+)
+
+// Deps are everything the API needs.
+type Deps struct {
+	Logger  *slog.Logger
+	Metrics *telemetry.Metrics
+	Chat    *chat.Service
+	// Ping tells whether Redis answers; /ready uses it.
+	Ping func(ctx context.Context) error
+	// Breakers reports each backend's circuit state for /health.
+	Breakers func() map[string]string
+	// Instance is the instance name put in replies.
+	Instance string
+	// APIKeys are the accepted Bearer keys; AuthDisabled accepts anyone.
+	APIKeys      []string
+	AuthDisabled bool
+	// MaxBodyBytes bounds request bodies; MaxMessageChars chat messages.
+	MaxBodyBytes    int64
+	MaxMessageChars int
+	// DefaultScope is the memory scope of a chat request that names none.
+	DefaultScope string
+}
+
+// Server is the HTTP API of one instance.
+type Server struct {
+	deps     Deps
+	echo     *echo.Echo
+	draining atomic.Bool
+}
+
+// New returns the API with every route mapped.
+func New(deps Deps) *Server {
+	s := &Server{deps: deps, echo: echo.New()}
+	s.echo.HideBanner = true
+	s.echo.HidePort = true
+	s.echo.HTTPErrorHandler = s.handleError
+	s.routes()
+	return s
+}
+
+// Handler returns the API as an http.Handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Drain makes /ready answer 503 so that load balancers stop sending work.
+func (s *Server) Drain() { s.draining.Store(true) }
