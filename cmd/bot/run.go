@@ -116,8 +116,12 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		IdleTimeout:       cfg.Server.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	logger.Info("serving", "addr", ln.Addr().String(), "provider", cfg.LLM.Provider, "model", cfg.LLM.Model,
-		"redis", redisAddrs(cfg.Redis), "max_entries", cfg.Memory.MaxEntries, "auth", !cfg.Auth.Disabled)
+	attrs := []any{"addr", ln.Addr().String(), "provider", cfg.LLM.Provider, "redis", redisAddrs(cfg.Redis),
+		"max_entries", cfg.Memory.MaxEntries, "auth", !cfg.Auth.Disabled}
+	if cfg.LLM.Provider == "openai" {
+		attrs = append(attrs, "model", cfg.LLM.Model, "endpoint", cfg.LLM.OpenAI.BaseURL)
+	}
+	logger.Info("serving", attrs...)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 

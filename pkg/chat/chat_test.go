@@ -9,6 +9,7 @@ import (
 	"github.com/botfleet/botfleet/pkg/llm"
 	"github.com/botfleet/botfleet/pkg/memory"
 	"github.com/botfleet/botfleet/pkg/testenv"
+	"github.com/redis/go-redis/v9"
 )
 
 // countingBackend answers with the number of messages it saw.
@@ -20,11 +21,11 @@ func (b *countingBackend) Complete(_ context.Context, r llm.Request) (llm.Reply,
 	return llm.Reply{Content: fmt.Sprintf("saw %d", len(r.Messages)), Confidence: 0.9, Backend: "counting"}, nil
 }
 
-func newService(t testing.TB, b Backend, opts Options, mem memory.Options) *Service {
-	r := testenv.StartRedis(t)
-	store := memory.New(context.Background(), r.Client(), mem)
+func newService(t testing.TB, b Backend, opts Options, mem memory.Options) (*Service, *redis.Client) {
+	rdb := testenv.StartRedis(t).Client()
+	store := memory.New(context.Background(), rdb, mem)
 	t.Cleanup(func() { store.Close() })
-	return New(store, b, opts)
+	return New(store, b, opts), rdb
 }
 
 func TestConversationKeys(t *testing.T) {
@@ -46,7 +47,7 @@ func TestConversationKeys(t *testing.T) {
 
 func TestFirstTurnCache(t *testing.T) {
 	b := &countingBackend{}
-	s := newService(t, b, Options{CacheTTL: 60e9, Model: "m", SystemPrompt: "p"}, memory.Options{})
+	s, _ := newService(t, b, Options{CacheTTL: 60e9, Model: "m", SystemPrompt: "p"}, memory.Options{})
 	ctx := context.Background()
 	first, err := s.Turn(ctx, Request{Conversation: "c2c:1", ID: "a", Message: "What  is Redis?"})
 	if err != nil {
@@ -68,12 +69,32 @@ func TestFirstTurnCache(t *testing.T) {
 	}
 }
 
+// With the cache on, a first turn (cache read and write included) and a
+// later turn are both two Redis round trips.
+func TestTurnsAreTwoRoundTrips(t *testing.T) {
+	s, rdb := newService(t, &countingBackend{}, Options{CacheTTL: 60e9}, memory.Options{})
+	ctx := context.Background()
+	if _, err := s.Turn(ctx, Request{Conversation: "warm", ID: "w", Message: "load the scripts"}); err != nil {
+		t.Fatal(err)
+	}
+	calls := testenv.CountRoundTrips(rdb)
+	for i, msg := range []string{"first turn, cache miss", "second turn"} {
+		calls.Store(0)
+		if _, err := s.Turn(ctx, Request{Conversation: "c2c:rt", ID: fmt.Sprint(i), Message: msg}); err != nil {
+			t.Fatal(err)
+		}
+		if n := calls.Load(); n != 2 {
+			t.Fatalf("%s: %d round trips, want 2", msg, n)
+		}
+	}
+}
+
 func BenchmarkTurn(b *testing.B) {
 	// The history stays at its size: memory keeps exactly that many entries.
 	for _, history := range []int{0, 20, 100} {
 		b.Run(fmt.Sprintf("history=%d", history), func(b *testing.B) {
 			backend := &countingBackend{}
-			s := newService(b, backend, Options{SystemPrompt: "be brief"}, memory.Options{MaxEntries: max(history, 2)})
+			s, _ := newService(b, backend, Options{SystemPrompt: "be brief"}, memory.Options{MaxEntries: max(history, 2)})
 			ctx := context.Background()
 			conv := "bench:" + fmt.Sprint(history)
 			for i := range history / 2 {

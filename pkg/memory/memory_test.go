@@ -347,22 +347,11 @@ func TestTurnIsTwoRoundTrips(t *testing.T) {
 	if _, err := runTurn(t, s, "c2c:12", "warm", "x"); err != nil { // loads the scripts
 		t.Fatal(err)
 	}
-	var calls int
-	rdb.AddHook(countHook{&calls})
+	calls := testenv.CountRoundTrips(rdb)
 	if _, err := runTurn(t, s, "c2c:12", "counted", "y"); err != nil {
 		t.Fatal(err)
 	}
-	if calls != 2 {
+	if calls := calls.Load(); calls != 2 {
 		t.Fatalf("a turn took %d round trips, want 2", calls)
 	}
-}
-
-type countHook struct{ n *int }
-
-func (countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { *h.n++; return next(ctx, cmd) }
-}
-func (h countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { *h.n++; return next(ctx, cmds) }
 }
