@@ -101,6 +101,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		Breakers: breakers, Instance: cfg.Server.InstanceName,
 		APIKeys: append([]string{cfg.Auth.APIKey}, cfg.Auth.APIKeys...), AuthDisabled: cfg.Auth.Disabled,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, MaxMessageChars: cfg.Chat.MaxMessageChars, DefaultScope: cfg.Memory.DefaultScope,
+		Pprof: cfg.Server.Pprof,
 	})
 
 	addr := net.JoinHostPort(cfg.Server.Host, strconv.Itoa(cfg.Server.Port))

@@ -45,6 +45,9 @@ type ServerConfig struct {
 	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
 	// MaxBodyBytes is the largest request body accepted. Default 65536.
 	MaxBodyBytes int64 `mapstructure:"max_body_bytes"`
+	// Pprof serves net/http/pprof under /debug/pprof/ (behind the API
+	// key). Default false.
+	Pprof bool `mapstructure:"pprof"`
 }
 
 // LogConfig is structured logging.

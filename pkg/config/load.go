@@ -37,6 +37,7 @@ var defaults = map[string]any{
 	"server.write_timeout":  "90s",
 	"server.idle_timeout":   "75s",
 	"server.max_body_bytes": 65536,
+	"server.pprof":          false,
 
 	"log.level":  "info",
 	"log.file":   "",

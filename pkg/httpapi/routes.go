@@ -1,6 +1,10 @@
 package httpapi
 
 import (
+	"net/http"
+	"net/http/pprof"
+	"strings"
+
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -15,4 +19,24 @@ func (s *Server) routes() {
 
 	v1 := e.Group("/v1", s.auth())
 	v1.POST("/chat", s.handleChat())
+
+	if s.deps.Pprof {
+		e.Group("/debug/pprof", s.auth()).Any("/*", echo.WrapHandler(http.HandlerFunc(pprofIndex)))
+	}
+}
+
+// pprofIndex serves net/http/pprof's handlers by path.
+func pprofIndex(w http.ResponseWriter, r *http.Request) {
+	switch strings.TrimPrefix(r.URL.Path, "/debug/pprof/") {
+	case "profile":
+		pprof.Profile(w, r)
+	case "trace":
+		pprof.Trace(w, r)
+	case "symbol":
+		pprof.Symbol(w, r)
+	case "cmdline":
+		pprof.Cmdline(w, r)
+	default:
+		pprof.Index(w, r)
+	}
 }

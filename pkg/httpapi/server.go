@@ -32,6 +32,8 @@ type Deps struct {
 	MaxMessageChars int
 	// DefaultScope is the memory scope of a chat request that names none.
 	DefaultScope string
+	// Pprof serves net/http/pprof under /debug/pprof/, behind auth.
+	Pprof bool
 }
 
 // Server is the HTTP API of one instance.
