@@ -152,17 +152,13 @@ func redisEnv(r *testenv.Redis) map[string]string {
 
 func history(t *testing.T, r *testenv.Redis, conv string) []memory.Entry {
 	t.Helper()
-	raw, err := r.Client().LRange(context.Background(), "bf:{"+conv+"}:msgs", 0, -1).Result()
+	store := memory.New(context.Background(), r.Client(), memory.Options{})
+	defer store.Close()
+	h, err := store.History(context.Background(), conv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := make([]memory.Entry, len(raw))
-	for i, s := range raw {
-		if err := json.Unmarshal([]byte(s), &out[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return out
+	return h
 }
 
 func TestConversationContinuesAcrossInstances(t *testing.T) {

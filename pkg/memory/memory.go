@@ -10,7 +10,7 @@
 // scripts touch a single slot. The layout, for prefix "bf" and conversation
 // "c2c:42":
 //
-//	bf:{c2c:42}:msgs       list of JSON entries, oldest first, trimmed to MaxEntries
+//	bf:{c2c:42}:msgs       list of entries ("u3:1795458811:text", see entry.go), oldest first, trimmed to MaxEntries
 //	bf:{c2c:42}:meta       hash: n = number of the last committed turn
 //	bf:{c2c:42}:queue      list of tickets waiting for the conversation; the head holds it
 //	bf:{c2c:42}:lease      hash: ticket -> lease deadline (Redis server time, ms)
@@ -26,13 +26,13 @@ import (
 // Entry is one message in a conversation's memory.
 type Entry struct {
 	// Role is "user" or "assistant".
-	Role string `json:"role"`
+	Role string
 	// Content is the message text.
-	Content string `json:"content"`
+	Content string
 	// Turn is the 1-based number of the turn the entry belongs to.
-	Turn int `json:"turn"`
+	Turn int
 	// Time is when the entry was written, in Unix seconds.
-	Time int64 `json:"ts"`
+	Time int64
 }
 
 // Record is the stored outcome of a finished request.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"sync/atomic"
@@ -91,10 +90,6 @@ func (s *Store) eval(ctx context.Context, script *redis.Script, k *keys, args []
 		}
 		return res, nil
 	}
-}
-
-func decodeEntry(raw string, e *Entry) error {
-	return json.Unmarshal([]byte(raw), e)
 }
 
 func str(v any) string {

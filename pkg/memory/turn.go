@@ -2,7 +2,6 @@ package memory
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -149,14 +148,8 @@ func (t *Turn) Commit(ctx context.Context, user, assistant string, at time.Time,
 		return ErrLeaseLost
 	}
 	ts := at.Unix()
-	u, err := json.Marshal(Entry{Role: "user", Content: user, Turn: t.Number, Time: ts})
-	if err != nil {
-		return err
-	}
-	a, err := json.Marshal(Entry{Role: "assistant", Content: assistant, Turn: t.Number, Time: ts})
-	if err != nil {
-		return err
-	}
+	u := appendEntry(make([]byte, 0, 24+len(user)), 'u', t.Number, ts, user)
+	a := appendEntry(make([]byte, 0, 24+len(assistant)), 'a', t.Number, ts, assistant)
 	o := t.s.opts
 	args := []any{t.ticket, u, a, t.Number, o.MaxEntries, o.IdleTTL.Milliseconds(), o.IdempotencyTTL.Milliseconds(), payload, t.s.channel}
 	var also func(redis.Pipeliner)
