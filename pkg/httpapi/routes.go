@@ -12,7 +12,7 @@ import (
 // routes maps the whole API surface.
 func (s *Server) routes() {
 	e := s.echo
-	e.Use(s.recover(), s.requestID(), s.observe())
+	e.Use(s.requestID(), s.observe(), s.recover())
 	e.GET("/health", s.handleHealth())
 	e.GET("/ready", s.handleReady())
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.deps.Metrics.Registry, promhttp.HandlerOpts{})))
