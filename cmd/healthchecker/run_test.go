@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/botfleet/botfleet/pkg/healthcheck"
+)
+
+// syncBuffer is a bytes.Buffer safe for the logger and the test at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func noenv(string) string { return "" }
+
+func TestHelpAndUsageErrors(t *testing.T) {
+	var out, errb bytes.Buffer
+	if err := run(context.Background(), []string{"healthchecker", "--help"}, noenv, &out, &errb); err != nil {
+		t.Fatalf("--help: %v", err)
+	}
+	for _, want := range []string{"Usage: healthchecker --config FILE", "--target", "-listen", "-log-level", "SIGHUP", "on_exit"} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("usage lacks %q:\n%s", want, errb.String())
+		}
+	}
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{nil, "--config or --target is required"},
+		{[]string{"--target", "nourl"}, "NAME=URL"},
+		{[]string{"--target", "a=ftp://x"}, "liveness"},
+		{[]string{"--config", "/nonexistent/hc.yaml"}, "/nonexistent/hc.yaml"},
+		{[]string{"--target", "a=http://127.0.0.1:1/health", "extra"}, "unexpected argument"},
+		{[]string{"--target", "a=http://127.0.0.1:1/health", "--log-level", "loud", "--listen", ""}, "log level"},
+	}
+	for _, tc := range cases {
+		errb.Reset()
+		err := run(context.Background(), append([]string{"healthchecker"}, tc.args...), noenv, &out, &errb)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	p := filepath.Join(t.TempDir(), "hc.yaml")
+	os.WriteFile(p, []byte("targets:\n  - name: a\n    liveness: http://127.0.0.1:1/health\n    restart: {strategy: supervise, comand: [x]}\n"), 0o644)
+	err := run(context.Background(), []string{"healthchecker", "--config", p}, noenv, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "targets[0].restart.comand: unknown key") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("unknown key: %v", err)
+	}
+}
+
+var serving = regexp.MustCompile(`"msg":"serving".*?"addr":"([^"]+)"`)
+
+// startRun runs the command until the test ends and returns its /status URL.
+func startRun(t *testing.T, args ...string) (base string, logs *syncBuffer, stop func() error) {
+	t.Helper()
+	logs = &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append([]string{"healthchecker", "--listen", "127.0.0.1:0"}, args...), noenv, &bytes.Buffer{}, logs)
+	}()
+	var once sync.Once
+	var runErr error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case runErr = <-done:
+			case <-time.After(30 * time.Second):
+				t.Errorf("run did not return")
+			}
+		})
+		return runErr
+	}
+	t.Cleanup(func() { stop() })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if m := serving.FindStringSubmatch(logs.String()); m != nil {
+			return "http://" + m[1], logs, stop
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("run returned early: %v\n%s", err, logs)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no serving line:\n%s", logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func getStatus(t *testing.T, base string) healthcheck.StatusReport {
+	t.Helper()
+	resp, err := http.Get(base + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var rep healthcheck.StatusReport
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 15s: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestTargetFlagReportsOnly(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+	defer up.Close()
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", 500) }))
+	defer down.Close()
+	base, logs, stop := startRun(t, "--target", "up="+up.URL+"/health", "--target", "down="+down.URL+"/health", "--log-level", "debug")
+	// Default settings: first probe after 1s + jitter, threshold 3 at 2s.
+	waitFor(t, "up healthy, down unhealthy", func() bool {
+		rep := getStatus(t, base)
+		return len(rep.Targets) == 2 && rep.Targets[0].State == healthcheck.StateHealthy && rep.Targets[1].State == healthcheck.StateUnhealthy
+	})
+	rep := getStatus(t, base)
+	if d := rep.Targets[1]; d.Strategy != healthcheck.StrategyNone || d.Restarts.Total != 0 || !strings.Contains(d.Liveness.LastError, "500") {
+		t.Fatalf("down: %+v", d)
+	}
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	b.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(b.String(), `botfleet_healthcheck_target_state{state="unhealthy",target="down"} 1`) {
+		t.Fatalf("metrics:\n%s", b.String())
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("run after cancel: %v\n%s", err, logs)
+	}
+}
+
+// SIGHUP is handled in run: it reloads the --config file.
+func TestSIGHUPReloadsConfig(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+	defer up.Close()
+	p := filepath.Join(t.TempDir(), "hc.yaml")
+	write := func(names ...string) {
+		var b strings.Builder
+		b.WriteString("defaults: {period: 50ms, initial_delay: 10ms, jitter: 10ms}\ntargets:\n")
+		for _, n := range names {
+			b.WriteString("  - {name: " + n + ", liveness: '" + up.URL + "/health'}\n")
+		}
+		if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a")
+	base, logs, _ := startRun(t, "--config", p)
+	names := func() string {
+		var n []string
+		for _, s := range getStatus(t, base).Targets {
+			n = append(n, s.Name+":"+string(s.State))
+		}
+		return strings.Join(n, ",")
+	}
+	waitFor(t, "a healthy", func() bool { return names() == "a:healthy" })
+
+	write("b", "c")
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b and c after SIGHUP", func() bool { return names() == "b:healthy,c:healthy" })
+
+	os.WriteFile(p, []byte("bogus: 1\n"), 0o644)
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitFor(t, "bad reload logged", func() bool { return strings.Contains(logs.String(), "reload failed") })
+	if names() != "b:healthy,c:healthy" {
+		t.Fatalf("a bad reload changed the targets: %s", names())
+	}
+}

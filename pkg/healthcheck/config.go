@@ -1,0 +1,548 @@
+package healthcheck
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
+)
+
+// Restart strategies.
+const (
+	// StrategyNone only reports the target; nothing is ever restarted. It is
+	// the strategy of a target without a restart section.
+	StrategyNone = "none"
+	// StrategySupervise starts the process itself, owns it, and restarts it
+	// when its liveness fails or it exits.
+	StrategySupervise = "supervise"
+	// StrategyPIDFile stops the process named by a pid file (started by
+	// someone else, e.g. start_multiple_instances.sh) and starts the
+	// configured command, writing the new pid to the file.
+	StrategyPIDFile = "pidfile"
+	// StrategyCommand runs a shell command template, such as
+	// "systemctl restart bot@{{.Port}}".
+	StrategyCommand = "command"
+)
+
+// On-exit policies: what SIGTERM does to supervised instances.
+const (
+	// OnExitLeave leaves supervised instances running when the checker exits.
+	OnExitLeave = "leave"
+	// OnExitStop stops supervised instances gracefully when the checker exits.
+	OnExitStop = "stop"
+)
+
+// Alert kinds: the body format of the alert webhook.
+const (
+	// AlertGeneric posts {"target", "state", "message", ...} as JSON.
+	AlertGeneric = "generic"
+	// AlertDingTalk posts a DingTalk robot text message, signed when a
+	// secret is set.
+	AlertDingTalk = "dingtalk"
+	// AlertFeishu posts a Feishu (Lark) robot text message, signed when a
+	// secret is set.
+	AlertFeishu = "feishu"
+)
+
+// Config is the health-checker's configuration. LoadConfig reads it from a
+// YAML file; DefaultConfig returns its defaults.
+type Config struct {
+	// Listen is the address of /status and /metrics. Default
+	// "127.0.0.1:9090"; empty means do not listen.
+	Listen string `mapstructure:"listen"`
+	// OnExit is what SIGTERM does to supervised instances: OnExitLeave
+	// (default) or OnExitStop.
+	OnExit string `mapstructure:"on_exit"`
+	// Alert is where a target marked failed is reported.
+	Alert Alert `mapstructure:"alert"`
+	// Defaults are the settings every target inherits.
+	Defaults Settings `mapstructure:"defaults"`
+	// Targets are the instances to check.
+	Targets []Target `mapstructure:"-"`
+}
+
+// Alert configures the alert webhook.
+type Alert struct {
+	// Webhook is the URL the alert is POSTed to; empty (default) means the
+	// alert is only logged.
+	Webhook string `mapstructure:"webhook"`
+	// Kind is the body format: AlertGeneric (default), AlertDingTalk or
+	// AlertFeishu.
+	Kind string `mapstructure:"kind"`
+	// Secret is the robot's signing secret; empty (default) means unsigned.
+	Secret string `mapstructure:"secret"`
+}
+
+// Settings are the probe and restart settings of a target. Every target
+// inherits Config.Defaults and may override any of them.
+type Settings struct {
+	// Period is the time between probes. Default 2s.
+	Period time.Duration `mapstructure:"period"`
+	// Timeout bounds one probe. Default 1s.
+	Timeout time.Duration `mapstructure:"timeout"`
+	// InitialDelay is the wait before the first probe. Default 1s.
+	InitialDelay time.Duration `mapstructure:"initial_delay"`
+	// Jitter is the most random extra delay added before the first probe.
+	// Default 500ms.
+	Jitter time.Duration `mapstructure:"jitter"`
+	// FailureThreshold is how many consecutive failures mark a probe
+	// failed. Default 3.
+	FailureThreshold int `mapstructure:"failure_threshold"`
+	// SuccessThreshold is how many consecutive successes mark a probe
+	// succeeded. Default 1.
+	SuccessThreshold int `mapstructure:"success_threshold"`
+	// Grace is the time between SIGTERM and SIGKILL when stopping an
+	// instance. Default 10s.
+	Grace time.Duration `mapstructure:"grace"`
+	// StartupTimeout is how long, after a restart, liveness is held until
+	// the new process answers; past it the start failed. Default 30s.
+	StartupTimeout time.Duration `mapstructure:"startup_timeout"`
+	// Backoff is the CrashLoop backoff between consecutive restarts.
+	Backoff BackoffConfig `mapstructure:"backoff"`
+	// Budget caps restarts per window.
+	Budget BudgetConfig `mapstructure:"budget"`
+}
+
+// BackoffConfig is the CrashLoop backoff: consecutive restarts wait
+// Initial, 2×Initial, 4×Initial … up to Max; a run that stays healthy for
+// ResetAfter resets it.
+type BackoffConfig struct {
+	// Initial is the delay before the first restart. Default 1s.
+	Initial time.Duration `mapstructure:"initial"`
+	// Max caps the delay. Default 60s.
+	Max time.Duration `mapstructure:"max"`
+	// ResetAfter is how long a run must stay healthy to reset the delay.
+	// Default 120s.
+	ResetAfter time.Duration `mapstructure:"reset_after"`
+}
+
+// BudgetConfig is the restart budget: a target that needs more than
+// Restarts restarts within Window is marked failed.
+type BudgetConfig struct {
+	// Restarts is the most restarts allowed within Window. Default 5.
+	Restarts int `mapstructure:"restarts"`
+	// Window is the sliding window. Default 10m.
+	Window time.Duration `mapstructure:"window"`
+}
+
+// Target is one checked instance.
+type Target struct {
+	// Name identifies the target in logs, /status, metrics and templates.
+	Name string `mapstructure:"name"`
+	// Liveness is the URL whose failure restarts the instance (required).
+	Liveness string `mapstructure:"liveness"`
+	// Readiness is the URL reported as readiness; optional, never restarts.
+	Readiness string `mapstructure:"readiness"`
+	// Restart is how the instance is restarted.
+	Restart Restart `mapstructure:"restart"`
+	// Settings are the probe and restart settings, Config.Defaults
+	// overridden by the target's own keys.
+	Settings `mapstructure:",squash"`
+	// Port is the port of the Liveness URL (derived).
+	Port int `mapstructure:"-"`
+}
+
+// Restart says how a target is restarted. Relative paths (Command[0], Log,
+// PIDFile) are relative to Dir, and Dir to the checker's working directory.
+type Restart struct {
+	// Strategy is StrategySupervise, StrategyPIDFile, StrategyCommand or
+	// StrategyNone (the default: report only).
+	Strategy string `mapstructure:"strategy"`
+	// Command is the argv that starts the instance (supervise, pidfile);
+	// every element, like every Env value, is a text/template with .Name
+	// and .Port.
+	Command []string `mapstructure:"command"`
+	// Env is added to the checker's environment for the started process.
+	Env map[string]string `mapstructure:"env"`
+	// Dir is the working directory of the started process. Default ".".
+	Dir string `mapstructure:"dir"`
+	// Log is the file the process's stdout and stderr are appended to;
+	// empty means discarded (the command strategy logs its output instead).
+	Log string `mapstructure:"log"`
+	// PIDFile holds the instance's pid (pidfile: required; supervise:
+	// optional, lets a restarted checker adopt a running instance).
+	PIDFile string `mapstructure:"pidfile"`
+	// Run is the command strategy's shell template, run with sh -c.
+	Run string `mapstructure:"run"`
+}
+
+// DefaultSettings returns the built-in defaults of Settings.
+func DefaultSettings() Settings {
+	return Settings{
+		Period:           2 * time.Second,
+		Timeout:          time.Second,
+		InitialDelay:     time.Second,
+		Jitter:           500 * time.Millisecond,
+		FailureThreshold: 3,
+		SuccessThreshold: 1,
+		Grace:            10 * time.Second,
+		StartupTimeout:   30 * time.Second,
+		Backoff:          BackoffConfig{Initial: time.Second, Max: 60 * time.Second, ResetAfter: 120 * time.Second},
+		Budget:           BudgetConfig{Restarts: 5, Window: 10 * time.Minute},
+	}
+}
+
+// DefaultConfig returns a Config with every default and no targets.
+func DefaultConfig() *Config {
+	return &Config{
+		Listen:   "127.0.0.1:9090",
+		OnExit:   OnExitLeave,
+		Alert:    Alert{Kind: AlertGeneric},
+		Defaults: DefaultSettings(),
+	}
+}
+
+// NewTarget returns a target named name with the given liveness URL, the
+// settings s and no restart (report only). Call Config.Validate after
+// adding it.
+func NewTarget(name, liveness string, s Settings) Target {
+	return Target{Name: name, Liveness: liveness, Settings: s, Restart: Restart{Strategy: StrategyNone}}
+}
+
+// fileConfig is the YAML file's shape; a target's settings are decoded
+// over the defaults in a second step so that unset keys inherit.
+type fileConfig struct {
+	Listen   string       `mapstructure:"listen"`
+	OnExit   string       `mapstructure:"on_exit"`
+	Alert    Alert        `mapstructure:"alert"`
+	Defaults Settings     `mapstructure:"defaults"`
+	Targets  []fileTarget `mapstructure:"targets"`
+}
+
+type fileTarget struct {
+	Name      string         `mapstructure:"name"`
+	Liveness  string         `mapstructure:"liveness"`
+	Readiness string         `mapstructure:"readiness"`
+	Restart   Restart        `mapstructure:"restart"`
+	Settings  map[string]any `mapstructure:",remain"`
+}
+
+// LoadConfig reads and validates the YAML file at path. Unknown keys and
+// invalid values fail with one line naming the key.
+func LoadConfig(path string) (*Config, error) {
+	v := viper.New()
+	v.SetConfigFile(path)
+	v.SetConfigType("yaml")
+	d := DefaultConfig()
+	v.SetDefault("listen", d.Listen)
+	v.SetDefault("on_exit", d.OnExit)
+	v.SetDefault("alert.kind", d.Alert.Kind)
+	if err := v.ReadInConfig(); err != nil {
+		return nil, fmt.Errorf("healthcheck: config %s: %s", path, oneLine(err))
+	}
+	f := fileConfig{Defaults: d.Defaults}
+	if err := v.UnmarshalExact(&f, viper.DecodeHook(decodeHook())); err != nil {
+		return nil, fmt.Errorf("healthcheck: config %s: %s", path, tidyDecodeError(err, ""))
+	}
+	envs, err := envCase(path)
+	if err != nil {
+		return nil, fmt.Errorf("healthcheck: config %s: %w", path, err)
+	}
+	c := &Config{Listen: f.Listen, OnExit: f.OnExit, Alert: f.Alert, Defaults: f.Defaults}
+	for i, ft := range f.Targets {
+		t := Target{Name: ft.Name, Liveness: ft.Liveness, Readiness: ft.Readiness, Restart: ft.Restart, Settings: f.Defaults}
+		if i < len(envs) && envs[i] != nil {
+			t.Restart.Env = envs[i]
+		}
+		if err := decodeSettings(ft.Settings, &t.Settings, fmt.Sprintf("targets[%d].", i)); err != nil {
+			return nil, fmt.Errorf("healthcheck: config %s: %w", path, err)
+		}
+		c.Targets = append(c.Targets, t)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("healthcheck: config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// envCase reads each target's restart.env from the raw YAML, because viper
+// lowercases map keys and environment variable names are case-sensitive.
+func envCase(path string) ([]map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	var raw struct {
+		Targets []struct {
+			Restart struct {
+				Env map[string]string `yaml:"env"`
+			} `yaml:"restart"`
+		} `yaml:"targets"`
+	}
+	if err := yaml.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("targets[].restart.env: %s", oneLine(err))
+	}
+	out := make([]map[string]string, len(raw.Targets))
+	for i, t := range raw.Targets {
+		out[i] = t.Restart.Env
+	}
+	return out, nil
+}
+
+// decodeSettings decodes a target's own settings keys over s.
+func decodeSettings(m map[string]any, s *Settings, prefix string) error {
+	if len(m) == 0 {
+		return nil
+	}
+	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
+		DecodeHook:       decodeHook(),
+		ErrorUnused:      true,
+		WeaklyTypedInput: true,
+		Result:           s,
+	})
+	if err != nil {
+		return err
+	}
+	if err := dec.Decode(m); err != nil {
+		return errors.New(tidyDecodeError(err, prefix))
+	}
+	return nil
+}
+
+func decodeHook() mapstructure.DecodeHookFunc {
+	return mapstructure.ComposeDecodeHookFunc(rejectBareDurations, mapstructure.StringToTimeDurationHookFunc())
+}
+
+// rejectBareDurations refuses a plain number for a duration: 2 would
+// silently mean 2ns.
+func rejectBareDurations(from, to reflect.Type, data any) (any, error) {
+	if to != reflect.TypeOf(time.Duration(0)) {
+		return data, nil
+	}
+	switch from.Kind() {
+	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Float64, reflect.Float32, reflect.Uint, reflect.Uint64:
+		return nil, fmt.Errorf("%v is a bare number; write a duration with its unit, like 2s or 500ms", data)
+	}
+	return data, nil
+}
+
+// tidyDecodeError makes a mapstructure error one line that starts with the
+// key, e.g. `targets[0].restart: unknown key "strategi"`.
+func tidyDecodeError(err error, prefix string) string {
+	var lines []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		l = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "* "))
+		if l == "" || strings.HasPrefix(l, "decoding failed") || strings.HasSuffix(l, "error(s):") {
+			continue
+		}
+		if i := strings.Index(l, " has invalid keys: "); i >= 0 {
+			key := strings.Trim(l[:i], "'\"")
+			keys := l[i+len(" has invalid keys: "):]
+			if key != "" {
+				key += "."
+			}
+			l = fmt.Sprintf("%s%s%s: unknown key", prefix, key, keys)
+		} else if rest, ok := strings.CutPrefix(l, "'"); ok {
+			if key, msg, ok := strings.Cut(rest, "' "); ok {
+				l = prefix + key + ": " + msg
+			}
+		}
+		lines = append(lines, l)
+	}
+	if len(lines) == 0 {
+		return oneLine(err)
+	}
+	return strings.Join(lines, "; ")
+}
+
+func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
+
+// Validate checks c, fills derived fields (Target.Port, defaults of empty
+// strategy, kind and dir) and returns an error naming the first bad key.
+func (c *Config) Validate() error {
+	if c.OnExit == "" {
+		c.OnExit = OnExitLeave
+	}
+	if c.OnExit != OnExitLeave && c.OnExit != OnExitStop {
+		return fmt.Errorf("on_exit: must be %q or %q, got %q", OnExitLeave, OnExitStop, c.OnExit)
+	}
+	if c.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+			return fmt.Errorf("listen: %q is not host:port", c.Listen)
+		}
+	}
+	if c.Alert.Kind == "" {
+		c.Alert.Kind = AlertGeneric
+	}
+	switch c.Alert.Kind {
+	case AlertGeneric, AlertDingTalk, AlertFeishu:
+	default:
+		return fmt.Errorf("alert.kind: must be one of generic, dingtalk, feishu, got %q", c.Alert.Kind)
+	}
+	if c.Alert.Webhook != "" {
+		if u, err := url.Parse(c.Alert.Webhook); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("alert.webhook: %q is not an http(s) URL", c.Alert.Webhook)
+		}
+	}
+	if err := c.Defaults.validate("defaults"); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for i := range c.Targets {
+		t := &c.Targets[i]
+		key := fmt.Sprintf("targets[%d]", i)
+		if t.Name != "" {
+			key = fmt.Sprintf("targets[%d] (%s)", i, t.Name)
+		}
+		if err := t.validate(key); err != nil {
+			return err
+		}
+		if seen[t.Name] {
+			return fmt.Errorf("%s.name: duplicate name %q", key, t.Name)
+		}
+		seen[t.Name] = true
+	}
+	return nil
+}
+
+func (s Settings) validate(key string) error {
+	durations := []struct {
+		name string
+		d    time.Duration
+		min  time.Duration
+	}{
+		{"period", s.Period, time.Millisecond},
+		{"timeout", s.Timeout, time.Millisecond},
+		{"initial_delay", s.InitialDelay, 0},
+		{"jitter", s.Jitter, 0},
+		{"grace", s.Grace, 0},
+		{"startup_timeout", s.StartupTimeout, time.Millisecond},
+		{"backoff.initial", s.Backoff.Initial, 0},
+		{"backoff.max", s.Backoff.Max, 0},
+		{"backoff.reset_after", s.Backoff.ResetAfter, 0},
+		{"budget.window", s.Budget.Window, time.Millisecond},
+	}
+	for _, d := range durations {
+		if d.d < d.min {
+			return fmt.Errorf("%s.%s: must be at least %s, got %s", key, d.name, d.min, d.d)
+		}
+	}
+	if s.Backoff.Max < s.Backoff.Initial {
+		return fmt.Errorf("%s.backoff.max: must be at least backoff.initial (%s), got %s", key, s.Backoff.Initial, s.Backoff.Max)
+	}
+	if s.FailureThreshold < 1 {
+		return fmt.Errorf("%s.failure_threshold: must be at least 1, got %d", key, s.FailureThreshold)
+	}
+	if s.SuccessThreshold < 1 {
+		return fmt.Errorf("%s.success_threshold: must be at least 1, got %d", key, s.SuccessThreshold)
+	}
+	if s.Budget.Restarts < 0 {
+		return fmt.Errorf("%s.budget.restarts: must not be negative, got %d", key, s.Budget.Restarts)
+	}
+	return nil
+}
+
+func (t *Target) validate(key string) error {
+	if t.Name == "" {
+		return fmt.Errorf("%s.name: required", key)
+	}
+	if t.Liveness == "" {
+		return fmt.Errorf("%s.liveness: required (the /health URL)", key)
+	}
+	port, err := urlPort(t.Liveness)
+	if err != nil {
+		return fmt.Errorf("%s.liveness: %w", key, err)
+	}
+	t.Port = port
+	if t.Readiness != "" {
+		if _, err := urlPort(t.Readiness); err != nil {
+			return fmt.Errorf("%s.readiness: %w", key, err)
+		}
+	}
+	if err := t.Settings.validate(key); err != nil {
+		return err
+	}
+	r := &t.Restart
+	if r.Strategy == "" {
+		r.Strategy = StrategyNone
+	}
+	if r.Dir == "" {
+		r.Dir = "."
+	}
+	switch r.Strategy {
+	case StrategyNone:
+	case StrategySupervise:
+		if len(r.Command) == 0 {
+			return fmt.Errorf("%s.restart.command: required by strategy supervise", key)
+		}
+	case StrategyPIDFile:
+		if len(r.Command) == 0 {
+			return fmt.Errorf("%s.restart.command: required by strategy pidfile", key)
+		}
+		if r.PIDFile == "" {
+			return fmt.Errorf("%s.restart.pidfile: required by strategy pidfile", key)
+		}
+	case StrategyCommand:
+		if strings.TrimSpace(r.Run) == "" {
+			return fmt.Errorf("%s.restart.run: required by strategy command", key)
+		}
+	default:
+		return fmt.Errorf("%s.restart.strategy: must be one of supervise, pidfile, command, none, got %q", key, r.Strategy)
+	}
+	for i, a := range r.Command {
+		if _, err := t.render(a); err != nil {
+			return fmt.Errorf("%s.restart.command[%d]: %w", key, i, err)
+		}
+	}
+	for k, v := range r.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return fmt.Errorf("%s.restart.env: bad variable name %q", key, k)
+		}
+		if _, err := t.render(v); err != nil {
+			return fmt.Errorf("%s.restart.env.%s: %w", key, k, err)
+		}
+	}
+	if r.Run != "" {
+		if _, err := t.render(r.Run); err != nil {
+			return fmt.Errorf("%s.restart.run: %w", key, err)
+		}
+	}
+	return nil
+}
+
+// urlPort returns the port of an http(s) URL, defaulting by scheme.
+func urlPort(raw string) (int, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return 0, fmt.Errorf("%q is not an http(s) URL", raw)
+	}
+	p := u.Port()
+	if p == "" {
+		if u.Scheme == "https" {
+			return 443, nil
+		}
+		return 80, nil
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil || n < 1 || n > 65535 {
+		return 0, fmt.Errorf("%q has a bad port", raw)
+	}
+	return n, nil
+}
+
+// render executes the text/template s with the target's .Name and .Port.
+func (t *Target) render(s string) (string, error) {
+	tpl, err := template.New("").Option("missingkey=error").Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("template: %w", err)
+	}
+	var b bytes.Buffer
+	if err := tpl.Execute(&b, struct {
+		Name string
+		Port int
+	}{t.Name, t.Port}); err != nil {
+		return "", fmt.Errorf("template: %w", err)
+	}
+	return b.String(), nil
+}
