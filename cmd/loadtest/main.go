@@ -1,0 +1,33 @@
+// Command loadtest drives a botfleet service (an instance, or the fleet
+// through nginx) with conversations at a constant arrival rate (open model,
+// --rate) or with concurrent users who think between turns (closed model,
+// --users), checks that every conversation's turns are numbered continuously,
+// and reports latency percentiles from HdrHistogram, throughput and errors by
+// cause, as text and optionally as JSON and a self-contained HTML page. With
+// --slo-p99 or --slo-error-rate it exits non-zero when the objective is
+// broken. See package github.com/botfleet/botfleet/pkg/loadtest.
+//
+// Usage:
+//
+//	loadtest [--url http://127.0.0.1:18789] [--token KEY] [--rate 100 | --users N --think 1s]
+//	         [--duration 10s] [--warmup 1s] [--sessions N] [--turns 10] [--seed N]
+//	         [--json FILE] [--html FILE] [--slo-p99 800ms] [--slo-error-rate 0.01]
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadtest:", err)
+		os.Exit(1)
+	}
+}

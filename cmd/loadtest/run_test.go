@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// chatServer is a minimal /v1/chat: it requires "Bearer key", numbers each
+// session's turns and answers status(k) instead when that is not 0.
+func chatServer(t *testing.T, status func(k int64) int) string {
+	t.Helper()
+	var k atomic.Int64
+	var mu sync.Mutex
+	turns := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.Header.Get("Authorization") != "Bearer key" {
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"error":{"code":"unauthorized","message":"no"}}`)
+			return
+		}
+		if st := status(k.Add(1)); st != 0 {
+			w.WriteHeader(st)
+			fmt.Fprint(w, `{"error":{"code":"x","message":"injected"}}`)
+			return
+		}
+		var req struct {
+			Message   string `json:"message"`
+			SessionID string `json:"session_id"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Message == "" {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		turns[req.SessionID]++
+		n := turns[req.SessionID]
+		mu.Unlock()
+		fmt.Fprintf(w, `{"reply":"ok","confidence":1,"timestamp":1,"session_id":%q,"turn":%d,"instance":"t"}`, req.SessionID, n)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func ok(int64) int { return 0 }
+
+// runCmd runs the command with args and $API_KEY=key, bounded by a hang
+// guard (not a timing assertion).
+func runCmd(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	env := map[string]string{"API_KEY": "key"}
+	err = run(ctx, append([]string{"loadtest"}, args...), func(k string) string { return env[k] }, &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+func TestHelp(t *testing.T) {
+	_, stderr, err := runCmd(t, "--help")
+	if err != nil {
+		t.Fatalf("--help: %v", err)
+	}
+	for _, want := range []string{"Usage: loadtest", "--rate", "-users", "-think", "-slo-p99", "-json", "coordinated omission", "$API_KEY"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("help lacks %q", want)
+		}
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--rate", "10", "--users", "5"}, "--rate and --users are mutually exclusive"},
+		{[]string{"--think", "1s"}, "--think applies to the closed model only"},
+		{[]string{"--users", "0"}, "--users must be at least 1"},
+		{[]string{"--rate", "0"}, "--rate must be positive"},
+		{[]string{"--users", "4", "--sessions", "2"}, "--sessions (2) must be at least --users (4)"},
+		{[]string{"--duration", "0s"}, "--duration must be positive"},
+		{[]string{"--turns", "-1"}, "--turns must not be negative"},
+		{[]string{"--slo-error-rate", "1.5"}, "--slo-error-rate must be a fraction in [0,1]"},
+		{[]string{"--slo-error-rate", "x"}, "invalid value"},
+		{[]string{"--target", "smtp"}, `unknown target "smtp" (known: chat)`},
+		{[]string{"--url", "localhost:8080"}, "want http://host"},
+		{[]string{"--max-inflight", "0"}, "--max-inflight must be at least 1"},
+		{[]string{"--users", "20", "--max-inflight", "10"}, "--users (20) exceeds --max-inflight (10)"},
+		{[]string{"extra"}, "unexpected arguments"},
+		{[]string{"--no-such-flag"}, "flag provided but not defined"},
+	} {
+		_, _, err := runCmd(t, c.args...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: error %v, want %q", c.args, err, c.want)
+		}
+	}
+}
+
+func TestRunWritesReports(t *testing.T) {
+	dir := t.TempDir()
+	jsonFile, htmlFile := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.html")
+	stdout, stderr, err := runCmd(t, "--url", chatServer(t, ok), "--rate", "100", "--duration", "1s", "--warmup", "200ms",
+		"--seed", "5", "--json", jsonFile, "--html", htmlFile, "--slo-p99", "5s", "--slo-error-rate", "0")
+	if err != nil {
+		t.Fatalf("run: %v\n%s%s", err, stdout, stderr)
+	}
+	for _, want := range []string{"open model", "requests    100: 100 succeeded, 0 failed", "p99", "continuity  100 checked, 0 broken", "seed 5"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("summary lacks %q:\n%s", want, stdout)
+		}
+	}
+	if !strings.Contains(stderr, "open model, 100 req/s") {
+		t.Errorf("stderr: %s", stderr)
+	}
+
+	doc, err := os.ReadFile(jsonFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(doc, &m); err != nil {
+		t.Fatal(err)
+	}
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	want := []string{"achieved_rps", "continuity", "duration_s", "errors", "failed", "late", "latency_ms",
+		"model", "offered_rps", "requests", "settings", "succeeded"}
+	if !slices.Equal(ks, want) {
+		t.Errorf("JSON keys %v, want %v", ks, want)
+	}
+	var r struct {
+		Model      string           `json:"model"`
+		Requests   int              `json:"requests"`
+		Errors     map[string]int   `json:"errors"`
+		Latency    map[string]any   `json:"latency_ms"`
+		Continuity map[string]int   `json:"continuity"`
+		Settings   map[string]any   `json:"settings"`
+		Offered    float64          `json:"offered_rps"`
+		Extra      map[string]int64 `json:"-"`
+	}
+	if err := json.Unmarshal(doc, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Model != "open" || r.Requests != 100 || r.Offered != 100 || len(r.Errors) != 0 || r.Continuity["checked"] != 100 {
+		t.Errorf("JSON: %s", doc)
+	}
+	if _, leaked := r.Settings["token"]; leaked || strings.Contains(string(doc), "key") && strings.Contains(string(doc), `"key"`) {
+		t.Errorf("the token leaked into the JSON: %s", doc)
+	}
+
+	page, err := os.ReadFile(htmlFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"<script", "src=", "href=", "url(", "@import"} {
+		if bytes.Contains(bytes.ToLower(page), []byte(bad)) {
+			t.Errorf("HTML contains %q", bad)
+		}
+	}
+	if !bytes.Contains(page, []byte("<svg")) {
+		t.Error("HTML has no chart")
+	}
+}
+
+func TestClosedModel(t *testing.T) {
+	stdout, _, err := runCmd(t, "--url", chatServer(t, ok), "--users", "3", "--think", "50ms", "--duration", "500ms", "--warmup", "0s", "--quiet")
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, stdout)
+	}
+	if !strings.Contains(stdout, "closed model") || !strings.Contains(stdout, "3 users, think 50ms") {
+		t.Errorf("summary:\n%s", stdout)
+	}
+}
+
+func TestSLOBroken(t *testing.T) {
+	url := chatServer(t, ok)
+	_, _, err := runCmd(t, "--url", url, "--rate", "50", "--duration", "500ms", "--warmup", "0s", "--quiet", "--slo-p99", "1ns")
+	if err == nil || !strings.HasPrefix(err.Error(), "SLO broken: p99 ") || !strings.Contains(err.Error(), " > 1ns") {
+		t.Errorf("p99 SLO: error %v", err)
+	}
+
+	every4th503 := func(k int64) int {
+		if k%4 == 0 {
+			return http.StatusServiceUnavailable
+		}
+		return 0
+	}
+	stdout, _, err := runCmd(t, "--url", chatServer(t, every4th503), "--rate", "50", "--duration", "1s", "--warmup", "0s", "--quiet",
+		"--slo-error-rate", "0.01")
+	if err == nil || !strings.Contains(err.Error(), "SLO broken: error rate") || !strings.Contains(err.Error(), "status_503") {
+		t.Errorf("error-rate SLO: error %v", err)
+	}
+	if !strings.Contains(stdout, "status_503") {
+		t.Errorf("summary lacks the errors by cause:\n%s", stdout)
+	}
+}
+
+func TestNothingSucceeded(t *testing.T) {
+	url := chatServer(t, ok)
+	_, _, err := runCmd(t, "--url", url, "--token", "wrong", "--rate", "20", "--duration", "300ms", "--warmup", "0s", "--quiet")
+	if err == nil || !strings.Contains(err.Error(), "no request succeeded") || !strings.Contains(err.Error(), "status_401") {
+		t.Errorf("error %v, want no request succeeded with status_401", err)
+	}
+}
+
+func TestInterrupted(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	var out, errOut bytes.Buffer
+	err := run(ctx, []string{"loadtest", "--url", chatServer(t, ok), "--token", "key", "--rate", "50", "--duration", "1h", "--warmup", "0s"},
+		func(string) string { return "" }, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "interrupted") {
+		t.Errorf("error %v, want interrupted", err)
+	}
+	if !strings.Contains(out.String(), "INTERRUPTED") {
+		t.Errorf("summary:\n%s", out.String())
+	}
+}

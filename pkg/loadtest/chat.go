@@ -1,0 +1,115 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"unicode/utf8"
+)
+
+// ChatPath is the chat target's endpoint.
+const ChatPath = "/v1/chat"
+
+// ChatTarget drives botfleet's chat API: POST /v1/chat with
+// {"message","session_id"}, expecting 200 and a JSON reply whose "turn" is the
+// turn's number in the conversation.
+type ChatTarget struct {
+	url  string
+	auth string
+}
+
+// NewChatTarget returns the chat target of the service at baseURL (scheme,
+// host and an optional path prefix), sending "Authorization: Bearer token"
+// when token is not empty.
+func NewChatTarget(baseURL, token string) (*ChatTarget, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return nil, fmt.Errorf("url %q: %w", baseURL, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("url %q: want http://host[:port] or https://host[:port]", baseURL)
+	}
+	t := &ChatTarget{url: strings.TrimSuffix(u.String(), "/") + ChatPath}
+	if token != "" {
+		t.auth = "Bearer " + token
+	}
+	return t, nil
+}
+
+// Name implements Target.
+func (t *ChatTarget) Name() string { return "chat" }
+
+// NewRequest implements Target.
+func (t *ChatTarget) NewRequest(ctx context.Context, c Call) (*http.Request, error) {
+	b := make([]byte, 0, 40+len(c.Message)+len(c.SessionID))
+	b = append(b, `{"message":`...)
+	b = appendJSONString(b, c.Message)
+	b = append(b, `,"session_id":`...)
+	b = appendJSONString(b, c.SessionID)
+	b = append(b, '}')
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	req.Header["Content-Type"] = []string{"application/json"}
+	if t.auth != "" {
+		req.Header["Authorization"] = []string{t.auth}
+	}
+	return req, nil
+}
+
+// chatReply is the part of the chat API's answer the target checks.
+type chatReply struct {
+	Reply     *string `json:"reply"`
+	SessionID string  `json:"session_id"`
+	Turn      int     `json:"turn"`
+}
+
+// Check implements Target: 200 with a reply and a positive turn.
+func (t *ChatTarget) Check(status int, body []byte) (Reply, error) {
+	if status != http.StatusOK {
+		return Reply{}, &StatusError{Code: status}
+	}
+	var r chatReply
+	if err := json.Unmarshal(body, &r); err != nil {
+		return Reply{}, err
+	}
+	if r.Reply == nil || r.Turn < 1 {
+		return Reply{}, errors.New(`answer lacks "reply" or a positive "turn"`)
+	}
+	return Reply{SessionID: r.SessionID, Turn: r.Turn}, nil
+}
+
+// appendJSONString appends s to b as a JSON string.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+			i++
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			i++
+		case c < utf8.RuneSelf:
+			b = append(b, c)
+			i++
+		default:
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				b = append(b, `\ufffd`...)
+			} else {
+				b = append(b, s[i:i+size]...)
+			}
+			i += size
+		}
+	}
+	return append(b, '"')
+}

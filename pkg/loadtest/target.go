@@ -1,0 +1,83 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// Call is one turn of one conversation, what a Target turns into a request.
+type Call struct {
+	// SessionID names the conversation; unique to the run.
+	SessionID string
+	// Turn is the 1-based index of this request in the conversation as the
+	// generator sent it (failed requests included).
+	Turn int
+	// Message is the user's text, reproducible from the run's seed.
+	Message string
+}
+
+// Reply is what a Target read from a successful response.
+type Reply struct {
+	// SessionID is the conversation the server answered for; empty when the
+	// target's responses do not say. A different non-empty id than the call's
+	// is a continuity error.
+	SessionID string
+	// Turn is the server's 1-based number of this turn in the conversation; 0
+	// when the target's responses carry none (continuity is then not checked).
+	Turn int
+}
+
+// Target is one kind of endpoint under load: it builds the HTTP request of a
+// call and judges the response. Implementations must be safe for concurrent
+// use. Register new kinds in NewTarget.
+type Target interface {
+	// Name is the target's name in reports, e.g. "chat".
+	Name() string
+	// NewRequest builds the request of c. ctx carries the request's timeout
+	// and must be attached to it.
+	NewRequest(ctx context.Context, c Call) (*http.Request, error)
+	// Check judges a complete response: a non-success status is a
+	// *StatusError, any other error a response that could not be decoded.
+	// body is only valid during the call.
+	Check(status int, body []byte) (Reply, error)
+}
+
+// StatusError is a response whose status code is not a success; it is
+// counted under cause "status_<code>".
+type StatusError struct {
+	// Code is the HTTP status code.
+	Code int
+}
+
+// Error implements error.
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("status %d %s", e.Code, http.StatusText(e.Code))
+}
+
+// targets maps a target's name to its constructor.
+var targets = map[string]func(baseURL, token string) (Target, error){
+	"chat": func(baseURL, token string) (Target, error) { return NewChatTarget(baseURL, token) },
+}
+
+// TargetNames lists the names NewTarget accepts, sorted.
+func TargetNames() []string {
+	names := make([]string, 0, len(targets))
+	for n := range targets {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// NewTarget returns the target called name for the service at baseURL,
+// authenticating with token (none when empty).
+func NewTarget(name, baseURL, token string) (Target, error) {
+	mk, ok := targets[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown target %q (known: %s)", name, strings.Join(TargetNames(), ", "))
+	}
+	return mk(baseURL, token)
+}
