@@ -6,7 +6,7 @@ API_KEY ?= dev-key
 PORT    ?= 8080
 CONFIG  ?= $(wildcard config.yaml)
 
-.PHONY: help build test vet deps run bench clean
+.PHONY: help build test vet deps run bench clean fleet fleet-down fleet-status chaos
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -28,6 +28,18 @@ run: build ## one instance on $(PORT) against a local Redis (started if none ans
 	@scripts/ensure_redis.sh
 	@echo "try: curl -s http://127.0.0.1:$(PORT)/v1/chat -H 'Authorization: Bearer $(API_KEY)' -H 'Content-Type: application/json' -d '{\"message\":\"你好\"}'"
 	API_KEY=$(API_KEY) $(BIN)/bot --port $(PORT) $(if $(CONFIG),--config $(CONFIG))
+
+fleet: build ## the local fleet: Redis, instances 8080-8083, nginx on 127.0.0.1:18789, healthchecker
+	@API_KEY=$(API_KEY) scripts/fleet.sh up
+
+fleet-down: ## stop the local fleet (and the Redis that make fleet started)
+	@scripts/fleet.sh down
+
+fleet-status: ## every part of the local fleet with its pid and state
+	@API_KEY=$(API_KEY) scripts/fleet.sh status
+
+chaos: ## failure drills on a throwaway fleet (free ports): kill -9, rolling restart, Redis outage
+	$(GO) test -count=1 -v -run 'TestKillPrimaryDuringStream|TestRollingRestartDuringStream|TestRedisOutage' ./pkg/fleet
 
 bench: ## Go benchmarks of the turn path
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/chat ./pkg/memory

@@ -13,16 +13,20 @@ import (
 // addrs) client, traced with OpenTelemetry.
 func newRedis(c config.RedisConfig, instance string) redis.UniversalClient {
 	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:        redisAddrs(c),
-		MasterName:   c.MasterName,
-		Password:     c.Password,
-		DB:           c.DB,
-		ClientName:   instance,
-		PoolSize:     c.PoolSize,
-		DialTimeout:  c.DialTimeout,
-		ReadTimeout:  c.ReadTimeout,
-		WriteTimeout: c.WriteTimeout,
-		MaxRetries:   c.MaxRetries,
+		Addrs:       redisAddrs(c),
+		MasterName:  c.MasterName,
+		Password:    c.Password,
+		DB:          c.DB,
+		ClientName:  instance,
+		PoolSize:    c.PoolSize,
+		DialTimeout: c.DialTimeout,
+		// One dial per attempt: while Redis is down a turn should fail
+		// over (503, nginx tries the next instance) in milliseconds, not
+		// after go-redis's default five dials per attempt.
+		DialerRetries: 1,
+		ReadTimeout:   c.ReadTimeout,
+		WriteTimeout:  c.WriteTimeout,
+		MaxRetries:    c.MaxRetries,
 	})
 	_ = redisotel.InstrumentTracing(rdb)
 	return rdb

@@ -1,0 +1,193 @@
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/botfleet/botfleet/pkg/testenv"
+)
+
+// healthChecker is a bin/healthchecker process watching a test fleet with
+// the pidfile strategy, like deploy/healthchecker.example.yaml does for the
+// local fleet.
+type healthChecker struct {
+	Addr string
+	Log  *testenv.Buffer
+}
+
+// startHealthChecker writes a configuration for every member of f (fast
+// probes: every 300ms, 2 failures restart) and runs the health checker; it
+// is stopped (SIGTERM, leaving the instances) before the fleet when the test
+// ends. It returns nil when cmd/healthchecker does not build (hcErr).
+func startHealthChecker(t *testing.T, f *testFleet) *healthChecker {
+	t.Helper()
+	if hcErr != nil {
+		return nil
+	}
+	h := &healthChecker{Addr: testenv.Addr(testenv.FreePort(t)), Log: &testenv.Buffer{}}
+	var b strings.Builder
+	fmt.Fprintf(&b, "listen: %s\non_exit: leave\n", h.Addr)
+	b.WriteString(`defaults:
+  period: 300ms
+  timeout: 500ms
+  initial_delay: 0s
+  jitter: 100ms
+  failure_threshold: 2
+  success_threshold: 1
+  grace: 5s
+  startup_timeout: 15s
+  backoff: {initial: 200ms, max: 2s, reset_after: 60s}
+  budget: {restarts: 5, window: 10m}
+targets:
+`)
+	for _, m := range f.Members {
+		fmt.Fprintf(&b, `  - name: bot-%[1]d
+    liveness: http://127.0.0.1:%[1]d/health
+    readiness: http://127.0.0.1:%[1]d/ready
+    restart:
+      strategy: pidfile
+      command: [%[2]q, "--port", "{{.Port}}", "--log-file", %[3]q]
+      env: {WEB_PORT: "%[1]d", INSTANCE_NAME: "bot-instance-%[1]d"}
+      log: %[4]q
+      pidfile: %[5]q
+`, m.Port, filepath.Join(binDir, "bot"), filepath.Join(f.logDir, fmt.Sprintf("instance_%d.log", m.Port)),
+			filepath.Join(f.logDir, fmt.Sprintf("instance_%d.out", m.Port)), filepath.Join(f.runDir, fmt.Sprintf("instance_%d.pid", m.Port)))
+	}
+	conf := filepath.Join(t.TempDir(), "healthchecker.yaml")
+	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(binDir, "healthchecker"), "--config", conf)
+	cmd.Env = f.env()
+	cmd.Stdout, cmd.Stderr = h.Log, h.Log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("health checker log:\n%s", h.Log.String())
+		}
+	})
+	if !eventually(10*time.Second, func() bool {
+		select {
+		case <-exited:
+			return true
+		default:
+		}
+		resp, err := http.Get("http://" + h.Addr + "/status")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}) {
+		t.Fatalf("the health checker does not serve /status:\n%s\nconfig:\n%s", h.Log.String(), b.String())
+	}
+	select {
+	case <-exited:
+		t.Fatalf("the health checker exited at start:\n%s\nconfig:\n%s", h.Log.String(), b.String())
+	default:
+	}
+	return h
+}
+
+// Status returns the health checker's /status, decoded loosely.
+func (h *healthChecker) Status(t *testing.T) map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+h.Addr+"/status", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("health checker /status: %v", err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatalf("health checker /status: %v", err)
+	}
+	return out
+}
+
+// TestHealthCheckerRevivesKilledInstance kills (SIGKILL) a primary while a
+// conversation streams through nginx and the health checker watches the
+// fleet: no request fails, and the health checker has the instance serving
+// again (new pid in its pid file, /ready 200, traffic from nginx); the test
+// prints how long that took.
+func TestHealthCheckerRevivesKilledInstance(t *testing.T) {
+	if hcErr != nil {
+		t.Skipf("cmd/healthchecker is not available: %v", hcErr)
+	}
+	f := startFleet(t, []int{1, 1, 2}, true)
+	h := startHealthChecker(t, f)
+	victim := f.Primaries()[0]
+	pid := f.Pid(victim.Port)
+
+	stop := make(chan struct{})
+	done := make(chan *stream, 1)
+	progress := make(chan int, 1)
+	go func() { done <- f.runStream(stop, 20, progress) }()
+	for i := range progress {
+		if i >= 20 {
+			break
+		}
+	}
+	killed := time.Now()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var newPid int
+	ok := eventually(60*time.Second, func() bool {
+		newPid = f.Pid(victim.Port)
+		if newPid == 0 || newPid == pid || !processAlive(newPid) {
+			return false
+		}
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/ready", victim.Port))
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	revived := time.Since(killed)
+	if !ok {
+		close(stop)
+		<-done
+		t.Fatalf("the health checker did not bring %s back within 60s (pid file says %d)", victim.Name(), newPid)
+	}
+	t.Logf("health checker: %s killed (pid %d), serving again as pid %d after %v", victim.Name(), pid, newPid, revived.Round(time.Millisecond))
+
+	// nginx sends it traffic again once its fail_timeout has passed.
+	if !eventually(30*time.Second, func() bool {
+		return f.MustChat(t, newID(), "hello").Instance == victim.Name()
+	}) {
+		t.Errorf("nginx does not send the revived %s any traffic", victim.Name())
+	}
+	close(stop)
+	s := <-done
+	checkTurns(t, s)
+	t.Logf("%d turns during the kill and the restart, 0 failed", len(s.Replies))
+	st, _ := json.Marshal(h.Status(t))
+	if !strings.Contains(string(st), fmt.Sprintf(`"port":%d`, victim.Port)) {
+		t.Errorf("the health checker's /status does not show port %d: %s", victim.Port, st)
+	}
+}

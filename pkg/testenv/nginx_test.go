@@ -1,0 +1,190 @@
+package testenv_test
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/botfleet/botfleet/pkg/testenv"
+)
+
+func moduleRoot(t *testing.T) string {
+	t.Helper()
+	root, err := testenv.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// render runs scripts/render_nginx.sh with env and returns the config.
+func render(t *testing.T, env ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(moduleRoot(t), "scripts", "render_nginx.sh"))
+	cmd.Env = append(os.Environ(), env...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("%v: %s", err, stderr.String())
+	}
+	return string(out), nil
+}
+
+// TestRenderedConfigsPassNginxT renders the template for several fleets and
+// checks every result, and the committed nginx/nginx.conf, with nginx -t.
+func TestRenderedConfigsPassNginxT(t *testing.T) {
+	cases := []struct {
+		name string
+		env  []string
+		want []string
+	}{
+		{"local fleet", nil, []string{
+			"server 127.0.0.1:8080 weight=1 max_fails=1 fail_timeout=2s;",
+			"server 127.0.0.1:8081 weight=1 max_fails=1 fail_timeout=2s;",
+			"server 127.0.0.1:8082 weight=2 max_fails=1 fail_timeout=2s;",
+			"server 127.0.0.1:8083 backup max_fails=1 fail_timeout=2s;",
+			"listen 127.0.0.1:18789;",
+		}},
+		{"one instance", []string{"PRIMARIES=9000", "BACKUPS="}, []string{"server 127.0.0.1:9000 weight=1 "}},
+		{"many", []string{"PRIMARIES=9000:1 9001:2 9002:3 9003:1 9004:1 9005:5 localhost:9006:2", "BACKUPS=9100 9101", "LISTEN=127.0.0.1:18000"},
+			[]string{"server localhost:9006 weight=2 ", "server 127.0.0.1:9101 backup "}},
+		{"no backup", []string{"PRIMARIES=9000:1 9001:1", "BACKUPS="}, nil},
+		{"absolute prefix", []string{"PREFIX=" + testenv.NginxPrefix(t), "DAEMON=off", "WORKERS=1"}, []string{"daemon off;", "worker_processes 1;"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			conf, err := render(t, c.env...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(conf, w) {
+					t.Errorf("rendered config lacks %q", w)
+				}
+			}
+			if c.name == "no backup" && strings.Contains(conf, " backup max_fails") {
+				t.Errorf("config with BACKUPS empty has a backup server")
+			}
+			if out, err := testenv.NginxTest(t, conf); err != nil {
+				t.Fatalf("%v\n%s\n%s", err, out, conf)
+			}
+		})
+	}
+	t.Run("committed nginx.conf", func(t *testing.T) {
+		b, err := os.ReadFile(filepath.Join(moduleRoot(t), "nginx", "nginx.conf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, err := testenv.NginxTest(t, string(b)); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		fresh, err := render(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fresh != string(b) {
+			t.Errorf("nginx/nginx.conf differs from the template's rendering; run: scripts/render_nginx.sh -o nginx/nginx.conf")
+		}
+	})
+}
+
+func TestRenderRejectsBadInstances(t *testing.T) {
+	for _, env := range [][]string{
+		{"PRIMARIES="},
+		{"PRIMARIES=8080:0"},
+		{"PRIMARIES=80800"},
+		{"PRIMARIES=8080:x"},
+		{"BACKUPS=8083:2"},
+		{"LISTEN=1.2.3.4:80; evil"},
+		{"DAEMON=maybe"},
+		{"PREFIX=/tmp/a b"},
+	} {
+		if conf, err := render(t, env...); err == nil {
+			t.Errorf("%v: rendered without error:\n%s", env, conf)
+		} else if !strings.Contains(err.Error(), "render_nginx:") {
+			t.Errorf("%v: error without a message: %v", env, err)
+		}
+	}
+}
+
+// TestStartNginxAndReload runs the real nginx from a prefix and reloads it
+// with a changed configuration.
+func TestStartNginxAndReload(t *testing.T) {
+	backend := func(body string) string {
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-Seen-Request-Id", r.Header.Get("X-Request-Id"))
+			io.WriteString(w, body)
+		})}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
+		return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	}
+	a, b := backend("a"), backend("b")
+	listen := testenv.Addr(testenv.FreePort(t))
+	conf, err := render(t, "PRIMARIES="+a, "BACKUPS=", "LISTEN="+listen, "WORKERS=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := testenv.StartNginx(t, conf)
+	get := func(path string, hdr ...string) (string, http.Header) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", n.URL(path), nil)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		// A fresh connection each time: an old worker may still hold an
+		// idle keep-alive connection for a moment after a reload.
+		resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body), resp.Header
+	}
+	if body, _ := get("/health"); body != "healthy\n" {
+		t.Fatalf("/health = %q, want the seed's %q", body, "healthy\n")
+	}
+	body, h := get("/x")
+	if body != "a" || len(h.Get("X-Seen-Request-Id")) != 32 {
+		t.Fatalf("before reload: body %q, request id %q; want a and nginx's 32-hex $request_id", body, h.Get("X-Seen-Request-Id"))
+	}
+	if _, h := get("/x", "X-Request-Id", "client-id-1"); h.Get("X-Seen-Request-Id") != "client-id-1" {
+		t.Errorf("a client's valid X-Request-Id became %q; want it passed through", h.Get("X-Seen-Request-Id"))
+	}
+	if _, h := get("/x", "X-Request-Id", "bad id with spaces"); len(h.Get("X-Seen-Request-Id")) != 32 {
+		t.Errorf("an invalid client X-Request-Id became %q; want nginx's own id", h.Get("X-Seen-Request-Id"))
+	}
+	conf, err = render(t, "PRIMARIES="+b, "BACKUPS=", "LISTEN="+listen, "WORKERS=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := n.Pid()
+	n.Reload(conf)
+	if body, _ := get("/x"); body != "b" {
+		t.Fatalf("after reload: body %q, want b", body)
+	}
+	if n.Pid() != pid {
+		t.Errorf("reload replaced the master")
+	}
+	// nginx logs a request just after answering it.
+	for i := 0; i < 100 && !strings.Contains(n.AccessLog(), "upstream=127.0.0.1:"+b+" "); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(n.AccessLog(), "upstream=127.0.0.1:"+b+" ") {
+		t.Errorf("access log lacks the upstream address:\n%s", n.AccessLog())
+	}
+}
