@@ -338,7 +338,11 @@ func (f *testFleet) runStream(stop <-chan struct{}, min int, progress chan<- int
 			default:
 			}
 		}
-		r, err := f.Chat(s.Session, fmt.Sprintf("turn %d", i))
+		// An Idempotency-Key per turn, as a well-behaved client sends:
+		// with it net/http safely resends a POST whose keep-alive
+		// connection nginx closed under it (a reload), and the bot
+		// answers a resend without running the turn twice.
+		r, err := f.Chat(s.Session, fmt.Sprintf("turn %d", i), "Idempotency-Key", fmt.Sprintf("%s-%d", s.Session, i))
 		switch {
 		case err != nil:
 			s.Errors = append(s.Errors, fmt.Sprintf("turn %d: %v", i, err))
