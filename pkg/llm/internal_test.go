@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"testing"
 	"time"
-
-	"github.com/openai/openai-go/v3"
 )
 
 func TestNormalize(t *testing.T) {
@@ -62,22 +60,30 @@ func TestConfidence(t *testing.T) {
 	for reason, want := range map[string]float64{
 		"stop": 0.9, "length": 0.6, "content_filter": 0.2, "tool_calls": 0.5, "": 0.5,
 	} {
-		if got := confidence(openai.ChatCompletionChoice{FinishReason: reason}); got != want {
+		if got := confidence(wireChoice{FinishReason: reason}); got != want {
 			t.Errorf("finish_reason %q: confidence %v, want %v", reason, got, want)
 		}
 	}
-	var c openai.ChatCompletionChoice
+	var c wireChoice
 	c.FinishReason = "length"
-	c.Logprobs.Content = []openai.ChatCompletionTokenLogprob{{Logprob: 0}, {Logprob: 0}}
+	c.Logprobs.Content = logprobs(0, 0)
 	if got := confidence(c); got != 1 {
 		t.Errorf("logprobs 0,0: confidence %v, want 1", got)
 	}
-	c.Logprobs.Content = []openai.ChatCompletionTokenLogprob{{Logprob: 0.3}} // bogus positive logprob
+	c.Logprobs.Content = logprobs(0.3) // bogus positive logprob
 	if got := confidence(c); got != 1 {
 		t.Errorf("logprob 0.3: confidence %v, want clamped to 1", got)
 	}
-	c.Logprobs.Content = []openai.ChatCompletionTokenLogprob{{Logprob: -9999}}
+	c.Logprobs.Content = logprobs(-9999)
 	if got := confidence(c); got < 0 || got > 1e-9 {
 		t.Errorf("logprob -9999: confidence %v, want ~0", got)
 	}
+}
+
+func logprobs(lps ...float64) []wireLogprob {
+	out := make([]wireLogprob, len(lps))
+	for i, lp := range lps {
+		out[i].Logprob = lp
+	}
+	return out
 }

@@ -177,6 +177,26 @@ type wireMessage struct {
 	Content string `json:"content"`
 }
 
+// wireCompletion is the part of a chat completion response we read.
+type wireCompletion struct {
+	Model   string       `json:"model"`
+	Choices []wireChoice `json:"choices"`
+}
+
+type wireChoice struct {
+	Message struct {
+		Content string `json:"content"`
+	} `json:"message"`
+	FinishReason string `json:"finish_reason"`
+	Logprobs     struct {
+		Content []wireLogprob `json:"content"`
+	} `json:"logprobs"`
+}
+
+type wireLogprob struct {
+	Logprob float64 `json:"logprob"`
+}
+
 func ptr[T any](v T) *T { return &v }
 
 // newTransport returns the default Transport: http.DefaultTransport's
@@ -216,11 +236,13 @@ func (o *OpenAI) Complete(ctx context.Context, req Request) (Reply, error) {
 		return Reply{}, fmt.Errorf("llm.openai: %w: %w", ErrRejected, err)
 	}
 
-	// The body is encoded here rather than by the client from
-	// openai.ChatCompletionNewParams: the client's reflective encoder of
-	// message unions cost most of a turn's CPU under load (see
-	// BenchmarkOpenAIComplete). The client still sends, retries and decodes.
-	var resp openai.ChatCompletion
+	// The body is encoded here, and the response decoded into wireCompletion,
+	// rather than through openai.ChatCompletionNewParams and
+	// openai.ChatCompletion: the client's reflective encoder of message
+	// unions and its response decoder cost most of a turn's CPU under load
+	// (see BenchmarkOpenAIComplete). The client still sends and retries,
+	// and decodes into our type with encoding/json.
+	var resp wireCompletion
 	err = o.client.Post(ctx, "chat/completions", bytes.NewReader(body), &resp)
 	if err != nil {
 		return Reply{}, o.classify(ctx, err)
@@ -295,7 +317,7 @@ func retryAfter(resp *http.Response) time.Duration {
 
 // confidence is exp(mean token logprob) when the choice carries logprobs,
 // else a guess from the finish reason.
-func confidence(c openai.ChatCompletionChoice) float64 {
+func confidence(c wireChoice) float64 {
 	if toks := c.Logprobs.Content; len(toks) > 0 {
 		var sum float64
 		for _, t := range toks {
