@@ -31,16 +31,9 @@ func LookPath(t testing.TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		t.Fatalf("testenv: %s not found on PATH; install it with: sudo scripts/install_deps.sh (or apt-get install %s)", name, debianPackage(name))
+		t.Fatalf("testenv: %s not found on PATH; install what the tests need with: sudo scripts/install_deps.sh", name)
 	}
 	return p
-}
-
-func debianPackage(program string) string {
-	if program == "redis-server" {
-		return "redis-server"
-	}
-	return program
 }
 
 // startGroup starts cmd in a process group of its own, so that killGroup
