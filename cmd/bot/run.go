@@ -23,7 +23,8 @@ import (
 
 const usage = `Usage: bot [flags]
 
-Runs one botfleet instance: POST /v1/chat, GET /health, /ready, /metrics.
+Runs one botfleet instance: POST /v1/chat, POST /webhook/<platform> with
+its queue workers, GET /health, /ready, /metrics.
 Settings come from the --config file, then the environment (WEB_PORT,
 INSTANCE_NAME, REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, REDIS_DB,
 MODEL_ENDPOINT, MODEL_SERVICE_KEY, API_KEY, and BOT_SECTION_KEY for every
@@ -95,13 +96,14 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		cacheTTL = cfg.Cache.TTL
 	}
 	svc := chat.New(store, backend, chat.Options{SystemPrompt: cfg.LLM.SystemPrompt, Model: cfg.LLM.Provider + "/" + cfg.LLM.Model, CacheTTL: cacheTTL})
+	ims := newIM(cfg, rdb, svc, logger, metrics)
 	api := httpapi.New(httpapi.Deps{
 		Logger: logger, Metrics: metrics, Chat: svc,
 		Ping:     func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
 		Breakers: breakers, Instance: cfg.Server.InstanceName,
 		APIKeys: append([]string{cfg.Auth.APIKey}, cfg.Auth.APIKeys...), AuthDisabled: cfg.Auth.Disabled,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, MaxMessageChars: cfg.Chat.MaxMessageChars, DefaultScope: cfg.Memory.DefaultScope,
-		Pprof: cfg.Server.Pprof,
+		Pprof: cfg.Server.Pprof, Webhooks: ims.pipeline, Queues: ims.queues,
 	})
 
 	addr := net.JoinHostPort(cfg.Server.Host, strconv.Itoa(cfg.Server.Port))
@@ -122,9 +124,15 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	if cfg.LLM.Provider == "openai" {
 		attrs = append(attrs, "model", cfg.LLM.Model, "endpoint", cfg.LLM.OpenAI.BaseURL)
 	}
+	attrs = append(attrs, "im", ims.pipeline.Enabled())
 	logger.Info("serving", attrs...)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	if ims.consumer != nil {
+		if err := ims.consumer.Start(ctx); err != nil {
+			logger.Warn("queue: cannot create the consumer group yet; the workers keep trying", "err", err)
+		}
+	}
 
 	select {
 	case err := <-served:
@@ -135,9 +143,24 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	api.Drain()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGrace)
 	defer cancel()
+	// Queue workers stop taking jobs and finish the ones they run, within the
+	// same grace as HTTP requests; what is left stays pending for another
+	// instance to reclaim.
+	queueDrained := make(chan error, 1)
+	go func() {
+		if ims.consumer == nil {
+			queueDrained <- nil
+			return
+		}
+		queueDrained <- ims.consumer.Stop(sctx)
+	}()
 	if err := srv.Shutdown(sctx); err != nil {
 		srv.Close()
+		<-queueDrained
 		return fmt.Errorf("drain: in-flight requests did not finish within %s: %w", cfg.Server.ShutdownGrace, err)
+	}
+	if err := <-queueDrained; err != nil {
+		logger.Warn("drain: queue jobs left for other instances", "err", err)
 	}
 	logger.Info("stopped")
 	return nil

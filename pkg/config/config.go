@@ -23,6 +23,8 @@ type Config struct {
 	Chat   ChatConfig   `mapstructure:"chat"`
 	Cache  CacheConfig  `mapstructure:"cache"`
 	LLM    LLMConfig    `mapstructure:"llm"`
+	IM     IMConfig     `mapstructure:"im"`
+	Queue  QueueConfig  `mapstructure:"queue"`
 }
 
 // ServerConfig is the HTTP listener.
@@ -179,4 +181,103 @@ type BreakerConfig struct {
 	OpenTimeout time.Duration `mapstructure:"open_timeout"`
 	// HalfOpenRequests are let through to probe. Default 1.
 	HalfOpenRequests uint32 `mapstructure:"half_open_requests"`
+}
+
+// IMConfig is the IM platforms' webhooks and their shared pipeline.
+type IMConfig struct {
+	// GroupScope is the memory scope of group chats: member (one memory per
+	// member of a group) or group (one per group). Default member.
+	GroupScope string `mapstructure:"group_scope"`
+	// RequireMention answers group messages only when they mention the bot.
+	// Default true.
+	RequireMention bool `mapstructure:"require_mention"`
+	// UrgentKeywords send a message to the urgent channel. Default 紧急, 重要, urgent.
+	UrgentKeywords []string `mapstructure:"urgent_keywords"`
+	// BatchPrefixes mark scheduled sends (text starting with one, stripped)
+	// for the batch channel. Default [定时], [batch].
+	BatchPrefixes []string `mapstructure:"batch_prefixes"`
+	// BatchSenders are "<platform>:<sender id>" of scheduler accounts whose
+	// messages all go to the batch channel.
+	BatchSenders []string `mapstructure:"batch_senders"`
+	// DedupTTL remembers event ids fleet-wide, longer than every platform's
+	// retry window (Telegram keeps updates 24h). Default 25h.
+	DedupTTL time.Duration `mapstructure:"dedup_ttl"`
+	// SendTimeout bounds one platform API call. Default 10s.
+	SendTimeout time.Duration `mapstructure:"send_timeout"`
+	// SendLease is how long a worker holds the right to send one reply.
+	// Default 30s.
+	SendLease time.Duration `mapstructure:"send_lease"`
+
+	DingTalk DingTalkConfig `mapstructure:"dingtalk"`
+	Feishu   FeishuConfig   `mapstructure:"feishu"`
+	OneBot   OneBotConfig   `mapstructure:"onebot"`
+	Telegram TelegramConfig `mapstructure:"telegram"`
+}
+
+// DingTalkConfig is the DingTalk enterprise robot (HTTP callback mode).
+type DingTalkConfig struct {
+	// AppSecret turns DingTalk on and verifies the sign header.
+	AppSecret string `mapstructure:"app_secret"`
+	// WebhookHosts are the hosts a sessionWebhook may point at.
+	// Default oapi.dingtalk.com, api.dingtalk.com.
+	WebhookHosts []string `mapstructure:"webhook_hosts"`
+}
+
+// FeishuConfig is a Feishu/Lark app's event subscription.
+type FeishuConfig struct {
+	// AppID and AppSecret (which turns Feishu on) fetch the tenant token.
+	AppID     string `mapstructure:"app_id"`
+	AppSecret string `mapstructure:"app_secret"`
+	// VerificationToken is required; EncryptKey makes events encrypted and signed.
+	VerificationToken string `mapstructure:"verification_token"`
+	EncryptKey        string `mapstructure:"encrypt_key"`
+	// BaseURL is the Open API. Default https://open.feishu.cn.
+	BaseURL string `mapstructure:"base_url"`
+	// BotOpenID tells the bot's mention from others'; empty counts any mention.
+	BotOpenID string `mapstructure:"bot_open_id"`
+}
+
+// OneBotConfig is QQ through OneBot v11 reverse HTTP POST.
+type OneBotConfig struct {
+	// Secret turns OneBot on and verifies X-Signature.
+	Secret string `mapstructure:"secret"`
+	// APIURL is the OneBot HTTP API (required with a secret); AccessToken its token.
+	APIURL      string `mapstructure:"api_url"`
+	AccessToken string `mapstructure:"access_token"`
+}
+
+// TelegramConfig is a Telegram bot's webhook.
+type TelegramConfig struct {
+	// BotToken calls the Bot API (required with a secret token).
+	BotToken string `mapstructure:"bot_token"`
+	// SecretToken turns Telegram on: setWebhook's secret_token.
+	SecretToken string `mapstructure:"secret_token"`
+	// APIURL is the Bot API. Default https://api.telegram.org.
+	APIURL string `mapstructure:"api_url"`
+	// BotUsername recognizes mentions in groups; empty asks getMe.
+	BotUsername string `mapstructure:"bot_username"`
+}
+
+// QueueConfig is the Redis Streams job queue and this instance's workers.
+type QueueConfig struct {
+	// Workers run jobs concurrently on this instance. Default 4.
+	Workers int `mapstructure:"workers"`
+	// JobTimeout is each job's deadline. Default 90s.
+	JobTimeout time.Duration `mapstructure:"job_timeout"`
+	// Block is how long an idle worker waits on the streams per read. Default 1s.
+	Block time.Duration `mapstructure:"block"`
+	// ClaimIdle: a job without a heartbeat this long (its instance died) is
+	// reclaimed by another instance. Default 30s.
+	ClaimIdle time.Duration `mapstructure:"claim_idle"`
+	// ReclaimInterval is how often idle jobs are looked for. Default 5s.
+	ReclaimInterval time.Duration `mapstructure:"reclaim_interval"`
+	// RetryBackoff is how long a failed job waits before its retry. Default 5s.
+	RetryBackoff time.Duration `mapstructure:"retry_backoff"`
+	// MaxDeliveries: a job tried this often goes to the dead-letter stream. Default 5.
+	MaxDeliveries int `mapstructure:"max_deliveries"`
+	// FairEvery: every n-th take looks at batch before normal before urgent,
+	// so that urgent floods cannot starve the rest; 0 is strict priority. Default 0.
+	FairEvery int `mapstructure:"fair_every"`
+	// DeadMaxLen caps the dead-letter stream. Default 10000.
+	DeadMaxLen int64 `mapstructure:"dead_max_len"`
 }

@@ -88,6 +88,13 @@ func TestBadConfigIsOneClearLine(t *testing.T) {
 		{"unknown key", "memroy:\n  max_entries: 3\n", map[string]string{"API_KEY": "k"}, "memroy.max_entries: unknown key"},
 		{"bad yaml", "server: [\n", map[string]string{"API_KEY": "k"}, "config: read"},
 		{"bad scope", "", map[string]string{"API_KEY": "k", "BOT_MEMORY_DEFAULT_SCOPE": "room"}, "memory.default_scope"},
+		{"im group scope", "", map[string]string{"API_KEY": "k", "BOT_IM_GROUP_SCOPE": "global"}, "im.group_scope"},
+		{"onebot without api", "", map[string]string{"API_KEY": "k", "BOT_IM_ONEBOT_SECRET": "s"}, "im.onebot.api_url: required"},
+		{"feishu without token", "", map[string]string{"API_KEY": "k", "BOT_IM_FEISHU_APP_SECRET": "s", "BOT_IM_FEISHU_APP_ID": "a"}, "im.feishu.verification_token: required"},
+		{"telegram secret chars", "", map[string]string{"API_KEY": "k", "BOT_IM_TELEGRAM_SECRET_TOKEN": "no spaces", "BOT_IM_TELEGRAM_BOT_TOKEN": "1:x"}, "im.telegram.secret_token"},
+		{"telegram bad url", "", map[string]string{"API_KEY": "k", "BOT_IM_TELEGRAM_API_URL": "api.telegram.org"}, "im.telegram.api_url"},
+		{"no workers", "", map[string]string{"API_KEY": "k", "BOT_QUEUE_WORKERS": "0"}, "queue.workers"},
+		{"backoff over claim idle", "", map[string]string{"API_KEY": "k", "BOT_QUEUE_RETRY_BACKOFF": "1m"}, "queue.retry_backoff"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -103,6 +110,16 @@ func TestBadConfigIsOneClearLine(t *testing.T) {
 				t.Fatalf("error %q: want one line containing %q", msg, tc.want)
 			}
 		})
+	}
+}
+
+func TestIMListsFromEnv(t *testing.T) {
+	c, err := Load(Sources{Getenv: env(map[string]string{"API_KEY": "k", "BOT_IM_URGENT_KEYWORDS": "紧急,加急", "BOT_QUEUE_CLAIM_IDLE": "10s"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.IM.UrgentKeywords, "|") != "紧急|加急" || c.Queue.ClaimIdle != 10*time.Second || !c.IM.RequireMention {
+		t.Fatalf("im %+v queue %+v", c.IM, c.Queue)
 	}
 }
 

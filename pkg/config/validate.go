@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"slices"
 	"time"
 )
@@ -36,6 +37,14 @@ func (c *Config) validate() error {
 		{"llm.timeout", c.LLM.Timeout},
 		{"llm.breaker.interval", c.LLM.Breaker.Interval},
 		{"llm.breaker.open_timeout", c.LLM.Breaker.OpenTimeout},
+		{"im.dedup_ttl", c.IM.DedupTTL},
+		{"im.send_timeout", c.IM.SendTimeout},
+		{"im.send_lease", c.IM.SendLease},
+		{"queue.job_timeout", c.Queue.JobTimeout},
+		{"queue.block", c.Queue.Block},
+		{"queue.claim_idle", c.Queue.ClaimIdle},
+		{"queue.reclaim_interval", c.Queue.ReclaimInterval},
+		{"queue.retry_backoff", c.Queue.RetryBackoff},
 	}
 	for _, p := range durations {
 		if p.d <= 0 {
@@ -76,10 +85,76 @@ func (c *Config) validate() error {
 		oneOf("memory.default_scope", c.Memory.DefaultScope, "member", "group", "global"),
 		oneOf("llm.provider", c.LLM.Provider, "builtin", "openai"),
 		oneOf("llm.fallback", c.LLM.Fallback, "", "builtin"),
+		oneOf("im.group_scope", c.IM.GroupScope, "member", "group"),
+		c.validateIM(bad),
 	} {
 		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// validateIM checks the IM platforms and the queue.
+func (c *Config) validateIM(bad func(key, format string, args ...any) error) error {
+	im, q := c.IM, c.Queue
+	urls := []struct{ key, v string }{
+		{"im.feishu.base_url", im.Feishu.BaseURL}, {"im.telegram.api_url", im.Telegram.APIURL}, {"im.onebot.api_url", im.OneBot.APIURL},
+	}
+	for _, u := range urls {
+		if u.v == "" {
+			continue
+		}
+		p, err := url.Parse(u.v)
+		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			return bad(u.key, "must be an http(s) URL, got %q", u.v)
+		}
+	}
+	switch {
+	case im.DedupTTL < time.Minute:
+		return bad("im.dedup_ttl", "must be at least 1m (longer than the platforms' retry windows; 25h covers Telegram's 24h), got %v", im.DedupTTL)
+	case im.SendLease <= im.SendTimeout:
+		return bad("im.send_lease", "must be longer than im.send_timeout (%v), got %v", im.SendTimeout, im.SendLease)
+	case q.JobTimeout <= im.SendLease:
+		return bad("queue.job_timeout", "must be longer than im.send_lease (%v), so a job can outwait a dead sender's lease; got %v", im.SendLease, q.JobTimeout)
+	case im.Feishu.AppSecret != "" && im.Feishu.AppID == "":
+		return bad("im.feishu.app_id", "required with im.feishu.app_secret")
+	case im.Feishu.AppSecret != "" && im.Feishu.VerificationToken == "":
+		return bad("im.feishu.verification_token", "required with im.feishu.app_secret (the app's Events and Callbacks page shows it)")
+	case im.Feishu.AppSecret != "" && im.Feishu.BaseURL == "":
+		return bad("im.feishu.base_url", "required with im.feishu.app_secret")
+	case im.OneBot.Secret != "" && im.OneBot.APIURL == "":
+		return bad("im.onebot.api_url", "required with im.onebot.secret: the OneBot HTTP API that sends replies, e.g. http://127.0.0.1:3000")
+	case im.Telegram.SecretToken != "" && im.Telegram.BotToken == "":
+		return bad("im.telegram.bot_token", "required with im.telegram.secret_token")
+	case im.Telegram.SecretToken != "" && im.Telegram.APIURL == "":
+		return bad("im.telegram.api_url", "required with im.telegram.secret_token")
+	case im.Telegram.SecretToken != "" && !telegramSecret(im.Telegram.SecretToken):
+		return bad("im.telegram.secret_token", "must be 1 to 256 of A-Z, a-z, 0-9, _ and - (Telegram's rule)")
+	case q.Workers < 1:
+		return bad("queue.workers", "must be at least 1, got %d", q.Workers)
+	case q.MaxDeliveries < 1:
+		return bad("queue.max_deliveries", "must be at least 1, got %d", q.MaxDeliveries)
+	case q.FairEvery < 0:
+		return bad("queue.fair_every", "must not be negative, got %d", q.FairEvery)
+	case q.DeadMaxLen < 1:
+		return bad("queue.dead_max_len", "must be at least 1, got %d", q.DeadMaxLen)
+	case q.ClaimIdle < 3*q.Block/2:
+		return bad("queue.claim_idle", "must be well above queue.block (%v), got %v", q.Block, q.ClaimIdle)
+	case q.RetryBackoff > q.ClaimIdle:
+		return bad("queue.retry_backoff", "must not exceed queue.claim_idle (%v), got %v", q.ClaimIdle, q.RetryBackoff)
+	}
+	return nil
+}
+
+func telegramSecret(s string) bool {
+	if len(s) > 256 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
 }

@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/botfleet/botfleet/pkg/chat"
+	"github.com/botfleet/botfleet/pkg/im"
 	"github.com/botfleet/botfleet/pkg/llm"
 	"github.com/botfleet/botfleet/pkg/memory"
+	"github.com/botfleet/botfleet/pkg/queue"
 	"github.com/labstack/echo/v4"
 )
 
@@ -35,9 +37,14 @@ func classify(err error) *apiError {
 	var ae *apiError
 	var he *echo.HTTPError
 	var ue *llm.UnavailableError
+	var ie *im.Error
 	switch {
 	case errors.As(err, &ae):
 		return ae
+	case errors.As(err, &ie):
+		return &apiError{Status: ie.Status, Code: ie.Code, Message: ie.Message, cause: err}
+	case errors.Is(err, queue.ErrUnavailable):
+		return &apiError{Status: 503, Code: "store_unavailable", Message: "the job queue (Redis) is unavailable", RetryAfter: time.Second, cause: err}
 	case errors.As(err, &he):
 		msg := http.StatusText(he.Code)
 		if m, ok := he.Message.(string); ok {

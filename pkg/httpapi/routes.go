@@ -20,6 +20,9 @@ func (s *Server) routes() {
 	v1 := e.Group("/v1", s.auth())
 	v1.POST("/chat", s.handleChat())
 
+	e.POST("/webhook/:platform", s.handleWebhook())
+	e.GET("/admin/queues", s.handleQueues(), s.auth())
+
 	if s.deps.Pprof {
 		e.Group("/debug/pprof", s.auth()).Any("/*", echo.WrapHandler(http.HandlerFunc(pprofIndex)))
 	}

@@ -34,6 +34,10 @@ type Deps struct {
 	DefaultScope string
 	// Pprof serves net/http/pprof under /debug/pprof/, behind auth.
 	Pprof bool
+	// Webhooks handles POST /webhook/:platform; nil answers 404.
+	Webhooks Webhooks
+	// Queues reports the job queue for GET /admin/queues (behind auth).
+	Queues func(ctx context.Context) (any, error)
 }
 
 // Server is the HTTP API of one instance.

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/botfleet/botfleet/pkg/chat"
+	"github.com/botfleet/botfleet/pkg/config"
+	"github.com/botfleet/botfleet/pkg/im"
+	"github.com/botfleet/botfleet/pkg/im/dingtalk"
+	"github.com/botfleet/botfleet/pkg/im/feishu"
+	"github.com/botfleet/botfleet/pkg/im/onebot"
+	"github.com/botfleet/botfleet/pkg/im/telegram"
+	"github.com/botfleet/botfleet/pkg/queue"
+	"github.com/botfleet/botfleet/pkg/telemetry"
+	"github.com/redis/go-redis/v9"
+)
+
+// imParts are the IM pipeline, its queue and this instance's workers (nil
+// when no platform is on here).
+type imParts struct {
+	pipeline *im.Pipeline
+	queue    *queue.Queue
+	consumer *queue.Consumer
+}
+
+// newIM builds the enabled platforms' adapters, the pipeline and the queue
+// consumer; a platform is on when its secret is configured.
+func newIM(cfg *config.Config, rdb redis.UniversalClient, svc *chat.Service, logger *slog.Logger, m *telemetry.Metrics) *imParts {
+	c := cfg.IM
+	client := im.NewHTTPClient(c.SendTimeout)
+	var adapters []im.Adapter
+	if c.DingTalk.AppSecret != "" {
+		adapters = append(adapters, dingtalk.New(dingtalk.Options{AppSecret: c.DingTalk.AppSecret, WebhookHosts: c.DingTalk.WebhookHosts, Client: client}))
+	}
+	if c.Feishu.AppSecret != "" {
+		adapters = append(adapters, feishu.New(feishu.Options{
+			AppID: c.Feishu.AppID, AppSecret: c.Feishu.AppSecret, VerificationToken: c.Feishu.VerificationToken,
+			EncryptKey: c.Feishu.EncryptKey, BaseURL: c.Feishu.BaseURL, BotOpenID: c.Feishu.BotOpenID,
+			MaxSkew: c.DedupTTL, Redis: rdb, Prefix: cfg.Redis.KeyPrefix, Client: client,
+		}))
+	}
+	if c.OneBot.Secret != "" {
+		adapters = append(adapters, onebot.New(onebot.Options{Secret: c.OneBot.Secret, APIURL: c.OneBot.APIURL, AccessToken: c.OneBot.AccessToken, Client: client}))
+	}
+	if c.Telegram.SecretToken != "" {
+		adapters = append(adapters, telegram.New(telegram.Options{
+			BotToken: c.Telegram.BotToken, SecretToken: c.Telegram.SecretToken, APIURL: c.Telegram.APIURL,
+			BotUsername: c.Telegram.BotUsername, Client: client,
+		}))
+	}
+	q := queue.New(rdb, cfg.Redis.KeyPrefix, cfg.Queue.DeadMaxLen)
+	p := im.NewPipeline(rdb, q, svc, adapters, im.Options{
+		Prefix: cfg.Redis.KeyPrefix, GroupScope: c.GroupScope, RequireMention: c.RequireMention,
+		UrgentKeywords: c.UrgentKeywords, BatchPrefixes: c.BatchPrefixes, BatchSenders: c.BatchSenders,
+		DedupTTL: c.DedupTTL, SendLease: c.SendLease, MaxMessageChars: cfg.Chat.MaxMessageChars,
+	}, logger, m)
+	m.SetQueueStats(func(ctx context.Context) ([]telemetry.QueueStat, int64, error) {
+		st, err := q.Stats(ctx)
+		if err != nil {
+			return nil, 0, err
+		}
+		out := make([]telemetry.QueueStat, len(st.Streams))
+		for i, s := range st.Streams {
+			out[i] = telemetry.QueueStat{Priority: string(s.Priority), Depth: s.Depth, Pending: s.Pending, Lag: s.Lag, OldestAge: s.OldestAgeSeconds}
+		}
+		return out, st.DeadLetters, nil
+	})
+	parts := &imParts{pipeline: p, queue: q}
+	if len(adapters) == 0 {
+		return parts
+	}
+	qc := cfg.Queue
+	parts.consumer = q.NewConsumer(queue.ConsumerOptions{
+		Name: queue.NewConsumerName(cfg.Server.InstanceName), Workers: qc.Workers, JobTimeout: qc.JobTimeout,
+		Block: qc.Block, ClaimIdle: qc.ClaimIdle, ReclaimInterval: qc.ReclaimInterval, RetryBackoff: qc.RetryBackoff,
+		MaxDeliveries: int64(qc.MaxDeliveries), FairEvery: qc.FairEvery, Logger: logger,
+		Observe: func(p queue.Priority, outcome string, elapsed time.Duration) {
+			m.QueueJobs.WithLabelValues(string(p), outcome).Inc()
+			m.QueueJobDuration.WithLabelValues(string(p)).Observe(elapsed.Seconds())
+		},
+	}, p.Handle)
+	return parts
+}
+
+// queues is GET /admin/queues: the streams' numbers and the latest dead letters.
+func (p *imParts) queues(ctx context.Context) (any, error) {
+	st, err := p.queue.Stats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	dead, err := p.queue.DeadLetters(ctx, 20)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"streams": st.Streams, "dead_letters": st.DeadLetters, "dead": dead, "platforms": p.pipeline.Enabled()}, nil
+}

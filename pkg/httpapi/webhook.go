@@ -1,0 +1,66 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/botfleet/botfleet/pkg/im"
+	"github.com/labstack/echo/v4"
+)
+
+// Webhooks handles IM platforms' webhooks; *im.Pipeline is one.
+type Webhooks interface {
+	Webhook(ctx context.Context, platform string, header http.Header, body []byte) (im.Response, error)
+}
+
+// handleWebhook is POST /webhook/:platform: the platform's adapter verifies
+// and parses the raw body, the pipeline dedups and queues it, and the
+// platform gets its answer at once; the reply is sent later by a queue
+// worker.
+func (s *Server) handleWebhook() echo.HandlerFunc {
+	return func(c echo.Context) error {
+		platform := c.Param("platform")
+		if s.deps.Webhooks == nil {
+			return newError(http.StatusNotFound, "platform_off", "the "+platform+" webhook is off: no IM platform is configured")
+		}
+		r := c.Request()
+		if r.ContentLength > s.deps.MaxBodyBytes {
+			return tooLarge(s.deps.MaxBodyBytes)
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, s.deps.MaxBodyBytes))
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return tooLarge(s.deps.MaxBodyBytes)
+		}
+		if err != nil {
+			return newError(http.StatusBadRequest, "invalid_request", "could not read the body: "+err.Error())
+		}
+		resp, err := s.deps.Webhooks.Webhook(r.Context(), platform, r.Header, body)
+		if err != nil {
+			return err
+		}
+		if len(resp.Body) == 0 {
+			return c.NoContent(resp.Status)
+		}
+		return c.Blob(resp.Status, resp.ContentType, resp.Body)
+	}
+}
+
+// handleQueues is GET /admin/queues: the queue's depth, lag and dead letters.
+func (s *Server) handleQueues() echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if s.deps.Queues == nil {
+			return newError(http.StatusNotFound, "not_found", "no queue on this instance")
+		}
+		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+		defer cancel()
+		v, err := s.deps.Queues(ctx)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, v)
+	}
+}

@@ -1,0 +1,218 @@
+// Package dingtalk is the DingTalk enterprise robot in HTTP callback mode.
+//
+// DingTalk POSTs each message to the callback URL with the headers
+// timestamp (Unix ms) and sign = Base64(HMAC-SHA256(key=appSecret,
+// timestamp+"\n"+appSecret)). The signature covers the timestamp only, not
+// the body, so the adapter also refuses a timestamp more than an hour away
+// and a sessionWebhook outside the allowed hosts (a forged body must not
+// make the bot POST elsewhere), and the pipeline dedups msgId fleet-wide.
+// The reply goes by POST to the event's sessionWebhook before
+// sessionWebhookExpiredTime.
+package dingtalk
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/botfleet/botfleet/pkg/im"
+)
+
+// DefaultWebhookHosts are the hosts DingTalk's sessionWebhook URLs use.
+var DefaultWebhookHosts = []string{"oapi.dingtalk.com", "api.dingtalk.com"}
+
+// Options configure the adapter.
+type Options struct {
+	// AppSecret is the robot application's AppSecret (im.dingtalk.app_secret).
+	AppSecret string
+	// WebhookHosts are the hosts a sessionWebhook may point at; default
+	// DefaultWebhookHosts (im.dingtalk.webhook_hosts).
+	WebhookHosts []string
+	// MaxSkew is how far the timestamp may be from now. Default 1h.
+	MaxSkew time.Duration
+	// Client calls the session webhook.
+	Client *http.Client
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Adapter is the DingTalk platform.
+type Adapter struct{ o Options }
+
+// New returns the adapter.
+func New(o Options) *Adapter {
+	if len(o.WebhookHosts) == 0 {
+		o.WebhookHosts = DefaultWebhookHosts
+	}
+	if o.MaxSkew <= 0 {
+		o.MaxSkew = time.Hour
+	}
+	if o.Client == nil {
+		o.Client = im.NewHTTPClient(0)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Adapter{o: o}
+}
+
+// Platform is "dingtalk".
+func (a *Adapter) Platform() string { return im.DingTalk }
+
+// Sign is DingTalk's signature of timestamp (Unix ms, as sent).
+func Sign(timestamp, appSecret string) string {
+	h := hmac.New(sha256.New, []byte(appSecret))
+	h.Write([]byte(timestamp + "\n" + appSecret))
+	return base64.StdEncoding.EncodeToString(h.Sum(nil))
+}
+
+// event is the callback body.
+type event struct {
+	MsgID            string `json:"msgId"`
+	MsgType          string `json:"msgtype"`
+	CreateAt         int64  `json:"createAt"`
+	ConversationType string `json:"conversationType"`
+	ConversationID   string `json:"conversationId"`
+	SenderID         string `json:"senderId"`
+	SenderStaffID    string `json:"senderStaffId"`
+	SenderNick       string `json:"senderNick"`
+	ChatbotUserID    string `json:"chatbotUserId"`
+	IsInAtList       bool   `json:"isInAtList"`
+	AtUsers          []struct {
+		DingtalkID string `json:"dingtalkId"`
+		StaffID    string `json:"staffId"`
+	} `json:"atUsers"`
+	SessionWebhook            string `json:"sessionWebhook"`
+	SessionWebhookExpiredTime int64  `json:"sessionWebhookExpiredTime"`
+	Text                      struct {
+		Content string `json:"content"`
+	} `json:"text"`
+	Content struct {
+		DownloadCode string `json:"downloadCode"`
+		RichText     []struct {
+			Text         string `json:"text"`
+			DownloadCode string `json:"downloadCode"`
+		} `json:"richText"`
+	} `json:"content"`
+}
+
+// Parse verifies the timestamp and sign headers and parses the message.
+func (a *Adapter) Parse(_ context.Context, h http.Header, body []byte) (*im.Inbound, error) {
+	ts, sign := h.Get("timestamp"), h.Get("sign")
+	if ts == "" || sign == "" {
+		return nil, im.Unauthorized("the timestamp and sign headers are required")
+	}
+	ms, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return nil, im.Unauthorized("timestamp %q is not Unix milliseconds", ts)
+	}
+	if !hmac.Equal([]byte(sign), []byte(Sign(ts, a.o.AppSecret))) {
+		return nil, im.Unauthorized("the sign header does not match the timestamp and im.dingtalk.app_secret")
+	}
+	if skew := a.o.Now().Sub(time.UnixMilli(ms)); skew > a.o.MaxSkew || skew < -a.o.MaxSkew {
+		return nil, im.Forbidden("timestamp is %s away from now; at most %s is accepted", skew.Round(time.Second), a.o.MaxSkew)
+	}
+	var e event
+	if err := json.Unmarshal(body, &e); err != nil {
+		return nil, im.BadRequest("not a DingTalk robot message: %v", err)
+	}
+	if e.MsgID == "" || e.ConversationID == "" || (e.SenderStaffID == "" && e.SenderID == "") {
+		return nil, im.BadRequest("msgId, conversationId and senderStaffId/senderId are required")
+	}
+	ack := im.Response{Status: http.StatusOK}
+	if e.SessionWebhook == "" {
+		return nil, im.BadRequest("sessionWebhook is required to reply")
+	}
+	u, err := url.Parse(e.SessionWebhook)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || !slices.Contains(a.o.WebhookHosts, u.Hostname()) {
+		return nil, im.Forbidden("sessionWebhook %q is not on an allowed host (im.dingtalk.webhook_hosts)", e.SessionWebhook)
+	}
+	m := &im.Message{
+		Platform: im.DingTalk, EventID: e.MsgID, SenderName: e.SenderNick,
+		SenderID: e.SenderStaffID, ChatID: e.ConversationID, ChatType: im.Private,
+		Timestamp: e.CreateAt,
+		Reply: map[string]string{
+			"session_webhook":         e.SessionWebhook,
+			"session_webhook_expires": strconv.FormatInt(e.SessionWebhookExpiredTime, 10),
+			"sender_staff_id":         e.SenderStaffID,
+		},
+	}
+	if m.SenderID == "" {
+		m.SenderID = e.SenderID
+	}
+	if e.ConversationType == "2" {
+		m.ChatType, m.Mentioned = im.Group, e.IsInAtList
+	}
+	for _, u := range e.AtUsers {
+		if u.StaffID != "" {
+			m.Mentions = append(m.Mentions, u.StaffID)
+		} else if u.DingtalkID != "" && u.DingtalkID != e.ChatbotUserID {
+			m.Mentions = append(m.Mentions, u.DingtalkID)
+		}
+	}
+	switch e.MsgType {
+	case "text":
+		m.Text = e.Text.Content // DingTalk removes the @robot from it
+	case "richText":
+		var parts []string
+		for _, r := range e.Content.RichText {
+			if r.Text != "" {
+				parts = append(parts, r.Text)
+			}
+			if r.DownloadCode != "" {
+				m.MediaURLs = append(m.MediaURLs, "dingtalk-file:"+r.DownloadCode)
+			}
+		}
+		m.Text = strings.Join(parts, "")
+	case "picture":
+		if e.Content.DownloadCode != "" {
+			m.MediaURLs = append(m.MediaURLs, "dingtalk-file:"+e.Content.DownloadCode)
+		}
+	}
+	m.Text = strings.TrimSpace(m.Text)
+	return &im.Inbound{Message: m, Response: ack}, nil
+}
+
+// Send posts text to the event's session webhook, mentioning the sender in
+// a group.
+func (a *Adapter) Send(ctx context.Context, m *im.Message, text string) error {
+	hook := m.Reply["session_webhook"]
+	if exp, _ := strconv.ParseInt(m.Reply["session_webhook_expires"], 10, 64); exp > 0 && !a.o.Now().Before(time.UnixMilli(exp)) {
+		return im.Permanent(fmt.Errorf("dingtalk: the session webhook expired at %s", time.UnixMilli(exp).UTC().Format(time.RFC3339)))
+	}
+	body := map[string]any{"msgtype": "text", "text": map[string]string{"content": text}}
+	if staff := m.Reply["sender_staff_id"]; m.IsGroup() && staff != "" {
+		body["at"] = map[string]any{"atUserIds": []string{staff}, "isAtAll": false}
+	}
+	var out struct {
+		ErrCode int    `json:"errcode"`
+		ErrMsg  string `json:"errmsg"`
+	}
+	status, err := im.PostJSON(ctx, a.o.Client, hook, body, &out)
+	if err != nil {
+		return err
+	}
+	if status >= 300 || out.ErrCode != 0 {
+		serr := &im.StatusError{Platform: im.DingTalk, Status: status, Code: strconv.Itoa(out.ErrCode), Message: out.ErrMsg}
+		if status < 300 {
+			// 130101: sending too fast; -1: system busy. Others will not heal.
+			if out.ErrCode == 130101 || out.ErrCode == -1 {
+				return serr
+			}
+			return im.Permanent(serr)
+		}
+		return im.ClassifyStatus(serr)
+	}
+	return nil
+}
+
+var _ im.Adapter = (*Adapter)(nil)

@@ -1,0 +1,62 @@
+package dingtalk
+
+import (
+	"context"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// openssl computes a vector independently of the code under test.
+func openssl(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl not installed: skipping the independent vector")
+	}
+	cmd := exec.Command("sh", "-c", strings.Join(args, " "))
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%v: %v", args, err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func TestSignMatchesOpenSSL(t *testing.T) {
+	ts, secret := "1700000000000", "SECf0e5a9c1d3"
+	want := openssl(t, ts+"\n"+secret, "openssl dgst -sha256 -hmac '"+secret+"' -binary | base64")
+	if got := Sign(ts, secret); got != want {
+		t.Fatalf("Sign = %s, openssl says %s", got, want)
+	}
+}
+
+func TestParse(t *testing.T) {
+	now := time.UnixMilli(1700000000000)
+	a := New(Options{AppSecret: "s", Now: func() time.Time { return now }})
+	body := `{"msgId":"m1","msgtype":"text","conversationType":"2","conversationId":"cid1","senderStaffId":"u1","senderId":"$:x",
+		"isInAtList":true,"chatbotUserId":"$:bot","atUsers":[{"dingtalkId":"$:bot"},{"dingtalkId":"$:o","staffId":"u2"}],
+		"sessionWebhook":"https://oapi.dingtalk.com/robot/sendBySession?session=abc","sessionWebhookExpiredTime":1700001200000,
+		"createAt":1700000000000,"text":{"content":" 紧急 help "}}`
+	sign := func(ms int64) http.Header {
+		ts := strconv.FormatInt(ms, 10)
+		return http.Header{"Timestamp": {ts}, "Sign": {Sign(ts, "s")}}
+	}
+	in, err := a.Parse(context.Background(), sign(now.UnixMilli()-30*60*1000), []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := in.Message
+	if m.EventID != "m1" || m.SenderID != "u1" || m.ChatID != "cid1" || !m.IsGroup() || !m.Mentioned || m.Text != "紧急 help" ||
+		m.Reply["session_webhook_expires"] != "1700001200000" || strings.Join(m.Mentions, ",") != "u2" {
+		t.Fatalf("%+v", m)
+	}
+	if _, err := a.Parse(context.Background(), sign(now.UnixMilli()-61*60*1000), []byte(body)); err == nil || !strings.Contains(err.Error(), "forbidden") {
+		t.Fatalf("a timestamp over an hour old: %v", err)
+	}
+	if _, err := a.Parse(context.Background(), sign(now.UnixMilli()+61*60*1000), []byte(body)); err == nil {
+		t.Fatal("a timestamp over an hour ahead was accepted")
+	}
+}

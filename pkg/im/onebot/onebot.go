@@ -1,0 +1,257 @@
+// Package onebot is QQ through a OneBot v11 implementation (NapCat,
+// Lagrange, go-cqhttp…) in reverse HTTP POST mode.
+//
+// The implementation POSTs each event with X-Signature: sha1=hex(HMAC-SHA1(
+// key=secret, body)). Message events (private and group) are answered
+// through the OneBot HTTP API's send_msg with its access token, not with
+// the quick-operation response: the reply is made later by a queue worker,
+// after the webhook has long answered (204, no quick operation). The event
+// id is self_id:message_id.
+package onebot
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/botfleet/botfleet/pkg/im"
+)
+
+// Options configure the adapter.
+type Options struct {
+	// Secret verifies X-Signature (im.onebot.secret).
+	Secret string
+	// APIURL is the OneBot HTTP API, e.g. http://127.0.0.1:3000 (im.onebot.api_url).
+	APIURL string
+	// AccessToken is sent as "Authorization: Bearer" (im.onebot.access_token).
+	AccessToken string
+	Client      *http.Client
+}
+
+// Adapter is the OneBot v11 platform.
+type Adapter struct{ o Options }
+
+// New returns the adapter.
+func New(o Options) *Adapter {
+	o.APIURL = strings.TrimRight(o.APIURL, "/")
+	if o.Client == nil {
+		o.Client = im.NewHTTPClient(0)
+	}
+	return &Adapter{o: o}
+}
+
+// Platform is "onebot".
+func (a *Adapter) Platform() string { return im.OneBot }
+
+// Signature is the X-Signature header of body.
+func Signature(secret string, body []byte) string {
+	h := hmac.New(sha1.New, []byte(secret))
+	h.Write(body)
+	return "sha1=" + hex.EncodeToString(h.Sum(nil))
+}
+
+type segment struct {
+	Type string            `json:"type"`
+	Data map[string]any    `json:"data"`
+	raw  map[string]string // string form, for CQ codes
+}
+
+func (s segment) get(k string) string {
+	if v, ok := s.raw[k]; ok {
+		return v
+	}
+	switch v := s.Data[k].(type) {
+	case string:
+		return v
+	case json.Number:
+		return v.String()
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	}
+	return ""
+}
+
+type event struct {
+	Time        int64           `json:"time"`
+	SelfID      json.Number     `json:"self_id"`
+	PostType    string          `json:"post_type"`
+	MessageType string          `json:"message_type"`
+	MessageID   json.Number     `json:"message_id"`
+	UserID      json.Number     `json:"user_id"`
+	GroupID     json.Number     `json:"group_id"`
+	Message     json.RawMessage `json:"message"`
+	Sender      struct {
+		Nickname string `json:"nickname"`
+		Card     string `json:"card"`
+	} `json:"sender"`
+}
+
+// Parse verifies X-Signature and parses a message event.
+func (a *Adapter) Parse(_ context.Context, h http.Header, body []byte) (*im.Inbound, error) {
+	sig := h.Get("X-Signature")
+	if sig == "" {
+		return nil, im.Unauthorized("X-Signature is required (set the same secret in the OneBot implementation)")
+	}
+	if !hmac.Equal([]byte(sig), []byte(Signature(a.o.Secret, body))) {
+		return nil, im.Unauthorized("X-Signature does not match the body and im.onebot.secret")
+	}
+	var e event
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(&e); err != nil {
+		return nil, im.BadRequest("not a OneBot v11 event: %v", err)
+	}
+	ack := im.NoContent()
+	if e.PostType != "message" || (e.MessageType != "private" && e.MessageType != "group") {
+		return &im.Inbound{Response: ack}, nil // meta events, notices, requests
+	}
+	if e.SelfID == "" || e.MessageID == "" || e.UserID == "" || (e.MessageType == "group" && e.GroupID == "") {
+		return nil, im.BadRequest("self_id, message_id, user_id (and group_id in a group) are required")
+	}
+	segs, err := segments(e.Message)
+	if err != nil {
+		return nil, im.BadRequest("message: %v", err)
+	}
+	m := &im.Message{
+		Platform: im.OneBot, EventID: e.SelfID.String() + ":" + e.MessageID.String(),
+		SenderID: e.UserID.String(), SenderName: e.Sender.Nickname, ChatType: im.Private, ChatID: e.UserID.String(),
+		Timestamp: e.Time * 1000,
+		Reply: map[string]string{"self_id": e.SelfID.String(), "message_type": e.MessageType,
+			"user_id": e.UserID.String(), "group_id": e.GroupID.String(), "message_id": e.MessageID.String()},
+	}
+	if e.Sender.Card != "" {
+		m.SenderName = e.Sender.Card
+	}
+	if e.MessageType == "group" {
+		m.ChatType, m.ChatID = im.Group, e.GroupID.String()
+	}
+	var text strings.Builder
+	for _, s := range segs {
+		switch s.Type {
+		case "text":
+			text.WriteString(s.get("text"))
+		case "at":
+			qq := s.get("qq")
+			if qq == e.SelfID.String() {
+				m.Mentioned = true
+				continue
+			}
+			m.Mentions = append(m.Mentions, qq)
+			text.WriteString("@" + qq)
+		case "image", "record", "video", "file":
+			if u := s.get("url"); u != "" {
+				m.MediaURLs = append(m.MediaURLs, u)
+			} else if f := s.get("file"); f != "" {
+				m.MediaURLs = append(m.MediaURLs, "onebot-file:"+f)
+			}
+		}
+	}
+	m.Text = strings.TrimSpace(text.String())
+	return &im.Inbound{Message: m, Response: ack}, nil
+}
+
+// segments decodes a message in array form or as a CQ-code string.
+func segments(raw json.RawMessage) ([]segment, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	if raw[0] == '[' {
+		var segs []segment
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		err := dec.Decode(&segs)
+		return segs, err
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, err
+	}
+	return parseCQ(s), nil
+}
+
+var cqCode = regexp.MustCompile(`\[CQ:([a-zA-Z0-9_.-]+)((?:,[^,\]]*)*)\]`)
+
+func unescape(s string, inParam bool) string {
+	s = strings.NewReplacer("&#91;", "[", "&#93;", "]").Replace(s)
+	if inParam {
+		s = strings.ReplaceAll(s, "&#44;", ",")
+	}
+	return strings.ReplaceAll(s, "&amp;", "&")
+}
+
+// parseCQ splits a CQ-code string into segments.
+func parseCQ(s string) []segment {
+	var segs []segment
+	last := 0
+	for _, loc := range cqCode.FindAllStringSubmatchIndex(s, -1) {
+		if loc[0] > last {
+			segs = append(segs, segment{Type: "text", raw: map[string]string{"text": unescape(s[last:loc[0]], false)}})
+		}
+		seg := segment{Type: s[loc[2]:loc[3]], raw: map[string]string{}}
+		for _, kv := range strings.Split(s[loc[4]:loc[5]], ",") {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				seg.raw[k] = unescape(v, true)
+			}
+		}
+		segs = append(segs, seg)
+		last = loc[1]
+	}
+	if last < len(s) {
+		segs = append(segs, segment{Type: "text", raw: map[string]string{"text": unescape(s[last:], false)}})
+	}
+	return segs
+}
+
+// Send answers through the HTTP API's send_msg, quoting the message.
+func (a *Adapter) Send(ctx context.Context, m *im.Message, text string) error {
+	r := m.Reply
+	body := map[string]any{
+		"message_type": r["message_type"],
+		"message": []map[string]any{
+			{"type": "reply", "data": map[string]string{"id": r["message_id"]}},
+			{"type": "text", "data": map[string]string{"text": text}},
+		},
+	}
+	if r["message_type"] == "group" {
+		body["group_id"] = json.Number(r["group_id"])
+	} else {
+		body["user_id"] = json.Number(r["user_id"])
+	}
+	var headers []string
+	if a.o.AccessToken != "" {
+		headers = []string{"Authorization", "Bearer " + a.o.AccessToken}
+	}
+	var out struct {
+		Status  string `json:"status"`
+		RetCode int    `json:"retcode"`
+		Message string `json:"message"`
+		Wording string `json:"wording"`
+	}
+	status, err := im.PostJSON(ctx, a.o.Client, a.o.APIURL+"/send_msg", body, &out, headers...)
+	if err != nil {
+		return err
+	}
+	// retcode 1 (status "async") means accepted for sending.
+	if status < 300 && (out.RetCode == 0 || out.RetCode == 1) {
+		return nil
+	}
+	serr := &im.StatusError{Platform: im.OneBot, Status: status, Code: strconv.Itoa(out.RetCode), Message: strings.TrimSpace(out.Message + " " + out.Wording)}
+	if status < 300 {
+		serr.Status = 502
+		if out.RetCode == 100 || out.RetCode == 102 {
+			return im.Permanent(fmt.Errorf("onebot: send_msg refused the request: %w", serr))
+		}
+	}
+	return im.ClassifyStatus(serr)
+}
+
+var _ im.Adapter = (*Adapter)(nil)

@@ -1,0 +1,52 @@
+package onebot
+
+import (
+	"context"
+	"net/http"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+func TestSignatureMatchesOpenSSL(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl not installed")
+	}
+	body := `{"post_type":"message","message":"你好"}`
+	cmd := exec.Command("sh", "-c", "openssl dgst -sha1 -hmac 'sekrit' | sed 's/^.*= //'")
+	cmd.Stdin = strings.NewReader(body)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := Signature("sekrit", []byte(body)), "sha1="+strings.TrimSpace(string(out)); got != want {
+		t.Fatalf("Signature = %s, openssl says %s", got, want)
+	}
+}
+
+func TestParseCQStringAndArray(t *testing.T) {
+	a := New(Options{Secret: "s", APIURL: "http://x"})
+	for _, msg := range []string{
+		`"[CQ:at,qq=10001] 查一下 [CQ:image,file=a.jpg,url=https://img/a.jpg&amp;x=1] 价格&#91;1&#93;"`,
+		`[{"type":"at","data":{"qq":"10001"}},{"type":"text","data":{"text":" 查一下 "}},{"type":"image","data":{"file":"a.jpg","url":"https://img/a.jpg&x=1"}},{"type":"text","data":{"text":" 价格[1]"}}]`,
+	} {
+		body := []byte(`{"time":1700000000,"self_id":10001,"post_type":"message","message_type":"group","sub_type":"normal",` +
+			`"message_id":-2147000001,"group_id":123456789012,"user_id":42,"message":` + msg + `,"sender":{"nickname":"n","card":"c"}}`)
+		in, err := a.Parse(context.Background(), http.Header{"X-Signature": {Signature("s", body)}}, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := in.Message
+		if m.EventID != "10001:-2147000001" || m.ChatID != "123456789012" || !m.Mentioned || m.Text != "查一下  价格[1]" ||
+			len(m.MediaURLs) != 1 || m.MediaURLs[0] != "https://img/a.jpg&x=1" || m.SenderName != "c" {
+			t.Fatalf("%s: %+v", msg, m)
+		}
+		if in.Response.Status != http.StatusNoContent {
+			t.Fatalf("ack %+v, want 204 (no quick operation)", in.Response)
+		}
+	}
+	meta := []byte(`{"post_type":"meta_event","meta_event_type":"heartbeat","self_id":10001}`)
+	if in, err := a.Parse(context.Background(), http.Header{"X-Signature": {Signature("s", meta)}}, meta); err != nil || in.Message != nil {
+		t.Fatalf("heartbeat: %v %+v", err, in)
+	}
+}

@@ -1,0 +1,335 @@
+package im
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/botfleet/botfleet/pkg/chat"
+	"github.com/botfleet/botfleet/pkg/llm"
+	"github.com/botfleet/botfleet/pkg/memory"
+	"github.com/botfleet/botfleet/pkg/queue"
+	"github.com/botfleet/botfleet/pkg/telemetry"
+	"github.com/redis/go-redis/v9"
+)
+
+// Chatter runs chat turns; *chat.Service is one.
+type Chatter interface {
+	Turn(ctx context.Context, r chat.Request) (chat.Result, error)
+}
+
+// Options tune a Pipeline. Zero values take the defaults named.
+type Options struct {
+	// Prefix starts every key. Default "bf".
+	Prefix string
+	// GroupScope is the memory scope of group chats: chat.ScopeMember (one
+	// memory per member, the default) or chat.ScopeGroup (one per group).
+	// Private chats always get c2c:<platform>:<user>.
+	GroupScope string
+	// RequireMention answers group messages only when they mention the bot.
+	RequireMention bool
+	// UrgentKeywords make a message urgent when its text contains one
+	// (case-insensitive).
+	UrgentKeywords []string
+	// BatchPrefixes mark a scheduled send: a message whose text starts with
+	// one goes to the batch channel, the prefix stripped.
+	BatchPrefixes []string
+	// BatchSenders are "<platform>:<sender id>" of scheduler accounts whose
+	// every message is a scheduled send.
+	BatchSenders []string
+	// DedupTTL is how long an event id is remembered fleet-wide; longer than
+	// every platform's retry window. Default 25h.
+	DedupTTL time.Duration
+	// SendLease is how long a worker holds the right to send a reply
+	// before another may try. Default 30s.
+	SendLease time.Duration
+	// MaxMessageChars truncates longer messages. Default 4000.
+	MaxMessageChars int
+}
+
+func (o *Options) setDefaults() {
+	if o.Prefix == "" {
+		o.Prefix = "bf"
+	}
+	if o.GroupScope == "" {
+		o.GroupScope = chat.ScopeMember
+	}
+	if o.DedupTTL <= 0 {
+		o.DedupTTL = 25 * time.Hour
+	}
+	if o.SendLease <= 0 {
+		o.SendLease = 30 * time.Second
+	}
+	if o.MaxMessageChars <= 0 {
+		o.MaxMessageChars = 4000
+	}
+}
+
+// Pipeline is the path from a platform's webhook to its reply.
+type Pipeline struct {
+	rdb      redis.UniversalClient
+	q        *queue.Queue
+	chat     Chatter
+	adapters map[string]Adapter
+	opts     Options
+	log      *slog.Logger
+	m        *telemetry.Metrics
+}
+
+// NewPipeline returns a pipeline over the enabled adapters. metrics may be nil.
+func NewPipeline(rdb redis.UniversalClient, q *queue.Queue, c Chatter, adapters []Adapter, opts Options, logger *slog.Logger, metrics *telemetry.Metrics) *Pipeline {
+	opts.setDefaults()
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	p := &Pipeline{rdb: rdb, q: q, chat: c, adapters: map[string]Adapter{}, opts: opts, log: logger, m: metrics}
+	for _, a := range adapters {
+		p.adapters[a.Platform()] = a
+	}
+	return p
+}
+
+// Enabled returns the platforms that are on, in Platforms order.
+func (p *Pipeline) Enabled() []string {
+	var out []string
+	for _, name := range Platforms {
+		if _, ok := p.adapters[name]; ok {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func (p *Pipeline) countWebhook(platform, outcome string) {
+	if p.m != nil {
+		p.m.IMWebhooks.WithLabelValues(platform, outcome).Inc()
+	}
+}
+
+func (p *Pipeline) countReply(platform, outcome string) {
+	if p.m != nil {
+		p.m.IMReplies.WithLabelValues(platform, outcome).Inc()
+	}
+}
+
+// Webhook handles one webhook request: verify and parse it, and queue its
+// message unless the fleet has seen the event before. It does no chat
+// work, so it answers within milliseconds. Its errors are *Error, or
+// queue.ErrUnavailable when Redis is down (the platform retries).
+func (p *Pipeline) Webhook(ctx context.Context, platform string, header http.Header, body []byte) (Response, error) {
+	a, ok := p.adapters[platform]
+	if !ok {
+		if slices.Contains(Platforms, platform) {
+			return Response{}, &Error{Status: http.StatusNotFound, Code: "platform_off",
+				Message: fmt.Sprintf("the %s webhook is off: configure its secret (im.%s.*) to turn it on", platform, platform)}
+		}
+		return Response{}, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such platform: " + platform}
+	}
+	in, err := a.Parse(ctx, header, body)
+	if err != nil {
+		p.countWebhook(platform, "rejected")
+		return Response{}, err
+	}
+	m := in.Message
+	if m == nil {
+		p.countWebhook(platform, "answered")
+		return in.Response, nil
+	}
+	if reason := p.prepare(m); reason != "" {
+		p.countWebhook(platform, "ignored")
+		p.log.DebugContext(ctx, "im: event ignored", "platform", platform, "event", m.EventID, "reason", reason)
+		return in.Response, nil
+	}
+	payload, _ := json.Marshal(m)
+	id, dup, err := p.q.Enqueue(ctx, m.Priority, "im:"+m.Key(), p.opts.DedupTTL, map[string]string{
+		"platform": m.Platform, "event": m.EventID, "msg": string(payload),
+	})
+	if err != nil {
+		return Response{}, err
+	}
+	if dup {
+		p.countWebhook(platform, "duplicate")
+		p.log.InfoContext(ctx, "im: duplicate event", "platform", platform, "event", m.EventID)
+		return in.Response, nil
+	}
+	p.countWebhook(platform, "queued")
+	p.log.InfoContext(ctx, "im: queued", "platform", platform, "event", m.EventID, "priority", m.Priority, "entry", id, "conversation", m.Conversation)
+	return in.Response, nil
+}
+
+// prepare chooses the message's conversation and priority; it returns why
+// the message is not answered, or "".
+func (p *Pipeline) prepare(m *Message) string {
+	if m.EventID == "" || m.SenderID == "" {
+		return "no event or sender id"
+	}
+	if m.IsGroup() && p.opts.RequireMention && !m.Mentioned {
+		return "a group message that does not mention the bot"
+	}
+	m.Priority = queue.Normal
+	text := strings.TrimSpace(m.Text)
+	for _, pre := range p.opts.BatchPrefixes {
+		if pre != "" && strings.HasPrefix(text, pre) {
+			text, m.Priority = strings.TrimSpace(strings.TrimPrefix(text, pre)), queue.Batch
+			break
+		}
+	}
+	if slices.Contains(p.opts.BatchSenders, m.Platform+":"+m.SenderID) {
+		m.Priority = queue.Batch
+	}
+	if m.Priority == queue.Normal {
+		lower := strings.ToLower(text)
+		for _, kw := range p.opts.UrgentKeywords {
+			if kw != "" && strings.Contains(lower, strings.ToLower(kw)) {
+				m.Priority = queue.Urgent
+				break
+			}
+		}
+	}
+	if text == "" {
+		return "no text"
+	}
+	if utf8.RuneCountInString(text) > p.opts.MaxMessageChars {
+		text = string([]rune(text)[:p.opts.MaxMessageChars])
+	}
+	m.Text = text
+	user := m.Platform + ":" + cleanID(m.SenderID)
+	group := ""
+	if m.IsGroup() {
+		group = m.Platform + ":" + cleanID(m.ChatID)
+	}
+	scope := chat.ScopeMember
+	if group != "" {
+		scope = p.opts.GroupScope
+	}
+	conv, err := chat.Conversation(scope, "", user, group)
+	if err != nil {
+		return err.Error()
+	}
+	m.Conversation = conv
+	return ""
+}
+
+// Handle runs one queued message (a queue.Handler): the chat turn, with the
+// event as its request id — so a job run again after its instance died
+// replays the stored reply without a second backend call — then the send,
+// at most once per event across the fleet:
+//
+//  1. GET bf:im:sent:<platform>:<event>; "sent" means done.
+//  2. SET it to "sending:<token>" NX PX SendLease; when another worker
+//     holds it, wait for its "sent" or the end of its lease.
+//  3. Send. On an error, delete our mark (so a retry may send) and fail.
+//  4. SET it to "sent" for DedupTTL.
+//
+// The crash window is between the platform accepting the reply and step 4:
+// an instance that dies there leaves "sending", and once the lease ends a
+// reclaimed job sends again — a duplicate, at least once rather than never.
+// Feishu closes the window: its reply carries a uuid derived from the
+// event, which Feishu dedups for an hour. A send that fails with a timeout
+// may likewise have been delivered.
+func (p *Pipeline) Handle(ctx context.Context, job *queue.Job) error {
+	var m Message
+	if err := json.Unmarshal([]byte(job.Fields["msg"]), &m); err != nil {
+		return queue.Permanent(fmt.Errorf("im: job %s holds no message: %w", job.ID, err))
+	}
+	a, ok := p.adapters[m.Platform]
+	if !ok {
+		return fmt.Errorf("im: platform %s is off on this instance", m.Platform)
+	}
+	sentKey := p.opts.Prefix + ":im:sent:" + m.Key()
+	state, err := p.rdb.Get(ctx, sentKey).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("%w: %w", memory.ErrUnavailable, err)
+	}
+	if state == "sent" {
+		p.countReply(m.Platform, "already_sent")
+		return nil
+	}
+	res, err := p.chat.Turn(ctx, chat.Request{Conversation: m.Conversation, ID: "im:" + m.Key(), Message: m.Text})
+	if err != nil {
+		if p.m != nil {
+			p.m.Turns.WithLabelValues("failed").Inc()
+		}
+		if errors.Is(err, chat.ErrInvalid) || errors.Is(err, memory.ErrConflict) || errors.Is(err, llm.ErrRejected) {
+			return queue.Permanent(err)
+		}
+		return err
+	}
+	if p.m != nil {
+		outcome := "answered"
+		if res.Replayed {
+			outcome = "replayed"
+		} else if res.Backend == "cache" {
+			outcome = "cached"
+		}
+		p.m.Turns.WithLabelValues(outcome).Inc()
+	}
+	var tok [8]byte
+	_, _ = rand.Read(tok[:])
+	mark := "sending:" + hex.EncodeToString(tok[:])
+	done, err := p.claimSend(ctx, sentKey, mark)
+	if err != nil {
+		return err
+	}
+	if done {
+		p.countReply(m.Platform, "already_sent")
+		return nil
+	}
+	if err := a.Send(ctx, &m, res.Reply); err != nil {
+		p.countReply(m.Platform, "failed")
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		_ = releaseScript.Run(rctx, p.rdb, []string{sentKey}, mark).Err()
+		return fmt.Errorf("im: send to %s: %w", m.Platform, err)
+	}
+	p.countReply(m.Platform, "sent")
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if err := p.rdb.Set(wctx, sentKey, "sent", p.opts.DedupTTL).Err(); err != nil {
+		p.log.Warn("im: reply sent but not recorded; a retry of this job could send it again", "event", m.Key(), "err", err)
+	}
+	p.log.Info("im: replied", "platform", m.Platform, "event", m.EventID, "turn", res.Turn, "replayed", res.Replayed, "deliveries", job.Deliveries)
+	return nil
+}
+
+// claimSend takes the right to send the reply (the send mark). When
+// another worker holds it — sending right now, or dead mid-send — it waits
+// until that worker records "sent" (done is true) or its lease ends (and
+// takes the mark), within the job's deadline.
+func (p *Pipeline) claimSend(ctx context.Context, key, mark string) (done bool, err error) {
+	for {
+		ok, err := p.rdb.SetNX(ctx, key, mark, p.opts.SendLease).Result()
+		if err != nil {
+			if ctx.Err() != nil {
+				return false, ErrSendInProgress
+			}
+			return false, fmt.Errorf("%w: %w", memory.ErrUnavailable, err)
+		}
+		if ok {
+			return false, nil
+		}
+		if state, _ := p.rdb.Get(ctx, key).Result(); state == "sent" {
+			return true, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, ErrSendInProgress
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// releaseScript deletes KEYS[1] if it still holds ARGV[1].
+var releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`)
