@@ -6,7 +6,7 @@ API_KEY ?= dev-key
 PORT    ?= 8080
 CONFIG  ?= $(wildcard config.yaml)
 
-.PHONY: help build test vet deps run bench clean fleet fleet-down fleet-status chaos
+.PHONY: help build test vet deps run bench bench-go clean fleet fleet-down fleet-status chaos
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -41,8 +41,11 @@ fleet-status: ## every part of the local fleet with its pid and state
 chaos: ## failure drills on a throwaway fleet (free ports): kill -9, rolling restart, Redis outage
 	$(GO) test -count=1 -v -run 'TestKillPrimaryDuringStream|TestRollingRestartDuringStream|TestRedisOutage' ./pkg/fleet
 
-bench: ## Go benchmarks of the turn path
-	$(GO) test -run '^$$' -bench . -benchmem ./pkg/chat ./pkg/memory
+bench: build ## bench fleet on fixed high ports: rate searches, baseline, RSS, cold start, Go benchmarks -> BENCHMARKS.md
+	@scripts/bench.sh
+
+bench-go: ## only the Go benchmarks of the turn path
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/chat ./pkg/memory ./pkg/llm
 
 clean: ## remove built binaries
 	rm -rf $(BIN)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,12 +46,36 @@ Only the measured window (--duration, after --warmup) is counted. Latency
 percentiles are of successful requests; errors are counted by cause:
 status_<code>, timeout, connection, continuity, decode, dropped.
 
+Targets: chat (POST /v1/chat, the default; continuity checked through
+"turn") and completions (POST /v1/chat/completions in the OpenAI wire format,
+{"model": --model, "messages": [{"role":"user",...}], "user": <session id>};
+success is 200 with choices[0].message.content; no turn, so no continuity
+check). completions drives the bot's OpenAI-compatible endpoint or an
+OpenAI-compatible backend such as mockllm directly.
+
+Rate search (--search): open-model steps at rising rates — --rates, or
+--rate × --step-factor^k up to --max-rate — each with its own warm-up,
+window and fresh sessions, until a step breaks the objective: p99 above
+--slo-p99 (default 50ms here), any error, achieved below 95% of offered, or
+more than 1% of requests late. Prints a table of the steps and the highest
+rate that held; --json then holds {"steps": [<a run's object per step, plus
+"held" and "broken">], "max_sustained_rps": N}, --markdown the table.
+--sessions-per-rps F gives each step ceil(rate × F) sessions, so every step's
+sessions run at the same pace (1/F turns/s each) and reach the same history
+length. --step-cmd runs a shell command when each step's measured window
+starts (LOADTEST_PHASE=measure, in the background of the load) and after it
+was judged (LOADTEST_PHASE=done, LOADTEST_HELD=yes|no), with LOADTEST_STEP
+and LOADTEST_RATE; make bench samples memory and profiles with it.
+
 Exit status: 1 when an SLO flag is broken, no request succeeded, the run was
-interrupted, or a flag is wrong.
+interrupted, or a flag is wrong; with --search, when no step held or the
+search was interrupted.
 
 Examples:
   loadtest --rate 500 --duration 30s --slo-p99 800ms --slo-error-rate 0.001
   loadtest --users 200 --think 1s --duration 1m --json out.json --html out.html
+  loadtest --search --rates 500,1000,2000,4000 --duration 8s --warmup 2s --markdown steps.md
+  loadtest --target completions --url http://127.0.0.1:9998 --search --rate 1000 --max-rate 20000
 
 Flags:
 `
@@ -92,7 +117,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	url := fs.String("url", loadtest.DefaultURL, "base `URL` of the service (an instance or nginx)")
 	token := fs.String("token", "", "Bearer `token` (API key or access token) (default $API_KEY)")
-	target := fs.String("target", "chat", "what to drive: "+strings.Join(loadtest.TargetNames(), ", ")+" (chat: POST /v1/chat)")
+	target := fs.String("target", "chat", "what to drive: "+strings.Join(loadtest.TargetNames(), ", ")+" (chat: POST /v1/chat; completions: POST /v1/chat/completions)")
+	model := fs.String("model", loadtest.DefaultModel, "completions target: the `model` to ask for")
 	rate := fs.Float64("rate", 100, "open model: arrival rate in `req/s` (mutually exclusive with --users)")
 	users := fs.Int("users", 0, "closed model: `N` concurrent users (mutually exclusive with --rate)")
 	think := fs.Duration("think", 0, "closed model: a user's pause between an answer and its next request")
@@ -110,6 +136,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	var sloErr optFloat
 	fs.Var(&sloErr, "slo-error-rate", "fail when the failed share of requests exceeds this `fraction` in [0,1], e.g. 0.01 (default: no check)")
 	quiet := fs.Bool("quiet", false, "no progress output on stderr (the summary still goes to stdout)")
+	search := fs.Bool("search", false, "rate search: open-model steps at rising rates until one breaks the objective (see above)")
+	rates := fs.String("rates", "", "search: the ladder, comma-separated ascending `req/s`, e.g. 500,1000,2000 (default: from --rate by --step-factor up to --max-rate)")
+	factor := fs.Float64("step-factor", loadtest.DefaultSearchFactor, "search: ratio of one step's rate to the previous one's in the default ladder")
+	maxRate := fs.Float64("max-rate", loadtest.DefaultSearchMaxRate, "search: the default ladder's highest `req/s`")
+	perRPS := fs.Float64("sessions-per-rps", 0, "search: each step gets max(ceil(rate × `F`), 10) sessions instead of --sessions (0: --sessions or its default)")
+	pause := fs.Duration("pause", time.Second, "search: idle time between steps")
+	mdFile := fs.String("markdown", "", "search: write the table of steps as Markdown to `FILE`")
+	stepCmd := fs.String("step-cmd", "", "search: shell `command` run as each step's window starts and after it was judged (see above)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -168,10 +202,55 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if sloErr.set && !(sloErr.v >= 0 && sloErr.v <= 1) {
 		bad = append(bad, fmt.Sprintf("--slo-error-rate must be a fraction in [0,1], got %v", sloErr.v))
 	}
+	if *search {
+		if closed {
+			bad = append(bad, "--search drives the open model: drop --users")
+		}
+		if sloErr.set {
+			bad = append(bad, "--slo-error-rate does not apply to --search: a step with any error breaks the objective")
+		}
+		if *htmlFile != "" {
+			bad = append(bad, "--html does not apply to --search (use --json or --markdown)")
+		}
+	} else {
+		for _, f := range []string{"rates", "step-factor", "max-rate", "sessions-per-rps", "pause", "markdown", "step-cmd"} {
+			if set[f] {
+				bad = append(bad, "--"+f+" applies to --search only")
+			}
+		}
+	}
+	var ladder []float64
+	if *rates != "" {
+		for _, f := range strings.Split(*rates, ",") {
+			v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+			if err != nil || !(v > 0) {
+				bad = append(bad, fmt.Sprintf("--rates: %q is not a positive rate", f))
+				continue
+			}
+			if n := len(ladder); n > 0 && v <= ladder[n-1] {
+				bad = append(bad, fmt.Sprintf("--rates must ascend: %v after %v", v, ladder[n-1]))
+			}
+			ladder = append(ladder, v)
+		}
+	}
+	if !(*factor > 1) {
+		bad = append(bad, fmt.Sprintf("--step-factor must be above 1, got %v", *factor))
+	}
+	if !(*maxRate > 0) {
+		bad = append(bad, fmt.Sprintf("--max-rate must be positive, got %v", *maxRate))
+	} else if *search && ladder == nil && *rate > *maxRate {
+		bad = append(bad, fmt.Sprintf("--rate %v exceeds --max-rate %v", *rate, *maxRate))
+	}
+	if *perRPS < 0 {
+		bad = append(bad, fmt.Sprintf("--sessions-per-rps must not be negative, got %v", *perRPS))
+	}
+	if *pause < 0 {
+		bad = append(bad, fmt.Sprintf("--pause must not be negative, got %v", *pause))
+	}
 	if !set["token"] {
 		*token = getenv("API_KEY")
 	}
-	tgt, err := loadtest.NewTarget(*target, *url, *token)
+	tgt, err := loadtest.NewTargetConfig(*target, loadtest.TargetConfig{URL: *url, Token: *token, Model: *model})
 	if err != nil {
 		bad = append(bad, "--target/--url: "+err.Error())
 	}
@@ -194,12 +273,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		opts.Rate = *rate
 	}
 	slo := loadtest.SLO{P99: *sloP99, ErrorRate: sloErr.v, HasErrorRate: sloErr.set}
+	if !*quiet && *token == "" {
+		fmt.Fprintln(stderr, "loadtest: warning: no --token and $API_KEY is unset; requests carry no Authorization header")
+	}
+	if *search {
+		so := loadtest.SearchOptions{
+			Options: opts, Rates: ladder, Factor: *factor, MaxRate: *maxRate,
+			SessionsPerRPS: *perRPS, P99: *sloP99, Pause: *pause,
+		}
+		if so.P99 == 0 {
+			so.P99 = loadtest.DefaultSearchP99
+		}
+		return runSearch(ctx, so, *stepCmd, *quiet, *jsonFile, *mdFile, stdout, stderr)
+	}
 
 	var finishProgress func()
 	if !*quiet {
-		if *token == "" {
-			fmt.Fprintln(stderr, "loadtest: warning: no --token and $API_KEY is unset; requests carry no Authorization header")
-		}
 		opts.Progress, opts.ProgressEvery, finishProgress = progress(stderr)
 		if closed {
 			fmt.Fprintf(stderr, "loadtest: closed model, %d users (think %v) for %v after %v warm-up against %s\n", *users, *think, *duration, *warmup, *url)
@@ -237,6 +326,98 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("no request succeeded (%d failed: %s)", res.Failed, res.ErrorCauses())
 	}
 	return slo.Check(res)
+}
+
+// runSearch runs a rate search, printing the table of steps on stdout as
+// they finish, and writes the requested reports.
+func runSearch(ctx context.Context, so loadtest.SearchOptions, stepCmd string, quiet bool, jsonFile, mdFile string, stdout, stderr io.Writer) error {
+	ladder := so.Ladder()
+	var finishProgress func()
+	if !quiet {
+		so.Options.Progress, so.Options.ProgressEvery, finishProgress = progress(stderr)
+		fmt.Fprintf(stderr, "loadtest: rate search against %s, target %s: up to %d steps of %v after %v warm-up (%s)\n",
+			so.Options.URL, so.Options.Target.Name(), len(ladder), so.Options.Duration, so.Options.Warmup, ladderText(ladder))
+	}
+	if err := loadtest.WriteTableHeader(stdout); err != nil {
+		return err
+	}
+	so.OnStep = func(e loadtest.StepEvent) {
+		if e.Phase == loadtest.PhaseDone {
+			if finishProgress != nil {
+				finishProgress()
+			}
+			loadtest.WriteTableRow(stdout, e.Step)
+		} else if !quiet {
+			finishProgress()
+			fmt.Fprintf(stderr, "loadtest: step %d/%d: %g req/s, measuring\n", e.Index, len(ladder), e.Rate)
+		}
+		if stepCmd != "" {
+			runStepCmd(ctx, stepCmd, e, stderr)
+		}
+	}
+	sr, err := loadtest.Search(ctx, so)
+	if finishProgress != nil {
+		finishProgress()
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, sr.Verdict())
+	if jsonFile != "" {
+		if err := writeFile(jsonFile, sr.WriteJSON); err != nil {
+			return fmt.Errorf("--json: %w", err)
+		}
+	}
+	if mdFile != "" {
+		if err := writeFile(mdFile, sr.WriteMarkdown); err != nil {
+			return fmt.Errorf("--markdown: %w", err)
+		}
+	}
+	switch {
+	case sr.Interrupted:
+		return errors.New("rate search interrupted")
+	case sr.Best == nil:
+		return errors.New("rate search: no step held")
+	}
+	return nil
+}
+
+// ladderText abbreviates a ladder: "500, 625, ..., 9537 req/s".
+func ladderText(l []float64) string {
+	parts := make([]string, 0, 5)
+	for i, r := range l {
+		if len(l) > 6 && i == 3 {
+			parts = append(parts, "…")
+		}
+		if len(l) > 6 && i >= 3 && i < len(l)-1 {
+			continue
+		}
+		parts = append(parts, strconv.FormatFloat(r, 'g', -1, 64))
+	}
+	return strings.Join(parts, ", ") + " req/s"
+}
+
+// runStepCmd runs the --step-cmd hook for e with sh -c, its output on
+// stderr; a failure is reported, not fatal.
+func runStepCmd(ctx context.Context, cmd string, e loadtest.StepEvent, stderr io.Writer) {
+	c := exec.CommandContext(ctx, "sh", "-c", cmd)
+	c.Env = append(os.Environ(),
+		"LOADTEST_STEP="+strconv.Itoa(e.Index),
+		"LOADTEST_RATE="+strconv.FormatFloat(e.Rate, 'g', -1, 64),
+		"LOADTEST_PHASE="+e.Phase,
+	)
+	if e.Step != nil {
+		h := "no"
+		if e.Step.Held {
+			h = "yes"
+		}
+		c.Env = append(c.Env, "LOADTEST_HELD="+h,
+			"LOADTEST_ACHIEVED="+strconv.FormatFloat(e.Step.Result.AchievedRPS, 'f', 1, 64))
+	}
+	c.Stdout, c.Stderr = stderr, stderr
+	if err := c.Run(); err != nil {
+		fmt.Fprintf(stderr, "loadtest: --step-cmd (step %d, %s): %v\n", e.Index, e.Phase, err)
+	}
 }
 
 // progress returns the Progress callback and its interval for stderr: a line

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -94,11 +95,19 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"--turns", "-1"}, "--turns must not be negative"},
 		{[]string{"--slo-error-rate", "1.5"}, "--slo-error-rate must be a fraction in [0,1]"},
 		{[]string{"--slo-error-rate", "x"}, "invalid value"},
-		{[]string{"--target", "smtp"}, `unknown target "smtp" (known: chat)`},
+		{[]string{"--target", "smtp"}, `unknown target "smtp" (known: chat, completions)`},
 		{[]string{"--url", "localhost:8080"}, "want http://host"},
 		{[]string{"--max-inflight", "0"}, "--max-inflight must be at least 1"},
 		{[]string{"--users", "20", "--max-inflight", "10"}, "--users (20) exceeds --max-inflight (10)"},
 		{[]string{"extra"}, "unexpected arguments"},
+		{[]string{"--search", "--users", "3"}, "--search drives the open model"},
+		{[]string{"--search", "--slo-error-rate", "0"}, "--slo-error-rate does not apply to --search"},
+		{[]string{"--search", "--rates", "100,50"}, "--rates must ascend"},
+		{[]string{"--search", "--rates", "100,x"}, `--rates: "x" is not a positive rate`},
+		{[]string{"--search", "--step-factor", "1"}, "--step-factor must be above 1"},
+		{[]string{"--search", "--rate", "500", "--max-rate", "100"}, "--rate 500 exceeds --max-rate 100"},
+		{[]string{"--rates", "100"}, "--rates applies to --search only"},
+		{[]string{"--markdown", "x.md"}, "--markdown applies to --search only"},
 		{[]string{"--no-such-flag"}, "flag provided but not defined"},
 	} {
 		_, _, err := runCmd(t, c.args...)
@@ -229,5 +238,118 @@ func TestInterrupted(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "INTERRUPTED") {
 		t.Errorf("summary:\n%s", out.String())
+	}
+}
+
+// TestSearch runs a rate search against a server that answers slowly once
+// its arrival rate passes 150 req/s: the table, the verdict, the JSON and
+// Markdown reports and the step hook.
+func TestSearch(t *testing.T) {
+	var mu sync.Mutex
+	var arrivals []time.Time
+	inner := chatServer(t, ok)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		now := time.Now()
+		mu.Lock()
+		arrivals = append(arrivals, now)
+		n := 0
+		for i := len(arrivals) - 1; i >= 0 && now.Sub(arrivals[i]) < 200*time.Millisecond; i-- {
+			n++
+		}
+		mu.Unlock()
+		if n > 30 { // above 150 req/s over the last 200ms
+			time.Sleep(80 * time.Millisecond)
+		}
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, inner+r.URL.Path, r.Body)
+		req.Header = r.Header.Clone()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	}))
+	t.Cleanup(slow.Close)
+
+	dir := t.TempDir()
+	jsonFile, mdFile, hookLog := filepath.Join(dir, "s.json"), filepath.Join(dir, "s.md"), filepath.Join(dir, "hook.log")
+	stdout, stderr, err := runCmd(t, "--url", slow.URL, "--search", "--rates", "50,100,400,800", "--duration", "800ms", "--warmup", "200ms",
+		"--pause", "0s", "--sessions-per-rps", "0.5", "--json", jsonFile, "--markdown", mdFile,
+		"--step-cmd", `echo "$LOADTEST_STEP $LOADTEST_RATE $LOADTEST_PHASE $LOADTEST_HELD" >> `+hookLog)
+	if err != nil {
+		t.Fatalf("search: %v\n%s%s", err, stdout, stderr)
+	}
+	t.Logf("\n%s", stdout)
+	for _, want := range []string{"rate  achieved", "p99.9", "max sustained: 100 req/s (p99 ≤ 50ms"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout)
+		}
+	}
+	if strings.Contains(stdout, "\n      800 ") {
+		t.Errorf("the search went on after a broken step:\n%s", stdout)
+	}
+	doc, err := os.ReadFile(jsonFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var js struct {
+		Steps []struct {
+			OfferedRPS float64 `json:"offered_rps"`
+			Held       bool    `json:"held"`
+			Settings   struct {
+				Sessions int `json:"sessions"`
+			} `json:"settings"`
+		} `json:"steps"`
+		MaxSustainedRPS float64 `json:"max_sustained_rps"`
+	}
+	if err := json.Unmarshal(doc, &js); err != nil {
+		t.Fatal(err)
+	}
+	if js.MaxSustainedRPS != 100 || len(js.Steps) != 3 || js.Steps[2].Held || js.Steps[1].Settings.Sessions != 50 {
+		t.Errorf("json: %s", doc)
+	}
+	md, err := os.ReadFile(mdFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(md), "| offered req/s |") || !strings.Contains(string(md), "Max sustained: **100 req/s**") {
+		t.Errorf("markdown:\n%s", md)
+	}
+	hook, err := os.ReadFile(hookLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "1 50 measure \n1 50 done yes\n2 100 measure \n2 100 done yes\n3 400 measure \n3 400 done no\n"
+	if string(hook) != want {
+		t.Errorf("hook log:\n%s\nwant:\n%s", hook, want)
+	}
+}
+
+func TestSearchCompletions(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Model    string `json:"model"`
+			Messages []struct {
+				Role    string `json:"role"`
+				Content string `json:"content"`
+			} `json:"messages"`
+			User string `json:"user"`
+		}
+		if r.URL.Path != "/v1/chat/completions" || json.NewDecoder(r.Body).Decode(&req) != nil || req.Model != "m-2" || req.User == "" || len(req.Messages) != 1 {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		fmt.Fprint(w, `{"choices":[{"index":0,"message":{"role":"assistant","content":"hi"}}]}`)
+	}))
+	t.Cleanup(srv.Close)
+	stdout, _, err := runCmd(t, "--url", srv.URL, "--target", "completions", "--model", "m-2", "--search", "--rates", "20,40",
+		"--duration", "300ms", "--warmup", "0s", "--pause", "0s", "--quiet")
+	if err != nil {
+		t.Fatalf("search: %v\n%s", err, stdout)
+	}
+	if !strings.Contains(stdout, "max sustained: 40 req/s") || !strings.Contains(stdout, "every step held") {
+		t.Errorf("stdout:\n%s", stdout)
 	}
 }

@@ -21,11 +21,17 @@
 // Every request belongs to one of Options.Sessions conversations; a
 // conversation's next turn is sent only after its previous one was answered,
 // and after Options.Turns turns it is replaced by a fresh conversation. What
-// a request looks like is up to a Target (NewTarget, "chat" for POST /v1/chat),
-// so other endpoints can be driven the same way.
+// a request looks like is up to a Target (NewTarget: "chat" for POST /v1/chat,
+// "completions" for an OpenAI-compatible POST /v1/chat/completions), so other
+// endpoints can be driven the same way.
 //
 // Run returns a Result: HdrHistogram latency percentiles of the successful
 // requests, offered and achieved rates, errors by cause, continuity checks and
 // a per-second time series; Result.WriteText, Result.WriteJSON and
 // Result.WriteHTML render it and SLO.Check judges it.
+//
+// Search runs a rate search: open-model steps at rising rates, each with its
+// own warm-up and fresh conversations, until one breaks the objective (p99
+// above a bound, any error, an achieved rate below the offered one or
+// requests sent late), and reports the highest rate that held.
 package loadtest

@@ -244,11 +244,18 @@ func round3(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }
 // continuity {checked, broken}, late, duration_s, model ("open" or "closed")
 // and settings.
 func (r *Result) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r.report())
+}
+
+// report is r's stable JSON form.
+func (r *Result) report() jsonReport {
 	errs := r.Errors
 	if errs == nil {
 		errs = map[string]int64{}
 	}
-	rep := jsonReport{
+	return jsonReport{
 		OfferedRPS:  round3(r.OfferedRPS),
 		AchievedRPS: round3(r.AchievedRPS),
 		Requests:    r.Requests,
@@ -265,7 +272,4 @@ func (r *Result) WriteJSON(w io.Writer) error {
 		Model:      r.Model,
 		Settings:   r.Settings,
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(rep)
 }

@@ -33,6 +33,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 type runner struct {
 	opts   Options
 	client *http.Client
+	own    bool // the runner made client, and closes its idle connections at the end
 	rec    *recorder
 	ids    sessionIDs
 	nextID atomic.Int64 // the next fresh session's ordinal
@@ -66,6 +67,7 @@ func newRunner(opts Options) (*runner, error) {
 	return &runner{
 		opts:   opts,
 		client: client,
+		own:    opts.Client == nil,
 		rec:    newRecorder(),
 		ids:    sessionIDs{prefix: opts.SessionPrefix, seed: uint64(opts.Seed)},
 		from:   opts.Warmup,
@@ -83,6 +85,11 @@ func (r *runner) run(ctx context.Context) *Result {
 		r.runClosed(ctx)
 	}
 	stopProgress()
+	if r.own {
+		// Leave no idle keep-alive connection behind: a rate search runs
+		// step after step, each with a client of its own.
+		r.client.CloseIdleConnections()
+	}
 	return r.result(ctx.Err() != nil)
 }
 

@@ -57,9 +57,23 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("status %d %s", e.Code, http.StatusText(e.Code))
 }
 
+// TargetConfig is what NewTargetConfig builds a target from.
+type TargetConfig struct {
+	// URL is the service's base URL.
+	URL string
+	// Token is the Bearer token; empty sends no Authorization header.
+	Token string
+	// Model is the model an OpenAI-compatible target asks for (default
+	// DefaultModel); other targets ignore it.
+	Model string
+}
+
 // targets maps a target's name to its constructor.
-var targets = map[string]func(baseURL, token string) (Target, error){
-	"chat": func(baseURL, token string) (Target, error) { return NewChatTarget(baseURL, token) },
+var targets = map[string]func(TargetConfig) (Target, error){
+	"chat": func(c TargetConfig) (Target, error) { return NewChatTarget(c.URL, c.Token) },
+	"completions": func(c TargetConfig) (Target, error) {
+		return NewCompletionsTarget(c.URL, c.Token, c.Model)
+	},
 }
 
 // TargetNames lists the names NewTarget accepts, sorted.
@@ -73,11 +87,17 @@ func TargetNames() []string {
 }
 
 // NewTarget returns the target called name for the service at baseURL,
-// authenticating with token (none when empty).
+// authenticating with token (none when empty), with the defaults of every
+// other TargetConfig field.
 func NewTarget(name, baseURL, token string) (Target, error) {
+	return NewTargetConfig(name, TargetConfig{URL: baseURL, Token: token})
+}
+
+// NewTargetConfig returns the target called name configured by c.
+func NewTargetConfig(name string, c TargetConfig) (Target, error) {
 	mk, ok := targets[name]
 	if !ok {
 		return nil, fmt.Errorf("unknown target %q (known: %s)", name, strings.Join(TargetNames(), ", "))
 	}
-	return mk(baseURL, token)
+	return mk(c)
 }
