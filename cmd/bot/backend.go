@@ -9,6 +9,10 @@ import (
 	"github.com/botfleet/botfleet/pkg/config"
 	"github.com/botfleet/botfleet/pkg/llm"
 	"github.com/botfleet/botfleet/pkg/telemetry"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // newBackend builds the configured provider behind its circuit breaker,
@@ -56,18 +60,24 @@ func retries(n int) int {
 	return n
 }
 
-// timed measures every backend call.
+// timed measures every backend call, and traces it.
 type timed struct {
 	llm.Backend
 	m *telemetry.Metrics
 }
 
+var tracer = otel.Tracer("github.com/botfleet/botfleet/cmd/bot")
+
 func (t timed) Complete(ctx context.Context, req llm.Request) (llm.Reply, error) {
 	start := time.Now()
+	ctx, span := tracer.Start(ctx, "llm.complete", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("llm.backend", t.Backend.Name()), attribute.Int("llm.messages", len(req.Messages))))
+	defer span.End()
 	r, err := t.Backend.Complete(ctx, req)
 	outcome := "ok"
 	if err != nil {
 		outcome = "error"
+		span.SetStatus(codes.Error, err.Error())
 	}
 	t.m.LLMDuration.WithLabelValues(t.Backend.Name(), outcome).Observe(time.Since(start).Seconds())
 	return r, err

@@ -10,8 +10,8 @@ import (
 )
 
 // newRedis returns a standalone, Sentinel (master_name) or Cluster (several
-// addrs) client, traced with OpenTelemetry.
-func newRedis(c config.RedisConfig, instance string) redis.UniversalClient {
+// addrs) client, traced with OpenTelemetry when tracing is on.
+func newRedis(c config.RedisConfig, instance string, tracing bool) redis.UniversalClient {
 	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs:       redisAddrs(c),
 		MasterName:  c.MasterName,
@@ -28,7 +28,12 @@ func newRedis(c config.RedisConfig, instance string) redis.UniversalClient {
 		WriteTimeout:  c.WriteTimeout,
 		MaxRetries:    c.MaxRetries,
 	})
-	_ = redisotel.InstrumentTracing(rdb)
+	if tracing {
+		// Only when traces are exported: the hook formats every command
+		// and walks the stack even for spans nobody records, a tenth of
+		// a turn's CPU. Statements stay out of spans: they hold messages.
+		_ = redisotel.InstrumentTracing(rdb, redisotel.WithDBStatement(false), redisotel.WithCallerEnabled(false))
+	}
 	return rdb
 }
 

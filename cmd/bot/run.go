@@ -80,7 +80,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // serve runs the instance until ctx ends, then drains it.
 func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	metrics := telemetry.NewMetrics(cfg.Server.InstanceName)
-	rdb := newRedis(cfg.Redis, cfg.Server.InstanceName)
+	tracing := cfg.Telemetry.OTLPEndpoint != ""
+	stopTracing, err := telemetry.StartTracing(ctx, cfg.Telemetry.OTLPEndpoint, cfg.Telemetry.SampleRatio, cfg.Server.InstanceName)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(sctx); err != nil {
+			logger.Warn("tracing: flush at exit failed", "err", err)
+		}
+	}()
+	rdb := newRedis(cfg.Redis, cfg.Server.InstanceName, tracing)
 	defer rdb.Close()
 	backend, breakers, err := newBackend(cfg.LLM, logger, metrics)
 	if err != nil {
@@ -103,7 +115,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		Breakers: breakers, Instance: cfg.Server.InstanceName,
 		APIKeys: append([]string{cfg.Auth.APIKey}, cfg.Auth.APIKeys...), AuthDisabled: cfg.Auth.Disabled,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, MaxMessageChars: cfg.Chat.MaxMessageChars, DefaultScope: cfg.Memory.DefaultScope,
-		Pprof: cfg.Server.Pprof, Webhooks: ims.pipeline, Queues: ims.queues,
+		Pprof: cfg.Server.Pprof, Tracing: tracing, Webhooks: ims.pipeline, Queues: ims.queues,
 	})
 
 	addr := net.JoinHostPort(cfg.Server.Host, strconv.Itoa(cfg.Server.Port))

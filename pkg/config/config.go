@@ -25,6 +25,18 @@ type Config struct {
 	LLM    LLMConfig    `mapstructure:"llm"`
 	IM     IMConfig     `mapstructure:"im"`
 	Queue  QueueConfig  `mapstructure:"queue"`
+	// Telemetry is trace export.
+	Telemetry TelemetryConfig `mapstructure:"telemetry"`
+}
+
+// TelemetryConfig is OpenTelemetry trace export.
+type TelemetryConfig struct {
+	// OTLPEndpoint is an OTLP/HTTP collector's base URL, e.g.
+	// http://127.0.0.1:4318 (OTEL_EXPORTER_OTLP_ENDPOINT). Empty, the
+	// default, turns tracing off and keeps it off the hot path.
+	OTLPEndpoint string `mapstructure:"otlp_endpoint"`
+	// SampleRatio is the share of new traces kept, 0..1. Default 1.
+	SampleRatio float64 `mapstructure:"sample_ratio"`
 }
 
 // ServerConfig is the HTTP listener.

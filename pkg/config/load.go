@@ -15,15 +15,16 @@ import (
 // seedEnv maps keys to the seed deployment's environment names. The
 // BOT_SECTION_KEY name of a key wins over its seed name when both are set.
 var seedEnv = map[string]string{
-	"server.port":          "WEB_PORT",
-	"server.instance_name": "INSTANCE_NAME",
-	"redis.host":           "REDIS_HOST",
-	"redis.port":           "REDIS_PORT",
-	"redis.password":       "REDIS_PASSWORD",
-	"redis.db":             "REDIS_DB",
-	"llm.openai.base_url":  "MODEL_ENDPOINT",
-	"llm.openai.api_key":   "MODEL_SERVICE_KEY",
-	"auth.api_key":         "API_KEY",
+	"server.port":             "WEB_PORT",
+	"server.instance_name":    "INSTANCE_NAME",
+	"redis.host":              "REDIS_HOST",
+	"redis.port":              "REDIS_PORT",
+	"redis.password":          "REDIS_PASSWORD",
+	"redis.db":                "REDIS_DB",
+	"llm.openai.base_url":     "MODEL_ENDPOINT",
+	"llm.openai.api_key":      "MODEL_SERVICE_KEY",
+	"auth.api_key":            "API_KEY",
+	"telemetry.otlp_endpoint": "OTEL_EXPORTER_OTLP_ENDPOINT",
 }
 
 // defaults are every key with its default value; a key that is not here is
@@ -42,6 +43,9 @@ var defaults = map[string]any{
 	"log.level":  "info",
 	"log.file":   "",
 	"log.format": "json",
+
+	"telemetry.otlp_endpoint": "",
+	"telemetry.sample_ratio":  1.0,
 
 	"redis.host":          "127.0.0.1",
 	"redis.port":          6379,

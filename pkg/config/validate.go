@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -64,6 +65,10 @@ func (c *Config) validate() error {
 		return bad("memory.max_entries", "must be at least 2, got %d", c.Memory.MaxEntries)
 	case c.Chat.MaxMessageChars < 1:
 		return bad("chat.max_message_chars", "must be positive, got %d", c.Chat.MaxMessageChars)
+	case c.Telemetry.SampleRatio < 0 || c.Telemetry.SampleRatio > 1:
+		return bad("telemetry.sample_ratio", "must be between 0 and 1, got %v", c.Telemetry.SampleRatio)
+	case c.Telemetry.OTLPEndpoint != "" && !strings.HasPrefix(c.Telemetry.OTLPEndpoint, "http://") && !strings.HasPrefix(c.Telemetry.OTLPEndpoint, "https://"):
+		return bad("telemetry.otlp_endpoint", "must be an http:// or https:// URL, got %q", c.Telemetry.OTLPEndpoint)
 	case c.LLM.Temperature < 0 || c.LLM.Temperature > 2:
 		return bad("llm.temperature", "must be between 0 and 2, got %v", c.LLM.Temperature)
 	case c.LLM.Retries < 0:

@@ -12,6 +12,11 @@ import (
 
 	"github.com/botfleet/botfleet/pkg/telemetry"
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 const headerRequestID = "X-Request-Id"
@@ -56,6 +61,33 @@ func (s *Server) observe() echo.MiddlewareFunc {
 					"ms", float64(elapsed.Microseconds())/1000, "remote", c.RealIP())
 			}
 			return nil
+		}
+	}
+}
+
+// trace starts a server span per request, continuing the caller's W3C
+// trace context.
+func (s *Server) trace() echo.MiddlewareFunc {
+	tracer := otel.Tracer("github.com/botfleet/botfleet/pkg/httpapi")
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			r := c.Request()
+			ctx := otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+			ctx, span := tracer.Start(ctx, r.Method+" "+c.Path(), trace.WithSpanKind(trace.SpanKindServer),
+				trace.WithAttributes(
+					attribute.String("http.request.method", r.Method),
+					attribute.String("http.route", c.Path()),
+					attribute.String("botfleet.request_id", telemetry.RequestID(ctx)),
+				))
+			defer span.End()
+			c.SetRequest(r.WithContext(ctx))
+			err := next(c)
+			status := c.Response().Status
+			span.SetAttributes(attribute.Int("http.response.status_code", status))
+			if status >= 500 {
+				span.SetStatus(codes.Error, http.StatusText(status))
+			}
+			return err
 		}
 	}
 }

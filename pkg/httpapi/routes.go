@@ -12,7 +12,11 @@ import (
 // routes maps the whole API surface.
 func (s *Server) routes() {
 	e := s.echo
-	e.Use(s.requestID(), s.observe(), s.recover())
+	e.Use(s.requestID())
+	if s.deps.Tracing {
+		e.Use(s.trace())
+	}
+	e.Use(s.observe(), s.recover())
 	e.GET("/health", s.handleHealth())
 	e.GET("/ready", s.handleReady())
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.deps.Metrics.Registry, promhttp.HandlerOpts{})))

@@ -34,6 +34,8 @@ type Deps struct {
 	DefaultScope string
 	// Pprof serves net/http/pprof under /debug/pprof/, behind auth.
 	Pprof bool
+	// Tracing starts an OpenTelemetry server span per request.
+	Tracing bool
 	// Webhooks handles POST /webhook/:platform; nil answers 404.
 	Webhooks Webhooks
 	// Queues reports the job queue for GET /admin/queues (behind auth).
