@@ -48,7 +48,7 @@ Environment (defaults in brackets):
   BENCH_PORTS ["18180 18181"]  BENCH_COLD_PORT [18182]
   BENCH_NGINX_PORT [18799]  BENCH_BASELINE_PORT [18798]
   BENCH_STEP [8s]  BENCH_WARMUP [2s]  BENCH_PAUSE [1s]
-  BENCH_START [1000] first rate of every ladder, x BENCH_FACTOR [1.25] per
+  BENCH_START [1000] first rate of every ladder, x BENCH_FACTOR [1.15] per
   step, up to BENCH_MAX_RATE [40000]; or explicit comma-separated ladders
   BENCH_RATES_BASELINE, BENCH_RATES_OPENAI, BENCH_RATES_BUILTIN
   BENCH_TURNS [60]  BENCH_MAX_ENTRIES [100]  BENCH_SESSIONS_PER_RPS [0.1]
@@ -112,7 +112,7 @@ step=${BENCH_STEP:-8s}
 warmup=${BENCH_WARMUP:-2s}
 pause=${BENCH_PAUSE:-1s}
 start_rate=${BENCH_START:-1000}
-factor=${BENCH_FACTOR:-1.25}
+factor=${BENCH_FACTOR:-1.15}
 max_rate=${BENCH_MAX_RATE:-40000}
 turns=${BENCH_TURNS:-60}
 max_entries=${BENCH_MAX_ENTRIES:-100}
