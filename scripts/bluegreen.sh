@@ -149,7 +149,22 @@ deploy() {
 	local hc=""
 	if [ -f "$RUN_DIR/healthchecker.pid" ]; then hc=$(tr -dc '0-9' <"$RUN_DIR/healthchecker.pid"); fi
 	if alive "$hc"; then
-		warn "the health checker (pid $hc) probes the ports in its config: point its targets at $to's ports and send it SIGHUP, or it restarts $from's instances"
+		local hc_config="$RUN_DIR/healthchecker.yaml"
+		if [[ " $(cmdline "$hc")" == *" --config $hc_config "* ]]; then
+			# The checker make fleet started: watch the new colour before
+			# the old one stops, so it does not restart the old one.
+			scripts/render_healthchecker.sh -o "$hc_config" "${to_ports[@]}"
+			kill -HUP "$hc"
+			local listen_hc
+			listen_hc=$(sed -n 's/^listen:[[:space:]]*\([^[:space:]#]*\).*/\1/p' "$hc_config" | head -1)
+			for ((i = 0; i < 50; i++)); do
+				curl -fsS "http://${listen_hc:-127.0.0.1:9090}/status" 2>/dev/null | grep -q "\"bot-${from_ports[0]}\"" || break
+				sleep 0.1
+			done
+			say "health checker (pid $hc) now watches $to: ${to_ports[*]}"
+		else
+			warn "the health checker (pid $hc) probes the ports in its own config: point its targets at $to's ports and send it SIGHUP, or it restarts $from's instances"
+		fi
 	fi
 	say "$to is live; stopping $from: ${from_ports[*]}"
 	scripts/stop_instances.sh "${from_ports[@]}" >/dev/null || warn "some $from instances needed SIGKILL"

@@ -24,7 +24,8 @@ Environment:
   LISTEN         nginx's listener (default 127.0.0.1:18789)
   API_KEY        the instances' key (default dev-key)
   REDIS_HOST, REDIS_PORT, REDIS_PASSWORD  the Redis to use or start
-  HEALTHCHECKER_CONFIG  (default deploy/healthchecker.example.yaml)
+  HEALTHCHECKER_CONFIG  the checker's config (default: run/healthchecker.yaml,
+                 rendered for PORTS by scripts/render_healthchecker.sh)
   RUN_DIR, LOG_DIR, BOT_BIN, CONFIG as in start_multiple_instances.sh
 EOF
 }
@@ -48,7 +49,10 @@ prefix="$RUN_DIR/nginx"
 nginx_pidfile="$prefix/nginx.pid"
 redis_marker="$RUN_DIR/fleet_redis"
 hc_bin=${HEALTHCHECKER_BIN:-bin/healthchecker}
-hc_config=${HEALTHCHECKER_CONFIG:-deploy/healthchecker.example.yaml}
+# Without HEALTHCHECKER_CONFIG the checker watches exactly the fleet's
+# ports: run/healthchecker.yaml, rendered at start (bluegreen.sh renders it
+# again for the colour it makes live).
+hc_config=${HEALTHCHECKER_CONFIG:-$RUN_DIR/healthchecker.yaml}
 hc_pidfile="$RUN_DIR/healthchecker.pid"
 hc_listen=127.0.0.1:9090
 if [ -f "$hc_config" ]; then
@@ -136,6 +140,9 @@ up() {
 	fi
 
 	# Health checker
+	if [ -z "${HEALTHCHECKER_CONFIG:-}" ] && [ -z "$(pid_in "$hc_pidfile")" ]; then
+		scripts/render_healthchecker.sh -o "$hc_config" "${ports[@]}"
+	fi
 	if [ ! -x "$hc_bin" ]; then
 		say "health checker: $hc_bin not built; skipped"
 	elif [ ! -f "$hc_config" ]; then

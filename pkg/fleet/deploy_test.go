@@ -108,6 +108,23 @@ func TestDockerNginxConfIsRendered(t *testing.T) {
 	}
 }
 
+// deploy/healthchecker.example.yaml is what make fleet renders for 8080–8083.
+func TestHealthCheckerExampleIsRendered(t *testing.T) {
+	root, err := testenv.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(root, "scripts/render_healthchecker.sh"), "8080", "8081", "8082", "8083")
+	cmd.Env = append(os.Environ(), "BOT_BIN=", "RUN_DIR=", "LOG_DIR=", "LISTEN=")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	if string(out) != string(repoFile(t, "deploy/healthchecker.example.yaml")) {
+		t.Fatal("deploy/healthchecker.example.yaml is stale: scripts/render_healthchecker.sh -o deploy/healthchecker.example.yaml 8080 8081 8082 8083")
+	}
+}
+
 // The Dockerfile builds every command with the module's Go and runs bot.
 func TestDockerfile(t *testing.T) {
 	df := string(repoFile(t, "Dockerfile"))

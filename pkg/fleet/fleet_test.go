@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -393,20 +394,45 @@ func TestBlueGreenDuringStream(t *testing.T) {
 		}
 	}
 
+	// The health checker make fleet starts watches the live colour only:
+	// bluegreen.sh re-renders its targets, so it does not bring the
+	// stopped colour back.
+	hc := startRenderedHealthChecker(t, f)
+	watches := func(colour string, live, stopped []member) {
+		t.Helper()
+		if hc == nil {
+			return
+		}
+		status, _ := json.Marshal(hc.Status(t))
+		for _, m := range live {
+			if !strings.Contains(string(status), `"bot-`+strconv.Itoa(m.Port)+`"`) {
+				t.Errorf("after the switch to %s the health checker does not watch %s: %s", colour, m.Name(), status)
+			}
+		}
+		for _, m := range stopped {
+			if strings.Contains(string(status), `"bot-`+strconv.Itoa(m.Port)+`"`) {
+				t.Errorf("after the switch to %s the health checker still watches %s", colour, m.Name())
+			}
+		}
+	}
+
 	stop := make(chan struct{})
 	done := make(chan *stream, 1)
 	go func() { done <- f.runStream(stop, 20, nil) }()
 	out := f.Script("bluegreen.sh", append([]string{"deploy", "green"}, env...)...)
 	t.Logf("deploy green:\n%s", out)
 	only("green", green)
+	watches("green", green, f.Members)
+	time.Sleep(4 * time.Second) // longer than the checker takes to restart a failed target
 	for _, m := range f.Members {
 		if listening(m.Port) {
-			t.Errorf("blue %s still listens after the switch to green", m.Name())
+			t.Errorf("blue %s listens after the switch to green", m.Name())
 		}
 	}
 	out = f.Script("bluegreen.sh", append([]string{"rollback"}, env...)...)
 	t.Logf("rollback:\n%s", out)
 	only("blue", f.Members)
+	watches("blue", f.Members, green)
 	close(stop)
 	s := <-done
 	checkTurns(t, s)

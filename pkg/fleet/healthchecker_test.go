@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,6 +22,7 @@ import (
 // local fleet.
 type healthChecker struct {
 	Addr string
+	Pid  int
 	Log  *testenv.Buffer
 }
 
@@ -66,6 +68,36 @@ targets:
 	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return runHealthChecker(t, f, h, conf)
+}
+
+// startRenderedHealthChecker runs the health checker as make fleet does:
+// with the configuration scripts/render_healthchecker.sh writes to
+// RUN_DIR/healthchecker.yaml for the fleet's ports.
+func startRenderedHealthChecker(t *testing.T, f *testFleet) *healthChecker {
+	t.Helper()
+	if hcErr != nil {
+		return nil
+	}
+	h := &healthChecker{Addr: testenv.Addr(testenv.FreePort(t)), Log: &testenv.Buffer{}}
+	conf := filepath.Join(f.runDir, "healthchecker.yaml")
+	args := []string{"-o", conf, "LISTEN=" + h.Addr}
+	for _, m := range f.Members {
+		args = append(args, strconv.Itoa(m.Port))
+	}
+	f.Script("render_healthchecker.sh", args...)
+	runHealthChecker(t, f, h, conf)
+	if err := os.WriteFile(filepath.Join(f.runDir, "healthchecker.pid"), []byte(strconv.Itoa(h.Pid)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// runHealthChecker runs bin/healthchecker with conf until the test ends
+// (SIGTERM, leaving the instances, before the fleet stops).
+func runHealthChecker(t *testing.T, f *testFleet, h *healthChecker, conf string) *healthChecker {
+	t.Helper()
+	text, _ := os.ReadFile(conf)
 	cmd := exec.Command(filepath.Join(binDir, "healthchecker"), "--config", conf)
 	cmd.Env = f.env()
 	cmd.Stdout, cmd.Stderr = h.Log, h.Log
@@ -73,6 +105,7 @@ targets:
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	h.Pid = cmd.Process.Pid
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
@@ -100,11 +133,11 @@ targets:
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}) {
-		t.Fatalf("the health checker does not serve /status:\n%s\nconfig:\n%s", h.Log.String(), b.String())
+		t.Fatalf("the health checker does not serve /status:\n%s\nconfig:\n%s", h.Log.String(), text)
 	}
 	select {
 	case <-exited:
-		t.Fatalf("the health checker exited at start:\n%s\nconfig:\n%s", h.Log.String(), b.String())
+		t.Fatalf("the health checker exited at start:\n%s\nconfig:\n%s", h.Log.String(), text)
 	default:
 	}
 	return h
