@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"text/template"
@@ -295,9 +296,10 @@ func decodeSettings(m map[string]any, s *Settings, prefix string) error {
 	if len(m) == 0 {
 		return nil
 	}
+	var md mapstructure.Metadata
 	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
 		DecodeHook:       decodeHook(),
-		ErrorUnused:      true,
+		Metadata:         &md,
 		WeaklyTypedInput: true,
 		Result:           s,
 	})
@@ -306,6 +308,12 @@ func decodeSettings(m map[string]any, s *Settings, prefix string) error {
 	}
 	if err := dec.Decode(m); err != nil {
 		return errors.New(tidyDecodeError(err, prefix))
+	}
+	// Unknown keys from the metadata rather than ErrorUnused, whose message
+	// names the root by its Go type in some mapstructure versions.
+	if len(md.Unused) > 0 {
+		slices.Sort(md.Unused)
+		return fmt.Errorf("%s%s: unknown key", prefix, strings.Join(md.Unused, ", "))
 	}
 	return nil
 }
