@@ -52,13 +52,19 @@ func (t *ChatTarget) NewRequest(ctx context.Context, c Call) (*http.Request, err
 	b = append(b, `,"session_id":`...)
 	b = appendJSONString(b, c.SessionID)
 	b = append(b, '}')
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(b))
+	return postJSON(ctx, t.url, t.auth, b)
+}
+
+// postJSON is a POST of the JSON body b to url, with auth as the
+// Authorization header when set.
+func postJSON(ctx context.Context, url, auth string, b []byte) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
 	if err != nil {
 		return nil, err
 	}
 	req.Header["Content-Type"] = []string{"application/json"}
-	if t.auth != "" {
-		req.Header["Authorization"] = []string{t.auth}
+	if auth != "" {
+		req.Header["Authorization"] = []string{auth}
 	}
 	return req, nil
 }

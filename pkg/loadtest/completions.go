@@ -1,7 +1,6 @@
 package loadtest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -68,15 +67,7 @@ func (t *CompletionsTarget) NewRequest(ctx context.Context, c Call) (*http.Reque
 	b = append(b, `}],"user":`...)
 	b = appendJSONString(b, c.SessionID)
 	b = append(b, '}')
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(b))
-	if err != nil {
-		return nil, err
-	}
-	req.Header["Content-Type"] = []string{"application/json"}
-	if t.auth != "" {
-		req.Header["Authorization"] = []string{t.auth}
-	}
-	return req, nil
+	return postJSON(ctx, t.url, t.auth, b)
 }
 
 // completion is the part of a chat completion the target checks.
