@@ -174,12 +174,11 @@ func Load(src Sources) (*Config, error) {
 	}
 	var c Config
 	err := v.Unmarshal(&c, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
-		rejectBareDurations,
-		mapstructure.StringToTimeDurationHookFunc(),
+		durations,
 		mapstructure.StringToSliceHookFunc(","),
 	)))
 	if err != nil {
-		return nil, fmt.Errorf("config: %s", oneLine(err))
+		return nil, fmt.Errorf("config: %s", decodeError(err))
 	}
 	c.Log.Level = strings.ToLower(c.Log.Level)
 	if c.Server.InstanceName == "" {
@@ -205,17 +204,36 @@ func EnvNames(key string) []string {
 // whose inner keys viper may report.
 func underList(k string) bool { return strings.HasPrefix(k, "llm.builtin.faq.") }
 
-// rejectBareDurations refuses a plain number for a duration: 30000 would
-// silently mean 30µs.
-func rejectBareDurations(from, to reflect.Type, data any) (any, error) {
+// durations decodes a duration from a string with its unit and refuses a
+// bare number, which would silently mean nanoseconds; its errors show the
+// value.
+func durations(from, to reflect.Type, data any) (any, error) {
 	if to != reflect.TypeOf(time.Duration(0)) {
 		return data, nil
 	}
-	switch from.Kind() {
-	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Float64, reflect.Float32, reflect.Uint, reflect.Uint64:
+	if from.Kind() != reflect.String {
 		return nil, fmt.Errorf("%v is a bare number; write a duration with its unit, like 30s or 500ms", data)
 	}
-	return data, nil
+	d, err := time.ParseDuration(data.(string))
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a duration; write it like 30s or 500ms", data)
+	}
+	return d, nil
+}
+
+// decodeError turns mapstructure's "decoding failed ...: 'llm.timeout' msg"
+// into "llm.timeout: msg", on one line.
+func decodeError(err error) string {
+	msg := oneLine(err)
+	if _, rest, ok := strings.Cut(msg, "error(s): "); ok {
+		msg = rest
+	}
+	if rest, ok := strings.CutPrefix(msg, "'"); ok {
+		if key, why, ok := strings.Cut(rest, "' "); ok {
+			return key + ": " + why
+		}
+	}
+	return msg
 }
 
 func oneLine(err error) string {

@@ -319,20 +319,24 @@ func decodeSettings(m map[string]any, s *Settings, prefix string) error {
 }
 
 func decodeHook() mapstructure.DecodeHookFunc {
-	return mapstructure.ComposeDecodeHookFunc(rejectBareDurations, mapstructure.StringToTimeDurationHookFunc())
+	return mapstructure.ComposeDecodeHookFunc(durations)
 }
 
-// rejectBareDurations refuses a plain number for a duration: 2 would
-// silently mean 2ns.
-func rejectBareDurations(from, to reflect.Type, data any) (any, error) {
+// durations decodes a duration from a string with its unit and refuses a
+// bare number, which would silently mean nanoseconds; its errors show the
+// value.
+func durations(from, to reflect.Type, data any) (any, error) {
 	if to != reflect.TypeOf(time.Duration(0)) {
 		return data, nil
 	}
-	switch from.Kind() {
-	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Float64, reflect.Float32, reflect.Uint, reflect.Uint64:
+	if from.Kind() != reflect.String {
 		return nil, fmt.Errorf("%v is a bare number; write a duration with its unit, like 2s or 500ms", data)
 	}
-	return data, nil
+	d, err := time.ParseDuration(data.(string))
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a duration; write it like 2s or 500ms", data)
+	}
+	return d, nil
 }
 
 // tidyDecodeError makes a mapstructure error one line that starts with the
