@@ -55,6 +55,20 @@ instance_pid() {
 	fi
 }
 
+# running_ports PORT...: the ports to act on, one per line: the arguments,
+# else $PORTS, else those with a pid file in RUN_DIR.
+running_ports() {
+	if [ $# -gt 0 ]; then
+		printf '%s\n' "$@"
+	elif [ -n "${PORTS:-}" ]; then
+		local -a p
+		read -r -a p <<<"$PORTS"
+		printf '%s\n' "${p[@]}"
+	else
+		pidfile_ports
+	fi
+}
+
 # pidfile_ports: the ports of every instance pid file in RUN_DIR.
 pidfile_ports() {
 	local f p

@@ -38,15 +38,8 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 settle=${SETTLE:-2}
-ports=("$@")
-if [ ${#ports[@]} -eq 0 ]; then
-	if [ -n "${PORTS:-}" ]; then
-		read -r -a ports <<<"$PORTS"
-	else
-		mapfile -t ports < <(pidfile_ports)
-		[ ${#ports[@]} -gt 0 ] || read -r -a ports <<<"$DEFAULT_PORTS"
-	fi
-fi
+mapfile -t ports < <(running_ports "$@")
+[ ${#ports[@]} -gt 0 ] || read -r -a ports <<<"$DEFAULT_PORTS"
 [ -x "$BOT_BIN" ] || die "$BOT_BIN not found or not executable; run: make build"
 
 n=0

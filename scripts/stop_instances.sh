@@ -33,14 +33,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 grace=${GRACE:-20}
-ports=("$@")
-if [ ${#ports[@]} -eq 0 ]; then
-	if [ -n "${PORTS:-}" ]; then
-		read -r -a ports <<<"$PORTS"
-	else
-		mapfile -t ports < <(pidfile_ports)
-	fi
-fi
+mapfile -t ports < <(running_ports "$@")
 if [ ${#ports[@]} -eq 0 ]; then
 	say "no instances (no pid files in $RUN_DIR)"
 	exit 0
