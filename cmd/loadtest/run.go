@@ -51,7 +51,11 @@ Targets: chat (POST /v1/chat, the default; continuity checked through
 {"model": --model, "messages": [{"role":"user",...}], "user": <session id>};
 success is 200 with choices[0].message.content; no turn, so no continuity
 check). completions drives the bot's OpenAI-compatible endpoint or an
-OpenAI-compatible backend such as mockllm directly.
+OpenAI-compatible backend such as mockllm directly. telegram (POST
+/webhook/telegram: a private text update per request, --token as the
+webhook's secret token, im.telegram.secret_token) measures the bot's IM
+webhook path — verify, dedup, enqueue; success is 200 — while the replies go
+out from the queue afterwards (watch GET /admin/queues).
 
 Rate search (--search): open-model steps at rising rates — --rates, or
 --rate × --step-factor^k up to --max-rate — each with its own warm-up,
@@ -76,6 +80,7 @@ Examples:
   loadtest --users 200 --think 1s --duration 1m --json out.json --html out.html
   loadtest --search --rates 500,1000,2000,4000 --duration 8s --warmup 2s --markdown steps.md
   loadtest --target completions --url http://127.0.0.1:9998 --search --rate 1000 --max-rate 20000
+  loadtest --target telegram --token "$BOT_IM_TELEGRAM_SECRET_TOKEN" --rate 500 --duration 20s
 
 Flags:
 `
@@ -117,7 +122,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	url := fs.String("url", loadtest.DefaultURL, "base `URL` of the service (an instance or nginx)")
 	token := fs.String("token", "", "Bearer `token` (API key or access token) (default $API_KEY)")
-	target := fs.String("target", "chat", "what to drive: "+strings.Join(loadtest.TargetNames(), ", ")+" (chat: POST /v1/chat; completions: POST /v1/chat/completions)")
+	target := fs.String("target", "chat", "what to drive: "+strings.Join(loadtest.TargetNames(), ", ")+" (chat: POST /v1/chat; completions: POST /v1/chat/completions; telegram: POST /webhook/telegram)")
 	model := fs.String("model", loadtest.DefaultModel, "completions target: the `model` to ask for")
 	rate := fs.Float64("rate", 100, "open model: arrival rate in `req/s` (mutually exclusive with --users)")
 	users := fs.Int("users", 0, "closed model: `N` concurrent users (mutually exclusive with --rate)")
@@ -142,6 +147,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	maxRate := fs.Float64("max-rate", loadtest.DefaultSearchMaxRate, "search: the default ladder's highest `req/s`")
 	perRPS := fs.Float64("sessions-per-rps", 0, "search: each step gets max(ceil(rate × `F`), 10) sessions instead of --sessions (0: --sessions or its default)")
 	pause := fs.Duration("pause", time.Second, "search: idle time between steps")
+	maxLate := fs.Float64("max-late", loadtest.DefaultMaxLate, "search: the largest `share` of a held step's requests that may go out late (over 10ms behind schedule)")
 	mdFile := fs.String("markdown", "", "search: write the table of steps as Markdown to `FILE`")
 	stepCmd := fs.String("step-cmd", "", "search: shell `command` run as each step's window starts and after it was judged (see above)")
 	if err := fs.Parse(args); err != nil {
@@ -279,7 +285,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if *search {
 		so := loadtest.SearchOptions{
 			Options: opts, Rates: ladder, Factor: *factor, MaxRate: *maxRate,
-			SessionsPerRPS: *perRPS, P99: *sloP99, Pause: *pause,
+			SessionsPerRPS: *perRPS, P99: *sloP99, Pause: *pause, MaxLate: *maxLate,
 		}
 		if so.P99 == 0 {
 			so.P99 = loadtest.DefaultSearchP99

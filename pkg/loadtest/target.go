@@ -61,7 +61,8 @@ func (e *StatusError) Error() string {
 type TargetConfig struct {
 	// URL is the service's base URL.
 	URL string
-	// Token is the Bearer token; empty sends no Authorization header.
+	// Token is the Bearer token; empty sends no Authorization header. The
+	// telegram target sends it as the webhook's secret token instead.
 	Token string
 	// Model is the model an OpenAI-compatible target asks for (default
 	// DefaultModel); other targets ignore it.
@@ -74,6 +75,7 @@ var targets = map[string]func(TargetConfig) (Target, error){
 	"completions": func(c TargetConfig) (Target, error) {
 		return NewCompletionsTarget(c.URL, c.Token, c.Model)
 	},
+	"telegram": func(c TargetConfig) (Target, error) { return NewTelegramTarget(c.URL, c.Token) },
 }
 
 // TargetNames lists the names NewTarget accepts, sorted.

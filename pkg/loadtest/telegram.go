@@ -1,0 +1,88 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// TelegramPath is the telegram target's endpoint.
+const TelegramPath = "/webhook/telegram"
+
+// TelegramTarget drives the bot's Telegram webhook as Telegram would: POST
+// /webhook/telegram with an update (a private text message; the session id
+// picks the chat, a counter the update and message ids) and the
+// X-Telegram-Bot-Api-Secret-Token header, expecting 200. It measures the
+// webhook path — verification, fleet-wide dedup, enqueue — not the reply,
+// which the queue's workers send later (see /admin/queues and the
+// botfleet_queue_* metrics); continuity is not checked.
+type TelegramTarget struct {
+	url    string
+	secret string
+	next   atomic.Int64
+}
+
+// NewTelegramTarget returns the telegram target of the bot at baseURL,
+// sending secret (the bot's im.telegram.secret_token) with every update.
+func NewTelegramTarget(baseURL, secret string) (*TelegramTarget, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return nil, fmt.Errorf("url %q: %w", baseURL, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("url %q: want http://host[:port] or https://host[:port]", baseURL)
+	}
+	if secret == "" {
+		return nil, fmt.Errorf("target telegram: --token must be the webhook's secret token (im.telegram.secret_token)")
+	}
+	t := &TelegramTarget{url: strings.TrimSuffix(u.String(), "/") + TelegramPath, secret: secret}
+	// Update ids unique across runs, so the bot's dedup never drops a
+	// request of a later run as a retry of an earlier one.
+	t.next.Store(time.Now().UnixMilli() * 1000)
+	return t, nil
+}
+
+// Name implements Target.
+func (t *TelegramTarget) Name() string { return "telegram" }
+
+// NewRequest implements Target.
+func (t *TelegramTarget) NewRequest(ctx context.Context, c Call) (*http.Request, error) {
+	id := strconv.FormatInt(t.next.Add(1), 10)
+	h := fnv.New32a()
+	h.Write([]byte(c.SessionID))
+	chat := strconv.FormatUint(uint64(h.Sum32())+1, 10)
+	b := make([]byte, 0, 200+len(c.Message))
+	b = append(b, `{"update_id":`...)
+	b = append(b, id...)
+	b = append(b, `,"message":{"message_id":`...)
+	b = append(b, id...)
+	b = append(b, `,"date":`...)
+	b = strconv.AppendInt(b, time.Now().Unix(), 10)
+	b = append(b, `,"chat":{"id":`...)
+	b = append(b, chat...)
+	b = append(b, `,"type":"private"},"from":{"id":`...)
+	b = append(b, chat...)
+	b = append(b, `,"is_bot":false,"first_name":"loadtest"},"text":`...)
+	b = appendJSONString(b, c.Message)
+	b = append(b, "}}"...)
+	req, err := postJSON(ctx, t.url, "", b)
+	if err != nil {
+		return nil, err
+	}
+	req.Header["X-Telegram-Bot-Api-Secret-Token"] = []string{t.secret}
+	return req, nil
+}
+
+// Check implements Target: 200 is success.
+func (t *TelegramTarget) Check(status int, _ []byte) (Reply, error) {
+	if status != http.StatusOK {
+		return Reply{}, &StatusError{Code: status}
+	}
+	return Reply{}, nil
+}
