@@ -91,6 +91,10 @@ func (s *Service) Turn(ctx context.Context, r Request) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	// Frees the conversation on every way out but Commit — an error, or a
+	// backend that panics — instead of renewing its lease forever; a no-op
+	// after Commit and for a replay.
+	defer turn.Abort()
 	if turn.Replay != nil {
 		var res Result
 		if err := json.Unmarshal(turn.Replay.Payload, &res); err != nil {
@@ -106,7 +110,6 @@ func (s *Service) Turn(ctx context.Context, r Request) (Result, error) {
 	} else {
 		reply, err := s.backend.Complete(ctx, llm.Request{Messages: s.prompt(turn.History, r.Message)})
 		if err != nil {
-			turn.Abort()
 			return Result{}, err
 		}
 		res = Result{Reply: reply.Content, Confidence: reply.Confidence, Backend: reply.Backend}

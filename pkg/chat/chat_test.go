@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/botfleet/botfleet/pkg/llm"
 	"github.com/botfleet/botfleet/pkg/memory"
@@ -66,6 +67,34 @@ func TestFirstTurnCache(t *testing.T) {
 	h, _ := s.History(ctx, "c2c:2")
 	if len(h) != 4 || !strings.Contains(h[1].Content, "saw") {
 		t.Fatalf("history: %+v", h)
+	}
+}
+
+// panickyBackend panics on its first call, then answers.
+type panickyBackend struct{ calls int }
+
+func (b *panickyBackend) Name() string { return "panicky" }
+func (b *panickyBackend) Complete(_ context.Context, r llm.Request) (llm.Reply, error) {
+	b.calls++
+	if b.calls == 1 {
+		panic("backend bug")
+	}
+	return llm.Reply{Content: "fine", Backend: "panicky"}, nil
+}
+
+// A turn whose backend panics (the HTTP layer recovers it) gives its
+// conversation up at once: the next turn neither waits for a lease that is
+// renewed forever nor finds anything written.
+func TestPanickingTurnFreesTheConversation(t *testing.T) {
+	s, _ := newService(t, &panickyBackend{}, Options{}, memory.Options{WaitTimeout: 2 * time.Second})
+	ctx := context.Background()
+	func() {
+		defer func() { _ = recover() }()
+		_, _ = s.Turn(ctx, Request{Conversation: "c2c:p", ID: "boom", Message: "first"})
+	}()
+	res, err := s.Turn(ctx, Request{Conversation: "c2c:p", ID: "next", Message: "second"})
+	if err != nil || res.Turn != 1 || res.Reply != "fine" {
+		t.Fatalf("turn after a panic: %+v, %v", res, err)
 	}
 }
 

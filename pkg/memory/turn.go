@@ -167,7 +167,8 @@ func (t *Turn) Commit(ctx context.Context, user, assistant string, at time.Time,
 }
 
 // Abort gives the conversation up without writing: the next turn runs, and
-// a repeat of this request may run again.
+// a repeat of this request may run again. It does nothing after Commit and
+// for a replay, so callers may defer it.
 func (t *Turn) Abort() {
 	if t.finish() {
 		t.abortQuietly()
