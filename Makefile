@@ -24,7 +24,7 @@ vet:
 test: deps vet ## vet and run every test with the race detector
 	$(GO) test -race -count=1 -timeout 15m ./...
 
-run: build ## one instance on $(PORT) against a local Redis (started if none answers)
+run: deps build ## one instance on $(PORT) against a local Redis (started if none answers)
 	@scripts/ensure_redis.sh
 	@echo "try: curl -s http://127.0.0.1:$(PORT)/v1/chat -H 'Authorization: Bearer $(API_KEY)' -H 'Content-Type: application/json' -d '{\"message\":\"你好\"}'"
 	API_KEY=$(API_KEY) $(BIN)/bot --port $(PORT) $(if $(CONFIG),--config $(CONFIG))
