@@ -135,15 +135,13 @@ func mockBackend(t *testing.T, opts mockllm.Options) (*mockllm.Server, map[strin
 	}
 }
 
+// with returns env with the key, value pairs kv added.
 func with(env map[string]string, kv ...string) map[string]string {
-	out := map[string]string{}
-	for k, v := range env {
-		out[k] = v
-	}
+	add := map[string]string{}
 	for i := 0; i+1 < len(kv); i += 2 {
-		out[kv[i]] = kv[i+1]
+		add[kv[i]] = kv[i+1]
 	}
-	return out
+	return merge(env, add)
 }
 
 func redisEnv(r *testenv.Redis) map[string]string {
@@ -193,7 +191,7 @@ func TestConversationContinuesAcrossInstances(t *testing.T) {
 func TestConcurrentTurnsOfOneConversation(t *testing.T) {
 	r := testenv.StartRedis(t)
 	mock, env := mockBackend(t, mockllm.Options{Faults: mockllm.Faults{Jitter: 5 * time.Millisecond}})
-	env = with(with(env, "BOT_LLM_SYSTEM_PROMPT", "be brief"), "REDIS_HOST", "127.0.0.1", "REDIS_PORT", strconv.Itoa(r.Port))
+	env = merge(with(env, "BOT_LLM_SYSTEM_PROMPT", "be brief"), redisEnv(r))
 	bots := []*instance{startBot(t, env), startBot(t, env)}
 	const n = 50
 	turns := make([]int, n)
@@ -243,7 +241,7 @@ func TestConcurrentTurnsOfOneConversation(t *testing.T) {
 func TestRepeatedRequestIDRunsOnce(t *testing.T) {
 	r := testenv.StartRedis(t)
 	mock, env := mockBackend(t, mockllm.Options{Faults: mockllm.Faults{Latency: 100 * time.Millisecond}})
-	env = with(env, "REDIS_HOST", "127.0.0.1", "REDIS_PORT", strconv.Itoa(r.Port))
+	env = merge(env, redisEnv(r))
 	bots := []*instance{startBot(t, env), startBot(t, env)}
 
 	first := post(t, bots[0].url+"/v1/chat", chatBody("idem", "hello"), "Idempotency-Key", "k1")
@@ -281,7 +279,7 @@ func TestRepeatedRequestIDRunsOnce(t *testing.T) {
 func TestBreakerOpensFailsFastAndCloses(t *testing.T) {
 	r := testenv.StartRedis(t)
 	mock, env := mockBackend(t, mockllm.Options{Faults: mockllm.Faults{ErrorRate: 1, ErrorStatus: 500}})
-	bot := startBot(t, with(with(env, "REDIS_HOST", "127.0.0.1", "REDIS_PORT", strconv.Itoa(r.Port)),
+	bot := startBot(t, with(merge(env, redisEnv(r)),
 		"BOT_LLM_BREAKER_FAILURES", "3", "BOT_LLM_BREAKER_OPEN_TIMEOUT", "1s"))
 	for i := range 3 {
 		if res := post(t, bot.url+"/v1/chat", chatBody("br", fmt.Sprint("m", i))); res.status != 503 || res.header.Get("Retry-After") == "" {
@@ -322,7 +320,7 @@ func TestBreakerOpensFailsFastAndCloses(t *testing.T) {
 func TestFallbackAnswersWhenBackendFails(t *testing.T) {
 	r := testenv.StartRedis(t)
 	_, env := mockBackend(t, mockllm.Options{Faults: mockllm.Faults{ErrorRate: 1, ErrorStatus: 503}})
-	bot := startBot(t, with(with(env, "REDIS_HOST", "127.0.0.1", "REDIS_PORT", strconv.Itoa(r.Port)), "BOT_LLM_FALLBACK", "builtin"))
+	bot := startBot(t, with(merge(env, redisEnv(r)), "BOT_LLM_FALLBACK", "builtin"))
 	res := post(t, bot.url+"/v1/chat", chatBody("fb", "你好"))
 	if res.status != 200 || res.Reply != "您好，请问有什么可以帮您？" || res.header.Get("X-Bot-Backend") != "builtin" {
 		t.Fatalf("fallback: %d %+v %v", res.status, res, res.header)
@@ -441,7 +439,7 @@ func TestRedisOutageIsA503AndHeals(t *testing.T) {
 func TestDrainFinishesInFlightTurns(t *testing.T) {
 	r := testenv.StartRedis(t)
 	_, env := mockBackend(t, mockllm.Options{Faults: mockllm.Faults{Latency: 500 * time.Millisecond}})
-	bot := startBot(t, with(env, "REDIS_HOST", "127.0.0.1", "REDIS_PORT", strconv.Itoa(r.Port)))
+	bot := startBot(t, merge(env, redisEnv(r)))
 	got := make(chan chatReply)
 	go func() { got <- post(t, bot.url+"/v1/chat", chatBody("drain", "slow one")) }()
 	time.Sleep(100 * time.Millisecond) // the turn is at the backend now

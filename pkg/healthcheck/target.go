@@ -171,12 +171,6 @@ func (t *target) setStateLocked(s State) {
 	t.deps.metrics.setState(t.cfg.Name, s)
 }
 
-func (t *target) setState(s State) {
-	t.mu.Lock()
-	t.setStateLocked(s)
-	t.mu.Unlock()
-}
-
 // status returns a snapshot of the target's status.
 func (t *target) status() TargetStatus {
 	t.mu.Lock()
