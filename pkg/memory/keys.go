@@ -19,5 +19,5 @@ func (s *Store) keys(conversation, requestID string) keys {
 
 // HistoryKey is the list that holds a conversation's entries.
 func (s *Store) HistoryKey(conversation string) string {
-	return s.opts.Prefix + ":{" + conversation + "}:msgs"
+	return s.keys(conversation, "")[kMsgs]
 }
