@@ -55,7 +55,8 @@ func newIM(cfg *config.Config, rdb redis.UniversalClient, svc *chat.Service, log
 		Prefix: cfg.Redis.KeyPrefix, GroupScope: c.GroupScope, RequireMention: c.RequireMention,
 		UrgentKeywords: c.UrgentKeywords, BatchPrefixes: c.BatchPrefixes, BatchSenders: c.BatchSenders,
 		DedupTTL: c.DedupTTL, SendLease: c.SendLease, MaxMessageChars: cfg.Chat.MaxMessageChars,
-	}, logger, m)
+		Registerer: m.Registerer,
+	}, logger)
 	m.SetQueueStats(func(ctx context.Context) ([]telemetry.QueueStat, int64, error) {
 		st, err := q.Stats(ctx)
 		if err != nil {

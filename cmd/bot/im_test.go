@@ -250,10 +250,10 @@ var platforms = []struct {
 	build signed
 	conv  func(e ev) string // the memory key of a private conversation
 }{
-	{"dingtalk", dingtalkEvent, func(e ev) string { return "c2c:dingtalk:" + e.user }},
-	{"feishu", feishuEvent, func(e ev) string { return "c2c:feishu:ou_" + e.user }},
-	{"onebot", onebotEvent, func(e ev) string { return "c2c:onebot:" + e.user }},
-	{"telegram", telegramEvent, func(e ev) string { return "c2c:telegram:" + e.user }},
+	{"dingtalk", dingtalkEvent, func(e ev) string { return "im:dingtalk:c2c:" + e.user }},
+	{"feishu", feishuEvent, func(e ev) string { return "im:feishu:c2c:ou_" + e.user }},
+	{"onebot", onebotEvent, func(e ev) string { return "im:onebot:c2c:" + e.user }},
+	{"telegram", telegramEvent, func(e ev) string { return "im:telegram:c2c:" + e.user }},
 }
 
 func dingtalkEvent(f *fakePlatforms, e ev) (http.Header, []byte) {
@@ -655,7 +655,7 @@ func TestIMJobAbandonedByADrainingInstanceIsFinishedByAnother(t *testing.T) {
 	if hung.Stats().Calls != 1 || healthy.Stats().Calls != 1 || queued(t, r) != 0 {
 		t.Fatalf("calls: hung %d healthy %d; queued %d", hung.Stats().Calls, healthy.Stats().Calls, queued(t, r))
 	}
-	if hist := history(t, r, "c2c:telegram:31337"); len(hist) != 2 {
+	if hist := history(t, r, "im:telegram:c2c:31337"); len(hist) != 2 {
 		t.Fatalf("history %d entries, want 2", len(hist))
 	}
 }
@@ -832,7 +832,7 @@ func TestIMJobOfASIGKILLedInstanceIsFinishedOnceByAnother(t *testing.T) {
 	if n := len(f.repliesTo("telegram", strconv.Itoa(e.n))); n != 1 || hung.Stats().Calls != 1 || healthy.Stats().Calls != 1 || queued(t, r) != 0 {
 		t.Fatalf("replies %d, calls hung %d healthy %d, queued %d", n, hung.Stats().Calls, healthy.Stats().Calls, queued(t, r))
 	}
-	if hist := history(t, r, "c2c:telegram:4040"); len(hist) != 2 {
+	if hist := history(t, r, "im:telegram:c2c:4040"); len(hist) != 2 {
 		t.Fatalf("history %d entries, want 2", len(hist))
 	}
 }

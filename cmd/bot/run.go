@@ -101,20 +101,24 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	store := memory.New(ctx, rdb, memory.Options{
 		Prefix: cfg.Redis.KeyPrefix, MaxEntries: cfg.Memory.MaxEntries, IdleTTL: cfg.Memory.IdleTTL,
 		Lease: cfg.Memory.Lease, WaitTimeout: cfg.Memory.WaitTimeout, IdempotencyTTL: cfg.Memory.IdempotencyTTL,
+		Registerer: metrics.Registerer,
 	})
 	defer store.Close()
 	var cacheTTL time.Duration
 	if cfg.Cache.Enabled {
 		cacheTTL = cfg.Cache.TTL
 	}
-	svc := chat.New(store, backend, chat.Options{SystemPrompt: cfg.LLM.SystemPrompt, Model: cfg.LLM.Provider + "/" + cfg.LLM.Model, CacheTTL: cacheTTL})
+	svc := chat.New(store, backend, chat.Options{
+		SystemPrompt: cfg.LLM.SystemPrompt, Model: cfg.LLM.Provider + "/" + cfg.LLM.Model, CacheTTL: cacheTTL,
+		DefaultScope: cfg.Memory.DefaultScope, Registerer: metrics.Registerer,
+	})
 	ims := newIM(cfg, rdb, svc, logger, metrics)
 	api := httpapi.New(httpapi.Deps{
-		Logger: logger, Metrics: metrics, Chat: svc,
-		Ping:     func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		Logger: logger, Registerer: metrics.Registerer, Gatherer: metrics.Registry, Chat: svc,
+		Ping:     store.Check,
 		Breakers: breakers, Instance: cfg.Server.InstanceName,
 		APIKeys: append([]string{cfg.Auth.APIKey}, cfg.Auth.APIKeys...), AuthDisabled: cfg.Auth.Disabled,
-		MaxBodyBytes: cfg.Server.MaxBodyBytes, MaxMessageChars: cfg.Chat.MaxMessageChars, DefaultScope: cfg.Memory.DefaultScope,
+		MaxBodyBytes: cfg.Server.MaxBodyBytes, MaxMessageChars: cfg.Chat.MaxMessageChars,
 		Pprof: cfg.Server.Pprof, Tracing: tracing, Webhooks: ims.pipeline, Queues: ims.queues,
 	})
 

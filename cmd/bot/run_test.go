@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -173,7 +174,7 @@ func TestConversationContinuesAcrossInstances(t *testing.T) {
 			t.Fatalf("turn %d reply %q does not recall the previous message", i, res.Reply)
 		}
 	}
-	h := history(t, r, "session:alt")
+	h := history(t, r, "api:default:session:alt")
 	if len(h) != 12 {
 		t.Fatalf("history holds %d entries, want 12", len(h))
 	}
@@ -217,7 +218,7 @@ func TestConcurrentTurnsOfOneConversation(t *testing.T) {
 			t.Fatalf("turn %d missing from the replies: %v", i, turns)
 		}
 	}
-	h := history(t, r, "session:busy")
+	h := history(t, r, "api:default:session:busy")
 	if len(h) != 2*n {
 		t.Fatalf("history holds %d entries, want %d", len(h), 2*n)
 	}
@@ -268,7 +269,7 @@ func TestRepeatedRequestIDRunsOnce(t *testing.T) {
 	if calls := mock.Stats().Calls; calls != 2 {
 		t.Fatalf("backend called %d times for 2 distinct requests", calls)
 	}
-	if h := history(t, r, "session:idem"); len(h) != 4 {
+	if h := history(t, r, "api:default:session:idem"); len(h) != 4 {
 		t.Fatalf("history holds %d entries, want 4", len(h))
 	}
 	if res := post(t, bots[0].url+"/v1/chat", chatBody("idem", "changed"), "Idempotency-Key", "k1"); res.status != 409 {
@@ -400,7 +401,7 @@ func TestScopesMapToConversations(t *testing.T) {
 		if res := post(t, url, tc.body); res.status != 200 || res.SessionID != tc.conv {
 			t.Fatalf("%s: %d %+v, want conversation %s", tc.body, res.status, res, tc.conv)
 		}
-		if h := history(t, r, tc.conv); len(h) != 2 {
+		if h := history(t, r, "api:default:"+tc.conv); len(h) != 2 {
 			t.Fatalf("%s: %d entries under %s", tc.body, len(h), tc.conv)
 		}
 	}
@@ -470,4 +471,54 @@ func TestBadConfigFailsAtStart(t *testing.T) {
 	if !strings.Contains(stderr.String(), "--config") && !strings.Contains(stderr.String(), "-config") {
 		t.Fatalf("--help printed %q", stderr.String())
 	}
+}
+
+// A Redis at maxmemory (noeviction) is not a dead one: turns fail with
+// their own code, readiness and the metrics say "full", and all heals when
+// memory is freed.
+func TestRedisAtMaxmemoryIsStoreFull(t *testing.T) {
+	r := testenv.StartRedis(t)
+	bot := startBot(t, redisEnv(r))
+	if res := post(t, bot.url+"/v1/chat", chatBody("full", "before")); res.status != 200 {
+		t.Fatalf("before: %d %+v", res.status, res.Error)
+	}
+	ctx := context.Background()
+	rdb := r.Client()
+	if err := rdb.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	res := post(t, bot.url+"/v1/chat", chatBody("full", "during"))
+	if res.status != 503 || res.Error == nil || res.Error.Code != "store_full" || res.header.Get("Retry-After") == "" {
+		t.Fatalf("chat at maxmemory: %d %+v", res.status, res.Error)
+	}
+	if body := getJSON(t, bot.url+"/ready"); !strings.Contains(body, `"store_full"`) {
+		t.Fatalf("/ready at maxmemory: %s", body)
+	}
+	if m := getJSON(t, bot.url+"/metrics"); !strings.Contains(m, `botfleet_memory_store_state{instance="bot-instance-`) || !regexpFull.MatchString(m) {
+		t.Fatalf("/metrics does not show the full store:\n%s", grepLines(m, "store_state"))
+	}
+	if err := rdb.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if s := status(t, bot.url+"/ready"); s != 200 {
+		t.Fatalf("/ready after memory was freed: %d", s)
+	}
+	if res := post(t, bot.url+"/v1/chat", chatBody("full", "after")); res.status != 200 || res.Turn != 2 {
+		t.Fatalf("after: %d %+v", res.status, res.Error)
+	}
+}
+
+var regexpFull = regexp.MustCompile(`botfleet_memory_store_state\{instance="[^"]+",state="full"\} 1`)
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -18,20 +18,24 @@ type chatRequest struct {
 	Scope     string `json:"scope"`
 }
 
+// maxSessionID bounds a session id: longer than other ids, since a scoped
+// conversation's session id holds its escaped group and user.
+const maxSessionID = 1024
+
 func (r chatRequest) valid(s *Server) error {
 	if strings.TrimSpace(r.Message) == "" {
 		return newError(http.StatusBadRequest, "invalid_request", "message: must not be empty")
-	}
-	if !utf8.ValidString(r.Message) {
-		return newError(http.StatusBadRequest, "invalid_request", "message: must be valid UTF-8")
 	}
 	if n := utf8.RuneCountInString(r.Message); n > s.deps.MaxMessageChars {
 		return newError(http.StatusRequestEntityTooLarge, "message_too_long",
 			fmt.Sprintf("message: %d characters, the limit is %d", n, s.deps.MaxMessageChars))
 	}
-	for _, f := range []struct{ name, v string }{{"session_id", r.SessionID}, {"user_id", r.UserID}, {"group_id", r.GroupID}} {
-		if f.v != "" && (!validID(f.v) || strings.ContainsAny(f.v, "{}")) {
-			return newError(http.StatusBadRequest, "invalid_request", f.name+": 1 to 128 visible ASCII characters, no braces")
+	for _, f := range []struct {
+		name, v string
+		max     int
+	}{{"session_id", r.SessionID, maxSessionID}, {"user_id", r.UserID, maxID}, {"group_id", r.GroupID, maxID}} {
+		if f.v != "" && (!validID(f.v, f.max) || strings.ContainsAny(f.v, "{}")) {
+			return newError(http.StatusBadRequest, "invalid_request", fmt.Sprintf("%s: 1 to %d visible ASCII characters, no braces", f.name, f.max))
 		}
 	}
 	return nil
@@ -53,45 +57,24 @@ func (s *Server) handleChat() echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		session := req.SessionID
-		if session == "" && req.Scope == "" && req.UserID == "" && req.GroupID == "" {
-			session = newID() // a new conversation; the client continues it with this id
-		}
-		scope := req.Scope
-		if scope == "" {
-			scope = s.deps.DefaultScope
-		}
-		conv, err := chat.Conversation(scope, session, req.UserID, req.GroupID)
+		id, err := idempotencyKey(c)
 		if err != nil {
 			return err
 		}
-		if session == "" {
-			session = conv
-		}
-		id := c.Request().Header.Get("Idempotency-Key")
-		if id == "" {
-			id = c.Response().Header().Get(headerRequestID)
-		} else if !validID(id) {
-			return newError(http.StatusBadRequest, "invalid_request", "Idempotency-Key: 1 to 128 visible ASCII characters")
-		}
-		res, err := s.deps.Chat.Turn(c.Request().Context(), chat.Request{Conversation: conv, ID: id, Message: req.Message})
+		res, err := s.deps.Chat.Turn(c.Request().Context(), chat.Request{
+			Scope: req.Scope, SessionID: req.SessionID, UserID: req.UserID, GroupID: req.GroupID,
+			ID: id, Message: req.Message, Endpoint: "chat",
+		})
 		if err != nil {
-			s.deps.Metrics.Turns.WithLabelValues("failed").Inc()
 			return err
 		}
-		outcome := "answered"
-		switch {
-		case res.Replayed:
-			outcome = "replayed"
+		if res.Replayed {
 			c.Response().Header().Set("Idempotent-Replayed", "true")
-		case res.Backend == "cache":
-			outcome = "cached"
 		}
-		s.deps.Metrics.Turns.WithLabelValues(outcome).Inc()
 		c.Response().Header().Set("X-Bot-Backend", res.Backend)
 		return c.JSON(http.StatusOK, chatResponse{
 			Reply: res.Reply, Confidence: res.Confidence, Timestamp: res.Timestamp,
-			SessionID: session, Turn: res.Turn, Instance: s.deps.Instance,
+			SessionID: res.SessionID, Turn: res.Turn, Instance: s.deps.Instance,
 		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/fault"
 	"github.com/labstack/echo/v4"
 )
 
@@ -19,16 +20,18 @@ func (s *Server) handleHealth() echo.HandlerFunc {
 	}
 }
 
+var errDraining = fault.New(http.StatusServiceUnavailable, "draining", "the instance is shutting down", fault.Retry(time.Second))
+
 // handleReady is readiness: Redis answers and the instance is not draining.
 func (s *Server) handleReady() echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if s.draining.Load() {
-			return &apiError{Status: http.StatusServiceUnavailable, Code: "draining", Message: "the instance is shutting down", RetryAfter: time.Second}
+			return errDraining
 		}
 		ctx, cancel := context.WithTimeout(c.Request().Context(), time.Second)
 		defer cancel()
 		if err := s.deps.Ping(ctx); err != nil {
-			return &apiError{Status: http.StatusServiceUnavailable, Code: "store_unavailable", Message: "Redis does not answer: " + err.Error(), RetryAfter: time.Second, cause: err}
+			return err
 		}
 		return c.JSON(http.StatusOK, map[string]string{"status": "ready", "instance": s.deps.Instance})
 	}

@@ -1,14 +1,14 @@
 package httpapi
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"unicode/utf8"
 
+	"github.com/go-json-experiment/json"
 	"github.com/labstack/echo/v4"
 )
 
@@ -17,37 +17,64 @@ type validator interface {
 	valid(s *Server) error
 }
 
+// strict bodies refuse members they do not know; lenient ones (the OpenAI
+// API's, whose clients send many) ignore them.
+type strictness bool
+
+const (
+	strict  strictness = true
+	lenient strictness = false
+)
+
 // decode reads a JSON body into T and validates it: 415 for another
-// content type, 413 past MaxBodyBytes, 400 for malformed JSON, unknown
-// fields or trailing data, and whatever valid returns.
-func decode[T validator](s *Server, c echo.Context) (T, error) {
+// content type, 413 past MaxBodyBytes, 400 for a body that is not UTF-8,
+// malformed JSON, a member name in the wrong case, a duplicate or
+// (strict) unknown member, or trailing data, and whatever valid returns.
+//
+// It decodes with the encoding/json/v2 prototype (go-json-experiment),
+// whose defaults are what an API needs and encoding/json cannot be made
+// to do: member names match exactly (encoding/json folds case, so
+// "Message" would pass for "message"), duplicate names and invalid UTF-8
+// are errors (encoding/json keeps the last and replaces bytes with U+FFFD).
+func decode[T validator](s *Server, c echo.Context, mode ...strictness) (T, error) {
 	var v T
-	r := c.Request()
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		return v, newError(http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json")
-	}
-	if r.ContentLength > s.deps.MaxBodyBytes {
-		return v, tooLarge(s.deps.MaxBodyBytes)
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, s.deps.MaxBodyBytes))
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return v, tooLarge(s.deps.MaxBodyBytes)
-	}
+	body, err := readBody(s, c, "application/json")
 	if err != nil {
-		return v, newError(http.StatusBadRequest, "invalid_request", "could not read the body: "+err.Error())
+		return v, err
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&v); err != nil {
+	if !utf8.Valid(body) {
+		return v, newError(http.StatusBadRequest, "invalid_request", "the body is not valid UTF-8")
+	}
+	unknown := len(mode) == 0 || mode[0] == strict
+	if err := json.Unmarshal(body, &v, json.RejectUnknownMembers(unknown)); err != nil {
 		return v, newError(http.StatusBadRequest, "invalid_json", "malformed JSON body: "+err.Error())
-	}
-	if dec.More() {
-		return v, newError(http.StatusBadRequest, "invalid_json", "malformed JSON body: data after the JSON object")
 	}
 	return v, v.valid(s)
 }
 
-func tooLarge(limit int64) *apiError {
+// readBody reads a request body of the content type want ("" takes any),
+// at most MaxBodyBytes of it.
+func readBody(s *Server, c echo.Context, want string) ([]byte, error) {
+	r := c.Request()
+	if want != "" {
+		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != want {
+			return nil, newError(http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be "+want)
+		}
+	}
+	if r.ContentLength > s.deps.MaxBodyBytes {
+		return nil, tooLarge(s.deps.MaxBodyBytes)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, s.deps.MaxBodyBytes))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, tooLarge(s.deps.MaxBodyBytes)
+	}
+	if err != nil {
+		return nil, newError(http.StatusBadRequest, "invalid_request", "could not read the body: "+err.Error())
+	}
+	return body, nil
+}
+
+func tooLarge(limit int64) error {
 	return newError(http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes", limit))
 }

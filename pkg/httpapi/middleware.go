@@ -27,7 +27,7 @@ func (s *Server) requestID() echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			id := c.Request().Header.Get(headerRequestID)
-			if !validID(id) {
+			if !validID(id, maxID) {
 				id = newID()
 			}
 			c.Response().Header().Set(headerRequestID, id)
@@ -53,8 +53,8 @@ func (s *Server) observe() echo.MiddlewareFunc {
 			}
 			status := c.Response().Status
 			elapsed := time.Since(start)
-			s.deps.Metrics.HTTPRequests.WithLabelValues(route, c.Request().Method, strconv.Itoa(status)).Inc()
-			s.deps.Metrics.HTTPDuration.WithLabelValues(route).Observe(elapsed.Seconds())
+			s.metrics.requests.WithLabelValues(route, c.Request().Method, strconv.Itoa(status)).Inc()
+			s.metrics.duration.WithLabelValues(route).Observe(elapsed.Seconds())
 			if route != "/health" && route != "/ready" && route != "/metrics" {
 				s.deps.Logger.InfoContext(c.Request().Context(), "http",
 					"method", c.Request().Method, "path", c.Request().URL.Path, "status", status,
@@ -122,9 +122,8 @@ func (s *Server) auth() echo.MiddlewareFunc {
 			if s.deps.AuthDisabled {
 				return next(c)
 			}
-			h := c.Request().Header.Get("Authorization")
-			token, ok := strings.CutPrefix(h, "Bearer ")
-			if !ok || token == "" {
+			token, ok := bearer(c.Request().Header.Get("Authorization"))
+			if !ok {
 				return newError(http.StatusUnauthorized, "missing_token", "send Authorization: Bearer <api key>")
 			}
 			for _, k := range keys {
@@ -137,9 +136,33 @@ func (s *Server) auth() echo.MiddlewareFunc {
 	}
 }
 
-// validID accepts ids of 1..128 visible ASCII characters.
-func validID(id string) bool {
-	if id == "" || len(id) > 128 {
+// bearer returns the credential of an Authorization header of the Bearer
+// scheme, whose name is case-insensitive (RFC 9110 §11.1).
+func bearer(h string) (string, bool) {
+	scheme, token, ok := strings.Cut(h, " ")
+	token = strings.TrimSpace(token)
+	return token, ok && strings.EqualFold(scheme, "Bearer") && token != ""
+}
+
+// idempotencyKey is the turn's request id: the client's Idempotency-Key,
+// else the request id in the context (nginx's X-Request-Id, or one made
+// for the request).
+func idempotencyKey(c echo.Context) (string, error) {
+	if id := c.Request().Header.Get("Idempotency-Key"); id != "" {
+		if !validID(id, maxID) {
+			return "", newError(http.StatusBadRequest, "invalid_request", "Idempotency-Key: 1 to 128 visible ASCII characters")
+		}
+		return id, nil
+	}
+	return telemetry.RequestID(c.Request().Context()), nil
+}
+
+// maxID bounds request, user and group ids.
+const maxID = 128
+
+// validID accepts ids of 1..max visible ASCII characters.
+func validID(id string, max int) bool {
+	if id == "" || len(id) > max {
 		return false
 	}
 	for i := 0; i < len(id); i++ {

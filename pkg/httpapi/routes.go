@@ -19,7 +19,7 @@ func (s *Server) routes() {
 	e.Use(s.observe(), s.recover())
 	e.GET("/health", s.handleHealth())
 	e.GET("/ready", s.handleReady())
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.deps.Metrics.Registry, promhttp.HandlerOpts{})))
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.deps.Gatherer, promhttp.HandlerOpts{})))
 
 	v1 := e.Group("/v1", s.auth())
 	v1.POST("/chat", s.handleChat())

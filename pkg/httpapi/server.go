@@ -9,15 +9,18 @@ import (
 	"sync/atomic"
 
 	"github.com/botfleet/botfleet/pkg/chat"
-	"github.com/botfleet/botfleet/pkg/telemetry"
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Deps are everything the API needs.
 type Deps struct {
-	Logger  *slog.Logger
-	Metrics *telemetry.Metrics
-	Chat    *chat.Service
+	Logger *slog.Logger
+	// Registerer gets the HTTP layer's metrics; Gatherer is what /metrics
+	// serves (every package's metrics).
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+	Chat       *chat.Service
 	// Ping tells whether Redis answers; /ready uses it.
 	Ping func(ctx context.Context) error
 	// Breakers reports each backend's circuit state for /health.
@@ -30,8 +33,6 @@ type Deps struct {
 	// MaxBodyBytes bounds request bodies; MaxMessageChars chat messages.
 	MaxBodyBytes    int64
 	MaxMessageChars int
-	// DefaultScope is the memory scope of a chat request that names none.
-	DefaultScope string
 	// Pprof serves net/http/pprof under /debug/pprof/, behind auth.
 	Pprof bool
 	// Tracing starts an OpenTelemetry server span per request.
@@ -46,12 +47,13 @@ type Deps struct {
 type Server struct {
 	deps     Deps
 	echo     *echo.Echo
+	metrics  *metrics
 	draining atomic.Bool
 }
 
 // New returns the API with every route mapped.
 func New(deps Deps) *Server {
-	s := &Server{deps: deps, echo: echo.New()}
+	s := &Server{deps: deps, echo: echo.New(), metrics: newMetrics(deps.Registerer)}
 	s.echo.HideBanner = true
 	s.echo.HidePort = true
 	s.echo.HTTPErrorHandler = s.handleError

@@ -2,8 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"errors"
-	"io"
 	"net/http"
 	"time"
 
@@ -27,16 +25,9 @@ func (s *Server) handleWebhook() echo.HandlerFunc {
 			return newError(http.StatusNotFound, "platform_off", "the "+platform+" webhook is off: no IM platform is configured")
 		}
 		r := c.Request()
-		if r.ContentLength > s.deps.MaxBodyBytes {
-			return tooLarge(s.deps.MaxBodyBytes)
-		}
-		body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, s.deps.MaxBodyBytes))
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return tooLarge(s.deps.MaxBodyBytes)
-		}
+		body, err := readBody(s, c, "")
 		if err != nil {
-			return newError(http.StatusBadRequest, "invalid_request", "could not read the body: "+err.Error())
+			return err
 		}
 		resp, err := s.deps.Webhooks.Webhook(r.Context(), platform, r.Header, body)
 		if err != nil {

@@ -12,10 +12,11 @@ package im
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
-	"strings"
+	"time"
+
+	"github.com/botfleet/botfleet/pkg/fault"
 
 	"github.com/botfleet/botfleet/pkg/queue"
 )
@@ -69,7 +70,11 @@ type Message struct {
 	// DingTalk's sessionWebhook and its expiry, and so on.
 	Reply map[string]string `json:"reply,omitempty"`
 
-	// Conversation is the memory key the pipeline chose (chat.Conversation).
+	// Scope is the memory scope the pipeline chose: chat.ScopeMember, or
+	// the group scope option in groups.
+	Scope string `json:"scope"`
+	// Conversation is the memory key of that scope (chat.Service.Resolve),
+	// for logs.
 	Conversation string `json:"conversation"`
 	// Priority is the queue channel the pipeline chose.
 	Priority queue.Priority `json:"priority"`
@@ -127,6 +132,11 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
+// Fault classifies the refusal: its status, not to be retried.
+func (e *Error) Fault() fault.Error {
+	return fault.Error{Status: e.Status, Code: e.Code, Message: e.Message}
+}
+
 // Unauthorized is a 401: the signature or token does not check out.
 func Unauthorized(format string, args ...any) *Error {
 	return &Error{Status: http.StatusUnauthorized, Code: "invalid_signature", Message: fmt.Sprintf(format, args...)}
@@ -171,15 +181,12 @@ func ClassifyStatus(err *StatusError) error {
 	return err
 }
 
-// ErrSendInProgress means another worker holds the send of this reply.
-var ErrSendInProgress = errors.New("im: the reply is being sent by another worker")
+// ErrSendInProgress means another worker holds the send of this reply; the
+// job is retried.
+var ErrSendInProgress = fault.New(http.StatusServiceUnavailable, "send_in_progress",
+	"the reply is being sent by another worker", fault.Retry(time.Second))
 
-// cleanID makes a platform id safe inside a memory key (no braces).
-func cleanID(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '{' || r == '}' {
-			return '_'
-		}
-		return r
-	}, s)
-}
+// ErrUnavailable wraps the pipeline's own failures to reach Redis (the
+// send marks); the job is retried.
+var ErrUnavailable = fault.New(http.StatusServiceUnavailable, "store_unavailable",
+	"the IM pipeline's store (Redis) is unavailable", fault.Retry(time.Second))

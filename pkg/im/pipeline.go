@@ -15,16 +15,16 @@ import (
 	"unicode/utf8"
 
 	"github.com/botfleet/botfleet/pkg/chat"
-	"github.com/botfleet/botfleet/pkg/llm"
-	"github.com/botfleet/botfleet/pkg/memory"
+	"github.com/botfleet/botfleet/pkg/fault"
 	"github.com/botfleet/botfleet/pkg/queue"
-	"github.com/botfleet/botfleet/pkg/telemetry"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
-// Chatter runs chat turns; *chat.Service is one.
+// Chatter runs chat turns and names their conversations; *chat.Service is one.
 type Chatter interface {
 	Turn(ctx context.Context, r chat.Request) (chat.Result, error)
+	Resolve(r chat.Request) (chat.Conversation, error)
 }
 
 // Options tune a Pipeline. Zero values take the defaults named.
@@ -54,6 +54,8 @@ type Options struct {
 	SendLease time.Duration
 	// MaxMessageChars truncates longer messages. Default 4000.
 	MaxMessageChars int
+	// Registerer, when set, gets the pipeline's metrics (see metrics.go).
+	Registerer prometheus.Registerer
 }
 
 func (o *Options) setDefaults() {
@@ -82,16 +84,17 @@ type Pipeline struct {
 	adapters map[string]Adapter
 	opts     Options
 	log      *slog.Logger
-	m        *telemetry.Metrics
+	m        *metrics
 }
 
-// NewPipeline returns a pipeline over the enabled adapters. metrics may be nil.
-func NewPipeline(rdb redis.UniversalClient, q *queue.Queue, c Chatter, adapters []Adapter, opts Options, logger *slog.Logger, metrics *telemetry.Metrics) *Pipeline {
+// NewPipeline returns a pipeline over the enabled adapters; a nil logger
+// discards.
+func NewPipeline(rdb redis.UniversalClient, q *queue.Queue, c Chatter, adapters []Adapter, opts Options, logger *slog.Logger) *Pipeline {
 	opts.setDefaults()
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Pipeline{rdb: rdb, q: q, chat: c, adapters: map[string]Adapter{}, opts: opts, log: logger, m: metrics}
+	p := &Pipeline{rdb: rdb, q: q, chat: c, adapters: map[string]Adapter{}, opts: opts, log: logger, m: newMetrics(opts.Registerer)}
 	for _, a := range adapters {
 		p.adapters[a.Platform()] = a
 	}
@@ -110,15 +113,11 @@ func (p *Pipeline) Enabled() []string {
 }
 
 func (p *Pipeline) countWebhook(platform, outcome string) {
-	if p.m != nil {
-		p.m.IMWebhooks.WithLabelValues(platform, outcome).Inc()
-	}
+	p.m.webhooks.WithLabelValues(platform, outcome).Inc()
 }
 
 func (p *Pipeline) countReply(platform, outcome string) {
-	if p.m != nil {
-		p.m.IMReplies.WithLabelValues(platform, outcome).Inc()
-	}
+	p.m.replies.WithLabelValues(platform, outcome).Inc()
 }
 
 // Webhook handles one webhook request: verify and parse it, and queue its
@@ -202,25 +201,30 @@ func (p *Pipeline) prepare(m *Message) string {
 		text = string([]rune(text)[:p.opts.MaxMessageChars])
 	}
 	m.Text = text
-	user := m.Platform + ":" + cleanID(m.SenderID)
-	group := ""
+	m.Scope = chat.ScopeMember
 	if m.IsGroup() {
-		group = m.Platform + ":" + cleanID(m.ChatID)
+		m.Scope = p.opts.GroupScope
 	}
-	scope := chat.ScopeMember
-	if group != "" {
-		scope = p.opts.GroupScope
-	}
-	conv, err := chat.Conversation(scope, "", user, group)
+	conv, err := p.chat.Resolve(m.chatRequest())
 	if err != nil {
 		return err.Error()
 	}
-	m.Conversation = conv
+	m.Conversation = conv.Key
 	return ""
 }
 
+// chatRequest is the turn that answers m: its platform is its tenant, the
+// event id its request id.
+func (m *Message) chatRequest() chat.Request {
+	r := chat.Request{Platform: m.Platform, Scope: m.Scope, UserID: m.SenderID, ID: m.EventID, Message: m.Text, Endpoint: "im"}
+	if m.IsGroup() {
+		r.GroupID = m.ChatID
+	}
+	return r
+}
+
 // Handle runs one queued message (a queue.Handler): the chat turn, with the
-// event as its request id — so a job run again after its instance died
+// event id as its request id — so a job run again after its instance died
 // replays the stored reply without a second backend call — then the send,
 // at most once per event across the fleet:
 //
@@ -248,30 +252,18 @@ func (p *Pipeline) Handle(ctx context.Context, job *queue.Job) error {
 	sentKey := p.opts.Prefix + ":im:sent:" + m.Key()
 	state, err := p.rdb.Get(ctx, sentKey).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return fmt.Errorf("%w: %w", memory.ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	if state == "sent" {
 		p.countReply(m.Platform, "already_sent")
 		return nil
 	}
-	res, err := p.chat.Turn(ctx, chat.Request{Conversation: m.Conversation, ID: "im:" + m.Key(), Message: m.Text})
+	res, err := p.chat.Turn(ctx, m.chatRequest())
 	if err != nil {
-		if p.m != nil {
-			p.m.Turns.WithLabelValues("failed").Inc()
-		}
-		if errors.Is(err, chat.ErrInvalid) || errors.Is(err, memory.ErrConflict) || errors.Is(err, llm.ErrRejected) {
+		if !fault.Temporary(err) {
 			return queue.Permanent(err)
 		}
 		return err
-	}
-	if p.m != nil {
-		outcome := "answered"
-		if res.Replayed {
-			outcome = "replayed"
-		} else if res.Backend == "cache" {
-			outcome = "cached"
-		}
-		p.m.Turns.WithLabelValues(outcome).Inc()
 	}
 	var tok [8]byte
 	_, _ = rand.Read(tok[:])
@@ -312,7 +304,7 @@ func (p *Pipeline) claimSend(ctx context.Context, key, mark string) (done bool, 
 			if ctx.Err() != nil {
 				return false, ErrSendInProgress
 			}
-			return false, fmt.Errorf("%w: %w", memory.ErrUnavailable, err)
+			return false, fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 		if ok {
 			return false, nil

@@ -62,7 +62,7 @@ func setup(t *testing.T, opts Options) (*Pipeline, *queue.Queue, *countingBacken
 	svc := chat.New(store, b, chat.Options{})
 	q := queue.New(rdb, "bf", 0)
 	a := &fakeAdapter{}
-	return NewPipeline(rdb, q, svc, []Adapter{a}, opts, nil, nil), q, b, a
+	return NewPipeline(rdb, q, svc, []Adapter{a}, opts, nil), q, b, a
 }
 
 func webhook(t *testing.T, p *Pipeline, m Message) {
@@ -103,11 +103,11 @@ func TestClassifyAndScope(t *testing.T) {
 		got[m.EventID] = fmt.Sprintf("%s %s %s", j.Priority, m.Conversation, m.Text)
 	}
 	want := map[string]string{
-		"1": "urgent c2c:telegram:u 这个很紧急",
-		"2": "urgent group:telegram:g_1_ urgent please",
-		"4": "batch c2c:telegram:u 日报 紧急",
-		"5": "batch c2c:telegram:cron weekly report",
-		"6": "normal c2c:telegram:u hello",
+		"1": "urgent im:telegram:c2c:u 这个很紧急",
+		"2": "urgent im:telegram:group:g%7B1%7D urgent please",
+		"4": "batch im:telegram:c2c:u 日报 紧急",
+		"5": "batch im:telegram:c2c:cron weekly report",
+		"6": "normal im:telegram:c2c:u hello",
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("got  %v\nwant %v", got, want)

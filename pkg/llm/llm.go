@@ -14,13 +14,19 @@
 //     will not help, but the backend is healthy.
 //   - errors.Is(err, context.Canceled) or context.DeadlineExceeded: the
 //     caller's context ended.
+//
+// Both kinds are classified for pkg/fault: unavailable is a temporary 503
+// (backend_unavailable), rejected a permanent 502 (backend_error).
 package llm
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
+
+	"github.com/botfleet/botfleet/pkg/fault"
 )
 
 // Message roles understood by every backend.
@@ -78,11 +84,11 @@ var ErrUnavailable = errors.New("llm: backend unavailable")
 // ErrRejected reports that a request was refused as such (an HTTP 4xx other
 // than 408, 409 and 429, or a request that cannot be sent at all). The backend
 // is healthy; sending the same request again will fail again.
-var ErrRejected = errors.New("llm: request rejected")
+var ErrRejected = fault.New(http.StatusBadGateway, "backend_error", "the language model backend rejected the request")
 
 // ErrEmptyResponse reports a response without any choice to take the reply
 // from.
-var ErrEmptyResponse = errors.New("llm: backend returned no choices")
+var ErrEmptyResponse = fault.New(http.StatusBadGateway, "backend_error", "the language model backend returned no choices", fault.Retry(time.Second))
 
 // ErrBreakerOpen is wrapped by the [*UnavailableError] a [Breaker] returns
 // when it refuses a call because its circuit is open (or half-open and already
@@ -114,6 +120,12 @@ func (e *UnavailableError) Unwrap() error { return e.Err }
 
 // Is reports whether target is ErrUnavailable.
 func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }
+
+// Fault classifies the error: 503, to be retried after RetryAfter.
+func (e *UnavailableError) Fault() fault.Error {
+	return fault.Error{Status: http.StatusServiceUnavailable, Code: "backend_unavailable",
+		Message: "the language model backend is unavailable", Temporary: true, RetryAfter: e.RetryAfter}
+}
 
 // lastUser returns the index of the last user message in msgs, or -1.
 func lastUser(msgs []Message) int {

@@ -19,8 +19,12 @@
 package memory
 
 import (
-	"errors"
+	"fmt"
+	"net/http"
 	"time"
+
+	"github.com/botfleet/botfleet/pkg/fault"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Entry is one message in a conversation's memory.
@@ -61,6 +65,9 @@ type Options struct {
 	// IdempotencyTTL is how long a finished request's reply is kept to
 	// answer a repeat of it. Default 24h.
 	IdempotencyTTL time.Duration
+	// Registerer, when set, gets the store's metrics (the store-state
+	// gauge, see Check).
+	Registerer prometheus.Registerer
 }
 
 func (o *Options) setDefaults() {
@@ -84,16 +91,36 @@ func (o *Options) setDefaults() {
 	}
 }
 
+// The errors of Begin, Commit and History; each is classified (pkg/fault)
+// with the status and code callers answer it with. Redis failures wrap
+// ErrUnavailable, or ErrFull when Redis refuses writes at maxmemory.
 var (
 	// ErrUnavailable wraps every failure to reach Redis.
-	ErrUnavailable = errors.New("memory: redis unavailable")
+	ErrUnavailable = fault.New(http.StatusServiceUnavailable, "store_unavailable",
+		"conversation memory (Redis) is unavailable", fault.Retry(time.Second))
+	// ErrFull means Redis refused a write because it reached maxmemory
+	// (with the noeviction policy): the store answers but cannot keep more.
+	ErrFull = fault.New(http.StatusServiceUnavailable, "store_full",
+		"conversation memory (Redis) is full: it refuses writes at maxmemory", fault.Retry(5*time.Second))
 	// ErrConflict means the request id was used before with another message.
-	ErrConflict = errors.New("memory: request id reused with a different message")
+	ErrConflict = fault.New(http.StatusConflict, "idempotency_conflict",
+		"this request id was already used with a different message")
 	// ErrBusy means the conversation stayed held by other turns past WaitTimeout.
-	ErrBusy = errors.New("memory: conversation busy")
+	ErrBusy = fault.New(http.StatusServiceUnavailable, "conversation_busy",
+		"the conversation is busy; retry", fault.Retry(time.Second))
 	// ErrInProgress means the same request stayed in progress elsewhere past WaitTimeout.
-	ErrInProgress = errors.New("memory: request in progress elsewhere")
+	ErrInProgress = fault.New(http.StatusConflict, "request_in_progress",
+		"this request id is still being processed; retry later", fault.Retry(time.Second))
 	// ErrLeaseLost means the turn's lease ran out before Commit and another
 	// turn took the conversation; nothing was written.
-	ErrLeaseLost = errors.New("memory: lease lost before commit")
+	ErrLeaseLost = fault.New(http.StatusServiceUnavailable, "conversation_busy",
+		"the turn lost its hold on the conversation before it could be stored; retry", fault.Retry(time.Second))
 )
+
+// storeError wraps a Redis failure in ErrFull or ErrUnavailable.
+func storeError(err error) error {
+	if fault.RedisFull(err) {
+		return fmt.Errorf("%w: %w", ErrFull, err)
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}

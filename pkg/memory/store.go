@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -20,6 +21,7 @@ type Store struct {
 	waker   *waker
 	ticket  string
 	seq     atomic.Uint64
+	state   *prometheus.GaugeVec
 }
 
 // New returns a Store on rdb. It subscribes to the fleet's wake-up channel;
@@ -28,7 +30,7 @@ func New(ctx context.Context, rdb redis.UniversalClient, opts Options) *Store {
 	opts.setDefaults()
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	s := &Store{rdb: rdb, opts: opts, channel: opts.Prefix + ":wake", ticket: hex.EncodeToString(b[:]) + "-"}
+	s := &Store{rdb: rdb, opts: opts, channel: opts.Prefix + ":wake", ticket: hex.EncodeToString(b[:]) + "-", state: newStateGauge(opts.Registerer)}
 	s.waker = newWaker(rdb.Subscribe(ctx, s.channel))
 	return s
 }
@@ -43,7 +45,7 @@ func (s *Store) Close() error { return s.waker.close() }
 func (s *Store) History(ctx context.Context, conversation string) ([]Entry, error) {
 	raw, err := s.rdb.LRange(ctx, s.HistoryKey(conversation), 0, -1).Result()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return nil, storeError(err)
 	}
 	entries := make([]Entry, len(raw))
 	for i, r := range raw {
@@ -82,7 +84,7 @@ func (s *Store) eval(ctx context.Context, script *redis.Script, k *keys, args []
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+			return nil, storeError(err)
 		}
 		res, err := cmd.Slice()
 		if err != nil || len(res) == 0 {

@@ -20,10 +20,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/fault"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -46,8 +48,25 @@ func (p Priority) Valid() bool { return p == Urgent || p == Normal || p == Batch
 // Group is the consumer group every instance reads in.
 const Group = "botfleet"
 
-// ErrUnavailable wraps every failure to reach Redis.
-var ErrUnavailable = errors.New("queue: redis unavailable")
+// The queue's errors, classified (pkg/fault) for the webhook's answer:
+// Redis failures wrap ErrUnavailable, or ErrFull when Redis refuses writes
+// at maxmemory.
+var (
+	// ErrUnavailable wraps every failure to reach Redis.
+	ErrUnavailable = fault.New(http.StatusServiceUnavailable, "store_unavailable",
+		"the job queue (Redis) is unavailable", fault.Retry(time.Second))
+	// ErrFull means Redis refused to queue a job at maxmemory.
+	ErrFull = fault.New(http.StatusServiceUnavailable, "store_full",
+		"the job queue (Redis) is full: it refuses writes at maxmemory", fault.Retry(5*time.Second))
+)
+
+// storeError wraps a Redis failure of op in ErrFull or ErrUnavailable.
+func storeError(op string, err error) error {
+	if fault.RedisFull(err) {
+		return fmt.Errorf("%w: %s: %w", ErrFull, op, err)
+	}
+	return fmt.Errorf("%w: %s: %w", ErrUnavailable, op, err)
+}
 
 // Queue is the fleet's queue in Redis. It is safe for concurrent use.
 type Queue struct {
@@ -112,7 +131,7 @@ func (q *Queue) Enqueue(ctx context.Context, p Priority, dedupKey string, dedupT
 		return "", true, nil
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("%w: enqueue: %w", ErrUnavailable, err)
+		return "", false, storeError("enqueue", err)
 	}
 	id, _ = res.(string)
 	return id, false, nil
@@ -123,7 +142,7 @@ func (q *Queue) ensureGroups(ctx context.Context) error {
 	for _, p := range Priorities {
 		err := q.rdb.XGroupCreateMkStream(ctx, q.Stream(p), Group, "0").Err()
 		if err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP") {
-			return fmt.Errorf("%w: create group on %s: %w", ErrUnavailable, q.Stream(p), err)
+			return storeError("create group on "+q.Stream(p), err)
 		}
 	}
 	return nil
@@ -172,7 +191,7 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 		ss := StreamStats{Priority: p}
 		n, err := cs[i].xlen.Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
-			return Stats{}, fmt.Errorf("%w: stats: %w", ErrUnavailable, err)
+			return Stats{}, storeError("stats", err)
 		}
 		ss.Depth = n
 		if groups, err := cs[i].groups.Result(); err == nil {
@@ -204,7 +223,7 @@ type DeadLetter struct {
 func (q *Queue) DeadLetters(ctx context.Context, n int64) ([]DeadLetter, error) {
 	msgs, err := q.rdb.XRangeN(ctx, q.DeadStream(), "-", "+", n).Result()
 	if err != nil {
-		return nil, fmt.Errorf("%w: dead letters: %w", ErrUnavailable, err)
+		return nil, storeError("dead letters", err)
 	}
 	out := make([]DeadLetter, len(msgs))
 	for i, m := range msgs {
@@ -239,7 +258,7 @@ func stringFields(values map[string]any) map[string]string {
 func (q *Queue) Peek(ctx context.Context, p Priority, n int64) ([]*Job, error) {
 	msgs, err := q.rdb.XRangeN(ctx, q.Stream(p), "-", "+", n).Result()
 	if err != nil {
-		return nil, fmt.Errorf("%w: peek: %w", ErrUnavailable, err)
+		return nil, storeError("peek", err)
 	}
 	out := make([]*Job, len(msgs))
 	for i, m := range msgs {

@@ -8,27 +8,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// Metrics are an instance's Prometheus metrics, in a registry of their own
-// so that several instances can live in one test process.
+// Metrics are an instance's Prometheus registry, of its own so that
+// several instances can live in one test process, and the metrics no
+// package owns yet. Every package registers its own metrics on Registerer.
 type Metrics struct {
-	// Registry holds every collector below plus the Go and process ones.
+	// Registry gathers every metric of the instance, the Go and process
+	// ones included: it is what /metrics serves.
 	Registry *prometheus.Registry
-	// HTTPRequests counts responses by route, method and status code.
-	HTTPRequests *prometheus.CounterVec
-	// HTTPDuration times responses by route.
-	HTTPDuration *prometheus.HistogramVec
-	// Turns counts chat turns by outcome: answered, replayed, cached, failed.
-	Turns *prometheus.CounterVec
+	// Registerer registers on Registry with the label instance=<name>;
+	// packages register their metrics here.
+	Registerer prometheus.Registerer
 	// LLMDuration times backend calls by backend and outcome (ok, error).
 	LLMDuration *prometheus.HistogramVec
 	// BreakerState is each backend's circuit: 0 closed, 1 half-open, 2 open.
 	BreakerState *prometheus.GaugeVec
-	// IMWebhooks counts IM webhook requests by platform and outcome:
-	// queued, duplicate, ignored, answered (a challenge), rejected.
-	IMWebhooks *prometheus.CounterVec
-	// IMReplies counts replies sent to IM platforms by platform and
-	// outcome: sent, already_sent, failed.
-	IMReplies *prometheus.CounterVec
 	// QueueJobs counts queue jobs by priority and outcome: done, retry,
 	// dead, abandoned, lost.
 	QueueJobs *prometheus.CounterVec
@@ -56,43 +49,27 @@ func (m *Metrics) SetQueueStats(f func(ctx context.Context) ([]QueueStat, int64,
 
 // NewMetrics returns the metrics of an instance, labelled with its name.
 func NewMetrics(instance string) *Metrics {
-	labels := prometheus.Labels{"instance": instance}
+	reg := prometheus.NewRegistry()
 	m := &Metrics{
-		Registry: prometheus.NewRegistry(),
-		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "botfleet_http_requests_total", Help: "HTTP responses by route, method and status code.", ConstLabels: labels,
-		}, []string{"route", "method", "code"}),
-		HTTPDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "botfleet_http_request_duration_seconds", Help: "HTTP response time by route.", ConstLabels: labels,
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
-		}, []string{"route"}),
-		Turns: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "botfleet_chat_turns_total", Help: "Chat turns by outcome (answered, replayed, cached, failed).", ConstLabels: labels,
-		}, []string{"outcome"}),
+		Registry:   reg,
+		Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"instance": instance}, reg),
 		LLMDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "botfleet_llm_request_duration_seconds", Help: "LLM backend calls by backend and outcome.", ConstLabels: labels,
+			Name: "botfleet_llm_request_duration_seconds", Help: "LLM backend calls by backend and outcome.",
 			Buckets: []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}, []string{"backend", "outcome"}),
 		BreakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "botfleet_llm_breaker_state", Help: "Circuit breaker state per backend: 0 closed, 1 half-open, 2 open.", ConstLabels: labels,
+			Name: "botfleet_llm_breaker_state", Help: "Circuit breaker state per backend: 0 closed, 1 half-open, 2 open.",
 		}, []string{"backend"}),
 	}
-	m.IMWebhooks = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "botfleet_im_webhooks_total", Help: "IM webhook requests by platform and outcome (queued, duplicate, ignored, answered, rejected).", ConstLabels: labels,
-	}, []string{"platform", "outcome"})
-	m.IMReplies = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "botfleet_im_replies_total", Help: "Replies to IM platforms by platform and outcome (sent, already_sent, failed).", ConstLabels: labels,
-	}, []string{"platform", "outcome"})
 	m.QueueJobs = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "botfleet_queue_jobs_total", Help: "Queue jobs run by this instance, by priority and outcome (done, retry, dead, abandoned, lost).", ConstLabels: labels,
+		Name: "botfleet_queue_jobs_total", Help: "Queue jobs run by this instance, by priority and outcome (done, retry, dead, abandoned, lost).",
 	}, []string{"priority", "outcome"})
 	m.QueueJobDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "botfleet_queue_job_duration_seconds", Help: "Queue job run time by priority.", ConstLabels: labels,
+		Name: "botfleet_queue_job_duration_seconds", Help: "Queue job run time by priority.",
 		Buckets: []float64{.005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120},
 	}, []string{"priority"})
-	m.Registry.MustRegister(m.HTTPRequests, m.HTTPDuration, m.Turns, m.LLMDuration, m.BreakerState,
-		m.IMWebhooks, m.IMReplies, m.QueueJobs, m.QueueJobDuration, queueCollector{m, labels},
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.Registerer.MustRegister(m.LLMDuration, m.BreakerState, m.QueueJobs, m.QueueJobDuration, queueCollector{m})
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
@@ -105,13 +82,10 @@ var (
 )
 
 // queueCollector reads the queue's numbers from Redis at scrape time.
-type queueCollector struct {
-	m      *Metrics
-	labels prometheus.Labels
-}
+type queueCollector struct{ m *Metrics }
 
 func (c queueCollector) desc(d []string, vars ...string) *prometheus.Desc {
-	return prometheus.NewDesc(d[0], d[1], vars, c.labels)
+	return prometheus.NewDesc(d[0], d[1], vars, nil)
 }
 
 func (c queueCollector) Describe(ch chan<- *prometheus.Desc) {

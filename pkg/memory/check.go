@@ -1,0 +1,85 @@
+package memory
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Check tells whether the store can take a turn now, in one round trip
+// (PING and INFO memory): nil, ErrUnavailable when Redis does not answer,
+// or ErrFull when it is at maxmemory with the noeviction policy and so
+// refuses every write. It is what an instance's readiness reports, and it
+// sets the store-state gauge (botfleet_memory_store_state).
+func (s *Store) Check(ctx context.Context) error {
+	pipe := s.rdb.Pipeline()
+	ping := pipe.Ping(ctx)
+	info := pipe.Info(ctx, "memory")
+	_, _ = pipe.Exec(ctx)
+	err := ping.Err()
+	switch {
+	case err != nil:
+		err = storeError(err)
+	case full(info.Val()):
+		err = ErrFull
+	}
+	s.setState(err)
+	return err
+}
+
+// full reads INFO memory: used_memory at or over a maxmemory that evicts
+// nothing.
+func full(info string) bool {
+	var used, limit int64
+	var policy string
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "used_memory":
+			used, _ = strconv.ParseInt(v, 10, 64)
+		case "maxmemory":
+			limit, _ = strconv.ParseInt(v, 10, 64)
+		case "maxmemory_policy":
+			policy = v
+		}
+	}
+	return limit > 0 && used >= limit && policy == "noeviction"
+}
+
+// storeStates are the values of botfleet_memory_store_state's state label.
+var storeStates = []string{"ok", "full", "unavailable"}
+
+func newStateGauge(reg prometheus.Registerer) *prometheus.GaugeVec {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "botfleet_memory_store_state",
+		Help: "The conversation store (Redis) as the last readiness check saw it: 1 for the current state (ok, full, unavailable), 0 for the others.",
+	}, []string{"state"})
+	if reg != nil {
+		reg.MustRegister(g)
+	}
+	return g
+}
+
+func (s *Store) setState(err error) {
+	state := "ok"
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrFull):
+		state = "full"
+	default:
+		state = "unavailable"
+	}
+	for _, st := range storeStates {
+		v := 0.0
+		if st == state {
+			v = 1
+		}
+		s.state.WithLabelValues(st).Set(v)
+	}
+}
