@@ -1,54 +1,117 @@
 package main
 
 import (
-	"context"
 	"log/slog"
-	"time"
+	"net/url"
 
-	"github.com/botfleet/botfleet/pkg/chat"
 	"github.com/botfleet/botfleet/pkg/config"
 	"github.com/botfleet/botfleet/pkg/llm"
-	"github.com/botfleet/botfleet/pkg/telemetry"
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/trace"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
-// newBackend builds the configured provider behind its circuit breaker,
-// with the builtin fallback when configured. breakers reports the
-// breaker's state for /health.
-func newBackend(c config.LLMConfig, logger *slog.Logger, m *telemetry.Metrics) (b chat.Backend, breakers func() map[string]string, err error) {
+// newBackend builds the model router from the configuration: the seed's
+// single model (llm.provider, llm.model, llm.openai.*), every model of
+// llm.models, and the builtin model, each endpoint behind its breaker.
+func newBackend(c config.LLMConfig, logger *slog.Logger, reg prometheus.Registerer) (*llm.Router, error) {
 	builtin, err := llm.NewBuiltin(llm.BuiltinOptions{
 		FAQ: c.Builtin.FAQ, Fallback: c.Builtin.FallbackTemplate, FallbackConfidence: c.Builtin.FallbackConfidence,
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	var primary llm.Backend = builtin
+	breaker := llm.BreakerOptions{
+		Failures: c.Breaker.Failures, Interval: c.Breaker.Interval,
+		OpenTimeout: c.Breaker.OpenTimeout, HalfOpenRequests: c.Breaker.HalfOpenRequests,
+	}
+	var models []llm.ModelOptions
+	def := c.DefaultModel
 	if c.Provider == "openai" {
-		primary, err = llm.NewOpenAI(llm.OpenAIOptions{
+		o, err := llm.NewOpenAI(llm.OpenAIOptions{
 			BaseURL: c.OpenAI.BaseURL, APIKey: c.OpenAI.APIKey, Model: c.Model,
-			Temperature: c.Temperature, MaxTokens: c.MaxTokens, Timeout: c.Timeout,
+			Temperature: &c.Temperature, MaxTokens: c.MaxTokens, Timeout: c.Timeout,
 			Retries: retries(c.Retries), Logprobs: c.OpenAI.Logprobs,
 		})
 		if err != nil {
-			return nil, nil, err
+			return nil, err
+		}
+		seed := llm.ModelOptions{Name: c.Model, OwnedBy: host(c.OpenAI.BaseURL), Endpoints: []llm.EndpointOptions{{Backend: o}},
+			Breaker: breaker, ContextTokens: c.ContextTokens, MaxTokens: c.MaxTokens}
+		if c.Fallback == "builtin" {
+			seed.Fallbacks = []string{"builtin"}
+		}
+		models = append(models, seed)
+		if def == "" {
+			def = c.Model
 		}
 	}
-	breaker := llm.NewBreaker(timed{primary, m}, llm.BreakerOptions{
-		Failures: c.Breaker.Failures, Interval: c.Breaker.Interval,
-		OpenTimeout: c.Breaker.OpenTimeout, HalfOpenRequests: c.Breaker.HalfOpenRequests,
-		OnStateChange: func(backend string, _, to llm.State) {
-			m.BreakerState.WithLabelValues(backend).Set(float64(to))
-		},
-	}, logger)
-	m.BreakerState.WithLabelValues(breaker.Name()).Set(float64(breaker.State()))
-	breakers = func() map[string]string { return map[string]string{breaker.Name(): breaker.State().String()} }
-	if c.Fallback == "builtin" && c.Provider != "builtin" {
-		return llm.WithFallback(breaker, builtin, logger), breakers, nil
+	for _, mc := range c.Models {
+		m, err := modelOptions(c, mc, builtin, breaker)
+		if err != nil {
+			return nil, err
+		}
+		models = append(models, m)
 	}
-	return breaker, breakers, nil
+	if !hasModel(models, "builtin") {
+		models = append(models, llm.ModelOptions{Name: "builtin", Endpoints: []llm.EndpointOptions{{Backend: builtin}}, Breaker: breaker})
+	}
+	if def == "" {
+		def = "builtin"
+	}
+	return llm.NewRouter(llm.RouterOptions{Models: models, Default: def, Logger: logger, Registerer: reg})
+}
+
+// modelOptions builds one model of llm.models; what it leaves out comes
+// from the llm section.
+func modelOptions(c config.LLMConfig, mc config.ModelConfig, builtin *llm.Builtin, breaker llm.BreakerOptions) (llm.ModelOptions, error) {
+	m := llm.ModelOptions{Name: mc.Name, Breaker: breaker, Fallbacks: mc.Fallbacks, ContextTokens: mc.ContextTokens, MaxTokens: mc.MaxTokens}
+	if mc.Provider == "builtin" {
+		m.Endpoints = []llm.EndpointOptions{{Backend: builtin}}
+		return m, nil
+	}
+	temp := c.Temperature
+	if mc.Temperature != nil {
+		temp = *mc.Temperature
+	}
+	timeout, n := c.Timeout, c.Retries
+	if mc.Timeout > 0 {
+		timeout = mc.Timeout
+	}
+	if mc.Retries != nil {
+		n = *mc.Retries
+	}
+	upstream := mc.Upstream
+	if upstream == "" {
+		upstream = mc.Name
+	}
+	for _, ep := range mc.AllEndpoints() {
+		o, err := llm.NewOpenAI(llm.OpenAIOptions{
+			BaseURL: ep.BaseURL, APIKey: ep.APIKey, Model: upstream, Temperature: &temp, MaxTokens: mc.MaxTokens,
+			Timeout: timeout, Retries: retries(n), Logprobs: mc.Logprobs,
+		})
+		if err != nil {
+			return m, err
+		}
+		m.Endpoints = append(m.Endpoints, llm.EndpointOptions{Backend: o, Weight: ep.Weight})
+		m.OwnedBy = host(ep.BaseURL)
+	}
+	return m, nil
+}
+
+func hasModel(models []llm.ModelOptions, name string) bool {
+	for _, m := range models {
+		if m.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// host names a model's owner in the model list by its API's host.
+func host(baseURL string) string {
+	if u, err := url.Parse(baseURL); err == nil && u.Host != "" {
+		return u.Host
+	}
+	return "botfleet"
 }
 
 // retries maps the config's "0 means none" onto OpenAIOptions' "negative
@@ -58,27 +121,4 @@ func retries(n int) int {
 		return -1
 	}
 	return n
-}
-
-// timed measures every backend call, and traces it.
-type timed struct {
-	llm.Backend
-	m *telemetry.Metrics
-}
-
-var tracer = otel.Tracer("github.com/botfleet/botfleet/cmd/bot")
-
-func (t timed) Complete(ctx context.Context, req llm.Request) (llm.Reply, error) {
-	start := time.Now()
-	ctx, span := tracer.Start(ctx, "llm.complete", trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attribute.String("llm.backend", t.Backend.Name()), attribute.Int("llm.messages", len(req.Messages))))
-	defer span.End()
-	r, err := t.Backend.Complete(ctx, req)
-	outcome := "ok"
-	if err != nil {
-		outcome = "error"
-		span.SetStatus(codes.Error, err.Error())
-	}
-	t.m.LLMDuration.WithLabelValues(t.Backend.Name(), outcome).Observe(time.Since(start).Seconds())
-	return r, err
 }

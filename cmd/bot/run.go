@@ -94,7 +94,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	}()
 	rdb := newRedis(cfg.Redis, cfg.Server.InstanceName, tracing)
 	defer rdb.Close()
-	backend, breakers, err := newBackend(cfg.LLM, logger, metrics)
+	router, err := newBackend(cfg.LLM, logger, metrics.Registerer)
 	if err != nil {
 		return err
 	}
@@ -108,15 +108,15 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	if cfg.Cache.Enabled {
 		cacheTTL = cfg.Cache.TTL
 	}
-	svc := chat.New(store, backend, chat.Options{
-		SystemPrompt: cfg.LLM.SystemPrompt, Model: cfg.LLM.Provider + "/" + cfg.LLM.Model, CacheTTL: cacheTTL,
+	svc := chat.New(store, router, chat.Options{
+		SystemPrompt: cfg.LLM.SystemPrompt, Model: router.Default(), CacheTTL: cacheTTL,
 		DefaultScope: cfg.Memory.DefaultScope, Registerer: metrics.Registerer,
 	})
 	ims := newIM(cfg, rdb, svc, logger, metrics)
 	api := httpapi.New(httpapi.Deps{
 		Logger: logger, Registerer: metrics.Registerer, Gatherer: metrics.Registry, Chat: svc,
 		Ping:     store.Check,
-		Breakers: breakers, Instance: cfg.Server.InstanceName,
+		Breakers: router.Breakers, Instance: cfg.Server.InstanceName,
 		APIKeys: append([]string{cfg.Auth.APIKey}, cfg.Auth.APIKeys...), AuthDisabled: cfg.Auth.Disabled,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, MaxMessageChars: cfg.Chat.MaxMessageChars,
 		Pprof: cfg.Server.Pprof, Tracing: tracing, Webhooks: ims.pipeline, Queues: ims.queues,

@@ -296,7 +296,7 @@ func TestBreakerOpensFailsFastAndCloses(t *testing.T) {
 		t.Fatalf("open breaker let %d calls through", after-before)
 	}
 	health := getJSON(t, bot.url+"/health")
-	if !strings.Contains(health, `"openai":"open"`) {
+	if !strings.Contains(health, `"mock-1":"open"`) {
 		t.Fatalf("/health does not show the open breaker: %s", health)
 	}
 	if err := mock.SetFaults(mockllm.Faults{}); err != nil {
@@ -313,7 +313,7 @@ func TestBreakerOpensFailsFastAndCloses(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if health := getJSON(t, bot.url+"/health"); !strings.Contains(health, `"openai":"closed"`) {
+	if health := getJSON(t, bot.url+"/health"); !strings.Contains(health, `"mock-1":"closed"`) {
 		t.Fatalf("breaker not closed: %s", health)
 	}
 }

@@ -148,7 +148,7 @@ func (s *Service) Turn(ctx context.Context, r Request) (res Result, err error) {
 			return Result{}, err
 		}
 		res = Result{Reply: reply.Content, Confidence: reply.Confidence, Backend: reply.Backend}
-		if turn.Number == 1 && cacheKey != "" && reply.Backend == s.backend.Name() {
+		if turn.Number == 1 && cacheKey != "" && !reply.Fallback {
 			b, _ := json.Marshal(res)
 			put = &memory.Put{Key: cacheKey, Value: b, TTL: s.opts.CacheTTL}
 		}

@@ -152,15 +152,69 @@ type LLMConfig struct {
 	Model string `mapstructure:"model"`
 	// SystemPrompt starts every prompt.
 	SystemPrompt string `mapstructure:"system_prompt"`
-	// Temperature default 0.7; MaxTokens 0 leaves it to the server.
+	// Temperature default 0.7 (0 is sent as 0); MaxTokens 0 leaves it to
+	// the server.
 	Temperature float64 `mapstructure:"temperature"`
 	MaxTokens   int     `mapstructure:"max_tokens"`
+	// ContextTokens is the seed model's context window; 0 sends the whole
+	// history.
+	ContextTokens int `mapstructure:"context_tokens"`
 	// Timeout is per attempt, default 30s; Retries default 3.
 	Timeout time.Duration `mapstructure:"timeout"`
 	Retries int           `mapstructure:"retries"`
 	OpenAI  OpenAIConfig  `mapstructure:"openai"`
 	Builtin BuiltinConfig `mapstructure:"builtin"`
 	Breaker BreakerConfig `mapstructure:"breaker"`
+	// Models are models beside the seed's one (YAML only).
+	Models []ModelConfig `mapstructure:"models"`
+	// DefaultModel is the model of a request that names none. Default: the
+	// seed model (llm.model with provider openai, else builtin).
+	DefaultModel string `mapstructure:"default_model"`
+}
+
+// ModelConfig is one model of llm.models. Unset fields take the llm
+// section's values.
+type ModelConfig struct {
+	// Name is what clients ask for. Required.
+	Name string `mapstructure:"name"`
+	// Provider is openai (default) or builtin.
+	Provider string `mapstructure:"provider"`
+	// Upstream is the model name sent to the provider. Default Name.
+	Upstream string `mapstructure:"upstream"`
+	// BaseURL and APIKey name one endpoint; Endpoints several, balanced
+	// by weight.
+	BaseURL   string           `mapstructure:"base_url"`
+	APIKey    string           `mapstructure:"api_key"`
+	Endpoints []EndpointConfig `mapstructure:"endpoints"`
+	// Temperature, Timeout and Retries override the llm section's.
+	Temperature *float64      `mapstructure:"temperature"`
+	Timeout     time.Duration `mapstructure:"timeout"`
+	Retries     *int          `mapstructure:"retries"`
+	// MaxTokens caps replies; ContextTokens is the context window.
+	MaxTokens     int `mapstructure:"max_tokens"`
+	ContextTokens int `mapstructure:"context_tokens"`
+	// Fallbacks are models tried in order when this one is unavailable.
+	Fallbacks []string `mapstructure:"fallbacks"`
+	// Logprobs asks for token log-probabilities to compute confidence.
+	Logprobs bool `mapstructure:"logprobs"`
+}
+
+// EndpointConfig is one base URL and key of a model.
+type EndpointConfig struct {
+	BaseURL string `mapstructure:"base_url"`
+	APIKey  string `mapstructure:"api_key"`
+	// Weight is its share of the model's traffic. Default 1.
+	Weight int `mapstructure:"weight"`
+}
+
+// AllEndpoints are the model's endpoints: base_url/api_key first, then
+// endpoints.
+func (m ModelConfig) AllEndpoints() []EndpointConfig {
+	var out []EndpointConfig
+	if m.BaseURL != "" {
+		out = append(out, EndpointConfig{BaseURL: m.BaseURL, APIKey: m.APIKey, Weight: 1})
+	}
+	return append(out, m.Endpoints...)
 }
 
 // OpenAIConfig is an OpenAI-compatible endpoint.

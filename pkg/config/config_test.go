@@ -144,3 +144,45 @@ func TestExampleConfigLoads(t *testing.T) {
 		}
 	}
 }
+
+func TestModelsDecodeAndBadOnesNameTheirKey(t *testing.T) {
+	f := writeFile(t, `
+llm:
+  provider: openai
+  model: seed
+  openai: {base_url: "http://127.0.0.1:1/v1"}
+  default_model: ds
+  models:
+    - name: ds
+      base_url: http://127.0.0.1:2/v1
+      context_tokens: 1000
+      temperature: 0
+      fallbacks: [seed, builtin]
+    - name: pool
+      endpoints:
+        - {base_url: "http://127.0.0.1:3/v1", api_key: a, weight: 2}
+        - {base_url: "http://127.0.0.1:4/v1", api_key: b}
+`)
+	c, err := Load(Sources{File: f, Getenv: env(map[string]string{"API_KEY": "k"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, pool := c.LLM.Models[0], c.LLM.Models[1]
+	if c.LLM.DefaultModel != "ds" || ds.Provider != "openai" || ds.ContextTokens != 1000 || ds.Temperature == nil || *ds.Temperature != 0 ||
+		len(ds.Fallbacks) != 2 || len(pool.AllEndpoints()) != 2 || pool.Endpoints[0].Weight != 2 {
+		t.Fatalf("models %+v", c.LLM.Models)
+	}
+	for body, key := range map[string]string{
+		"llm: {models: [{base_url: 'http://x/v1'}]}":                                              "llm.models[0].name",
+		"llm: {models: [{name: a}]}":                                                              "llm.models[0].base_url",
+		"llm: {models: [{name: a, provider: gpt, base_url: 'http://x/v1'}]}":                      "llm.models[0].provider",
+		"llm: {models: [{name: a, base_url: 'ftp://x'}]}":                                         "llm.models[0].endpoints[0].base_url",
+		"llm: {models: [{name: a, base_url: 'http://x/v1'}, {name: a, base_url: 'http://y/v1'}]}": "llm.models[1].name",
+		"llm: {models: [{name: a, base_url: 'http://x/v1', colour: red}]}":                        "colour",
+	} {
+		_, err := Load(Sources{File: writeFile(t, body), Getenv: env(map[string]string{"API_KEY": "k"})})
+		if err == nil || !strings.Contains(err.Error(), key) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: %v, want one line naming %s", body, err, key)
+		}
+	}
+}

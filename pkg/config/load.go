@@ -82,6 +82,9 @@ var defaults = map[string]any{
 	"llm.system_prompt":               "You are botfleet, a helpful assistant. Answer briefly and in the user's language.",
 	"llm.temperature":                 0.7,
 	"llm.max_tokens":                  0,
+	"llm.context_tokens":              0,
+	"llm.models":                      []map[string]any{},
+	"llm.default_model":               "",
 	"llm.timeout":                     "30s",
 	"llm.retries":                     3,
 	"llm.openai.base_url":             "",
@@ -173,10 +176,12 @@ func Load(src Sources) (*Config, error) {
 		v.Set(k, val)
 	}
 	var c Config
+	// ErrorUnused refuses unknown keys inside lists of maps (llm.models),
+	// which the key check above cannot see.
 	err := v.Unmarshal(&c, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
 		durations,
 		mapstructure.StringToSliceHookFunc(","),
-	)))
+	)), func(dc *mapstructure.DecoderConfig) { dc.ErrorUnused = true })
 	if err != nil {
 		return nil, fmt.Errorf("config: %s", decodeError(err))
 	}
@@ -202,7 +207,9 @@ func EnvNames(key string) []string {
 
 // underList reports whether k lies inside a list-of-maps key (the FAQ),
 // whose inner keys viper may report.
-func underList(k string) bool { return strings.HasPrefix(k, "llm.builtin.faq.") }
+func underList(k string) bool {
+	return strings.HasPrefix(k, "llm.builtin.faq.") || strings.HasPrefix(k, "llm.models.")
+}
 
 // durations decodes a duration from a string with its unit and refuses a
 // bare number, which would silently mean nanoseconds; its errors show the

@@ -84,6 +84,9 @@ func (c *Config) validate() error {
 	case c.LLM.Provider == "openai" && c.LLM.Model == "":
 		return bad("llm.model", "required with provider openai")
 	}
+	if err := c.validateModels(bad); err != nil {
+		return err
+	}
 	for _, err := range []error{
 		oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error"),
 		oneOf("log.format", c.Log.Format, "json", "text"),
@@ -95,6 +98,46 @@ func (c *Config) validate() error {
 	} {
 		if err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// validateModels checks llm.models: names, providers and endpoints (the
+// router checks the fallbacks).
+func (c *Config) validateModels(bad func(key, format string, args ...any) error) error {
+	seen := map[string]bool{}
+	if c.LLM.Provider == "openai" {
+		seen[c.LLM.Model] = true
+	}
+	for i := range c.LLM.Models {
+		m := &c.LLM.Models[i]
+		key := fmt.Sprintf("llm.models[%d]", i)
+		if m.Provider == "" {
+			m.Provider = "openai"
+		}
+		switch {
+		case m.Name == "":
+			return bad(key+".name", "required")
+		case seen[m.Name]:
+			return bad(key+".name", "%q names two models", m.Name)
+		case m.Provider != "openai" && m.Provider != "builtin":
+			return bad(key+".provider", "must be openai or builtin, got %q", m.Provider)
+		case m.Provider == "openai" && len(m.AllEndpoints()) == 0:
+			return bad(key+".base_url", "required with provider openai (or give endpoints)")
+		case m.Temperature != nil && (*m.Temperature < 0 || *m.Temperature > 2):
+			return bad(key+".temperature", "must be between 0 and 2, got %v", *m.Temperature)
+		case m.ContextTokens < 0 || m.MaxTokens < 0:
+			return bad(key+".context_tokens", "must not be negative")
+		}
+		seen[m.Name] = true
+		for j, ep := range m.AllEndpoints() {
+			if p, err := url.Parse(ep.BaseURL); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+				return bad(fmt.Sprintf("%s.endpoints[%d].base_url", key, j), "must be an http(s) URL, got %q", ep.BaseURL)
+			}
+			if ep.Weight < 0 {
+				return bad(fmt.Sprintf("%s.endpoints[%d].weight", key, j), "must not be negative, got %d", ep.Weight)
+			}
 		}
 	}
 	return nil

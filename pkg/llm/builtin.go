@@ -6,6 +6,7 @@ import (
 	"strings"
 	"text/template"
 	"unicode"
+	"unicode/utf8"
 )
 
 // FAQ is one canned answer of the Builtin backend. It matches a message when
@@ -192,11 +193,11 @@ func (b *Builtin) Complete(ctx context.Context, req Request) (Reply, error) {
 		return Reply{}, fmt.Errorf("llm.builtin: %w: no user message", ErrRejected)
 	}
 	msg := req.Messages[last].Content
-	reply := Reply{Backend: b.Name(), Model: "builtin"}
+	reply := Reply{Backend: b.Name(), Model: "builtin", FinishReason: "stop"}
 
 	if f, ok := b.lookup(normalize(msg)); ok {
 		reply.Content, reply.Confidence = f.reply, f.confidence
-		return reply, nil
+		return reply, streamWords(req.Stream, reply.Content)
 	}
 
 	data := FallbackData{Message: strings.TrimSpace(msg)}
@@ -215,7 +216,32 @@ func (b *Builtin) Complete(ctx context.Context, req Request) (Reply, error) {
 		return Reply{}, fmt.Errorf("llm.builtin: fallback template: %w", err)
 	}
 	reply.Content, reply.Confidence = sb.String(), b.confidence
-	return reply, nil
+	return reply, streamWords(req.Stream, reply.Content)
+}
+
+// streamWords sends text to sink word by word (a word and the spaces after
+// it; in text without spaces, such as Chinese, a few characters at a time),
+// so that streaming works with no model at all.
+func streamWords(sink func(string) error, text string) error {
+	if sink == nil {
+		return nil
+	}
+	const runesPerPiece = 4
+	start, runes := 0, 0
+	for i, r := range text {
+		runes++
+		end := i + utf8.RuneLen(r)
+		if r == ' ' && (end == len(text) || text[end] != ' ') || !strings.Contains(text[start:end], " ") && runes >= runesPerPiece {
+			if err := sink(text[start:end]); err != nil {
+				return err
+			}
+			start, runes = end, 0
+		}
+	}
+	if start < len(text) {
+		return sink(text[start:])
+	}
+	return nil
 }
 
 func (b *Builtin) lookup(msg string) (*builtinFAQ, bool) {

@@ -54,6 +54,28 @@ type Message struct {
 type Request struct {
 	// Messages is the prompt in conversation order.
 	Messages []Message
+	// Model names the model to ask; a Router picks it, "" is its default.
+	// Other backends ignore it.
+	Model string
+	// Params are the caller's sampling parameters; each unset one takes
+	// the backend's configured value.
+	Params Params
+	// Stream, when set, receives the reply as the backend produces it: its
+	// pieces in order, together the whole Content. A backend that cannot
+	// stream sends the reply in one piece. An error from Stream ends the
+	// call with that error.
+	Stream func(delta string) error
+}
+
+// Params are sampling parameters. A nil pointer (or 0 MaxTokens, empty
+// Stop) is unset, so that a temperature of 0 can be asked for.
+type Params struct {
+	Temperature *float64
+	TopP        *float64
+	// MaxTokens caps the reply's length in tokens.
+	MaxTokens int
+	// Stop are up to four sequences that end the reply.
+	Stop []string
 }
 
 // Reply is a backend's answer to a Request.
@@ -66,6 +88,20 @@ type Reply struct {
 	Backend string
 	// Model is the model that produced the reply ("builtin" for Builtin).
 	Model string
+	// FinishReason is why the reply ended: "stop", "length", ...
+	FinishReason string
+	// Usage counts the tokens, as the backend reported them (zero when it
+	// did not).
+	Usage Usage
+	// Fallback is true when a Router answered from a fallback model, not
+	// the one asked for.
+	Fallback bool
+}
+
+// Usage is a reply's token count.
+type Usage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
 }
 
 // Backend produces replies to chat requests. Implementations are safe for

@@ -11,16 +11,16 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/packages/ssestream"
 )
 
 // Defaults of OpenAIOptions.
 const (
-	// DefaultTemperature is the temperature sent when Temperature is 0.
-	DefaultTemperature = 0.7
 	// DefaultOpenAITimeout is the per-attempt timeout when Timeout is 0.
 	DefaultOpenAITimeout = 30 * time.Second
 	// DefaultRetries is the number of retries when Retries is 0.
@@ -42,12 +42,12 @@ type OpenAIOptions struct {
 	APIKey string
 	// Model is the model name sent with every request. Required.
 	Model string
-	// Temperature is the sampling temperature. 0 means the default 0.7; a
-	// negative value leaves it unset (the server's default). For (near)
-	// greedy decoding use a small positive value such as 0.01.
-	Temperature float64
+	// Temperature is the sampling temperature; nil leaves it to the server.
+	// A request's own temperature wins.
+	Temperature *float64
 	// MaxTokens caps the reply length (sent as max_tokens, which every
-	// OpenAI-compatible server understands). 0 leaves it unset.
+	// OpenAI-compatible server understands). 0 leaves it unset. A
+	// request's own max tokens win.
 	MaxTokens int
 	// Timeout bounds one HTTP attempt, reading the response body included.
 	// Default (0): 30s. A timed-out attempt counts as a network error and is
@@ -118,8 +118,8 @@ func NewOpenAI(opts OpenAIOptions) (*OpenAI, error) {
 	if opts.Timeout < 0 {
 		return nil, fmt.Errorf("llm.openai.timeout: must not be negative, got %s", opts.Timeout)
 	}
-	if opts.Temperature > 2 {
-		return nil, fmt.Errorf("llm.openai.temperature: must be at most 2, got %g", opts.Temperature)
+	if t := opts.Temperature; t != nil && (*t < 0 || *t > 2) {
+		return nil, fmt.Errorf("llm.openai.temperature: must be between 0 and 2, got %g", *t)
 	}
 
 	timeout := opts.Timeout
@@ -152,24 +152,26 @@ func NewOpenAI(opts OpenAIOptions) (*OpenAI, error) {
 		option.WithHTTPClient(&hc),
 	)
 
-	params := wireParams{Model: opts.Model, MaxTokens: opts.MaxTokens, Logprobs: opts.Logprobs}
-	switch {
-	case opts.Temperature == 0:
-		params.Temperature = ptr(DefaultTemperature)
-	case opts.Temperature > 0:
-		params.Temperature = ptr(opts.Temperature)
-	}
+	params := wireParams{Model: opts.Model, MaxTokens: opts.MaxTokens, Logprobs: opts.Logprobs, Temperature: opts.Temperature}
 	return &OpenAI{client: client, model: opts.Model, params: params, logprobs: opts.Logprobs}, nil
 }
 
 // wireParams is the chat completion request as sent: the subset of
 // OpenAI's request body every compatible server understands.
 type wireParams struct {
-	Model       string        `json:"model"`
-	Messages    []wireMessage `json:"messages"`
-	Temperature *float64      `json:"temperature,omitempty"`
-	MaxTokens   int           `json:"max_tokens,omitempty"`
-	Logprobs    bool          `json:"logprobs,omitempty"`
+	Model         string             `json:"model"`
+	Messages      []wireMessage      `json:"messages"`
+	Temperature   *float64           `json:"temperature,omitempty"`
+	TopP          *float64           `json:"top_p,omitempty"`
+	MaxTokens     int                `json:"max_tokens,omitempty"`
+	Stop          []string           `json:"stop,omitempty"`
+	Logprobs      bool               `json:"logprobs,omitempty"`
+	Stream        bool               `json:"stream,omitempty"`
+	StreamOptions *wireStreamOptions `json:"stream_options,omitempty"`
+}
+
+type wireStreamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
 }
 
 type wireMessage struct {
@@ -177,27 +179,43 @@ type wireMessage struct {
 	Content string `json:"content"`
 }
 
-// wireCompletion is the part of a chat completion response we read.
+// wireCompletion is the part of a chat completion response, or of one
+// chunk of a streamed one, that we read.
 type wireCompletion struct {
 	Model   string       `json:"model"`
 	Choices []wireChoice `json:"choices"`
+	Usage   *wireUsage   `json:"usage"`
+	// Error is a streamed failure: {"error": {...}} as an event.
+	Error *struct {
+		Message string `json:"message"`
+		Type    string `json:"type"`
+		Code    any    `json:"code"`
+	} `json:"error"`
+}
+
+type wireUsage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
 }
 
 type wireChoice struct {
 	Message struct {
 		Content string `json:"content"`
 	} `json:"message"`
-	FinishReason string `json:"finish_reason"`
-	Logprobs     struct {
-		Content []wireLogprob `json:"content"`
-	} `json:"logprobs"`
+	Delta struct {
+		Content string `json:"content"`
+	} `json:"delta"`
+	FinishReason string       `json:"finish_reason"`
+	Logprobs     wireLogprobs `json:"logprobs"`
+}
+
+type wireLogprobs struct {
+	Content []wireLogprob `json:"content"`
 }
 
 type wireLogprob struct {
 	Logprob float64 `json:"logprob"`
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // newTransport returns the default Transport: http.DefaultTransport's
 // settings with a larger keep-alive pool, so thousands of requests per second
@@ -218,7 +236,9 @@ func newTransport() *http.Transport {
 // Name returns "openai".
 func (o *OpenAI) Name() string { return "openai" }
 
-// Complete sends req as one chat completion and returns the first choice.
+// Complete sends req as one chat completion and returns the first choice;
+// with req.Stream set it asks for a stream and passes each content delta on
+// as it arrives.
 func (o *OpenAI) Complete(ctx context.Context, req Request) (Reply, error) {
 	if len(req.Messages) == 0 {
 		return Reply{}, fmt.Errorf("llm.openai: %w: no messages", ErrRejected)
@@ -231,11 +251,30 @@ func (o *OpenAI) Complete(ctx context.Context, req Request) (Reply, error) {
 		}
 		params.Messages[i] = wireMessage(m)
 	}
+	p := req.Params
+	if p.Temperature != nil {
+		params.Temperature = p.Temperature
+	}
+	if p.MaxTokens > 0 {
+		params.MaxTokens = p.MaxTokens
+	}
+	params.TopP, params.Stop = p.TopP, p.Stop
+	if req.Stream != nil {
+		params.Stream, params.StreamOptions = true, &wireStreamOptions{IncludeUsage: true}
+	}
 	body, err := json.Marshal(params)
 	if err != nil {
 		return Reply{}, fmt.Errorf("llm.openai: %w: %w", ErrRejected, err)
 	}
+	if req.Stream != nil {
+		return o.stream(ctx, body, req.Stream)
+	}
 
+	// The body goes as a *bytes.Buffer: for it the client makes a fresh
+	// reader per attempt, whereas a *bytes.Reader is rewound and re-read
+	// while the transport may still be writing the failed attempt's body
+	// ("ContentLength=65 with Body length 0" on a retried 503).
+	//
 	// The body is encoded here, and the response decoded into wireCompletion,
 	// rather than through openai.ChatCompletionNewParams and
 	// openai.ChatCompletion: the client's reflective encoder of message
@@ -243,7 +282,7 @@ func (o *OpenAI) Complete(ctx context.Context, req Request) (Reply, error) {
 	// (see BenchmarkOpenAIComplete). The client still sends and retries,
 	// and decodes into our type with encoding/json.
 	var resp wireCompletion
-	err = o.client.Post(ctx, "chat/completions", bytes.NewReader(body), &resp)
+	err = o.client.Post(ctx, "chat/completions", bytes.NewBuffer(body), &resp)
 	if err != nil {
 		return Reply{}, o.classify(ctx, err)
 	}
@@ -251,16 +290,83 @@ func (o *OpenAI) Complete(ctx context.Context, req Request) (Reply, error) {
 		return Reply{}, fmt.Errorf("llm.openai: %w", ErrEmptyResponse)
 	}
 	choice := resp.Choices[0]
-	model := resp.Model
+	reply := o.reply(resp.Model, choice.Message.Content, choice.FinishReason, resp.Usage)
+	reply.Confidence = confidence(choice)
+	return reply, nil
+}
+
+// stream sends a streaming request and reads its Server-Sent Events with
+// the official client's decoder (openai-go's ssestream), each chunk into
+// wireCompletion. The client sends and retries the request as for a
+// plain one; once the answer has begun, a broken stream is an
+// UnavailableError.
+func (o *OpenAI) stream(ctx context.Context, body []byte, sink func(string) error) (Reply, error) {
+	var res *http.Response
+	if err := o.client.Post(ctx, "chat/completions", bytes.NewBuffer(body), &res); err != nil {
+		return Reply{}, o.classify(ctx, err)
+	}
+	dec := ssestream.NewDecoder(res)
+	defer dec.Close()
+	var content strings.Builder
+	var model, finish string
+	var usage *wireUsage
+	var logprobs []wireLogprob
+	for dec.Next() {
+		data := bytes.TrimSpace(dec.Event().Data)
+		if bytes.Equal(data, []byte("[DONE]")) {
+			break
+		}
+		var chunk wireCompletion
+		if err := json.Unmarshal(data, &chunk); err != nil {
+			return Reply{}, &UnavailableError{Backend: o.Name(), RetryAfter: DefaultRetryAfter, Err: fmt.Errorf("llm.openai: undecodable stream event %.100q: %w", data, err)}
+		}
+		if chunk.Error != nil {
+			return Reply{}, &UnavailableError{Backend: o.Name(), RetryAfter: DefaultRetryAfter, Err: fmt.Errorf("llm.openai: the stream failed: %s", chunk.Error.Message)}
+		}
+		if chunk.Model != "" {
+			model = chunk.Model
+		}
+		if chunk.Usage != nil {
+			usage = chunk.Usage
+		}
+		if len(chunk.Choices) == 0 {
+			continue
+		}
+		c := chunk.Choices[0]
+		if c.FinishReason != "" {
+			finish = c.FinishReason
+		}
+		logprobs = append(logprobs, c.Logprobs.Content...)
+		if d := c.Delta.Content; d != "" {
+			content.WriteString(d)
+			if err := sink(d); err != nil {
+				return Reply{}, err
+			}
+		}
+	}
+	if err := dec.Err(); err != nil {
+		return Reply{}, o.classify(ctx, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return Reply{}, fmt.Errorf("llm.openai: %w", err)
+	}
+	if finish == "" {
+		return Reply{}, &UnavailableError{Backend: o.Name(), RetryAfter: DefaultRetryAfter, Err: errors.New("llm.openai: the stream ended without a finish reason")}
+	}
+	reply := o.reply(model, content.String(), finish, usage)
+	reply.Confidence = confidence(wireChoice{FinishReason: finish, Logprobs: wireLogprobs{logprobs}})
+	return reply, nil
+}
+
+func (o *OpenAI) reply(model, content, finish string, usage *wireUsage) Reply {
 	if model == "" {
 		model = o.model
 	}
-	return Reply{
-		Content:    choice.Message.Content,
-		Confidence: confidence(choice),
-		Backend:    o.Name(),
-		Model:      model,
-	}, nil
+	r := Reply{Content: content, Backend: o.Name(), Model: model, FinishReason: finish}
+	if usage != nil {
+		r.Usage = Usage{PromptTokens: usage.PromptTokens, CompletionTokens: usage.CompletionTokens}
+	}
+	return r
 }
 
 // classify turns a client error into this package's error conventions.

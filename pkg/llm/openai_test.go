@@ -93,6 +93,8 @@ func newOpenAI(t *testing.T, opts llm.OpenAIOptions) *llm.OpenAI {
 	return o
 }
 
+func ptr[T any](v T) *T { return &v }
+
 func toMock(msgs []llm.Message) []mockllm.Message {
 	out := make([]mockllm.Message, len(msgs))
 	for i, m := range msgs {
@@ -132,8 +134,8 @@ func TestOpenAIReplyAndRequest(t *testing.T) {
 	if s.Body.Model != "qwen-test" {
 		t.Errorf("sent model %q, want qwen-test", s.Body.Model)
 	}
-	if s.Body.Temperature == nil || *s.Body.Temperature != 0.7 {
-		t.Errorf("sent temperature %v, want the default 0.7", s.Body.Temperature)
+	if s.Body.Temperature != nil {
+		t.Errorf("sent temperature %v, want none (left to the server) when none is configured", *s.Body.Temperature)
 	}
 	if s.Body.MaxTokens == nil || *s.Body.MaxTokens != 64 {
 		t.Errorf("sent max_tokens %v, want 64", s.Body.MaxTokens)
@@ -156,7 +158,7 @@ func TestOpenAIReplyAndRequest(t *testing.T) {
 
 func TestOpenAITemperatureUnsetAndExplicit(t *testing.T) {
 	m := newMock(t, mockllm.Options{Seed: 1})
-	for _, temp := range []float64{-1, 1.3} {
+	for _, temp := range []*float64{nil, ptr(1.3), ptr(0.0)} {
 		o := newOpenAI(t, llm.OpenAIOptions{BaseURL: m.URL, Temperature: temp, Retries: -1})
 		if _, err := o.Complete(context.Background(), llm.Request{Messages: []llm.Message{user("x")}}); err != nil {
 			t.Fatal(err)
@@ -164,10 +166,13 @@ func TestOpenAITemperatureUnsetAndExplicit(t *testing.T) {
 	}
 	sent := m.requests()
 	if sent[0].Body.Temperature != nil {
-		t.Errorf("Temperature -1 sent %v, want unset", *sent[0].Body.Temperature)
+		t.Errorf("no Temperature sent %v, want unset", *sent[0].Body.Temperature)
 	}
 	if sent[1].Body.Temperature == nil || *sent[1].Body.Temperature != 1.3 {
 		t.Errorf("Temperature 1.3 sent %v", sent[1].Body.Temperature)
+	}
+	if sent[2].Body.Temperature == nil || *sent[2].Body.Temperature != 0 {
+		t.Errorf("Temperature 0 sent %v, want 0 (a zero one may mean)", sent[2].Body.Temperature)
 	}
 	if sent[0].Body.MaxTokens != nil {
 		t.Errorf("MaxTokens 0 sent %v, want unset", *sent[0].Body.MaxTokens)
@@ -349,11 +354,34 @@ func TestNewOpenAIValidation(t *testing.T) {
 		{llm.OpenAIOptions{BaseURL: "http://x/v1"}, "llm.openai.model"},
 		{llm.OpenAIOptions{BaseURL: "http://x/v1", Model: "m", MaxTokens: -1}, "llm.openai.max_tokens"},
 		{llm.OpenAIOptions{BaseURL: "http://x/v1", Model: "m", Timeout: -time.Second}, "llm.openai.timeout"},
-		{llm.OpenAIOptions{BaseURL: "http://x/v1", Model: "m", Temperature: 3}, "llm.openai.temperature"},
+		{llm.OpenAIOptions{BaseURL: "http://x/v1", Model: "m", Temperature: ptr(3.0)}, "llm.openai.temperature"},
 	}
 	for _, tt := range tests {
 		if _, err := llm.NewOpenAI(tt.opts); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%+v: err = %v, want one naming %s", tt.opts, err, tt.want)
 		}
+	}
+}
+
+func TestOpenAIStreamsTheReply(t *testing.T) {
+	m := newMock(t, mockllm.Options{Seed: 1})
+	o := newOpenAI(t, llm.OpenAIOptions{BaseURL: m.URL, Retries: -1})
+	msgs := []llm.Message{user("please tell me something about streams and rivers")}
+	var pieces []string
+	r, err := o.Complete(context.Background(), llm.Request{Messages: msgs, Stream: func(d string) error {
+		pieces = append(pieces, d)
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := mockllm.Reply(toMock(msgs)); r.Content != want || strings.Join(pieces, "") != want || len(pieces) < 2 {
+		t.Fatalf("streamed %q into %q, want %q in pieces", pieces, r.Content, want)
+	}
+	if r.FinishReason != "stop" || r.Usage.CompletionTokens == 0 || r.Usage.PromptTokens == 0 {
+		t.Fatalf("finish %q usage %+v", r.FinishReason, r.Usage)
+	}
+	if s := m.Stats(); s.Streams != 1 {
+		t.Fatalf("mock saw %d streams, want 1", s.Streams)
 	}
 }

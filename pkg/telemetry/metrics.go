@@ -18,10 +18,6 @@ type Metrics struct {
 	// Registerer registers on Registry with the label instance=<name>;
 	// packages register their metrics here.
 	Registerer prometheus.Registerer
-	// LLMDuration times backend calls by backend and outcome (ok, error).
-	LLMDuration *prometheus.HistogramVec
-	// BreakerState is each backend's circuit: 0 closed, 1 half-open, 2 open.
-	BreakerState *prometheus.GaugeVec
 	// QueueJobs counts queue jobs by priority and outcome: done, retry,
 	// dead, abandoned, lost.
 	QueueJobs *prometheus.CounterVec
@@ -53,13 +49,6 @@ func NewMetrics(instance string) *Metrics {
 	m := &Metrics{
 		Registry:   reg,
 		Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"instance": instance}, reg),
-		LLMDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "botfleet_llm_request_duration_seconds", Help: "LLM backend calls by backend and outcome.",
-			Buckets: []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
-		}, []string{"backend", "outcome"}),
-		BreakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "botfleet_llm_breaker_state", Help: "Circuit breaker state per backend: 0 closed, 1 half-open, 2 open.",
-		}, []string{"backend"}),
 	}
 	m.QueueJobs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "botfleet_queue_jobs_total", Help: "Queue jobs run by this instance, by priority and outcome (done, retry, dead, abandoned, lost).",
@@ -68,7 +57,7 @@ func NewMetrics(instance string) *Metrics {
 		Name: "botfleet_queue_job_duration_seconds", Help: "Queue job run time by priority.",
 		Buckets: []float64{.005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120},
 	}, []string{"priority"})
-	m.Registerer.MustRegister(m.LLMDuration, m.BreakerState, m.QueueJobs, m.QueueJobDuration, queueCollector{m})
+	m.Registerer.MustRegister(m.QueueJobs, m.QueueJobDuration, queueCollector{m})
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
