@@ -229,7 +229,6 @@ func decodeError(err error) string {
 	return msg
 }
 
-
 // Variables returns every environment variable that Load reads, sorted:
 // the BOT_SECTION_KEY name of every key and the seed names.
 func Variables() []string {
