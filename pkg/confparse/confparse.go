@@ -41,7 +41,7 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	}
 	x, err := ParseDuration(v)
 	if err != nil {
-		return err
+		return fmt.Errorf("line %d column %d: %w", n.Line, n.Column, err)
 	}
 	*d = Duration(x)
 	return nil

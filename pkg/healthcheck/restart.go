@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strings"
 	"syscall"
+	"text/template"
 	"time"
 )
 
@@ -239,4 +240,21 @@ func (t *target) awaitStartup(ctx context.Context) error {
 		}
 		tm.Stop()
 	}
+}
+
+// render executes the restart template s (a Command element, an Env value
+// or Run) with the target's .Name and .Port.
+func (t Target) render(s string) (string, error) {
+	tpl, err := template.New("").Option("missingkey=error").Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("template: %w", err)
+	}
+	var b bytes.Buffer
+	if err := tpl.Execute(&b, struct {
+		Name string
+		Port int
+	}{t.Name, t.Port}); err != nil {
+		return "", fmt.Errorf("template: %w", err)
+	}
+	return b.String(), nil
 }

@@ -59,6 +59,9 @@ type target struct {
 }
 
 func newTarget(cfg Target, d deps) *target {
+	if cfg.Restart.Strategy == "" {
+		cfg.Restart.Strategy = StrategyNone
+	}
 	t := &target{
 		cfg:     cfg,
 		deps:    d,
