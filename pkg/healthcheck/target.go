@@ -2,11 +2,14 @@ package healthcheck
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/botfleet/botfleet/pkg/proc"
 )
 
 // eventKind is what the restarter of a target is told.
@@ -190,8 +193,8 @@ func (t *target) status() TargetStatus {
 		s.PID = t.proc.pid
 	}
 	if t.cfg.Restart.Strategy == StrategyPIDFile {
-		if pid, err := readPIDFile(t.path(t.cfg.Restart.PIDFile)); err == nil && alive(pid) {
-			s.PID = pid
+		if id, err := t.find(); err == nil {
+			s.PID = id.PID
 		}
 	}
 	return s
@@ -214,8 +217,10 @@ func (t *target) restarter(ctx context.Context, initial *process) {
 	case StrategyPIDFile:
 		if initial != nil && !initial.exited() {
 			t.setProc(initial)
-		} else if pid, err := readPIDFile(t.path(t.cfg.Restart.PIDFile)); err == nil && alive(pid) {
-			t.setProc(adoptProcess(pid))
+		} else if id, err := t.find(); err == nil {
+			t.setProc(adoptProcess(id))
+		} else if errors.Is(err, proc.ErrForeign) {
+			t.logger.Warn("the pid file names another process; it will not be signalled", "err", err)
 		}
 	}
 	for {
@@ -327,14 +332,12 @@ func (t *target) superviseStart(ctx context.Context, initial *process) {
 		t.watchExit(ctx, initial)
 		return
 	}
-	if pf := t.cfg.Restart.PIDFile; pf != "" {
-		if pid, err := readPIDFile(t.path(pf)); err == nil && alive(pid) {
-			p := adoptProcess(pid)
-			t.setProc(p)
-			t.watchExit(ctx, p)
-			t.logger.Info("adopted running instance from its pid file", "pid", pid)
-			return
-		}
+	if id, err := t.find(); err == nil {
+		p := adoptProcess(id)
+		t.setProc(p)
+		t.watchExit(ctx, p)
+		t.logger.Info("adopted running instance from its pid file", "pid", id.PID)
+		return
 	}
 	if err := t.deps.prober.Probe(ctx, t.cfg.Liveness, t.cfg.Timeout); err == nil {
 		t.logger.Warn("something already answers on the liveness URL; not starting a second copy (it is restarted if it fails)",
