@@ -48,6 +48,15 @@ func (t *target) recover(ctx context.Context, reason string) {
 		if !sleep(ctx, delay) {
 			return
 		}
+		t.acting.Lock()
+		if t.paused(t.now()) {
+			t.acting.Unlock()
+			t.logger.Info("restart dropped: restarts were paused during the backoff")
+			t.mu.Lock()
+			t.setStateLocked(StateUnhealthy)
+			t.mu.Unlock()
+			return
+		}
 
 		began := time.Now()
 		t.mu.Lock()
@@ -63,6 +72,7 @@ func (t *target) recover(ctx context.Context, reason string) {
 		if err == nil {
 			err = t.awaitStartup(ctx)
 		}
+		t.acting.Unlock()
 		if ctx.Err() != nil {
 			return
 		}

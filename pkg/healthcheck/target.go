@@ -43,6 +43,7 @@ type target struct {
 	cfg    Target
 	deps   deps
 	logger *slog.Logger
+	now    func() time.Time // the pause lease's clock
 
 	liveness  *worker
 	readiness *worker
@@ -53,7 +54,12 @@ type target struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex // guards everything below
+	// acting is held while the restarter stops or starts the instance, so
+	// that Pause can wait for it.
+	acting sync.Mutex
+
+	mu          sync.Mutex // guards everything below
+	pausedUntil time.Time  // no restarts before this (Pause)
 	st      TargetStatus
 	proc    *process
 	backoff *Backoff
@@ -61,22 +67,23 @@ type target struct {
 	failed  bool
 }
 
-func newTarget(cfg Target, d deps) *target {
+func newTarget(cfg Target, d deps, now func() time.Time) *target {
 	if cfg.Restart.Strategy == "" {
 		cfg.Restart.Strategy = StrategyNone
 	}
 	t := &target{
 		cfg:     cfg,
 		deps:    d,
+		now:     now,
 		logger:  d.logger.With("target", cfg.Name),
 		events:  make(chan event, 16),
 		reset:   make(chan struct{}, 1),
 		backoff: NewBackoff(cfg.Backoff),
 		budget:  NewBudget(cfg.Budget),
 	}
-	now := time.Now().UTC()
+	since := time.Now().UTC()
 	t.st = TargetStatus{
-		Name: cfg.Name, Strategy: cfg.Restart.Strategy, Port: cfg.Port, State: StateStarting, Since: now,
+		Name: cfg.Name, Strategy: cfg.Restart.Strategy, Port: cfg.Port, State: StateStarting, Since: since,
 		Liveness: ProbeStatus{URL: cfg.Liveness, State: ResultUnknown},
 		Restarts: RestartStatus{Budget: cfg.Budget.Restarts, Window: cfg.Budget.Window.String()},
 		Backoff:  BackoffStatus{Current: "0s"},
@@ -251,6 +258,14 @@ func (t *target) handle(ctx context.Context, ev event) {
 			t.liveness.resume() // keep watching: it may recover on its own
 			return
 		}
+		if t.paused(t.now()) {
+			// A script works on the instance: watch with fresh runs, so a
+			// failure that outlasts the pause is reported (and acted on)
+			// again.
+			t.logger.Info("liveness failed while restarts are paused; not restarting", "err", ev.err)
+			t.liveness.release()
+			return
+		}
 		t.recover(ctx, "liveness failed: "+ev.err)
 	case evLivenessHealthy:
 		if ev.gen != t.liveness.generation() {
@@ -280,7 +295,7 @@ func (t *target) handle(ctx context.Context, ev event) {
 			return // a process the restarter replaced or stopped itself
 		}
 		t.logger.Warn("instance exited", "pid", ev.proc.pid, "status", errString(ev.proc.exitErr()))
-		if failed {
+		if failed || t.paused(t.now()) {
 			return
 		}
 		t.recover(ctx, fmt.Sprintf("exited (%s)", exitText(ev.proc)))
