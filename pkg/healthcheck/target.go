@@ -60,11 +60,11 @@ type target struct {
 
 	mu          sync.Mutex // guards everything below
 	pausedUntil time.Time  // no restarts before this (Pause)
-	st      TargetStatus
-	proc    *process
-	backoff *Backoff
-	budget  *Budget
-	failed  bool
+	st          TargetStatus
+	proc        *process
+	backoff     *Backoff
+	budget      *Budget
+	failed      bool
 }
 
 func newTarget(cfg Target, d deps, now func() time.Time) *target {
