@@ -13,11 +13,13 @@ a redis-server there (daemonized, AOF on, data, pid and log in ./data) and
 waits until it answers. Prints the address in use.
 
   --marker FILE  when it starts a redis-server, write its pid and port to
-                 FILE (make fleet-down stops only a Redis it started)
+                 FILE (default $RUN_DIR/fleet_redis, RUN_DIR default run):
+                 make fleet-down stops the Redis it names — the one make run
+                 or make fleet started — and no other
 USAGE
 }
 
-marker=""
+marker=${RUN_DIR:-run}/fleet_redis
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-h | --help)
@@ -75,11 +77,9 @@ redis-server --bind 127.0.0.1 --port "$port" --dir "$PWD/data" --appendonly yes 
 for _ in $(seq 50); do
 	if ping; then
 		pid=$(cat "data/redis_$port.pid")
-		if [ -n "$marker" ]; then
-			mkdir -p "$(dirname "$marker")"
-			printf 'pid=%s\nport=%s\n' "$pid" "$port" >"$marker"
-		fi
-		echo "redis: started redis-server on $host:$port (data in ./data, pid $pid)"
+		mkdir -p "$(dirname "$marker")"
+		printf 'pid=%s\nport=%s\n' "$pid" "$port" >"$marker"
+		echo "redis: started redis-server on $host:$port (data in ./data, pid $pid; make fleet-down stops it)"
 		exit 0
 	fi
 	sleep 0.1
