@@ -139,7 +139,7 @@ redis_pid() {
 	local port
 	port=$(marker_port)
 	[ -n "$port" ] || return 0
-	pid_in "data/redis_$port.pid" "$port"
+	pid_in "${DATA_DIR:-data}/redis_$port.pid" "$port"
 }
 
 redis_ping() {

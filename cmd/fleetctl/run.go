@@ -96,6 +96,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return exitError{2, err}
 	}
 	a := fs.Args()
+	if cmd == "checker" && len(a) > 0 { // checker ACTION [flags] [PORT...]
+		if err := fs.Parse(a[1:]); err != nil {
+			return exitError{2, err}
+		}
+		a = append([]string{a[0]}, fs.Args()...)
+	}
 	switch cmd {
 	case "launch":
 		return launch(*pidfile, *logFile, *port, a, os.Environ(), stdout)
