@@ -96,11 +96,8 @@ live() {
 previous() { if [ -f "$state" ]; then sed -n 's/^previous=//p' "$state"; fi; }
 other() { if [ "$1" = blue ]; then echo green; else echo blue; fi; }
 
-# workers MASTER: pids of the master's children.
-workers() {
-	cat /proc/[0-9]*/stat 2>/dev/null |
-		awk -v m="$1" '{ pid = $1; s = $0; sub(/.*\) /, "", s); split(s, a, " "); if (a[2] == m) print pid }'
-}
+# workers: pids of nginx's master and workers (its process group).
+workers() { fleetctl group --port "${listen##*:}" "$nginx_pid" 2>/dev/null | tr ' ' '\n'; }
 
 deploy() {
 	local to=$1 from
@@ -131,7 +128,7 @@ deploy() {
 	mv -f "$new" "$conf"
 
 	local -a old
-	mapfile -t old < <(workers "$master")
+	mapfile -t old < <(workers | grep -vx "$master")
 	kill -HUP "$master"
 	say "nginx (pid $master) reloading: upstream now $to"
 	# Old workers finish their requests and exit; until then they may still
@@ -146,25 +143,23 @@ deploy() {
 	[ $left = 0 ] || warn "old nginx workers still finishing after 30s; stopping $from anyway (nginx retries on $to)"
 
 	printf 'live=%s\nprevious=%s\n' "$to" "$from" >"$state"
-	local hc=""
-	if [ -f "$RUN_DIR/healthchecker.pid" ]; then hc=$(tr -dc '0-9' <"$RUN_DIR/healthchecker.pid"); fi
-	if alive "$hc"; then
-		local hc_config="$RUN_DIR/healthchecker.yaml"
-		if [[ " $(cmdline "$hc")" == *" --config $hc_config "* ]]; then
-			# The checker make fleet started: watch the new colour before
-			# the old one stops, so it does not restart the old one.
-			scripts/render_healthchecker.sh -o "$hc_config" "${to_ports[@]}"
-			kill -HUP "$hc"
-			local listen_hc
-			listen_hc=$(sed -n 's/^listen:[[:space:]]*\([^[:space:]#]*\).*/\1/p' "$hc_config" | head -1)
-			for ((i = 0; i < 50; i++)); do
-				curl -fsS "http://${listen_hc:-127.0.0.1:9090}/status" 2>/dev/null | grep -q "\"bot-${from_ports[0]}\"" || break
-				sleep 0.1
-			done
-			say "health checker (pid $hc) now watches $to: ${to_ports[*]}"
-		else
-			warn "the health checker (pid $hc) probes the ports in its own config: point its targets at $to's ports and send it SIGHUP, or it restarts $from's instances"
-		fi
+	local hc="" hc_config="$RUN_DIR/healthchecker.yaml" listen_hc=""
+	if [ -f "$hc_config" ] && [ -f "$RUN_DIR/healthchecker.pid" ]; then
+		listen_hc=$(fleetctl checker addr --config "$hc_config" 2>/dev/null || true)
+		hc=$(fleetctl pid --port "${listen_hc##*:}" "$RUN_DIR/healthchecker.pid" 2>/dev/null || true)
+	fi
+	if [ -n "$hc" ]; then
+		# The checker make fleet started: watch the new colour before the
+		# old one stops, so it does not restart the old one.
+		LISTEN=$listen_hc scripts/render_healthchecker.sh -o "$hc_config" "${to_ports[@]}"
+		kill -HUP "$hc"
+		for ((i = 0; i < 50; i++)); do
+			curl -fsS "http://$listen_hc/status" 2>/dev/null | grep -q "\"bot-${from_ports[0]}\"" || break
+			sleep 0.1
+		done
+		say "health checker (pid $hc) now watches $to: ${to_ports[*]}"
+	elif [ -f "$RUN_DIR/healthchecker.pid" ]; then
+		warn "a health checker may probe the ports in its own config: point its targets at $to's ports and send it SIGHUP, or it restarts $from's instances"
 	fi
 	say "$to is live; stopping $from: ${from_ports[*]}"
 	scripts/stop_instances.sh "${from_ports[@]}" >/dev/null || warn "some $from instances needed SIGKILL"

@@ -9,15 +9,17 @@ Usage: scripts/ensure_redis.sh [--marker FILE]
 
 Uses the Redis at REDIS_HOST:REDIS_PORT (default 127.0.0.1:6379, with
 REDIS_PASSWORD) if it answers PING; else, when that address is local, starts
-a redis-server there (daemonized, AOF on, data, pid and log in ./data) and
-waits until it answers. Prints the address in use.
+a redis-server there (daemonized, AOF on, data, pid and log in $DATA_DIR,
+default ./data) and waits until it answers. Prints the address in use.
 
   --marker FILE  when it starts a redis-server, write its pid and port to
-                 FILE (make fleet-down stops only a Redis it started)
+                 FILE (default $RUN_DIR/fleet_redis, RUN_DIR default run):
+                 make fleet-down stops the Redis it names — the one make run
+                 or make fleet started — and no other
 USAGE
 }
 
-marker=""
+marker=${RUN_DIR:-run}/fleet_redis
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-h | --help)
@@ -67,22 +69,20 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 	echo "redis: port $port is taken by a program that does not answer PING as Redis; set REDIS_PORT" >&2
 	exit 1
 fi
-mkdir -p data
+data=$(mkdir -p "${DATA_DIR:-data}" && cd "${DATA_DIR:-data}" && pwd)
 pass=()
 [ -n "${REDIS_PASSWORD:-}" ] && pass=(--requirepass "$REDIS_PASSWORD")
-redis-server --bind 127.0.0.1 --port "$port" --dir "$PWD/data" --appendonly yes \
-	--daemonize yes --pidfile "$PWD/data/redis_$port.pid" --logfile "$PWD/data/redis_$port.log" "${pass[@]}"
+redis-server --bind 127.0.0.1 --port "$port" --dir "$data" --appendonly yes \
+	--daemonize yes --pidfile "$data/redis_$port.pid" --logfile "$data/redis_$port.log" "${pass[@]}"
 for _ in $(seq 50); do
 	if ping; then
-		pid=$(cat "data/redis_$port.pid")
-		if [ -n "$marker" ]; then
-			mkdir -p "$(dirname "$marker")"
-			printf 'pid=%s\nport=%s\n' "$pid" "$port" >"$marker"
-		fi
-		echo "redis: started redis-server on $host:$port (data in ./data, pid $pid)"
+		pid=$(cat "$data/redis_$port.pid")
+		mkdir -p "$(dirname "$marker")"
+		printf 'pid=%s\nport=%s\n' "$pid" "$port" >"$marker"
+		echo "redis: started redis-server on $host:$port (data in ./data, pid $pid; make fleet-down stops it)"
 		exit 0
 	fi
 	sleep 0.1
 done
-echo "redis: redis-server did not come up on $port; see data/redis_$port.log" >&2
+echo "redis: redis-server did not come up on $port; see $data/redis_$port.log" >&2
 exit 1

@@ -13,10 +13,16 @@ up      (make fleet) Redis — the configured one if it answers, else a local
         prefix run/nginx, and bin/healthchecker when it is built. Idempotent:
         parts already running are left alone. Ends with a curl line for a
         first chat through nginx.
-down    (make fleet-down) stops the health checker, nginx, every instance
-        with a pid file, and the Redis that "up" started (only that one).
-status  (make fleet-status) every part with its pid and state; exits 1
-        when a part is down.
+        Instances that run with other settings than the current ones
+        (BOT_*, REDIS_*, MODEL_*, API_KEY, CONFIG and its content) are
+        restarted one at a time to apply them (scripts/rolling_restart.sh).
+down    (make fleet-down) stops the health checker, nginx (its master and
+        workers: its pid file's process group, also when the master was
+        killed), every instance with a pid file, and the Redis that
+        scripts/ensure_redis.sh started (make run, make fleet; only that one).
+status  (make fleet-status) every part with its pid and state, each
+        instance's settings digest; exits 1 when a part is down, nginx's
+        workers outlived their master, or the instances differ in settings.
 
 Environment:
   PORTS          instances (default "8080 8081 8082 8083"; the last is the
@@ -26,6 +32,7 @@ Environment:
   REDIS_HOST, REDIS_PORT, REDIS_PASSWORD  the Redis to use or start
   HEALTHCHECKER_CONFIG  the checker's config (default: run/healthchecker.yaml,
                  rendered for PORTS by scripts/render_healthchecker.sh)
+  HC_LISTEN      the rendered checker's address (default 127.0.0.1:9090)
   RUN_DIR, LOG_DIR, BOT_BIN, CONFIG as in start_multiple_instances.sh
 EOF
 }
@@ -52,13 +59,13 @@ hc_bin=${HEALTHCHECKER_BIN:-bin/healthchecker}
 # Without HEALTHCHECKER_CONFIG the checker watches exactly the fleet's
 # ports: run/healthchecker.yaml, rendered at start (bluegreen.sh renders it
 # again for the colour it makes live).
-hc_config=${HEALTHCHECKER_CONFIG:-$RUN_DIR/healthchecker.yaml}
+hc_config=$HC_CONFIG
 hc_pidfile="$RUN_DIR/healthchecker.pid"
-hc_listen=127.0.0.1:9090
+hc_listen=${HC_LISTEN:-127.0.0.1:9090}
 if [ -f "$hc_config" ]; then
-	l=$(sed -n 's/^listen:[[:space:]]*\([^[:space:]#]*\).*/\1/p' "$hc_config" | head -1)
-	[ -z "$l" ] || hc_listen=$l
+	hc_listen=$(fleetctl checker addr --config "$hc_config" 2>/dev/null || echo "$hc_listen")
 fi
+nginx_port=${listen##*:}
 
 nginx_bin() {
 	if command -v nginx >/dev/null 2>&1; then
@@ -68,12 +75,43 @@ nginx_bin() {
 	fi
 }
 
-# pid_in FILE: the live pid in FILE, or nothing.
+# pid_in FILE [PORT]: the live pid FILE names when it is the process that
+# was launched (or PORT's listener), or nothing.
 pid_in() {
-	local pid
 	[ -f "$1" ] || return 0
-	pid=$(tr -dc '0-9' <"$1")
-	if alive "$pid"; then echo "$pid"; fi
+	fleetctl pid ${2:+--port "$2"} "$1" 2>/dev/null || true
+}
+
+# nginx_pids: every live process of the nginx the pid file names — the
+# master and its workers, which stay in the master's process group (and
+# keep serving) when the master is killed.
+nginx_pids() { fleetctl group --port "$nginx_port" "$nginx_pidfile" 2>/dev/null || true; }
+
+# stop_nginx: SIGQUIT to the master (graceful: workers finish their
+# requests), or to the orphaned workers when it is gone; then SIGKILL to
+# whatever of the group is left.
+stop_nginx() {
+	local pid pgid i left
+	pgid=$(tr -dc '0-9' <"$nginx_pidfile" 2>/dev/null || true)
+	left=$(nginx_pids)
+	[ -n "$left" ] || return 0
+	pid=$(pid_in "$nginx_pidfile" "$nginx_port")
+	if [ -n "$pid" ]; then
+		kill -QUIT "$pid" 2>/dev/null || true
+	else
+		kill -QUIT -- "-$pgid" 2>/dev/null || true
+	fi
+	for ((i = 0; i < 100; i++)); do
+		[ -n "$(nginx_pids)" ] || return 0
+		sleep 0.1
+	done
+	warn "nginx (pids $(nginx_pids)) still running after 10s; sending SIGKILL"
+	kill -KILL -- "-$pgid" 2>/dev/null || true
+	for ((i = 0; i < 50; i++)); do
+		[ -n "$(nginx_pids)" ] || return 0
+		sleep 0.1
+	done
+	return 1
 }
 
 # primaries/backups for render_nginx.sh: the last port is the backup.
@@ -92,6 +130,18 @@ upstreams() {
 	echo "${prim[*]}|${back[*]}"
 }
 
+# marker_port: the port of the Redis ensure_redis.sh started (its marker).
+marker_port() { grep -o '^port=[0-9]*' "$redis_marker" 2>/dev/null | cut -d= -f2; }
+
+# redis_pid: the pid of the Redis the project started, verified as the
+# listener of its port, or nothing.
+redis_pid() {
+	local port
+	port=$(marker_port)
+	[ -n "$port" ] || return 0
+	pid_in "${DATA_DIR:-data}/redis_$port.pid" "$port"
+}
+
 redis_ping() {
 	local auth=()
 	[ -n "${REDIS_PASSWORD:-}" ] && auth=(--no-auth-warning -a "$REDIS_PASSWORD")
@@ -104,20 +154,24 @@ up() {
 	mkdir -p "$RUN_DIR" "$LOG_DIR" "$prefix/logs"
 
 	# Redis
-	scripts/ensure_redis.sh --marker "$redis_marker"
+	scripts/ensure_redis.sh
 
-	# Instances
-	PORTS="${ports[*]}" scripts/start_multiple_instances.sh
+	# Instances; running ones with other settings get a rolling restart.
+	PORTS="${ports[*]}" ON_CHANGE=restart scripts/start_multiple_instances.sh
 
 	# nginx
 	local nginx pid
 	nginx=$(nginx_bin)
 	[ -n "$nginx" ] || die "nginx not found; run scripts/install_deps.sh as root"
-	pid=$(pid_in "$nginx_pidfile")
+	pid=$(pid_in "$nginx_pidfile" "$nginx_port")
+	if [ -z "$pid" ] && [ -n "$(nginx_pids)" ]; then
+		warn "nginx's master is gone but its workers (pids $(nginx_pids)) still serve $listen; stopping them"
+		stop_nginx || die "nginx's orphaned workers do not stop: $(nginx_pids)"
+	fi
 	if [ -n "$pid" ]; then
 		say "nginx already running (pid $pid) on $listen"
 	else
-		local host_port=${listen##*:}
+		local host_port=$nginx_port
 		if listening "$host_port"; then
 			owner=$(port_owner "$host_port")
 			die "port $host_port (nginx's listener) is taken by another program${owner:+ ($owner)}"
@@ -131,17 +185,17 @@ up() {
 		"$nginx" -q -p "$aprefix/" -c "$aprefix/nginx.conf" ||
 			die "nginx did not start; see $prefix/logs/error.log"
 		for ((i = 0; i < 50; i++)); do
-			[ -n "$(pid_in "$nginx_pidfile")" ] && listening "$host_port" && break
+			[ -n "$(pid_in "$nginx_pidfile" "$host_port")" ] && break
 			sleep 0.1
 		done
-		pid=$(pid_in "$nginx_pidfile")
+		pid=$(pid_in "$nginx_pidfile" "$host_port")
 		[ -n "$pid" ] || die "nginx did not start; see $prefix/logs/error.log"
 		say "nginx started (pid $pid) on $listen, config $prefix/nginx.conf"
 	fi
 
 	# Health checker
 	if [ -z "${HEALTHCHECKER_CONFIG:-}" ] && [ -z "$(pid_in "$hc_pidfile")" ]; then
-		scripts/render_healthchecker.sh -o "$hc_config" "${ports[@]}"
+		LISTEN=$hc_listen scripts/render_healthchecker.sh -o "$hc_config" "${ports[@]}"
 	fi
 	if [ ! -x "$hc_bin" ]; then
 		say "health checker: $hc_bin not built; skipped"
@@ -152,16 +206,14 @@ up() {
 		if [ -n "$pid" ]; then
 			say "health checker already running (pid $pid)"
 		else
-			setsid nohup "$hc_bin" --config "$hc_config" </dev/null >>"$LOG_DIR/healthchecker.log" 2>&1 &
-			echo $! >"$hc_pidfile"
-			pid=$!
+			pid=$(fleetctl launch --pidfile "$hc_pidfile" --log "$LOG_DIR/healthchecker.log" -- "$hc_bin" --config "$hc_config")
 			for ((i = 0; i < 50; i++)); do
 				alive "$pid" || break
 				[ "$(http_status "http://$hc_listen/status")" = 200 ] && break
 				sleep 0.1
 			done
 			if ! alive "$pid"; then
-				rm -f "$hc_pidfile"
+				rm -f "$hc_pidfile" "$hc_pidfile.json"
 				tail -n 5 "$LOG_DIR/healthchecker.log" | sed 's/^/    /' >&2
 				die "health checker exited at start; see $LOG_DIR/healthchecker.log"
 			fi
@@ -194,17 +246,10 @@ down() {
 		stop_pid "$pid" 15 "health checker" || rc=1
 		say "health checker stopped"
 	fi
-	rm -f "$hc_pidfile"
+	rm -f "$hc_pidfile" "$hc_pidfile.json"
 
-	pid=$(pid_in "$nginx_pidfile")
-	if [ -n "$pid" ]; then
-		# SIGQUIT: graceful; workers finish their requests.
-		kill -QUIT "$pid" 2>/dev/null || true
-		for ((i = 0; i < 100; i++)); do
-			alive "$pid" || break
-			sleep 0.1
-		done
-		stop_pid "$pid" 5 nginx || rc=1
+	if [ -n "$(nginx_pids)" ]; then
+		stop_nginx || rc=1
 		say "nginx stopped"
 	fi
 	rm -f "$nginx_pidfile" "$RUN_DIR/bluegreen.state"
@@ -213,9 +258,9 @@ down() {
 
 	if [ -f "$redis_marker" ]; then
 		local rpid rport
-		rpid=$(sed -n 's/^pid=//p' "$redis_marker")
-		rport=$(sed -n 's/^port=//p' "$redis_marker")
-		if alive "$rpid" && [[ " $(cmdline "$rpid") " == *redis-server*":$rport"* ]]; then
+		rpid=$(redis_pid)
+		rport=$(marker_port)
+		if [ -n "$rpid" ]; then
 			# SIGTERM: redis-server flushes its AOF and exits.
 			stop_pid "$rpid" 15 redis-server || rc=1
 			say "redis-server stopped (pid $rpid, port $rport; data stays in ./data)"
@@ -229,10 +274,10 @@ down() {
 status() {
 	local rc=0 pid s h r
 	if redis_ping; then
-		if [ -f "$redis_marker" ]; then
-			s="up (pid $(sed -n 's/^pid=//p' "$redis_marker"), started by make fleet, data in ./data)"
+		if [ -n "$(redis_pid)" ]; then
+			s="up (pid $(redis_pid), started by make run or make fleet, data in ./data; make fleet-down stops it)"
 		else
-			s="up (not started by make fleet)"
+			s="up (not started by this project: make fleet-down leaves it)"
 		fi
 	else
 		s="DOWN"
@@ -245,12 +290,19 @@ status() {
 		printf '%s\n' "${ports[@]}"
 		pidfile_ports
 	} | sort -nu)
+	local -A digests=()
+	local d
 	for p in "${all[@]}"; do
 		pid=$(instance_pid "$p")
 		h=$(http_status "http://127.0.0.1:$p/health")
 		r=$(http_status "http://127.0.0.1:$p/ready")
+		d=""
+		if [ -n "$pid" ]; then
+			d=$(fleetctl settings "$(pidfile "$p")")
+			digests[$d]+="$p "
+		fi
 		if [ -n "$pid" ] && [ "$h" = 200 ] && [ "$r" = 200 ]; then
-			s="up (pid $pid) health ok, ready ok"
+			s="up (pid $pid) health ok, ready ok, settings $d"
 		elif [ -n "$pid" ]; then
 			s="UNHEALTHY (pid $pid) health $h, ready $r"
 			rc=1
@@ -261,9 +313,20 @@ status() {
 		fi
 		printf '%-22s %-22s %s\n' "instance $p" "127.0.0.1:$p" "$s"
 	done
+	if [ ${#digests[@]} -gt 1 ]; then
+		s="MIXED: the instances run with different settings:"
+		for d in "${!digests[@]}"; do s+=" $d (${digests[$d]% })"; done
+		printf '%-22s %-22s %s\n' "settings" "" "$s; make fleet applies the current ones to all"
+		rc=1
+	fi
 
-	pid=$(pid_in "$nginx_pidfile")
-	if [ -n "$pid" ] && [ "$(http_status "http://$listen/health")" = 200 ]; then
+	pid=$(pid_in "$nginx_pidfile" "$nginx_port")
+	local group
+	group=$(nginx_pids)
+	if [ -z "$pid" ] && [ -n "$group" ]; then
+		s="ORPHANED: the master is gone, its workers (pids $group) still serve; make fleet-down stops them, make fleet replaces them"
+		rc=1
+	elif [ -n "$pid" ] && [ "$(http_status "http://$listen/health")" = 200 ]; then
 		local servers
 		servers=$(sed -n 's/^ *server \([^ ]*\) \([^ ]*\) .*/\1 \2/p' "$prefix/nginx.conf" | sed 's/^127\.0\.0\.1://' | paste -sd, - | sed 's/,/, /g')
 		s="up (pid $pid) upstream: $servers"

@@ -6,6 +6,27 @@
 # prints the exact command to run and fails.
 set -euo pipefail
 
+case "${1:-}" in
+-h | --help)
+	cat <<'EOF2'
+Usage: scripts/install_deps.sh
+
+Makes sure the programs botfleet needs are installed: redis-server and
+redis-cli (shared memory), nginx (the fleet's load balancer) and curl (the
+scripts' probes), from Debian's packages; Go 1.26+ must be on PATH. As root
+it installs what is missing (apt-get); otherwise it prints the exact
+command to run and exits 1. Nothing missing: it exits 0 silently.
+make deps, make run, make fleet and make test run it first.
+EOF2
+	exit 0
+	;;
+"") ;;
+*)
+	echo "install_deps: unexpected argument $1 (see --help)" >&2
+	exit 2
+	;;
+esac
+
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)

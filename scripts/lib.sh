@@ -3,14 +3,18 @@
 # relative to the repository root, where every script cd's first.
 #
 #   BOT_BIN   the bot program (default bin/bot)
+#   FLEETCTL  the fleetctl program (default bin/fleetctl)
 #   RUN_DIR   pid files and state (default run): run/instance_$PORT.pid
 #   LOG_DIR   logs (default logs): logs/instance_$PORT.log
 
 BOT_BIN=${BOT_BIN:-bin/bot}
+FLEETCTL=${FLEETCTL:-bin/fleetctl}
 RUN_DIR=${RUN_DIR:-run}
 LOG_DIR=${LOG_DIR:-logs}
 # shellcheck disable=SC2034 # used by the scripts that source this file
 DEFAULT_PORTS="8080 8081 8082 8083"
+# The health checker's configuration (make fleet renders it).
+HC_CONFIG=${HEALTHCHECKER_CONFIG:-$RUN_DIR/healthchecker.yaml}
 
 say() { echo "${SCRIPT:-fleet}: $*"; }
 warn() { echo "${SCRIPT:-fleet}: $*" >&2; }
@@ -21,38 +25,47 @@ die() {
 
 pidfile() { echo "$RUN_DIR/instance_$1.pid"; }
 
-# alive PID: the process exists (and is not a zombie).
-alive() {
-	[ -n "${1:-}" ] && [ -d "/proc/$1" ] || return 1
-	local state
-	state=$(awk '{sub(/.*\) /, ""); print $1}' "/proc/$1/stat" 2>/dev/null) || return 1
-	[ -n "$state" ] && [ "$state" != Z ]
+# fleetctl ARGS...: bin/fleetctl, which does what is more than starting and
+# stopping (pid file records, process groups, settings, rendering).
+fleetctl() {
+	[ -x "$FLEETCTL" ] || die "$FLEETCTL not found; run: make build"
+	"$FLEETCTL" "$@"
 }
 
-# cmdline PID: the process's arguments separated by spaces.
-cmdline() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null || true; }
-
-# is_instance PID PORT: PID is alive and is a bot serving PORT (guards
-# against a pid file whose pid was reused by another program).
-is_instance() {
-	alive "$1" || return 1
-	local c
-	c=" $(cmdline "$1")"
-	[[ $c == *" --port $2 "* || $c == *" --port=$2 "* ]]
+# alive PID: the process exists (and is not a zombie).
+alive() {
+	[ -n "${1:-}" ] || return 1
+	local state
+	state=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+	[ -n "$state" ] && [[ $state != Z* ]]
 }
 
 # instance_pid PORT: the pid of the running instance on PORT from its pid
-# file, or nothing (removing a stale pid file).
+# file, verified by fleetctl (its launch record, or the port's listener),
+# or nothing; a pid file naming no live instance is removed (its launch
+# record stays, for the health checker to restart from).
 instance_pid() {
-	local f pid
+	local f rc=0
 	f=$(pidfile "$1")
 	[ -f "$f" ] || return 0
-	pid=$(tr -dc '0-9' <"$f")
-	if is_instance "$pid" "$1"; then
-		echo "$pid"
-	else
+	fleetctl pid --port "$1" "$f" 2>/dev/null || rc=$?
+	case $rc in
+	0) ;;
+	3)
+		warn "$f names pid $(tr -dc '0-9' <"$f"), which is not the instance on port $1; ignoring it"
 		rm -f "$f"
-	fi
+		;;
+	*) rm -f "$f" ;;
+	esac
+}
+
+# checker pause|resume PORT...: pause (or resume) the health checker's
+# restarts of the instances on PORT... while a script works on them, so the
+# two never act on one instance at once. No checker: nothing to do.
+checker() {
+	[ -f "$HC_CONFIG" ] || return 0
+	fleetctl checker "$1" --config "$HC_CONFIG" "${@:2}" >/dev/null ||
+		warn "could not $1 the health checker's restarts of ${*:2}"
 }
 
 # running_ports PORT...: the ports to act on, one per line: the arguments,
@@ -82,10 +95,11 @@ pidfile_ports() {
 # listening PORT: something accepts TCP connections on 127.0.0.1:PORT.
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# port_owner PORT: a description of who listens on PORT, when ss can tell.
+# port_owner PORT: the pids listening on PORT, when fleetctl can tell.
 port_owner() {
-	command -v ss >/dev/null 2>&1 || return 0
-	ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'users:(([^)]*))' | head -1 || true
+	local pids
+	pids=$(fleetctl owner "$1" 2>/dev/null) || return 0
+	echo "pid $pids"
 }
 
 # http_status URL: the HTTP status code of a GET, 000 when nothing answers.

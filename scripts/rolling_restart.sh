@@ -11,6 +11,9 @@ Usage: scripts/rolling_restart.sh [PORT...]
 Restarts the instances one at a time (default: $PORTS, else every
 run/instance_*.pid, else 8080 8081 8082 8083), e.g. after make build:
 
+  0. Pause the health checker's restarts of it (POST /pause on the checker
+     of run/healthchecker.yaml, a 2-minute lease), so the checker does not
+     restart it at the same time; resumed after step 2.
   1. SIGTERM by the pid file (scripts/stop_instances.sh): the instance
      drains — /ready turns 503, its listener closes, in-flight turns finish.
      nginx sends new requests, and retries any that hit the closing
@@ -23,7 +26,8 @@ run/instance_*.pid, else 8080 8081 8082 8083), e.g. after make build:
 
 Stops at the first instance that does not come back ready.
 
-Environment: PORTS, SETTLE, GRACE, and everything start_multiple_instances.sh
+Environment: PORTS, SETTLE, GRACE, HEALTHCHECKER_CONFIG (default
+run/healthchecker.yaml), and everything start_multiple_instances.sh
 takes (BOT_BIN, CONFIG, RUN_DIR, LOG_DIR, API_KEY, REDIS_HOST, ...).
 EOF
 }
@@ -47,10 +51,13 @@ for p in "${ports[@]}"; do
 	n=$((n + 1))
 	old=$(instance_pid "$p")
 	say "[$n/${#ports[@]}] instance $p: restarting (pid ${old:-none})"
+	checker pause "$p"
 	scripts/stop_instances.sh "$p" >/dev/null
 	if ! scripts/start_multiple_instances.sh "$p" >/dev/null; then
+		checker resume "$p"
 		die "instance $p did not come back ready; stopping the rollout here (see $LOG_DIR/instance_$p.log)"
 	fi
+	checker resume "$p"
 	say "[$n/${#ports[@]}] instance $p: ready again (pid $(instance_pid "$p"))"
 	if [ "$n" -lt ${#ports[@]} ]; then
 		sleep "$settle"

@@ -14,10 +14,19 @@ INSTANCE_NAME=bot-instance-$PORT, --config config.yaml when it exists, and
 --log-file logs/instance_$PORT.log. Writes run/instance_$PORT.pid, waits
 until every instance answers /health and then /ready (Redis reachable).
 
+Each instance is launched by bin/fleetctl, which writes beside its pid file
+the launch record (argv, environment, working directory, start time, a
+digest of its settings) that the health checker restarts it from.
+
 Running it again is safe: an instance whose pid file names a live bot is
-left alone. It fails with a clear message when the binary is missing, a port
-is taken by another program, an instance exits at start, or Redis does not
-answer (the instances then keep running and turn ready once it does).
+left alone when it runs with the settings it would get now (command line,
+the bot's variables, the config file's content). One that runs with other
+settings is refused with the names of what differs, or with
+ON_CHANGE=restart (make fleet) restarted one at a time to apply them
+(scripts/rolling_restart.sh). It fails with a clear message when the binary
+is missing, a port is taken by another program, an instance exits at start,
+or Redis does not answer (the instances then keep running and turn ready
+once it does).
 
 Environment:
   PORTS        ports when none are given as arguments
@@ -27,6 +36,8 @@ Environment:
   RUN_DIR      pid files (default run)      LOG_DIR  logs (default logs)
   HEALTH_WAIT  seconds to wait for /health (default 15)
   READY_WAIT   seconds to wait for /ready (default 10)
+  ON_CHANGE    refuse (default) or restart: what to do with a running
+               instance whose settings differ from these
   API_KEY, REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, BOT_* ... are passed on
   to the instances.
 EOF
@@ -61,12 +72,28 @@ fi
 need_curl
 mkdir -p "$RUN_DIR" "$LOG_DIR"
 
+# args_for PORT: the bot's command line for the instance on PORT.
+args_for() {
+	local a=("$BOT_BIN")
+	[ -n "$CONFIG" ] && a+=(--config "$CONFIG")
+	a+=(--port "$1" --log-level "$log_level" --log-file "$LOG_DIR/instance_$1.log")
+	printf '%s\n' "${a[@]}"
+}
+
 # Which instances need starting, and can they?
-todo=()
+todo=() changed=()
 for p in "${ports[@]}"; do
 	pid=$(instance_pid "$p")
 	if [ -n "$pid" ]; then
-		say "instance $p already running (pid $pid)"
+		mapfile -t argv < <(args_for "$p")
+		rc=0
+		diff=$(WEB_PORT=$p INSTANCE_NAME=bot-instance-$p fleetctl changed --pidfile "$(pidfile "$p")" --port "$p" -- "${argv[@]}") || rc=$?
+		if [ $rc = 3 ]; then
+			say "instance $p (pid $pid) runs with other settings: $diff"
+			changed+=("$p")
+		else
+			say "instance $p already running (pid $pid)"
+		fi
 		continue
 	fi
 	if listening "$p"; then
@@ -87,24 +114,29 @@ if [ ${#todo[@]} -gt 0 ] && [ -z "$CONFIG" ] && command -v redis-cli >/dev/null 
 	fi
 fi
 
+if [ ${#changed[@]} -gt 0 ] && [ "${ON_CHANGE:-refuse}" != restart ]; then
+	die "instances ${changed[*]} run with other settings than these; apply them one at a time with: scripts/rolling_restart.sh ${changed[*]} (make fleet does), or keep the old ones by running with the settings they were started with"
+fi
+
 started=()
 for p in "${todo[@]}"; do
-	log="$LOG_DIR/instance_$p.log"
-	args=(--port "$p" --log-level "$log_level" --log-file "$log")
-	[ -n "$CONFIG" ] && args=(--config "$CONFIG" "${args[@]}")
-	# setsid: its own session and process group, so the instance outlives this
+	mapfile -t argv < <(args_for "$p")
+	# Its own session and process group, so the instance outlives this
 	# shell and a terminal's hangup; stdout/stderr (start errors) go to .out.
-	WEB_PORT=$p INSTANCE_NAME=bot-instance-$p \
-		setsid nohup "$BOT_BIN" "${args[@]}" </dev/null >>"$LOG_DIR/instance_$p.out" 2>&1 &
-	echo $! >"$(pidfile "$p")"
-	say "instance $p starting (pid $!, log $log)"
+	pid=$(WEB_PORT=$p INSTANCE_NAME=bot-instance-$p fleetctl launch --port "$p" \
+		--pidfile "$(pidfile "$p")" --log "$LOG_DIR/instance_$p.out" -- "${argv[@]}")
+	say "instance $p starting (pid $pid, log $LOG_DIR/instance_$p.log)"
 	started+=("$p")
 done
+if [ ${#changed[@]} -gt 0 ]; then
+	say "applying the new settings to ${changed[*]}: rolling restart"
+	scripts/rolling_restart.sh "${changed[@]}"
+fi
 [ ${#started[@]} -gt 0 ] || exit 0
 
 failed=0
 for p in "${started[@]}"; do
-	pid=$(tr -dc '0-9' <"$(pidfile "$p")")
+	pid=$(instance_pid "$p")
 	ok=no
 	for ((i = 0; i < health_wait * 10; i++)); do
 		if ! alive "$pid"; then

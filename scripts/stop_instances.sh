@@ -11,9 +11,11 @@ Usage: scripts/stop_instances.sh [PORT...]
 Stops the instances on the given ports (default: $PORTS, else every
 run/instance_*.pid) by the pid in run/instance_$PORT.pid: SIGTERM — the
 instance drains: /ready turns 503, its listener closes, in-flight turns
-finish — then after GRACE seconds SIGKILL. Removes the pid files. All named
-instances are signalled at once. A pid file whose pid is gone or is no
-longer a bot on that port is just removed; nothing is ever killed by name.
+finish — then after GRACE seconds SIGKILL. Removes the pid files and their
+launch records. All named instances are signalled at once. A pid file whose
+pid is gone or is not the instance (bin/fleetctl pid: not the launch
+record's process, nor the port's listener) is just removed; nothing is ever
+killed by name.
 
 Environment:
   PORTS    ports when none are given as arguments
@@ -55,7 +57,8 @@ rc=0
 for i in "${!pids[@]}"; do
 	# stop_pid sends SIGTERM again (harmless) and escalates after the grace.
 	stop_pid "${pids[$i]}" "$grace" "instance ${names[$i]}" || rc=1
-	rm -f "$(pidfile "${names[$i]}")"
+	f=$(pidfile "${names[$i]}")
+	rm -f "$f" "$f.json"
 	say "instance ${names[$i]} stopped"
 done
 exit $rc

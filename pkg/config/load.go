@@ -3,10 +3,12 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/confparse"
 	"github.com/botfleet/botfleet/pkg/llm"
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
@@ -154,7 +156,7 @@ func Load(src Sources) (*Config, error) {
 		v.SetConfigFile(src.File)
 		v.SetConfigType("yaml")
 		if err := v.ReadInConfig(); err != nil {
-			return nil, fmt.Errorf("config: read %s: %s", src.File, oneLine(err))
+			return nil, fmt.Errorf("config: read %s: %s", src.File, confparse.OneLine(err))
 		}
 		for _, k := range v.AllKeys() {
 			if _, ok := defaults[k]; !ok && !underList(k) {
@@ -211,27 +213,18 @@ func underList(k string) bool {
 	return strings.HasPrefix(k, "llm.builtin.faq.") || strings.HasPrefix(k, "llm.models.")
 }
 
-// durations decodes a duration from a string with its unit and refuses a
-// bare number, which would silently mean nanoseconds; its errors show the
-// value.
+// durations decodes a time.Duration with confparse.ParseDuration.
 func durations(from, to reflect.Type, data any) (any, error) {
 	if to != reflect.TypeOf(time.Duration(0)) {
 		return data, nil
 	}
-	if from.Kind() != reflect.String {
-		return nil, fmt.Errorf("%v is a bare number; write a duration with its unit, like 30s or 500ms", data)
-	}
-	d, err := time.ParseDuration(data.(string))
-	if err != nil {
-		return nil, fmt.Errorf("%q is not a duration; write it like 30s or 500ms", data)
-	}
-	return d, nil
+	return confparse.ParseDuration(data)
 }
 
 // decodeError turns mapstructure's "decoding failed ...: 'llm.timeout' msg"
 // into "llm.timeout: msg", on one line.
 func decodeError(err error) string {
-	msg := oneLine(err)
+	msg := confparse.OneLine(err)
 	if _, rest, ok := strings.Cut(msg, "error(s): "); ok {
 		msg = rest
 	}
@@ -243,6 +236,13 @@ func decodeError(err error) string {
 	return msg
 }
 
-func oneLine(err error) string {
-	return strings.Join(strings.Fields(err.Error()), " ")
+// Variables returns every environment variable that Load reads, sorted:
+// the BOT_SECTION_KEY name of every key and the seed names.
+func Variables() []string {
+	var out []string
+	for k := range defaults {
+		out = append(out, EnvNames(k)...)
+	}
+	slices.Sort(out)
+	return out
 }

@@ -267,11 +267,9 @@ func TestRollingRestartDuringStream(t *testing.T) {
 // serves again without anyone's help.
 func TestRedisOutage(t *testing.T) {
 	f := startFleet(t, []int{1, 1, 2}, true)
-	// With the health checker watching (when it builds), the outage makes
-	// every instance unready but must not make it restart anything.
-	if h := startHealthChecker(t, f); h == nil {
-		t.Logf("without the health checker: %v", hcErr)
-	}
+	// With the health checker watching, the outage makes every instance
+	// unready but must not make it restart anything.
+	startHealthChecker(t, f)
 	pids := map[int]int{}
 	for _, m := range f.Members {
 		pids[m.Port] = f.Pid(m.Port)
@@ -406,9 +404,6 @@ func TestBlueGreenDuringStream(t *testing.T) {
 	hc := startRenderedHealthChecker(t, f)
 	watches := func(colour string, live, stopped []member) {
 		t.Helper()
-		if hc == nil {
-			return
-		}
 		status, _ := json.Marshal(hc.Status(t))
 		for _, m := range live {
 			if !strings.Contains(string(status), `"bot-`+strconv.Itoa(m.Port)+`"`) {

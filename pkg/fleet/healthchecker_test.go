@@ -29,12 +29,9 @@ type healthChecker struct {
 // startHealthChecker writes a configuration for every member of f (fast
 // probes: every 300ms, 2 failures restart) and runs the health checker; it
 // is stopped (SIGTERM, leaving the instances) before the fleet when the test
-// ends. It returns nil when cmd/healthchecker does not build (hcErr).
+// ends.
 func startHealthChecker(t *testing.T, f *testFleet) *healthChecker {
 	t.Helper()
-	if hcErr != nil {
-		return nil
-	}
 	h := &healthChecker{Addr: testenv.Addr(testenv.FreePort(t)), Log: &testenv.Buffer{}}
 	var b strings.Builder
 	fmt.Fprintf(&b, "listen: %s\non_exit: leave\n", h.Addr)
@@ -76,9 +73,6 @@ targets:
 // RUN_DIR/healthchecker.yaml for the fleet's ports.
 func startRenderedHealthChecker(t *testing.T, f *testFleet) *healthChecker {
 	t.Helper()
-	if hcErr != nil {
-		return nil
-	}
 	h := &healthChecker{Addr: testenv.Addr(testenv.FreePort(t)), Log: &testenv.Buffer{}}
 	conf := filepath.Join(f.runDir, "healthchecker.yaml")
 	args := []string{"-o", conf, "LISTEN=" + h.Addr}
@@ -167,9 +161,6 @@ func (h *healthChecker) Status(t *testing.T) map[string]any {
 // again (new pid in its pid file, /ready 200, traffic from nginx); the test
 // prints how long that took.
 func TestHealthCheckerRevivesKilledInstance(t *testing.T) {
-	if hcErr != nil {
-		t.Skipf("cmd/healthchecker is not available: %v", hcErr)
-	}
 	f := startFleet(t, []int{1, 1, 2}, true)
 	h := startHealthChecker(t, f)
 	victim := f.Primaries()[0]

@@ -26,9 +26,7 @@ const apiKey = "fleet-test-key"
 
 var (
 	root   string // the module root, where scripts/ is
-	binDir string // bot (and healthchecker) built once for the package
-	// hcErr says why bin/healthchecker is not available, nil when it is.
-	hcErr error
+	binDir string // bot, fleetctl and healthchecker built once for the package
 )
 
 func TestMain(m *testing.M) {
@@ -48,13 +46,14 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(binDir)
-	if err := testenv.BuildCommands(binDir, "./cmd/bot"); err != nil {
+	// Every test that needs the health checker fails when it does not
+	// build: no test runs without what it claims to check.
+	if err := testenv.BuildCommands(binDir, "./cmd/bot", "./cmd/fleetctl", "./cmd/healthchecker"); err != nil {
 		fmt.Fprintln(os.Stderr, "fleet:", err)
 		return 1
 	}
-	// The health checker is optional here: the tests that need it skip
-	// when it does not build.
-	hcErr = testenv.BuildCommands(binDir, "./cmd/healthchecker")
+	// The scripts find fleetctl here (they would take bin/fleetctl).
+	os.Setenv("FLEETCTL", filepath.Join(binDir, "fleetctl"))
 	return m.Run()
 }
 

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
 )
 
 // AlertEvent is what an alert tells: a target was marked failed.
@@ -66,21 +68,17 @@ func (a *alerter) fire(ev AlertEvent) {
 	if cfg.Webhook == "" {
 		return
 	}
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		var err error
-		for attempt := range 3 {
-			if attempt > 0 {
-				time.Sleep(time.Duration(attempt) * 500 * time.Millisecond)
-			}
-			if err = a.post(cfg, ev); err == nil {
-				a.logger.Info("alert sent", "target", ev.Target, "kind", cfg.Kind)
-				return
-			}
+	a.wg.Go(func() {
+		// Three attempts, 500ms then 1s apart.
+		b := &backoff.ExponentialBackOff{InitialInterval: 500 * time.Millisecond, Multiplier: 2, MaxInterval: time.Second}
+		_, err := backoff.Retry(context.Background(), func() (struct{}, error) { return struct{}{}, a.post(cfg, ev) },
+			backoff.WithBackOff(b), backoff.WithMaxTries(3))
+		if err != nil {
+			a.logger.Error("alert webhook failed", "target", ev.Target, "kind", cfg.Kind, "err", err)
+			return
 		}
-		a.logger.Error("alert webhook failed", "target", ev.Target, "kind", cfg.Kind, "err", err)
-	}()
+		a.logger.Info("alert sent", "target", ev.Target, "kind", cfg.Kind)
+	})
 }
 
 func (a *alerter) wait() { a.wg.Wait() }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"reflect"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -25,6 +26,8 @@ type Options struct {
 	Registry *prometheus.Registry
 	// AlertClient posts alerts. Default: a client with a 5s timeout.
 	AlertClient *http.Client
+	// Now is the clock of pause leases. Default: time.Now.
+	Now func() time.Time
 }
 
 // Checker checks every target of a Config and restarts the failed ones.
@@ -32,6 +35,7 @@ type Checker struct {
 	logger   *slog.Logger
 	registry *prometheus.Registry
 	deps     deps
+	now      func() time.Time
 
 	mu      sync.Mutex
 	cfg     *Config
@@ -55,7 +59,10 @@ func New(cfg *Config, opts Options) (*Checker, error) {
 		opts.Registry = prometheus.NewRegistry()
 		opts.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	c := &Checker{logger: opts.Logger, registry: opts.Registry, cfg: cfg}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	c := &Checker{logger: opts.Logger, registry: opts.Registry, cfg: cfg, now: opts.Now}
 	c.deps = deps{
 		logger:  opts.Logger,
 		prober:  opts.Prober,
@@ -76,7 +83,7 @@ func (c *Checker) Run(ctx context.Context) error {
 	}
 	c.ctx = ctx
 	for _, tc := range c.cfg.Targets {
-		t := newTarget(tc, c.deps)
+		t := newTarget(tc, c.deps, c.now)
 		t.start(ctx, nil)
 		c.targets = append(c.targets, t)
 	}
@@ -150,13 +157,13 @@ func (c *Checker) Reload(cfg *Config) error {
 			kept++
 		case ok:
 			p := t.stop()
-			nt := newTarget(tc, c.deps)
+			nt := newTarget(tc, c.deps, c.now)
 			nt.start(c.ctx, p)
 			next = append(next, nt)
 			changed++
 			c.logger.Info("target changed; workers restarted", "target", tc.Name)
 		default:
-			nt := newTarget(tc, c.deps)
+			nt := newTarget(tc, c.deps, c.now)
 			nt.start(c.ctx, nil)
 			next = append(next, nt)
 			added++
@@ -198,11 +205,14 @@ func (c *Checker) Status() []TargetStatus {
 	return out
 }
 
-// Handler serves GET /status (JSON StatusReport) and GET /metrics
-// (Prometheus, the checker's own registry).
+// Handler serves GET /status (JSON StatusReport), GET /metrics
+// (Prometheus, the checker's own registry), and POST /pause and /resume
+// (see Pause).
 func (c *Checker) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/status", c.serveStatus)
+	mux.HandleFunc("POST /pause", c.servePause)
+	mux.HandleFunc("POST /resume", c.servePause)
 	mux.Handle("/metrics", promhttp.HandlerFor(c.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/status", http.StatusFound)

@@ -1,22 +1,15 @@
 package healthcheck
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
-	"reflect"
-	"slices"
 	"strconv"
 	"strings"
-	"text/template"
 	"time"
 
-	"github.com/go-viper/mapstructure/v2"
-	"github.com/spf13/viper"
-	"go.yaml.in/yaml/v3"
+	"github.com/botfleet/botfleet/pkg/confparse"
 )
 
 // Restart strategies.
@@ -61,58 +54,58 @@ const (
 type Config struct {
 	// Listen is the address of /status and /metrics. Default
 	// "127.0.0.1:9090"; empty means do not listen.
-	Listen string `mapstructure:"listen"`
+	Listen string `yaml:"listen"`
 	// OnExit is what SIGTERM does to supervised instances: OnExitLeave
 	// (default) or OnExitStop.
-	OnExit string `mapstructure:"on_exit"`
+	OnExit string `yaml:"on_exit"`
 	// Alert is where a target marked failed is reported.
-	Alert Alert `mapstructure:"alert"`
+	Alert Alert `yaml:"alert"`
 	// Defaults are the settings every target inherits.
-	Defaults Settings `mapstructure:"defaults"`
+	Defaults Settings `yaml:"-"`
 	// Targets are the instances to check.
-	Targets []Target `mapstructure:"-"`
+	Targets []Target `yaml:"-"`
 }
 
 // Alert configures the alert webhook.
 type Alert struct {
 	// Webhook is the URL the alert is POSTed to; empty (default) means the
 	// alert is only logged.
-	Webhook string `mapstructure:"webhook"`
+	Webhook string `yaml:"webhook"`
 	// Kind is the body format: AlertGeneric (default), AlertDingTalk or
 	// AlertFeishu.
-	Kind string `mapstructure:"kind"`
+	Kind string `yaml:"kind"`
 	// Secret is the robot's signing secret; empty (default) means unsigned.
-	Secret string `mapstructure:"secret"`
+	Secret string `yaml:"secret"`
 }
 
 // Settings are the probe and restart settings of a target. Every target
 // inherits Config.Defaults and may override any of them.
 type Settings struct {
 	// Period is the time between probes. Default 2s.
-	Period time.Duration `mapstructure:"period"`
+	Period time.Duration
 	// Timeout bounds one probe. Default 1s.
-	Timeout time.Duration `mapstructure:"timeout"`
+	Timeout time.Duration
 	// InitialDelay is the wait before the first probe. Default 1s.
-	InitialDelay time.Duration `mapstructure:"initial_delay"`
+	InitialDelay time.Duration
 	// Jitter is the most random extra delay added before the first probe.
 	// Default 500ms.
-	Jitter time.Duration `mapstructure:"jitter"`
+	Jitter time.Duration
 	// FailureThreshold is how many consecutive failures mark a probe
 	// failed. Default 3.
-	FailureThreshold int `mapstructure:"failure_threshold"`
+	FailureThreshold int
 	// SuccessThreshold is how many consecutive successes mark a probe
 	// succeeded. Default 1.
-	SuccessThreshold int `mapstructure:"success_threshold"`
+	SuccessThreshold int
 	// Grace is the time between SIGTERM and SIGKILL when stopping an
 	// instance. Default 10s.
-	Grace time.Duration `mapstructure:"grace"`
+	Grace time.Duration
 	// StartupTimeout is how long, after a restart, liveness is held until
 	// the new process answers; past it the start failed. Default 30s.
-	StartupTimeout time.Duration `mapstructure:"startup_timeout"`
+	StartupTimeout time.Duration
 	// Backoff is the CrashLoop backoff between consecutive restarts.
-	Backoff BackoffConfig `mapstructure:"backoff"`
+	Backoff BackoffConfig
 	// Budget caps restarts per window.
-	Budget BudgetConfig `mapstructure:"budget"`
+	Budget BudgetConfig
 }
 
 // BackoffConfig is the CrashLoop backoff: consecutive restarts wait
@@ -120,38 +113,38 @@ type Settings struct {
 // ResetAfter resets it.
 type BackoffConfig struct {
 	// Initial is the delay before the first restart. Default 1s.
-	Initial time.Duration `mapstructure:"initial"`
+	Initial time.Duration
 	// Max caps the delay. Default 60s.
-	Max time.Duration `mapstructure:"max"`
+	Max time.Duration
 	// ResetAfter is how long a run must stay healthy to reset the delay.
 	// Default 120s.
-	ResetAfter time.Duration `mapstructure:"reset_after"`
+	ResetAfter time.Duration
 }
 
 // BudgetConfig is the restart budget: a target that needs more than
 // Restarts restarts within Window is marked failed.
 type BudgetConfig struct {
 	// Restarts is the most restarts allowed within Window. Default 5.
-	Restarts int `mapstructure:"restarts"`
+	Restarts int
 	// Window is the sliding window. Default 10m.
-	Window time.Duration `mapstructure:"window"`
+	Window time.Duration
 }
 
 // Target is one checked instance.
 type Target struct {
 	// Name identifies the target in logs, /status, metrics and templates.
-	Name string `mapstructure:"name"`
+	Name string
 	// Liveness is the URL whose failure restarts the instance (required).
-	Liveness string `mapstructure:"liveness"`
+	Liveness string
 	// Readiness is the URL reported as readiness; optional, never restarts.
-	Readiness string `mapstructure:"readiness"`
+	Readiness string
 	// Restart is how the instance is restarted.
-	Restart Restart `mapstructure:"restart"`
+	Restart Restart
 	// Settings are the probe and restart settings, Config.Defaults
 	// overridden by the target's own keys.
-	Settings `mapstructure:",squash"`
+	Settings
 	// Port is the port of the Liveness URL (derived).
-	Port int `mapstructure:"-"`
+	Port int
 }
 
 // Restart says how a target is restarted. Relative paths (Command[0], Log,
@@ -159,23 +152,23 @@ type Target struct {
 type Restart struct {
 	// Strategy is StrategySupervise, StrategyPIDFile, StrategyCommand or
 	// StrategyNone (the default: report only).
-	Strategy string `mapstructure:"strategy"`
+	Strategy string `yaml:"strategy"`
 	// Command is the argv that starts the instance (supervise, pidfile);
 	// every element, like every Env value, is a text/template with .Name
 	// and .Port.
-	Command []string `mapstructure:"command"`
+	Command []string `yaml:"command"`
 	// Env is added to the checker's environment for the started process.
-	Env map[string]string `mapstructure:"env"`
+	Env map[string]string `yaml:"env"`
 	// Dir is the working directory of the started process. Default ".".
-	Dir string `mapstructure:"dir"`
+	Dir string `yaml:"dir"`
 	// Log is the file the process's stdout and stderr are appended to;
 	// empty means discarded (the command strategy logs its output instead).
-	Log string `mapstructure:"log"`
+	Log string `yaml:"log"`
 	// PIDFile holds the instance's pid (pidfile: required; supervise:
 	// optional, lets a restarted checker adopt a running instance).
-	PIDFile string `mapstructure:"pidfile"`
+	PIDFile string `yaml:"pidfile"`
 	// Run is the command strategy's shell template, run with sh -c.
-	Run string `mapstructure:"run"`
+	Run string `yaml:"run"`
 }
 
 // DefaultSettings returns the built-in defaults of Settings.
@@ -208,58 +201,21 @@ func DefaultConfig() *Config {
 // settings s and no restart (report only). Call Config.Validate after
 // adding it.
 func NewTarget(name, liveness string, s Settings) Target {
-	return Target{Name: name, Liveness: liveness, Settings: s, Restart: Restart{Strategy: StrategyNone}}
+	port, _ := urlPort(liveness) // a bad URL is Validate's to report
+	return Target{Name: name, Liveness: liveness, Settings: s, Port: port, Restart: Restart{Strategy: StrategyNone, Dir: "."}}
 }
 
-// fileConfig is the YAML file's shape; a target's settings are decoded
-// over the defaults in a second step so that unset keys inherit.
-type fileConfig struct {
-	Listen   string       `mapstructure:"listen"`
-	OnExit   string       `mapstructure:"on_exit"`
-	Alert    Alert        `mapstructure:"alert"`
-	Defaults Settings     `mapstructure:"defaults"`
-	Targets  []fileTarget `mapstructure:"targets"`
-}
-
-type fileTarget struct {
-	Name      string         `mapstructure:"name"`
-	Liveness  string         `mapstructure:"liveness"`
-	Readiness string         `mapstructure:"readiness"`
-	Restart   Restart        `mapstructure:"restart"`
-	Settings  map[string]any `mapstructure:",remain"`
-}
-
-// LoadConfig reads and validates the YAML file at path. Unknown keys and
-// invalid values fail with one line naming the key.
+// LoadConfig reads the YAML file at path, applies the defaults and
+// validates the result. Unknown keys and invalid values fail with one line
+// naming the key.
 func LoadConfig(path string) (*Config, error) {
-	v := viper.New()
-	v.SetConfigFile(path)
-	v.SetConfigType("yaml")
-	d := DefaultConfig()
-	v.SetDefault("listen", d.Listen)
-	v.SetDefault("on_exit", d.OnExit)
-	v.SetDefault("alert.kind", d.Alert.Kind)
-	if err := v.ReadInConfig(); err != nil {
-		return nil, fmt.Errorf("healthcheck: config %s: %s", path, oneLine(err))
-	}
-	f := fileConfig{Defaults: d.Defaults}
-	if err := v.UnmarshalExact(&f, viper.DecodeHook(decodeHook())); err != nil {
-		return nil, fmt.Errorf("healthcheck: config %s: %s", path, tidyDecodeError(err, ""))
-	}
-	envs, err := envCase(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("healthcheck: config %s: %w", path, err)
+		return nil, fmt.Errorf("healthcheck: config %s: %s", path, confparse.OneLine(err))
 	}
-	c := &Config{Listen: f.Listen, OnExit: f.OnExit, Alert: f.Alert, Defaults: f.Defaults}
-	for i, ft := range f.Targets {
-		t := Target{Name: ft.Name, Liveness: ft.Liveness, Readiness: ft.Readiness, Restart: ft.Restart, Settings: f.Defaults}
-		if i < len(envs) && envs[i] != nil {
-			t.Restart.Env = envs[i]
-		}
-		if err := decodeSettings(ft.Settings, &t.Settings, fmt.Sprintf("targets[%d].", i)); err != nil {
-			return nil, fmt.Errorf("healthcheck: config %s: %w", path, err)
-		}
-		c.Targets = append(c.Targets, t)
+	c, err := decode(b)
+	if err != nil {
+		return nil, fmt.Errorf("healthcheck: config %s: %s", path, err)
 	}
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("healthcheck: config %s: %w", path, err)
@@ -267,116 +223,11 @@ func LoadConfig(path string) (*Config, error) {
 	return c, nil
 }
 
-// envCase reads each target's restart.env from the raw YAML, because viper
-// lowercases map keys and environment variable names are case-sensitive.
-func envCase(path string) ([]map[string]string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read: %w", err)
-	}
-	var raw struct {
-		Targets []struct {
-			Restart struct {
-				Env map[string]string `yaml:"env"`
-			} `yaml:"restart"`
-		} `yaml:"targets"`
-	}
-	if err := yaml.Unmarshal(b, &raw); err != nil {
-		return nil, fmt.Errorf("targets[].restart.env: %s", oneLine(err))
-	}
-	out := make([]map[string]string, len(raw.Targets))
-	for i, t := range raw.Targets {
-		out[i] = t.Restart.Env
-	}
-	return out, nil
-}
-
-// decodeSettings decodes a target's own settings keys over s.
-func decodeSettings(m map[string]any, s *Settings, prefix string) error {
-	if len(m) == 0 {
-		return nil
-	}
-	var md mapstructure.Metadata
-	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
-		DecodeHook:       decodeHook(),
-		Metadata:         &md,
-		WeaklyTypedInput: true,
-		Result:           s,
-	})
-	if err != nil {
-		return err
-	}
-	if err := dec.Decode(m); err != nil {
-		return errors.New(tidyDecodeError(err, prefix))
-	}
-	// Unknown keys from the metadata rather than ErrorUnused, whose message
-	// names the root by its Go type in some mapstructure versions.
-	if len(md.Unused) > 0 {
-		slices.Sort(md.Unused)
-		return fmt.Errorf("%s%s: unknown key", prefix, strings.Join(md.Unused, ", "))
-	}
-	return nil
-}
-
-func decodeHook() mapstructure.DecodeHookFunc {
-	return mapstructure.ComposeDecodeHookFunc(durations)
-}
-
-// durations decodes a duration from a string with its unit and refuses a
-// bare number, which would silently mean nanoseconds; its errors show the
-// value.
-func durations(from, to reflect.Type, data any) (any, error) {
-	if to != reflect.TypeOf(time.Duration(0)) {
-		return data, nil
-	}
-	if from.Kind() != reflect.String {
-		return nil, fmt.Errorf("%v is a bare number; write a duration with its unit, like 2s or 500ms", data)
-	}
-	d, err := time.ParseDuration(data.(string))
-	if err != nil {
-		return nil, fmt.Errorf("%q is not a duration; write it like 2s or 500ms", data)
-	}
-	return d, nil
-}
-
-// tidyDecodeError makes a mapstructure error one line that starts with the
-// key, e.g. `targets[0].restart: unknown key "strategi"`.
-func tidyDecodeError(err error, prefix string) string {
-	var lines []string
-	for _, l := range strings.Split(err.Error(), "\n") {
-		l = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "* "))
-		if l == "" || strings.HasPrefix(l, "decoding failed") || strings.HasSuffix(l, "error(s):") {
-			continue
-		}
-		if i := strings.Index(l, " has invalid keys: "); i >= 0 {
-			key := strings.Trim(l[:i], "'\"")
-			keys := l[i+len(" has invalid keys: "):]
-			if key != "" {
-				key += "."
-			}
-			l = fmt.Sprintf("%s%s%s: unknown key", prefix, key, keys)
-		} else if rest, ok := strings.CutPrefix(l, "'"); ok {
-			if key, msg, ok := strings.Cut(rest, "' "); ok {
-				l = prefix + key + ": " + msg
-			}
-		}
-		lines = append(lines, l)
-	}
-	if len(lines) == 0 {
-		return oneLine(err)
-	}
-	return strings.Join(lines, "; ")
-}
-
-func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
-
-// Validate checks c, fills derived fields (Target.Port, defaults of empty
-// strategy, kind and dir) and returns an error naming the first bad key.
+// Validate checks c and returns an error naming the first bad key; it
+// changes nothing. An empty OnExit, Alert.Kind, Restart.Strategy or
+// Restart.Dir means its default.
 func (c *Config) Validate() error {
-	if c.OnExit == "" {
-		c.OnExit = OnExitLeave
-	}
-	if c.OnExit != OnExitLeave && c.OnExit != OnExitStop {
+	if c.OnExit != "" && c.OnExit != OnExitLeave && c.OnExit != OnExitStop {
 		return fmt.Errorf("on_exit: must be %q or %q, got %q", OnExitLeave, OnExitStop, c.OnExit)
 	}
 	if c.Listen != "" {
@@ -384,11 +235,8 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("listen: %q is not host:port", c.Listen)
 		}
 	}
-	if c.Alert.Kind == "" {
-		c.Alert.Kind = AlertGeneric
-	}
 	switch c.Alert.Kind {
-	case AlertGeneric, AlertDingTalk, AlertFeishu:
+	case "", AlertGeneric, AlertDingTalk, AlertFeishu:
 	default:
 		return fmt.Errorf("alert.kind: must be one of generic, dingtalk, feishu, got %q", c.Alert.Kind)
 	}
@@ -455,7 +303,7 @@ func (s Settings) validate(key string) error {
 	return nil
 }
 
-func (t *Target) validate(key string) error {
+func (t Target) validate(key string) error {
 	if t.Name == "" {
 		return fmt.Errorf("%s.name: required", key)
 	}
@@ -466,7 +314,9 @@ func (t *Target) validate(key string) error {
 	if err != nil {
 		return fmt.Errorf("%s.liveness: %w", key, err)
 	}
-	t.Port = port
+	if t.Port != port {
+		return fmt.Errorf("%s.port: %d is not the liveness URL's port %d (make targets with NewTarget)", key, t.Port, port)
+	}
 	if t.Readiness != "" {
 		if _, err := urlPort(t.Readiness); err != nil {
 			return fmt.Errorf("%s.readiness: %w", key, err)
@@ -475,15 +325,9 @@ func (t *Target) validate(key string) error {
 	if err := t.Settings.validate(key); err != nil {
 		return err
 	}
-	r := &t.Restart
-	if r.Strategy == "" {
-		r.Strategy = StrategyNone
-	}
-	if r.Dir == "" {
-		r.Dir = "."
-	}
+	r := t.Restart
 	switch r.Strategy {
-	case StrategyNone:
+	case "", StrategyNone:
 	case StrategySupervise:
 		if len(r.Command) == 0 {
 			return fmt.Errorf("%s.restart.command: required by strategy supervise", key)
@@ -541,20 +385,4 @@ func urlPort(raw string) (int, error) {
 		return 0, fmt.Errorf("%q has a bad port", raw)
 	}
 	return n, nil
-}
-
-// render executes the text/template s with the target's .Name and .Port.
-func (t *Target) render(s string) (string, error) {
-	tpl, err := template.New("").Option("missingkey=error").Parse(s)
-	if err != nil {
-		return "", fmt.Errorf("template: %w", err)
-	}
-	var b bytes.Buffer
-	if err := tpl.Execute(&b, struct {
-		Name string
-		Port int
-	}{t.Name, t.Port}); err != nil {
-		return "", fmt.Errorf("template: %w", err)
-	}
-	return b.String(), nil
 }

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/botfleet/botfleet/pkg/proc"
 )
 
 // targetSource is a tiny instance: GET /health and /ready answer 200 with
@@ -357,4 +359,127 @@ func TestReloadStopsRemovedSupervisedAndClearsFailed(t *testing.T) {
 	// The reload cleared the failed state: restarts are allowed again.
 	eventually(t, 10*time.Second, "down restarted after the reload", func() bool { return lines(marker) >= 2 })
 	eventually(t, 10*time.Second, "down failed again", func() bool { return statusOf(c, "down").State == StateFailed })
+}
+
+// The pid file helpers the tests use are pkg/proc's.
+var (
+	alive        = proc.Alive
+	readPIDFile  = proc.ReadPID
+	writePIDFile = proc.WritePID
+)
+
+// launched starts the test instance as the fleet's scripts do (proc.Start
+// and a launch record beside the pid file) with argv, env and dir of its
+// own, and returns its pid.
+func launched(t *testing.T, pidfile string, spec proc.Spec) int {
+	t.Helper()
+	rec, cmd, err := proc.Start(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go cmd.Wait() // reap it when it is killed
+	t.Cleanup(func() { killGroup(t, rec.PID) })
+	if err := rec.Write(pidfile); err != nil {
+		t.Fatal(err)
+	}
+	return rec.PID
+}
+
+func cmdline(pid int) string { return strings.Join(proc.Cmdline(pid), " ") }
+
+// A restart brings the instance back with exactly the command line,
+// environment and working directory it was launched with, not the ones in
+// the checker's configuration.
+func TestPIDFileRestartKeepsTheLaunchSpec(t *testing.T) {
+	bin := targetBinary(t)
+	port := freePort(t)
+	dir, work := t.TempDir(), t.TempDir()
+	pidfile := filepath.Join(dir, "run", "instance.pid")
+	ps := strconv.Itoa(port)
+	pid := launched(t, pidfile, proc.Spec{
+		Argv: []string{bin, "--port", ps}, Dir: work, Log: filepath.Join(dir, "instance.out"),
+		Env: append(os.Environ(), "INSTANCE_NAME=as-launched", "WEB_PORT=1"),
+	})
+	eventually(t, 10*time.Second, "launched instance up", func() bool { return healthy(port) })
+
+	tg := NewTarget("bot", "http://127.0.0.1:"+ps+"/health", processSettings())
+	tg.Restart = Restart{
+		Strategy: StrategyPIDFile, Command: []string{bin, "--port", "{{.Port}}"}, Dir: dir,
+		Env: map[string]string{"INSTANCE_NAME": "from-the-checker-config"}, PIDFile: "run/instance.pid",
+	}
+	cfg := DefaultConfig()
+	cfg.Listen = ""
+	cfg.Targets = []Target{tg}
+	c, _ := startChecker(t, cfg, nil)
+	eventually(t, 10*time.Second, "adopted", func() bool { return statusOf(c, "bot").PID == pid })
+
+	syscall.Kill(pid, syscall.SIGKILL)
+	var pid2 int
+	eventually(t, 20*time.Second, "restarted", func() bool {
+		pid2, _ = readPIDFile(pidfile)
+		return pid2 != pid && alive(pid2) && healthy(port)
+	})
+	t.Cleanup(func() { killGroup(t, pid2) })
+	if got, want := cmdline(pid2), bin+" --port "+ps; got != want {
+		t.Errorf("restarted as %q, want %q", got, want)
+	}
+	env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid2))
+	if !strings.Contains("\x00"+string(env)+"\x00", "\x00INSTANCE_NAME=as-launched\x00") || strings.Contains(string(env), "from-the-checker-config") {
+		t.Errorf("restarted without its launch environment: %q", env)
+	}
+	if cwd, _ := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid2)); cwd != work {
+		t.Errorf("restarted in %q, want %q", cwd, work)
+	}
+	if out, _ := os.ReadFile(filepath.Join(dir, "instance.out")); strings.Count(string(out), "as bot-instance") != 0 || strings.Count(string(out), "as as-launched") != 2 {
+		t.Errorf("its output did not go on in the launch log:\n%s", out)
+	}
+	if rec, err := proc.ReadRecord(pidfile); err != nil || rec.PID != pid2 || rec.Dir != work {
+		t.Errorf("new launch record %+v %v", rec, err)
+	}
+}
+
+// A pid file that names an unrelated process (written over it, or a reused
+// pid) is never signalled: the instance is started again beside it.
+func TestPIDFileForeignPIDIsLeftAlone(t *testing.T) {
+	bin := targetBinary(t)
+	port := freePort(t)
+	dir := t.TempDir()
+	pidfile := filepath.Join(dir, "instance.pid")
+	ps := strconv.Itoa(port)
+	pid := launched(t, pidfile, proc.Spec{Argv: []string{bin, "--port", ps}, Dir: dir})
+	eventually(t, 10*time.Second, "launched instance up", func() bool { return healthy(port) })
+
+	tg := NewTarget("bot", "http://127.0.0.1:"+ps+"/health", processSettings())
+	tg.Restart = Restart{Strategy: StrategyPIDFile, Command: []string{bin, "--port", "{{.Port}}"}, Dir: dir, PIDFile: "instance.pid"}
+	cfg := DefaultConfig()
+	cfg.Listen = ""
+	cfg.Targets = []Target{tg}
+	c, _ := startChecker(t, cfg, nil)
+	eventually(t, 10*time.Second, "adopted", func() bool { return statusOf(c, "bot").PID == pid })
+
+	// An unrelated process's pid lands in the instance's pid file (it has
+	// a process group of its own, as the instance had), then the instance
+	// dies.
+	foreign := exec.Command("sleep", "600")
+	foreign.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := foreign.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { foreign.Process.Kill(); foreign.Wait() })
+	if err := writePIDFile(pidfile, foreign.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	var pid2 int
+	eventually(t, 20*time.Second, "restarted beside the foreign process", func() bool {
+		pid2, _ = readPIDFile(pidfile)
+		return pid2 != foreign.Process.Pid && alive(pid2) && healthy(port)
+	})
+	t.Cleanup(func() { killGroup(t, pid2) })
+	if !alive(foreign.Process.Pid) {
+		t.Fatalf("the foreign pid %d in the pid file was killed", foreign.Process.Pid)
+	}
+	if st := statusOf(c, "bot"); st.PID == foreign.Process.Pid {
+		t.Errorf("status reports the foreign pid %d as the instance", st.PID)
+	}
 }

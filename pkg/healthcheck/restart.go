@@ -9,7 +9,10 @@ import (
 	"os/exec"
 	"strings"
 	"syscall"
+	"text/template"
 	"time"
+
+	"github.com/botfleet/botfleet/pkg/proc"
 )
 
 // recover restarts the instance: it holds liveness, waits out the backoff,
@@ -45,6 +48,15 @@ func (t *target) recover(ctx context.Context, reason string) {
 		if !sleep(ctx, delay) {
 			return
 		}
+		t.acting.Lock()
+		if t.paused(t.now()) {
+			t.acting.Unlock()
+			t.logger.Info("restart dropped: restarts were paused during the backoff")
+			t.mu.Lock()
+			t.setStateLocked(StateUnhealthy)
+			t.mu.Unlock()
+			return
+		}
 
 		began := time.Now()
 		t.mu.Lock()
@@ -60,6 +72,7 @@ func (t *target) recover(ctx context.Context, reason string) {
 		if err == nil {
 			err = t.awaitStartup(ctx)
 		}
+		t.acting.Unlock()
 		if ctx.Err() != nil {
 			return
 		}
@@ -98,16 +111,19 @@ func (t *target) restartOnce(ctx context.Context) error {
 		t.watchExit(ctx, p)
 		return nil
 	case StrategyPIDFile:
-		pidfile := t.path(r.PIDFile)
-		pid, err := readPIDFile(pidfile)
-		if err != nil {
-			t.logger.Warn("ignoring bad pid file", "err", err)
-		}
+		// Stop the instance the pid file names, if it is the one that was
+		// launched (or owns the port): never a pid someone else wrote.
 		t.mu.Lock()
 		old := t.proc
 		t.mu.Unlock()
-		if pid > 0 && (old == nil || old.pid != pid) && alive(pid) {
-			old = adoptProcess(pid)
+		id, err := t.find()
+		switch {
+		case err == nil && (old == nil || old.pid != id.PID):
+			old = adoptProcess(id)
+		case errors.Is(err, proc.ErrForeign):
+			t.logger.Warn("the pid file names another process; leaving it alone", "err", err)
+		case err != nil && !errors.Is(err, proc.ErrNotRunning):
+			t.logger.Warn("ignoring bad pid file", "err", err)
 		}
 		if old != nil && !old.exited() {
 			t.logger.Info("stopping", "pid", old.pid, "grace", t.cfg.Grace.String())
@@ -123,32 +139,61 @@ func (t *target) restartOnce(ctx context.Context) error {
 	return fmt.Errorf("strategy %q cannot restart", r.Strategy)
 }
 
-// startProcess starts the configured command, records it as the target's
-// process and writes its pid file.
-func (t *target) startProcess() (*process, error) {
+// find returns the live instance the target's pid file names (see
+// proc.Find).
+func (t *target) find() (proc.Identity, error) {
+	if t.cfg.Restart.PIDFile == "" {
+		return proc.Identity{}, proc.ErrNotRunning
+	}
+	return proc.Find(t.path(t.cfg.Restart.PIDFile), t.cfg.Port)
+}
+
+// launchSpec is what starts the instance: exactly what was launched
+// before when its pid file has a launch record (argv, environment,
+// working directory, log), else the configured command.
+func (t *target) launchSpec() (proc.Spec, error) {
 	r := t.cfg.Restart
-	spec := startSpec{dir: r.Dir, log: t.path(r.Log)}
+	if r.PIDFile != "" {
+		if rec, err := proc.ReadRecord(t.path(r.PIDFile)); err == nil {
+			return rec.Spec(), nil
+		} else if !errors.Is(err, os.ErrNotExist) {
+			t.logger.Warn("ignoring the launch record; starting the configured command", "err", err)
+		}
+	}
+	spec := proc.Spec{Dir: r.Dir, Log: t.path(r.Log)}
 	for _, a := range r.Command {
 		s, err := t.cfg.render(a)
 		if err != nil {
-			return nil, err
+			return proc.Spec{}, err
 		}
-		spec.argv = append(spec.argv, s)
+		spec.Argv = append(spec.Argv, s)
 	}
+	var env []string
 	for k, v := range r.Env {
 		s, err := t.cfg.render(v)
 		if err != nil {
-			return nil, err
+			return proc.Spec{}, err
 		}
-		spec.env = append(spec.env, k+"="+s)
+		env = append(env, k+"="+s)
 	}
-	p, err := startProcess(spec)
+	spec.Env = environ(env)
+	return spec, nil
+}
+
+// startProcess starts the instance, records it as the target's process
+// and writes its pid file and launch record.
+func (t *target) startProcess() (*process, error) {
+	spec, err := t.launchSpec()
+	if err != nil {
+		return nil, err
+	}
+	p, rec, err := startProcess(spec)
 	if err != nil {
 		return nil, err
 	}
 	t.setProc(p)
-	if r.PIDFile != "" {
-		if err := writePIDFile(t.path(r.PIDFile), p.pid); err != nil {
+	if pf := t.cfg.Restart.PIDFile; pf != "" {
+		if err := rec.Write(t.path(pf)); err != nil {
 			t.logger.Error("cannot write pid file", "err", err)
 		}
 	}
@@ -166,7 +211,7 @@ func (t *target) runCommand(ctx context.Context) error {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "sh", "-c", script)
 	cmd.Dir = t.cfg.Restart.Dir
-	env := os.Environ()
+	var env []string
 	for k, v := range t.cfg.Restart.Env {
 		s, err := t.cfg.render(v)
 		if err != nil {
@@ -174,7 +219,7 @@ func (t *target) runCommand(ctx context.Context) error {
 		}
 		env = append(env, k+"="+s)
 	}
-	cmd.Env = env
+	cmd.Env = environ(env)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
@@ -239,4 +284,21 @@ func (t *target) awaitStartup(ctx context.Context) error {
 		}
 		tm.Stop()
 	}
+}
+
+// render executes the restart template s (a Command element, an Env value
+// or Run) with the target's .Name and .Port.
+func (t Target) render(s string) (string, error) {
+	tpl, err := template.New("").Option("missingkey=error").Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("template: %w", err)
+	}
+	var b bytes.Buffer
+	if err := tpl.Execute(&b, struct {
+		Name string
+		Port int
+	}{t.Name, t.Port}); err != nil {
+		return "", fmt.Errorf("template: %w", err)
+	}
+	return b.String(), nil
 }

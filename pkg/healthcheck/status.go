@@ -94,6 +94,8 @@ type TargetStatus struct {
 	Backoff BackoffStatus `json:"backoff"`
 	// PID is the instance's pid when known.
 	PID int `json:"pid,omitempty"`
+	// PausedUntil is when a Pause of its restarts ends.
+	PausedUntil time.Time `json:"paused_until,omitzero"`
 	// Error is the last restart error.
 	Error string `json:"error,omitempty"`
 }

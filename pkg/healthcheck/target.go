@@ -2,11 +2,14 @@ package healthcheck
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/botfleet/botfleet/pkg/proc"
 )
 
 // eventKind is what the restarter of a target is told.
@@ -40,6 +43,7 @@ type target struct {
 	cfg    Target
 	deps   deps
 	logger *slog.Logger
+	now    func() time.Time // the pause lease's clock
 
 	liveness  *worker
 	readiness *worker
@@ -50,27 +54,36 @@ type target struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex // guards everything below
-	st      TargetStatus
-	proc    *process
-	backoff *Backoff
-	budget  *Budget
-	failed  bool
+	// acting is held while the restarter stops or starts the instance, so
+	// that Pause can wait for it.
+	acting sync.Mutex
+
+	mu          sync.Mutex // guards everything below
+	pausedUntil time.Time  // no restarts before this (Pause)
+	st          TargetStatus
+	proc        *process
+	backoff     *Backoff
+	budget      *Budget
+	failed      bool
 }
 
-func newTarget(cfg Target, d deps) *target {
+func newTarget(cfg Target, d deps, now func() time.Time) *target {
+	if cfg.Restart.Strategy == "" {
+		cfg.Restart.Strategy = StrategyNone
+	}
 	t := &target{
 		cfg:     cfg,
 		deps:    d,
+		now:     now,
 		logger:  d.logger.With("target", cfg.Name),
 		events:  make(chan event, 16),
 		reset:   make(chan struct{}, 1),
 		backoff: NewBackoff(cfg.Backoff),
 		budget:  NewBudget(cfg.Budget),
 	}
-	now := time.Now().UTC()
+	since := time.Now().UTC()
 	t.st = TargetStatus{
-		Name: cfg.Name, Strategy: cfg.Restart.Strategy, Port: cfg.Port, State: StateStarting, Since: now,
+		Name: cfg.Name, Strategy: cfg.Restart.Strategy, Port: cfg.Port, State: StateStarting, Since: since,
 		Liveness: ProbeStatus{URL: cfg.Liveness, State: ResultUnknown},
 		Restarts: RestartStatus{Budget: cfg.Budget.Restarts, Window: cfg.Budget.Window.String()},
 		Backoff:  BackoffStatus{Current: "0s"},
@@ -187,8 +200,8 @@ func (t *target) status() TargetStatus {
 		s.PID = t.proc.pid
 	}
 	if t.cfg.Restart.Strategy == StrategyPIDFile {
-		if pid, err := readPIDFile(t.path(t.cfg.Restart.PIDFile)); err == nil && alive(pid) {
-			s.PID = pid
+		if id, err := t.find(); err == nil {
+			s.PID = id.PID
 		}
 	}
 	return s
@@ -211,8 +224,10 @@ func (t *target) restarter(ctx context.Context, initial *process) {
 	case StrategyPIDFile:
 		if initial != nil && !initial.exited() {
 			t.setProc(initial)
-		} else if pid, err := readPIDFile(t.path(t.cfg.Restart.PIDFile)); err == nil && alive(pid) {
-			t.setProc(adoptProcess(pid))
+		} else if id, err := t.find(); err == nil {
+			t.setProc(adoptProcess(id))
+		} else if errors.Is(err, proc.ErrForeign) {
+			t.logger.Warn("the pid file names another process; it will not be signalled", "err", err)
 		}
 	}
 	for {
@@ -241,6 +256,14 @@ func (t *target) handle(ctx context.Context, ev event) {
 		t.mu.Unlock()
 		if failed || t.cfg.Restart.Strategy == StrategyNone {
 			t.liveness.resume() // keep watching: it may recover on its own
+			return
+		}
+		if t.paused(t.now()) {
+			// A script works on the instance: watch with fresh runs, so a
+			// failure that outlasts the pause is reported (and acted on)
+			// again.
+			t.logger.Info("liveness failed while restarts are paused; not restarting", "err", ev.err)
+			t.liveness.release()
 			return
 		}
 		t.recover(ctx, "liveness failed: "+ev.err)
@@ -272,7 +295,7 @@ func (t *target) handle(ctx context.Context, ev event) {
 			return // a process the restarter replaced or stopped itself
 		}
 		t.logger.Warn("instance exited", "pid", ev.proc.pid, "status", errString(ev.proc.exitErr()))
-		if failed {
+		if failed || t.paused(t.now()) {
 			return
 		}
 		t.recover(ctx, fmt.Sprintf("exited (%s)", exitText(ev.proc)))
@@ -324,14 +347,12 @@ func (t *target) superviseStart(ctx context.Context, initial *process) {
 		t.watchExit(ctx, initial)
 		return
 	}
-	if pf := t.cfg.Restart.PIDFile; pf != "" {
-		if pid, err := readPIDFile(t.path(pf)); err == nil && alive(pid) {
-			p := adoptProcess(pid)
-			t.setProc(p)
-			t.watchExit(ctx, p)
-			t.logger.Info("adopted running instance from its pid file", "pid", pid)
-			return
-		}
+	if id, err := t.find(); err == nil {
+		p := adoptProcess(id)
+		t.setProc(p)
+		t.watchExit(ctx, p)
+		t.logger.Info("adopted running instance from its pid file", "pid", id.PID)
+		return
 	}
 	if err := t.deps.prober.Probe(ctx, t.cfg.Liveness, t.cfg.Timeout); err == nil {
 		t.logger.Warn("something already answers on the liveness URL; not starting a second copy (it is restarted if it fails)",

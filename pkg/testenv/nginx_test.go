@@ -1,6 +1,8 @@
 package testenv_test
 
 import (
+	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -186,5 +188,56 @@ func TestStartNginxAndReload(t *testing.T) {
 	}
 	if !strings.Contains(n.AccessLog(), "upstream=127.0.0.1:"+b+" ") {
 		t.Errorf("access log lacks the upstream address:\n%s", n.AccessLog())
+	}
+}
+
+// TestNginxErrorsAreJSON sends what nginx refuses itself — a malformed
+// request, a long URI, a huge header, a big body, an unknown HTTP version —
+// and /metrics, which the public listener does not serve, to the real
+// nginx: every answer is {"error":{"code","message"}} with the status.
+func TestNginxErrorsAreJSON(t *testing.T) {
+	listen := testenv.Addr(testenv.FreePort(t))
+	conf, err := render(t, "PRIMARIES="+strconv.Itoa(testenv.FreePort(t)), "BACKUPS=", "LISTEN="+listen, "WORKERS=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.StartNginx(t, conf)
+	long := strings.Repeat("a", 9000)
+	cases := []struct {
+		req    string
+		status int
+		code   string
+	}{
+		{"GARBAGE\r\n\r\n", 400, "bad_request"},
+		{"GET /" + long + " HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long"},
+		{"GET /x HTTP/1.1\r\nHost: x\r\nX-Big: " + long + "\r\n\r\n", 431, "header_too_large"},
+		{"POST /v1/chat HTTP/1.1\r\nHost: x\r\nContent-Length: 300000\r\n\r\n", 413, "payload_too_large"},
+		{"GET /x HTTP/3.0\r\nHost: x\r\n\r\n", 505, "http_version_not_supported"},
+		{"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", 404, "not_found"},
+		{"GET //metrics?x=1 HTTP/1.1\r\nHost: x\r\n\r\n", 404, "not_found"},
+		{"GET /.botfleet-error HTTP/1.1\r\nHost: x\r\n\r\n", 404, "not_found"},
+		{"GET /x HTTP/1.1\r\nHost: x\r\n\r\n", 503, "unavailable"}, // nothing listens upstream
+	}
+	for _, c := range cases {
+		conn, err := net.DialTimeout("tcp", listen, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(conn, strings.Replace(c.req, "\r\n\r\n", "\r\nConnection: close\r\n\r\n", 1))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			conn.Close()
+			t.Fatalf("%.40q: %v", c.req, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		conn.Close()
+		var e struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		if resp.StatusCode != c.status || json.Unmarshal(body, &e) != nil || e.Error.Code != c.code || e.Error.Message == "" ||
+			resp.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("%.40q: %d %s %q; want %d with JSON error code %q", c.req, resp.StatusCode, resp.Header.Get("Content-Type"), body, c.status, c.code)
+		}
 	}
 }

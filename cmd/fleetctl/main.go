@@ -1,0 +1,27 @@
+// Command fleetctl is what the fleet's shell scripts ask when they need
+// more than starting and stopping a process: it launches a process with a
+// launch record beside its pid file, tells whether a pid file names the
+// process it claims to, finds nginx's processes by their process group,
+// compares an instance's settings with the ones it would get now, renders
+// nginx's configuration and pauses the health checker's restarts. Run it
+// with --help for its subcommands.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(os.Stderr, "fleetctl:", msg)
+		}
+		os.Exit(exitCode(err))
+	}
+}

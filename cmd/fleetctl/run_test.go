@@ -1,0 +1,44 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestHelpAndSettingsDigest(t *testing.T) {
+	var out, errb bytes.Buffer
+	if err := run(context.Background(), []string{"fleetctl", "--help"}, os.Getenv, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"launch --pidfile", "pid [--port P]", "group --port P", "changed", "render-nginx", "checker addr|pause|resume"} {
+		if !strings.Contains(errb.String(), w) {
+			t.Errorf("--help lacks %q", w)
+		}
+	}
+	if err := run(context.Background(), []string{"fleetctl", "nope"}, os.Getenv, &out, &errb); exitCode(err) != 2 {
+		t.Errorf("unknown command: %v", err)
+	}
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	os.WriteFile(cfg, []byte("chat: {max_message_chars: 20}\n"), 0o644)
+	argv := func(p string) []string {
+		return []string{"bin/bot", "--config", cfg, "--port", p, "--log-file", "logs/instance_" + p + ".log"}
+	}
+	env := func(p string, extra ...string) []string {
+		return append([]string{"PATH=/bin", "WEB_PORT=" + p, "INSTANCE_NAME=bot-instance-" + p, "API_KEY=k"}, extra...)
+	}
+	a := digest(settings(argv("8080"), env("8080"), 8080))
+	if b := digest(settings(argv("8081"), env("8081", "TERM=x"), 8081)); a != b {
+		t.Errorf("instances launched alike differ: %s %s", a, b)
+	}
+	if b := digest(settings(argv("8081"), env("8081", "BOT_LLM_PROVIDER=builtin"), 8081)); a == b {
+		t.Error("BOT_LLM_PROVIDER does not change the settings")
+	}
+	os.WriteFile(cfg, []byte("chat: {max_message_chars: 30}\n"), 0o644)
+	if b := digest(settings(argv("8080"), env("8080"), 8080)); a == b {
+		t.Error("the config file's content does not change the settings")
+	}
+}
