@@ -18,6 +18,7 @@ import (
 	"github.com/botfleet/botfleet/pkg/config"
 	"github.com/botfleet/botfleet/pkg/httpapi"
 	"github.com/botfleet/botfleet/pkg/memory"
+	"github.com/botfleet/botfleet/pkg/stream"
 	"github.com/botfleet/botfleet/pkg/telemetry"
 )
 
@@ -108,9 +109,11 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	if cfg.Cache.Enabled {
 		cacheTTL = cfg.Cache.TTL
 	}
+	sc := cfg.Stream
+	streams := stream.New(rdb, stream.Options{Prefix: cfg.Redis.KeyPrefix, TTL: sc.TTL, FlushInterval: sc.FlushInterval, StallAfter: sc.StallAfter})
 	svc := chat.New(store, router, chat.Options{
 		SystemPrompt: cfg.LLM.SystemPrompt, Model: router.Default(), CacheTTL: cacheTTL,
-		DefaultScope: cfg.Memory.DefaultScope, Registerer: metrics.Registerer,
+		DefaultScope: cfg.Memory.DefaultScope, Streams: streams, Instance: cfg.Server.InstanceName, Registerer: metrics.Registerer,
 	})
 	ims := newIM(cfg, rdb, svc, logger, metrics)
 	api := httpapi.New(httpapi.Deps{
@@ -119,7 +122,8 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		Breakers: router.Breakers, Instance: cfg.Server.InstanceName,
 		APIKeys: append([]string{cfg.Auth.APIKey}, cfg.Auth.APIKeys...), AuthDisabled: cfg.Auth.Disabled,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, MaxMessageChars: cfg.Chat.MaxMessageChars,
-		Pprof: cfg.Server.Pprof, Tracing: tracing, Webhooks: ims.pipeline, Queues: ims.queues,
+		Pprof: cfg.Server.Pprof, Tracing: tracing, Webhooks: ims.pipeline, Queues: ims.queues, Models: router.Models,
+		Stream: httpapi.StreamOptions{Heartbeat: sc.Heartbeat, WriteTimeout: sc.WriteTimeout, DetachOnDisconnect: sc.DetachOnDisconnect, MaxDuration: sc.MaxDuration},
 	})
 
 	addr := net.JoinHostPort(cfg.Server.Host, strconv.Itoa(cfg.Server.Port))

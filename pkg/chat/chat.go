@@ -1,24 +1,33 @@
 // Package chat runs a chat turn: the conversation's memory and lock from
-// memory.Store, the first-turn response cache, and the LLM backend.
+// memory.Store, the first-turn response cache, the LLM backend and, for a
+// streamed turn, its resumable stream (pkg/stream).
+//
+// A turn's conversation comes from what the caller knows (Resolve); its
+// errors are classified (pkg/fault) where they are made, and every turn is
+// counted here, whoever asked for it (metrics.go).
+//
+// A streamed turn (Request.Stream set) sends its events as the backend
+// makes them — a start, then the pieces of the reply — and writes them to
+// Redis as it goes, so that the same request again (the same request id:
+// the client's Idempotency-Key) resumes it on any instance: while the turn
+// runs elsewhere it is followed live, once it is done it is replayed, and
+// when its instance died it is run again from the start, as the stream's
+// next attempt, once the memory lease has run out. The conversation gets
+// the turn exactly once, at the end, in the commit round trip.
 package chat
 
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-	"fmt"
-	"hash/fnv"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/botfleet/botfleet/pkg/llm"
 	"github.com/botfleet/botfleet/pkg/memory"
+	"github.com/botfleet/botfleet/pkg/stream"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Backend answers a prompt; llm's backends, breaker and fallback are ones.
+// Backend answers a prompt; llm's backends and its Router are ones.
 type Backend interface {
 	Name() string
 	Complete(ctx context.Context, req llm.Request) (llm.Reply, error)
@@ -28,13 +37,19 @@ type Backend interface {
 type Options struct {
 	// SystemPrompt starts every prompt; empty sends none.
 	SystemPrompt string
-	// Model names the model in the response cache key.
+	// Model names the model of a request that names none, in the response
+	// cache key and in streamed turns' start.
 	Model string
 	// CacheTTL keeps first-turn replies in the response cache; 0 disables it.
 	CacheTTL time.Duration
 	// DefaultScope is the scope of a request that names none (see
 	// Resolve). Default ScopeMember.
 	DefaultScope string
+	// Streams keeps streamed turns resumable; nil streams them to their
+	// caller only.
+	Streams *stream.Store
+	// Instance names this instance in streamed turns' start.
+	Instance string
 	// Registerer, when set, gets the service's metrics (see metrics.go).
 	Registerer prometheus.Registerer
 }
@@ -60,7 +75,7 @@ type Service struct {
 // New returns a Service that keeps memory in store and asks backend.
 func New(store *memory.Store, backend Backend, opts Options) *Service {
 	opts.setDefaults()
-	h := sha256.Sum256([]byte(opts.Model + "\x00" + opts.SystemPrompt))
+	h := sha256.Sum256([]byte(opts.SystemPrompt))
 	return &Service{
 		store: store, backend: backend, opts: opts,
 		cacheBase: h[:8], prefix: store.Options().Prefix + ":cache:", now: time.Now,
@@ -87,6 +102,51 @@ type Request struct {
 	Message string
 	// Endpoint labels the turn in metrics: "chat", "completions", "im".
 	Endpoint string
+
+	// Model is the model to ask; empty is Options.Model's. Params are the
+	// caller's sampling parameters.
+	Model  string
+	Params llm.Params
+	// System, when set, is this turn's system prompt instead of
+	// Options.SystemPrompt.
+	System string
+	// Stateless turns use Prompt as the whole prompt, as the client sent
+	// it, instead of a conversation's memory: nothing is kept but, when ID
+	// is set, the turn's outcome under that id (so a repeat replays it).
+	Stateless bool
+	Prompt    []llm.Message
+
+	// Stream, when set, streams the turn: it gets the turn's events as
+	// they happen (see Event). An error from it ends the turn (and the
+	// backend call) with that error.
+	Stream func(Event) error
+	// After is the id of the last event the caller has (SSE's
+	// Last-Event-ID): a resumed stream sends what comes after it.
+	After string
+}
+
+// Event is an event of a streamed turn: "start" (with Start) and then
+// "piece"s (with Text), each with an id to resume after. A start means the
+// reply begins anew: one that follows pieces (the turn's instance died and
+// another runs it again) makes them void.
+type Event struct {
+	Kind  string
+	ID    string
+	Text  string
+	Start Start
+}
+
+// Start describes a streamed turn as it begins.
+type Start struct {
+	Turn      int    `json:"turn"`
+	SessionID string `json:"session_id,omitempty"`
+	Model     string `json:"model"`
+	// Created is when the turn began, Unix seconds.
+	Created  int64  `json:"created"`
+	Instance string `json:"instance,omitempty"`
+	// Attempt counts the runs of the turn; 0 for a stored reply replayed
+	// after its stream expired.
+	Attempt int `json:"attempt"`
 }
 
 // Result is a turn's outcome.
@@ -97,70 +157,18 @@ type Result struct {
 	Timestamp int64 `json:"timestamp"`
 	// Backend names what answered: a backend name or "cache".
 	Backend string `json:"backend"`
-	// Turn is the turn's 1-based number in the conversation.
+	// Model is the model that answered; FinishReason why the reply ended;
+	// Usage its tokens.
+	Model        string    `json:"model,omitempty"`
+	FinishReason string    `json:"finish_reason,omitempty"`
+	Usage        llm.Usage `json:"usage"`
+	// Turn is the turn's 1-based number in the conversation; 0 for a
+	// stateless turn.
 	Turn int `json:"-"`
 	// Replayed is true when the request had finished before.
 	Replayed bool `json:"-"`
 	// SessionID names the conversation again (Conversation.SessionID).
 	SessionID string `json:"-"`
-}
-
-// Turn runs one turn: wait for the conversation, load its history, answer
-// (from the response cache on a first turn, else the backend), then append
-// both messages and release the conversation.
-func (s *Service) Turn(ctx context.Context, r Request) (res Result, err error) {
-	defer func(start time.Time) { s.metrics.observe(r, res, err, time.Since(start)) }(time.Now())
-	conv, err := s.Resolve(r)
-	if err != nil {
-		return Result{}, err
-	}
-	id := r.ID
-	if id == "" {
-		id = newID()
-	}
-	req := memory.Request{Conversation: conv.Key, ID: conv.requestID(id), Fingerprint: fingerprint(r.Message)}
-	var cacheKey string
-	if s.opts.CacheTTL > 0 {
-		cacheKey = s.cacheKey(conv, r.Message)
-		req.Peek = cacheKey
-	}
-	turn, err := s.store.Begin(ctx, req)
-	if err != nil {
-		return Result{}, err
-	}
-	// Frees the conversation on every way out but Commit — an error, or a
-	// backend that panics — instead of renewing its lease forever; a no-op
-	// after Commit and for a replay.
-	defer turn.Abort()
-	if turn.Replay != nil {
-		if err := json.Unmarshal(turn.Replay.Payload, &res); err != nil {
-			return Result{}, fmt.Errorf("chat: stored reply of request %s: %w", r.ID, err)
-		}
-		res.Turn, res.Replayed, res.SessionID = turn.Replay.Turn, true, conv.SessionID
-		return res, nil
-	}
-	var put *memory.Put
-	if turn.Number == 1 && turn.Peeked != nil && json.Unmarshal(turn.Peeked, &res) == nil {
-		res.Backend = "cache"
-	} else {
-		reply, err := s.backend.Complete(ctx, llm.Request{Messages: s.prompt(turn.History, r.Message)})
-		if err != nil {
-			return Result{}, err
-		}
-		res = Result{Reply: reply.Content, Confidence: reply.Confidence, Backend: reply.Backend}
-		if turn.Number == 1 && cacheKey != "" && !reply.Fallback {
-			b, _ := json.Marshal(res)
-			put = &memory.Put{Key: cacheKey, Value: b, TTL: s.opts.CacheTTL}
-		}
-	}
-	now := s.now()
-	res.Timestamp, res.Turn = now.Unix(), turn.Number
-	payload, _ := json.Marshal(res)
-	if err := turn.Commit(context.WithoutCancel(ctx), r.Message, res.Reply, now, payload, put); err != nil {
-		return Result{}, err
-	}
-	res.SessionID = conv.SessionID
-	return res, nil
 }
 
 // History returns the memory of the conversation r names, oldest first.
@@ -170,34 +178,4 @@ func (s *Service) History(ctx context.Context, r Request) ([]memory.Entry, error
 		return nil, err
 	}
 	return s.store.History(ctx, conv.Key)
-}
-
-func (s *Service) prompt(history []memory.Entry, message string) []llm.Message {
-	msgs := make([]llm.Message, 0, len(history)+2)
-	if s.opts.SystemPrompt != "" {
-		msgs = append(msgs, llm.Message{Role: llm.RoleSystem, Content: s.opts.SystemPrompt})
-	}
-	for _, e := range history {
-		msgs = append(msgs, llm.Message{Role: e.Role, Content: e.Content})
-	}
-	return append(msgs, llm.Message{Role: llm.RoleUser, Content: message})
-}
-
-// cacheKey hashes the message, exactly as sent but for surrounding white
-// space, with the model, the system prompt and the conversation's tenant
-// (or platform): a cached reply is only ever handed to a caller of the
-// same tenant who sent that very text.
-func (s *Service) cacheKey(c Conversation, message string) string {
-	h := sha256.New()
-	h.Write(s.cacheBase)
-	h.Write([]byte(c.namespace))
-	h.Write([]byte{0})
-	h.Write([]byte(strings.TrimSpace(message)))
-	return s.prefix + hex.EncodeToString(h.Sum(nil)[:16])
-}
-
-func fingerprint(message string) string {
-	h := fnv.New64a()
-	h.Write([]byte(message))
-	return strconv.FormatUint(h.Sum64(), 36)
 }

@@ -60,16 +60,7 @@ type Conversation struct {
 // HTTP API with neither a session nor a scope, user or group starts a new
 // session with a random id.
 func (s *Service) Resolve(r Request) (Conversation, error) {
-	var c Conversation
-	if r.Platform != "" {
-		c.namespace = "im:" + Escape(r.Platform)
-	} else {
-		tenant := r.Tenant
-		if tenant == "" {
-			tenant = DefaultTenant
-		}
-		c.namespace = "api:" + Escape(tenant)
-	}
+	c := Conversation{namespace: namespaceOf(r)}
 	scope, session, user, group := r.Scope, r.SessionID, r.UserID, r.GroupID
 	if r.Platform != "" {
 		session = "" // platforms name their chats by scope only
@@ -86,6 +77,9 @@ func (s *Service) Resolve(r Request) (Conversation, error) {
 	}
 	var path string
 	switch {
+	case r.Stateless:
+		// A stateless turn keeps nothing but its outcome, under its id.
+		path = "request:" + Escape(r.ID)
 	case session != "":
 		path, c.SessionID = "session:"+Escape(session), session
 	case scope == ScopeMember && user == "":
@@ -104,10 +98,23 @@ func (s *Service) Resolve(r Request) (Conversation, error) {
 		return c, ErrInvalid.With(fmt.Sprintf("scope must be member, group or global, got %q", scope))
 	}
 	c.Key = c.namespace + ":" + path
-	if c.SessionID == "" && r.Platform == "" {
+	if c.SessionID == "" && r.Platform == "" && !r.Stateless {
 		c.SessionID = path
 	}
 	return c, nil
+}
+
+// namespaceOf is the request's namespace: its tenant's on the HTTP API,
+// its platform's on IM.
+func namespaceOf(r Request) string {
+	if r.Platform != "" {
+		return "im:" + Escape(r.Platform)
+	}
+	tenant := r.Tenant
+	if tenant == "" {
+		tenant = DefaultTenant
+	}
+	return "api:" + Escape(tenant)
 }
 
 // parsePath reads a scoped conversation's path back from a session id.

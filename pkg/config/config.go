@@ -25,6 +25,7 @@ type Config struct {
 	LLM    LLMConfig    `mapstructure:"llm"`
 	IM     IMConfig     `mapstructure:"im"`
 	Queue  QueueConfig  `mapstructure:"queue"`
+	Stream StreamConfig `mapstructure:"stream"`
 	// Telemetry is trace export.
 	Telemetry TelemetryConfig `mapstructure:"telemetry"`
 }
@@ -125,6 +126,28 @@ type MemoryConfig struct {
 	// IdempotencyTTL is how long a reply answers repeats of its request.
 	// Default 24h.
 	IdempotencyTTL time.Duration `mapstructure:"idempotency_ttl"`
+}
+
+// StreamConfig is streamed answers (Server-Sent Events) and their
+// resumable copies in Redis.
+type StreamConfig struct {
+	// TTL keeps a finished stream for resumes. Default 10m.
+	TTL time.Duration `mapstructure:"ttl"`
+	// FlushInterval batches pieces into one Redis write. Default 25ms.
+	FlushInterval time.Duration `mapstructure:"flush_interval"`
+	// StallAfter: a followed stream silent this long lost its instance.
+	// Default 6s.
+	StallAfter time.Duration `mapstructure:"stall_after"`
+	// Heartbeat is how long a stream may stay silent before a keep-alive
+	// comment. Default 15s.
+	Heartbeat time.Duration `mapstructure:"heartbeat"`
+	// WriteTimeout bounds each write to the client. Default 30s.
+	WriteTimeout time.Duration `mapstructure:"write_timeout"`
+	// DetachOnDisconnect runs a /v1/chat stream's turn to its end when the
+	// client goes away, so it can resume. Default true.
+	DetachOnDisconnect bool `mapstructure:"detach_on_disconnect"`
+	// MaxDuration bounds a detached turn. Default 10m.
+	MaxDuration time.Duration `mapstructure:"max_duration"`
 }
 
 // ChatConfig is the chat API.

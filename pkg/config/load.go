@@ -124,6 +124,14 @@ var defaults = map[string]any{
 	"im.telegram.api_url":          "https://api.telegram.org",
 	"im.telegram.bot_username":     "",
 
+	"stream.ttl":                  "10m",
+	"stream.flush_interval":       "25ms",
+	"stream.stall_after":          "6s",
+	"stream.heartbeat":            "15s",
+	"stream.write_timeout":        "30s",
+	"stream.detach_on_disconnect": true,
+	"stream.max_duration":         "10m",
+
 	"queue.workers":          4,
 	"queue.job_timeout":      "90s",
 	"queue.block":            "1s",

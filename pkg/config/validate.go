@@ -46,6 +46,12 @@ func (c *Config) validate() error {
 		{"queue.claim_idle", c.Queue.ClaimIdle},
 		{"queue.reclaim_interval", c.Queue.ReclaimInterval},
 		{"queue.retry_backoff", c.Queue.RetryBackoff},
+		{"stream.ttl", c.Stream.TTL},
+		{"stream.flush_interval", c.Stream.FlushInterval},
+		{"stream.stall_after", c.Stream.StallAfter},
+		{"stream.heartbeat", c.Stream.Heartbeat},
+		{"stream.write_timeout", c.Stream.WriteTimeout},
+		{"stream.max_duration", c.Stream.MaxDuration},
 	}
 	for _, p := range durations {
 		if p.d <= 0 {

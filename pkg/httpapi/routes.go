@@ -23,6 +23,9 @@ func (s *Server) routes() {
 
 	v1 := e.Group("/v1", s.auth())
 	v1.POST("/chat", s.handleChat())
+	v1.GET("/chat/streams/:id", s.handleResume())
+	v1.POST("/chat/completions", s.handleCompletions())
+	v1.GET("/models", s.handleModels())
 
 	e.POST("/webhook/:platform", s.handleWebhook())
 	e.GET("/admin/queues", s.handleQueues(), s.auth())

@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net/http"
 	"sync/atomic"
+	"time"
 
 	"github.com/botfleet/botfleet/pkg/chat"
+	"github.com/botfleet/botfleet/pkg/llm"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -41,6 +43,26 @@ type Deps struct {
 	Webhooks Webhooks
 	// Queues reports the job queue for GET /admin/queues (behind auth).
 	Queues func(ctx context.Context) (any, error)
+	// Models lists the models for GET /v1/models.
+	Models func() []llm.ModelInfo
+	// Stream tunes streamed answers.
+	Stream StreamOptions
+}
+
+// StreamOptions tune streamed answers (Server-Sent Events).
+type StreamOptions struct {
+	// Heartbeat is how long a stream may stay silent before a comment
+	// keeps it alive.
+	Heartbeat time.Duration
+	// WriteTimeout bounds each write of a stream (the server's own write
+	// timeout would cut a long one).
+	WriteTimeout time.Duration
+	// DetachOnDisconnect lets a /v1/chat stream's turn run to its end when
+	// its client goes away, so that it can resume; /v1/chat/completions
+	// always cancels the backend call, as OpenAI's API does.
+	DetachOnDisconnect bool
+	// MaxDuration bounds a detached turn.
+	MaxDuration time.Duration
 }
 
 // Server is the HTTP API of one instance.
@@ -48,12 +70,13 @@ type Server struct {
 	deps     Deps
 	echo     *echo.Echo
 	metrics  *metrics
+	started  time.Time
 	draining atomic.Bool
 }
 
 // New returns the API with every route mapped.
 func New(deps Deps) *Server {
-	s := &Server{deps: deps, echo: echo.New(), metrics: newMetrics(deps.Registerer)}
+	s := &Server{deps: deps, echo: echo.New(), metrics: newMetrics(deps.Registerer), started: time.Now()}
 	s.echo.HideBanner = true
 	s.echo.HidePort = true
 	s.echo.HTTPErrorHandler = s.handleError

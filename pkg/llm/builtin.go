@@ -220,22 +220,24 @@ func (b *Builtin) Complete(ctx context.Context, req Request) (Reply, error) {
 }
 
 // streamWords sends text to sink word by word (a word and the spaces after
-// it; in text without spaces, such as Chinese, a few characters at a time),
-// so that streaming works with no model at all.
+// it; in scripts written without spaces, such as Chinese, a few characters
+// at a time), so that streaming works with no model at all.
 func streamWords(sink func(string) error, text string) error {
 	if sink == nil {
 		return nil
 	}
-	const runesPerPiece = 4
-	start, runes := 0, 0
+	const wide = 4 // characters of a piece in text without spaces
+	start, n := 0, 0
 	for i, r := range text {
-		runes++
 		end := i + utf8.RuneLen(r)
-		if r == ' ' && (end == len(text) || text[end] != ' ') || !strings.Contains(text[start:end], " ") && runes >= runesPerPiece {
+		if r >= 0x2E80 { // CJK and beyond: no spaces between words
+			n++
+		}
+		if r == ' ' && (end == len(text) || text[end] != ' ') || n >= wide {
 			if err := sink(text[start:end]); err != nil {
 				return err
 			}
-			start, runes = end, 0
+			start, n = end, 0
 		}
 	}
 	if start < len(text) {

@@ -22,6 +22,10 @@ type Request struct {
 	// Peek, when set, is a key read in Begin's round trip (the response
 	// cache); its value is in Turn.Peeked.
 	Peek string
+	// Follow makes Begin return at once, with Turn.InProgress set, when
+	// the same request is in progress elsewhere, instead of waiting for it:
+	// for a caller that can follow its progress (a streamed turn).
+	Follow bool
 }
 
 // Put is a key written in Commit's round trip (the response cache).
@@ -43,6 +47,9 @@ type Turn struct {
 	Number int
 	// Peeked is the value of Request.Peek, nil when absent.
 	Peeked []byte
+	// InProgress is true when, with Request.Follow, the request is in
+	// progress elsewhere; nothing is held.
+	InProgress bool
 
 	s      *Store
 	k      keys
@@ -107,6 +114,9 @@ func (s *Store) Begin(ctx context.Context, r Request) (*Turn, error) {
 			t.abortQuietly()
 			return nil, ErrConflict
 		case "inflight":
+			if r.Follow {
+				return &Turn{InProgress: true}, nil
+			}
 			if reqWake == nil {
 				reqWake = s.waker.register(t.k[kReq])
 				defer s.waker.unregister(t.k[kReq])
@@ -141,9 +151,10 @@ func (s *Store) Begin(ctx context.Context, r Request) (*Turn, error) {
 // Commit appends the user message and the reply as this turn's entries,
 // trims the history to MaxEntries, refreshes the conversation's idle TTL,
 // stores payload as the request's outcome and releases the conversation to
-// the next turn — in one round trip, together with put when it is not nil.
-// A resent Commit (a lost reply) writes nothing twice.
-func (t *Turn) Commit(ctx context.Context, user, assistant string, at time.Time, payload []byte, put *Put) error {
+// the next turn — in one round trip, together with put when it is not nil
+// and the commands each also adds (a streamed turn's last pieces). A
+// resent Commit (a lost reply) writes nothing twice.
+func (t *Turn) Commit(ctx context.Context, user, assistant string, at time.Time, payload []byte, put *Put, also ...func(redis.Pipeliner)) error {
 	if !t.finish() {
 		return ErrLeaseLost
 	}
@@ -152,11 +163,14 @@ func (t *Turn) Commit(ctx context.Context, user, assistant string, at time.Time,
 	a := appendEntry(make([]byte, 0, 24+len(assistant)), 'a', t.Number, ts, assistant)
 	o := t.s.opts
 	args := []any{t.ticket, u, a, t.Number, o.MaxEntries, o.IdleTTL.Milliseconds(), o.IdempotencyTTL.Milliseconds(), payload, t.s.channel}
-	var also func(redis.Pipeliner)
-	if put != nil {
-		also = func(p redis.Pipeliner) { p.Set(ctx, put.Key, put.Value, put.TTL) }
-	}
-	res, err := t.s.eval(ctx, commitScript, &t.k, args, also)
+	res, err := t.s.eval(ctx, commitScript, &t.k, args, func(p redis.Pipeliner) {
+		if put != nil {
+			p.Set(ctx, put.Key, put.Value, put.TTL)
+		}
+		for _, f := range also {
+			f(p)
+		}
+	})
 	if err != nil {
 		return err
 	}
