@@ -92,8 +92,10 @@ type chatReply struct {
 	header http.Header
 }
 
-// post sends body to path with the API key and the given extra headers.
-func post(t *testing.T, url, body string, headers ...string) chatReply {
+// send sends body to url with the API key and the given extra header
+// name, value pairs (an empty value removes the header), and returns the
+// answer's status, headers and body.
+func send(t *testing.T, url, body string, headers ...string) (int, http.Header, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -108,15 +110,24 @@ func post(t *testing.T, url, body string, headers ...string) chatReply {
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Errorf("POST %s: %v", url, err)
-		return chatReply{}
+		return 0, nil, nil
 	}
 	defer resp.Body.Close()
-	var r chatReply
 	raw, _ := io.ReadAll(resp.Body)
-	if err := json.Unmarshal(raw, &r); err != nil {
-		t.Errorf("POST %s: status %d, body %q is not JSON", url, resp.StatusCode, raw)
+	return resp.StatusCode, resp.Header, raw
+}
+
+// post sends body to url with the API key and the given extra headers.
+func post(t *testing.T, url, body string, headers ...string) chatReply {
+	t.Helper()
+	status, header, raw := send(t, url, body, headers...)
+	var r chatReply
+	if status != 0 {
+		if err := json.Unmarshal(raw, &r); err != nil {
+			t.Errorf("POST %s: status %d, body %q is not JSON", url, status, raw)
+		}
 	}
-	r.status, r.header = resp.StatusCode, resp.Header
+	r.status, r.header = status, header
 	return r
 }
 

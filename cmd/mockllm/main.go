@@ -75,6 +75,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	jitter := fs.Duration("jitter", 0, "uniform extra latency in 0..`jitter`")
 	errorRate := fs.Float64("error-rate", 0, "probability in [0,1] of answering a chat completion with --error-status")
 	errorStatus := fs.Int("error-status", 0, "HTTP `status` of injected errors, 400..599 (default 500 when --error-rate > 0)")
+	chunks := fs.Int("chunks", 0, "content chunks of a streamed reply (0: up to 4), split at word boundaries")
+	chunkDelay := fs.Duration("chunk-delay", 0, "wait before each content chunk of a streamed reply")
+	cutAfter := fs.Int("cut-after", 0, "cut streams after this many content chunks: no finish, no [DONE] (0: never)")
 	seed := fs.Int64("seed", 0, "seed of the error and jitter random numbers (0: time-based)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -88,7 +91,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	srv := mockllm.New(mockllm.Options{Model: *model, APIKey: *apiKey, Seed: *seed})
-	faults := mockllm.Faults{Latency: *latency, Jitter: *jitter, ErrorRate: *errorRate, ErrorStatus: *errorStatus}
+	faults := mockllm.Faults{Latency: *latency, Jitter: *jitter, ErrorRate: *errorRate, ErrorStatus: *errorStatus,
+		Chunks: *chunks, ChunkDelay: *chunkDelay, CutAfter: *cutAfter}
 	if err := srv.SetFaults(faults); err != nil {
 		return err
 	}

@@ -22,7 +22,8 @@ import (
 const headerRequestID = "X-Request-Id"
 
 // requestID takes nginx's X-Request-Id (or makes one), echoes it in the
-// response and puts it in the context for every log line.
+// response with the instance's name (X-Bot-Instance) and puts it in the
+// context for every log line.
 func (s *Server) requestID() echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -31,6 +32,7 @@ func (s *Server) requestID() echo.MiddlewareFunc {
 				id = newID()
 			}
 			c.Response().Header().Set(headerRequestID, id)
+			c.Response().Header().Set("X-Bot-Instance", s.deps.Instance)
 			r := c.Request()
 			c.SetRequest(r.WithContext(telemetry.WithRequestID(r.Context(), id)))
 			return next(c)

@@ -277,6 +277,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		delay += time.Duration(s.rand() % uint64(f.Jitter+1))
 	}
 	if !sleep(r.Context(), delay) {
+		s.cancelled.Add(1)
 		return // the client is gone
 	}
 	if f.ErrorRate > 0 && float64(s.rand()>>11)/(1<<53) < f.ErrorRate {
@@ -314,7 +315,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.Stream {
 		s.streams.Add(1)
-		*outBuf = c.stream(w, r, *outBuf, req.StreamOptions != nil && req.StreamOptions.IncludeUsage)
+		*outBuf = c.stream(w, r, *outBuf, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, s, f)
 		return
 	}
 	*outBuf = c.appendCompletion((*outBuf)[:0])
@@ -417,10 +418,13 @@ func (c *completion) appendLogprobs(b []byte, text string) []byte {
 }
 
 // stream writes the completion as Server-Sent Events: a role chunk, up to
-// maxStreamDeltas content chunks split at word boundaries, a finish chunk,
-// an optional usage chunk and "data: [DONE]". It flushes after each event and
-// returns buf, possibly grown.
-func (c *completion) stream(w http.ResponseWriter, r *http.Request, buf []byte, includeUsage bool) []byte {
+// f.Chunks (default maxStreamDeltas) content chunks split at word
+// boundaries, each after f.ChunkDelay, a finish chunk, an optional usage
+// chunk and "data: [DONE]" — or, with f.CutAfter, a connection cut after
+// that many content chunks. It flushes after each event, counts a client
+// that went away, records when the content chunks went out, and returns
+// buf, possibly grown.
+func (c *completion) stream(w http.ResponseWriter, r *http.Request, buf []byte, includeUsage bool, s *Server, f *Faults) []byte {
 	h := w.Header()
 	h["Content-Type"] = hdrEventStream
 	h["Cache-Control"] = hdrNoCache
@@ -429,13 +433,14 @@ func (c *completion) stream(w http.ResponseWriter, r *http.Request, buf []byte, 
 	flusher, _ := w.(http.Flusher)
 	ctx := r.Context()
 	send := func(b []byte) bool {
-		if _, err := w.Write(b); err != nil {
-			return false
-		}
-		if flusher != nil {
+		if _, err := w.Write(b); err == nil && flusher != nil {
 			flusher.Flush()
 		}
-		return ctx.Err() == nil
+		if ctx.Err() != nil {
+			s.cancelled.Add(1)
+			return false
+		}
+		return true
 	}
 
 	b := c.appendHead(append(buf[:0], "data: "...), "chat.completion.chunk")
@@ -452,12 +457,26 @@ func (c *completion) stream(w http.ResponseWriter, r *http.Request, buf []byte, 
 	}
 
 	reply := c.reply
-	per := max(1, (countWords(reply)+maxStreamDeltas-1)/maxStreamDeltas)
+	chunks := maxStreamDeltas
+	if f.Chunks > 0 {
+		chunks = f.Chunks
+	}
+	words := countWords(reply)
+	chunks = max(1, min(chunks, words))
+	sent := 0
 	for pos := 0; pos < len(reply); {
-		// A delta runs from pos to the start of the word after its per
-		// words, so the deltas concatenate to the exact reply.
+		if f.CutAfter > 0 && sent == f.CutAfter {
+			panic(http.ErrAbortHandler) // the fault: the connection drops mid-stream
+		}
+		if !sleep(ctx, f.ChunkDelay) {
+			s.cancelled.Add(1)
+			return b
+		}
+		// Delta i holds words [i*words/chunks, (i+1)*words/chunks): it runs
+		// from pos to the start of the word after them, so the deltas
+		// concatenate to the exact reply.
 		end := pos
-		for range per {
+		for range (sent+1)*words/chunks - sent*words/chunks {
 			_, end = nextWord(reply, end)
 		}
 		end, _ = nextWord(reply, end)
@@ -467,9 +486,15 @@ func (c *completion) stream(w http.ResponseWriter, r *http.Request, buf []byte, 
 		b = c.appendLogprobs(b, reply[pos:end])
 		b = append(b, `,"finish_reason":null}`...)
 		b = append(b, tail...)
+		now := time.Now().UnixNano()
+		if sent == 0 {
+			s.first.Store(now)
+		}
+		s.last.Store(now)
 		if !send(b) {
 			return b
 		}
+		sent++
 		pos = end
 	}
 

@@ -14,9 +14,11 @@
 //
 //	GET  /health          {"status":"ok"}
 //	GET  /stats           Stats as JSON
+//	GET  /stats/stream    StreamTimes as JSON
 //	POST /reset           zero the counters
 //	GET  /faults          the current Faults as JSON
-//	PUT  /faults          change some of latency_ms, jitter_ms, error_rate, error_status
+//	PUT  /faults          change some of latency_ms, jitter_ms, error_rate, error_status,
+//	                      chunks, chunk_delay_ms, cut_after
 //
 // The hot path takes no lock: counters are atomics, the faults live behind
 // an atomic pointer and the random numbers come from a lock-free splitmix64
@@ -65,14 +67,27 @@ type Faults struct {
 	// ErrorStatus is the HTTP status of an injected error, 400..599
 	// (JSON "error_status"); it defaults to 500 when ErrorRate > 0.
 	ErrorStatus int
+	// Chunks is how many content chunks a streamed reply is split into
+	// (JSON "chunks"); 0 means up to 4, at word boundaries.
+	Chunks int
+	// ChunkDelay waits before each content chunk of a stream (JSON
+	// "chunk_delay_ms").
+	ChunkDelay time.Duration
+	// CutAfter cuts a stream after this many content chunks: the
+	// connection is closed with no finish and no [DONE] (JSON "cut_after");
+	// 0 never does.
+	CutAfter int
 }
 
 // faultsJSON is the wire form of Faults.
 type faultsJSON struct {
-	LatencyMS   float64 `json:"latency_ms"`
-	JitterMS    float64 `json:"jitter_ms"`
-	ErrorRate   float64 `json:"error_rate"`
-	ErrorStatus int     `json:"error_status"`
+	LatencyMS    float64 `json:"latency_ms"`
+	JitterMS     float64 `json:"jitter_ms"`
+	ErrorRate    float64 `json:"error_rate"`
+	ErrorStatus  int     `json:"error_status"`
+	Chunks       int     `json:"chunks"`
+	ChunkDelayMS float64 `json:"chunk_delay_ms"`
+	CutAfter     int     `json:"cut_after"`
 }
 
 // maxMS is the largest number of milliseconds a time.Duration holds.
@@ -80,12 +95,19 @@ const maxMS = float64(math.MaxInt64 / int64(time.Millisecond))
 
 // MarshalJSON encodes f with durations as numbers of milliseconds.
 func (f Faults) MarshalJSON() ([]byte, error) {
-	return json.Marshal(faultsJSON{
-		LatencyMS:   float64(f.Latency) / float64(time.Millisecond),
-		JitterMS:    float64(f.Jitter) / float64(time.Millisecond),
-		ErrorRate:   f.ErrorRate,
-		ErrorStatus: f.ErrorStatus,
-	})
+	return json.Marshal(f.wire())
+}
+
+func (f Faults) wire() faultsJSON {
+	return faultsJSON{
+		LatencyMS:    float64(f.Latency) / float64(time.Millisecond),
+		JitterMS:     float64(f.Jitter) / float64(time.Millisecond),
+		ErrorRate:    f.ErrorRate,
+		ErrorStatus:  f.ErrorStatus,
+		Chunks:       f.Chunks,
+		ChunkDelayMS: float64(f.ChunkDelay) / float64(time.Millisecond),
+		CutAfter:     f.CutAfter,
+	}
 }
 
 // UnmarshalJSON decodes the fields present in data into f and leaves the
@@ -93,25 +115,23 @@ func (f Faults) MarshalJSON() ([]byte, error) {
 // merges. Unknown fields are an error. It does not validate the result; see
 // [Server.SetFaults].
 func (f *Faults) UnmarshalJSON(data []byte) error {
-	aux := faultsJSON{
-		LatencyMS:   float64(f.Latency) / float64(time.Millisecond),
-		JitterMS:    float64(f.Jitter) / float64(time.Millisecond),
-		ErrorRate:   f.ErrorRate,
-		ErrorStatus: f.ErrorStatus,
-	}
+	aux := f.wire()
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&aux); err != nil {
 		return err
 	}
-	if math.Abs(aux.LatencyMS) > maxMS || math.Abs(aux.JitterMS) > maxMS {
-		return errors.New("mockllm: latency_ms or jitter_ms out of range")
+	if math.Abs(aux.LatencyMS) > maxMS || math.Abs(aux.JitterMS) > maxMS || math.Abs(aux.ChunkDelayMS) > maxMS {
+		return errors.New("mockllm: latency_ms, jitter_ms or chunk_delay_ms out of range")
 	}
 	*f = Faults{
 		Latency:     time.Duration(aux.LatencyMS * float64(time.Millisecond)),
 		Jitter:      time.Duration(aux.JitterMS * float64(time.Millisecond)),
 		ErrorRate:   aux.ErrorRate,
 		ErrorStatus: aux.ErrorStatus,
+		Chunks:      aux.Chunks,
+		ChunkDelay:  time.Duration(aux.ChunkDelayMS * float64(time.Millisecond)),
+		CutAfter:    aux.CutAfter,
 	}
 	return nil
 }
@@ -127,6 +147,8 @@ func (f Faults) normalize() (Faults, error) {
 		return f, fmt.Errorf("mockllm: error_rate must be in [0,1], got %v", f.ErrorRate)
 	case f.ErrorStatus != 0 && (f.ErrorStatus < 400 || f.ErrorStatus > 599):
 		return f, fmt.Errorf("mockllm: error_status must be in 400..599, got %d", f.ErrorStatus)
+	case f.Chunks < 0 || f.CutAfter < 0 || f.ChunkDelay < 0:
+		return f, fmt.Errorf("mockllm: chunks, cut_after and chunk_delay must not be negative")
 	}
 	if f.ErrorRate > 0 && f.ErrorStatus == 0 {
 		f.ErrorStatus = http.StatusInternalServerError
@@ -159,6 +181,22 @@ type Stats struct {
 	Errors int64 `json:"errors"`
 	// Streams counts streamed responses.
 	Streams int64 `json:"streams"`
+	// Cancelled counts calls whose client went away before the answer was
+	// complete.
+	Cancelled int64 `json:"cancelled"`
+}
+
+// StreamTimes are when the newest stream sent its first and its last
+// content chunk, Unix nanoseconds: for timing a stream through a proxy
+// against the backend's own clock (GET /stats/stream).
+type StreamTimes struct {
+	FirstChunk int64 `json:"first_chunk_unix_nano"`
+	LastChunk  int64 `json:"last_chunk_unix_nano"`
+}
+
+// StreamTimes returns the newest stream's times.
+func (s *Server) StreamTimes() StreamTimes {
+	return StreamTimes{FirstChunk: s.first.Load(), LastChunk: s.last.Load()}
 }
 
 // Server is the mock backend; it is an http.Handler and safe for concurrent
@@ -173,9 +211,12 @@ type Server struct {
 	rng    atomic.Uint64 // splitmix64 state
 	seq    atomic.Uint64 // completion ids; never reset
 
-	calls   atomic.Int64
-	errors  atomic.Int64
-	streams atomic.Int64
+	calls     atomic.Int64
+	errors    atomic.Int64
+	streams   atomic.Int64
+	cancelled atomic.Int64
+	first     atomic.Int64
+	last      atomic.Int64
 }
 
 // New returns a Server configured by opts. It panics if opts.Faults is
@@ -218,7 +259,7 @@ func (s *Server) Faults() Faults { return *s.faults.Load() }
 
 // Stats returns the counters.
 func (s *Server) Stats() Stats {
-	return Stats{Calls: s.calls.Load(), Errors: s.errors.Load(), Streams: s.streams.Load()}
+	return Stats{Calls: s.calls.Load(), Errors: s.errors.Load(), Streams: s.streams.Load(), Cancelled: s.cancelled.Load()}
 }
 
 // Reset zeroes the counters.
@@ -226,6 +267,9 @@ func (s *Server) Reset() {
 	s.calls.Store(0)
 	s.errors.Store(0)
 	s.streams.Store(0)
+	s.cancelled.Store(0)
+	s.first.Store(0)
+	s.last.Store(0)
 }
 
 // rand returns the next number of a splitmix64 sequence; it is lock-free.
@@ -280,6 +324,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeJSON(w, http.StatusOK, s.Stats())
+	case "/stats/stream":
+		if !isGet(r) {
+			methodNotAllowed(w, "GET, HEAD")
+			return
+		}
+		writeJSON(w, http.StatusOK, s.StreamTimes())
 	case "/reset":
 		if r.Method != http.MethodPost {
 			methodNotAllowed(w, "POST")

@@ -816,3 +816,59 @@ func BenchmarkChatCompletion(b *testing.B) {
 		})
 	}
 }
+
+// dataEvents reads an SSE body's data lines until it ends.
+func dataEvents(body io.Reader) (events []string, err error) {
+	sc := bufio.NewScanner(body)
+	for sc.Scan() {
+		if d, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			events = append(events, d)
+		}
+	}
+	return events, sc.Err()
+}
+
+func TestStreamChunksDelayAndCut(t *testing.T) {
+	s, srv := newServer(t, Options{Faults: Faults{Chunks: 6, ChunkDelay: 10 * time.Millisecond}})
+	msg := `{"stream":true,"messages":[{"role":"user","content":"one two three four five six seven eight nine ten eleven twelve"}]}`
+	resp := post(t, srv.URL, msg)
+	events, err := dataEvents(resp.Body)
+	resp.Body.Close()
+	// role, 6 content chunks, finish, [DONE]
+	if err != nil || len(events) != 9 || events[8] != "[DONE]" {
+		t.Fatalf("%d events, %v: %q", len(events), err, events)
+	}
+	times := s.StreamTimes()
+	if spread := time.Duration(times.LastChunk - times.FirstChunk); spread < 5*10*time.Millisecond {
+		t.Fatalf("6 chunks 10ms apart spread over %v", spread)
+	}
+
+	if err := s.SetFaults(Faults{Chunks: 6, CutAfter: 2}); err != nil {
+		t.Fatal(err)
+	}
+	resp = post(t, srv.URL, msg)
+	events, err = dataEvents(resp.Body)
+	resp.Body.Close()
+	if err == nil || len(events) != 3 {
+		t.Fatalf("a cut stream: %d events %q, err %v; want the role and 2 chunks, then a broken body", len(events), events, err)
+	}
+
+	if err := s.SetFaults(Faults{Chunks: 6, ChunkDelay: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/v1/chat/completions", strings.NewReader(msg))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel() // the client goes away while the mock waits for its first chunk
+	resp.Body.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Stats().Cancelled != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v, want the cancelled call counted", s.Stats())
+		}
+		time.Sleep(5 * time.Millisecond) // polling the server's counter
+	}
+}
