@@ -6,7 +6,7 @@ API_KEY ?= dev-key
 PORT    ?= 8080
 CONFIG  ?= $(wildcard config.yaml)
 
-.PHONY: help build test vet deps run bench bench-go clean fleet fleet-down fleet-status chaos
+.PHONY: help build test stress vet deps run bench bench-go clean fleet fleet-down fleet-status chaos
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -23,6 +23,12 @@ vet:
 
 test: deps vet ## vet and run every test with the race detector
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+# The packages whose code runs concurrently, for make stress.
+STRESS_PKGS := ./pkg/memory ./pkg/chat ./pkg/stream ./pkg/queue ./pkg/im ./pkg/llm ./pkg/httpapi
+
+stress: deps ## the concurrent packages' tests ten times in a row under the race detector
+	$(GO) test -race -count=10 -timeout 30m $(STRESS_PKGS)
 
 run: deps build ## one instance on $(PORT) against a local Redis (started if none answers)
 	@scripts/ensure_redis.sh

@@ -663,8 +663,28 @@ func TestIMJobAbandonedByADrainingInstanceIsFinishedByAnother(t *testing.T) {
 func TestIMUrgentIsAnsweredBeforeQueuedNormalOnes(t *testing.T) {
 	r := testenv.StartRedis(t)
 	f := newFakePlatforms(t)
-	_, env := mockBackend(t, mockllm.Options{Faults: mockllm.Faults{Latency: 100 * time.Millisecond}})
-	bot := startBot(t, merge(env, redisEnv(r), imEnv(f), map[string]string{"BOT_QUEUE_WORKERS": "1"}))
+	// The backend holds every call until the gate opens: the single worker
+	// is stuck in the first normal job while the rest, and the urgent one,
+	// queue up behind it — whatever the machine's speed.
+	gate := make(chan struct{})
+	mock := mockllm.New(mockllm.Options{})
+	called := make(chan struct{}, 1)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		select {
+		case called <- struct{}{}:
+		default:
+		}
+		select {
+		case <-gate:
+		case <-req.Context().Done():
+			return
+		}
+		mock.ServeHTTP(w, req)
+	}))
+	t.Cleanup(hs.Close)
+	env := map[string]string{"BOT_LLM_PROVIDER": "openai", "MODEL_ENDPOINT": hs.URL + "/v1", "BOT_LLM_MODEL": "mock-1",
+		"BOT_LLM_RETRIES": "0", "BOT_CACHE_ENABLED": "false", "BOT_QUEUE_WORKERS": "1"}
+	bot := startBot(t, merge(env, redisEnv(r), imEnv(f)))
 	const normal = 15
 	for i := range normal {
 		e := ev{n: nextN(), user: strconv.Itoa(8000 + i), text: fmt.Sprint("routine question ", i)}
@@ -672,28 +692,21 @@ func TestIMUrgentIsAnsweredBeforeQueuedNormalOnes(t *testing.T) {
 		if status, _, _ := deliver(t, bot.url, "telegram", h, body); status != 200 {
 			t.Fatalf("normal %d: %d", i, status)
 		}
+		if i == 0 {
+			<-called // the worker holds the first job at the backend
+		}
 	}
 	urgent := ev{n: nextN(), user: "9999", text: "紧急：生产数据库宕机了"}
 	h, body := telegramEvent(f, urgent)
 	if status, _, _ := deliver(t, bot.url, "telegram", h, body); status != 200 {
 		t.Fatalf("urgent: %d", status)
 	}
-	done := len(f.all()) // normal ones answered before the urgent one was queued
-	if done+1 >= normal {
-		t.Skipf("the single worker answered %d of %d normal events before the urgent one was queued; nothing was behind it", done, normal)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for len(f.all()) < normal+1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d replies", len(f.all()))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	close(gate)
+	testenv.WaitFor(t, 20*time.Second, "every event answered", func() bool { return len(f.all()) >= normal+1 })
 	for i, rep := range f.all() {
 		if rep.msg == strconv.Itoa(urgent.n) {
-			t.Logf("the urgent event was answered %d-th of %d (queued after %d normal ones, %d of them answered by then)", i+1, normal+1, normal, done)
-			if i > done+1 { // at most the job already running when it arrived goes first
-				t.Fatalf("urgent answered at position %d, want at most %d", i+1, done+2)
+			if i != 1 { // only the job already running when it arrived goes first
+				t.Fatalf("urgent answered %d-th of %d, want 2nd", i+1, normal+1)
 			}
 			return
 		}

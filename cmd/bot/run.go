@@ -43,7 +43,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fs.PrintDefaults()
 	}
 	configFile := fs.String("config", getenv("BOT_CONFIG"), "YAML configuration `file` (default $BOT_CONFIG)")
-	fs.Int("port", 8080, "listen `port` (server.port, WEB_PORT)")
+	fs.Int("port", 8080, "listen `port` (server.port, WEB_PORT); 0 picks a free one")
+	fs.String("addr-file", "", "write the address listened on to this `file` once listening (server.addr_file)")
 	fs.String("log-level", "info", "log `level`: debug, info, warn or error (log.level)")
 	fs.String("log-file", "", "write logs to this `file` instead of standard error (log.file)")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -55,7 +56,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
 	}
-	flagKeys := map[string]string{"port": "server.port", "log-level": "log.level", "log-file": "log.file"}
+	flagKeys := map[string]string{"port": "server.port", "addr-file": "server.addr_file", "log-level": "log.level", "log-file": "log.file"}
 	set := map[string]string{}
 	fs.Visit(func(f *flag.Flag) {
 		if k, ok := flagKeys[f.Name]; ok {
@@ -66,6 +67,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	ln, err := listen(cfg)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
 	logOut, closeLog, err := openLog(cfg.Log.File, stderr)
 	if err != nil {
 		return err
@@ -75,11 +81,38 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	return serve(ctx, cfg, logger)
+	return serve(ctx, cfg, ln, logger)
 }
 
-// serve runs the instance until ctx ends, then drains it.
-func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+// listen opens the API's listener first of all, so that with port 0 the
+// instance is named after the port it got, and writes its address to
+// server.addr_file when asked.
+func listen(cfg *config.Config) (net.Listener, error) {
+	addr := net.JoinHostPort(cfg.Server.Host, strconv.Itoa(cfg.Server.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w (is another instance on this port?)", addr, err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	if cfg.Server.InstanceName == "" {
+		cfg.Server.InstanceName = "bot-instance-" + strconv.Itoa(port)
+	}
+	if f := cfg.Server.AddrFile; f != "" {
+		tmp := f + ".tmp"
+		err := os.WriteFile(tmp, []byte(ln.Addr().String()+"\n"), 0o644)
+		if err == nil {
+			err = os.Rename(tmp, f)
+		}
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("server.addr_file: %w", err)
+		}
+	}
+	return ln, nil
+}
+
+// serve runs the instance on ln until ctx ends, then drains it.
+func serve(ctx context.Context, cfg *config.Config, ln net.Listener, logger *slog.Logger) error {
 	metrics := telemetry.NewMetrics(cfg.Server.InstanceName)
 	tracing := cfg.Telemetry.OTLPEndpoint != ""
 	stopTracing, err := telemetry.StartTracing(ctx, cfg.Telemetry.OTLPEndpoint, cfg.Telemetry.SampleRatio, cfg.Server.InstanceName)
@@ -123,14 +156,10 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		APIKeys: append([]string{cfg.Auth.APIKey}, cfg.Auth.APIKeys...), AuthDisabled: cfg.Auth.Disabled,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, MaxMessageChars: cfg.Chat.MaxMessageChars,
 		Pprof: cfg.Server.Pprof, Tracing: tracing, Webhooks: ims.pipeline, Queues: ims.queues, Models: router.Models,
+		MetricsElsewhere: cfg.Server.MetricsListen != "", MetricsToken: cfg.Server.MetricsToken,
 		Stream: httpapi.StreamOptions{Heartbeat: sc.Heartbeat, WriteTimeout: sc.WriteTimeout, DetachOnDisconnect: sc.DetachOnDisconnect, MaxDuration: sc.MaxDuration},
 	})
 
-	addr := net.JoinHostPort(cfg.Server.Host, strconv.Itoa(cfg.Server.Port))
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w (is another instance on this port?)", addr, err)
-	}
 	srv := &http.Server{
 		Handler:           api.Handler(),
 		ReadTimeout:       cfg.Server.ReadTimeout,
@@ -148,6 +177,16 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	logger.Info("serving", attrs...)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	if l := cfg.Server.MetricsListen; l != "" {
+		mln, err := net.Listen("tcp", l)
+		if err != nil {
+			return fmt.Errorf("server.metrics_listen: %w", err)
+		}
+		msrv := &http.Server{Handler: api.Metrics(), ReadHeaderTimeout: cfg.Server.ReadTimeout}
+		go func() { _ = msrv.Serve(mln) }()
+		defer msrv.Close()
+		logger.Info("serving metrics", "addr", mln.Addr().String())
+	}
 	if ims.consumer != nil {
 		if err := ims.consumer.Start(ctx); err != nil {
 			logger.Warn("queue: cannot create the consumer group yet; the workers keep trying", "err", err)

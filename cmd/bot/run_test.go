@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -28,12 +30,13 @@ type instance struct {
 	stop func() error
 }
 
-// startBot runs an instance with env on a free port, waits for /health and
+// startBot runs an instance with env on a port of its own choosing (port 0,
+// the address read back from server.addr_file), waits for /health and
 // stops it when the test ends.
 func startBot(t *testing.T, env map[string]string) *instance {
 	t.Helper()
-	port := testenv.FreePort(t)
-	full := map[string]string{"WEB_PORT": strconv.Itoa(port), "API_KEY": apiKey, "BOT_LOG_LEVEL": "warn"}
+	addrFile := filepath.Join(t.TempDir(), "addr")
+	full := map[string]string{"WEB_PORT": "0", "BOT_SERVER_ADDR_FILE": addrFile, "API_KEY": apiKey, "BOT_LOG_LEVEL": "warn"}
 	for k, v := range env {
 		full[k] = v
 	}
@@ -43,7 +46,7 @@ func startBot(t *testing.T, env map[string]string) *instance {
 	go func() {
 		done <- run(ctx, []string{"bot"}, func(k string) string { return full[k] }, io.Discard, &logs)
 	}()
-	inst := &instance{url: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	inst := &instance{}
 	var once sync.Once
 	var stopErr error
 	inst.stop = func() error {
@@ -56,25 +59,27 @@ func startBot(t *testing.T, env map[string]string) *instance {
 			t.Logf("logs of the instance on %s:\n%s", inst.url, logs.String())
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get(inst.url + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return inst
-			}
-		}
+	testenv.WaitFor(t, 10*time.Second, "the bot to serve /health", func() bool {
 		select {
 		case err := <-done:
 			t.Fatalf("bot exited before serving: %v", err)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("bot on %s never served /health", inst.url)
+		if inst.url == "" {
+			b, err := os.ReadFile(addrFile)
+			if err != nil {
+				return false
+			}
+			inst.url = "http://" + strings.TrimSpace(string(b))
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		resp, err := http.Get(inst.url + "/health")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	return inst
 }
 
 type chatReply struct {

@@ -44,11 +44,21 @@ type TelemetryConfig struct {
 type ServerConfig struct {
 	// Host is the address to listen on. Default 127.0.0.1.
 	Host string `mapstructure:"host"`
-	// Port is the port to listen on (WEB_PORT). Default 8080.
+	// Port is the port to listen on (WEB_PORT); 0 picks a free one.
+	// Default 8080.
 	Port int `mapstructure:"port"`
+	// AddrFile, when set, gets the address the instance listens on once it
+	// does (for port 0).
+	AddrFile string `mapstructure:"addr_file"`
 	// InstanceName names the instance in replies, logs and metrics
-	// (INSTANCE_NAME). Default bot-instance-<port>.
+	// (INSTANCE_NAME). Default bot-instance-<port>, the port it listens on.
 	InstanceName string `mapstructure:"instance_name"`
+	// MetricsListen, when set (host:port), serves /metrics there instead
+	// of on the API's port. MetricsToken, when set, is the Bearer token
+	// /metrics requires. Default: /metrics on the API's port, open (nginx
+	// does not pass it on).
+	MetricsListen string `mapstructure:"metrics_listen"`
+	MetricsToken  string `mapstructure:"metrics_token"`
 	// ShutdownGrace bounds the drain on SIGTERM. Default 15s.
 	ShutdownGrace time.Duration `mapstructure:"shutdown_grace"`
 	// ReadTimeout bounds reading a request. Default 10s.

@@ -34,6 +34,9 @@ var seedEnv = map[string]string{
 var defaults = map[string]any{
 	"server.host":           "127.0.0.1",
 	"server.port":           8080,
+	"server.addr_file":      "",
+	"server.metrics_listen": "",
+	"server.metrics_token":  "",
 	"server.instance_name":  "",
 	"server.shutdown_grace": "15s",
 	"server.read_timeout":   "10s",
@@ -196,7 +199,7 @@ func Load(src Sources) (*Config, error) {
 		return nil, fmt.Errorf("config: %s", decodeError(err))
 	}
 	c.Log.Level = strings.ToLower(c.Log.Level)
-	if c.Server.InstanceName == "" {
+	if c.Server.InstanceName == "" && c.Server.Port != 0 {
 		c.Server.InstanceName = "bot-instance-" + strconv.Itoa(c.Server.Port)
 	}
 	if err := c.validate(); err != nil {

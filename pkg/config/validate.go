@@ -59,8 +59,8 @@ func (c *Config) validate() error {
 		}
 	}
 	switch {
-	case c.Server.Port < 1 || c.Server.Port > 65535:
-		return bad("server.port", "must be 1..65535, got %d", c.Server.Port)
+	case c.Server.Port < 0 || c.Server.Port > 65535:
+		return bad("server.port", "must be 0..65535 (0 picks a free port), got %d", c.Server.Port)
 	case c.Redis.Port < 1 || c.Redis.Port > 65535:
 		return bad("redis.port", "must be 1..65535, got %d", c.Redis.Port)
 	case c.Redis.DB < 0:

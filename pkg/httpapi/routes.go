@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"crypto/subtle"
 	"net/http"
 	"net/http/pprof"
 	"strings"
@@ -19,7 +20,9 @@ func (s *Server) routes() {
 	e.Use(s.observe(), s.recover())
 	e.GET("/health", s.handleHealth())
 	e.GET("/ready", s.handleReady())
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.deps.Gatherer, promhttp.HandlerOpts{})))
+	if !s.deps.MetricsElsewhere {
+		e.GET("/metrics", echo.WrapHandler(s.Metrics()))
+	}
 
 	v1 := e.Group("/v1", s.auth())
 	v1.POST("/chat", s.handleChat())
@@ -33,6 +36,26 @@ func (s *Server) routes() {
 	if s.deps.Pprof {
 		e.Group("/debug/pprof", s.auth()).Any("/*", echo.WrapHandler(http.HandlerFunc(pprofIndex)))
 	}
+}
+
+// Metrics is the Prometheus exposition of every package's metrics, behind
+// MetricsToken when one is set: on the API's port, or on a listener of its
+// own (MetricsElsewhere).
+func (s *Server) Metrics() http.Handler {
+	h := promhttp.HandlerFor(s.deps.Gatherer, promhttp.HandlerOpts{})
+	if s.deps.MetricsToken == "" {
+		return h
+	}
+	want := []byte(s.deps.MetricsToken)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := bearer(r.Header.Get("Authorization"))
+		if !ok || subtle.ConstantTimeCompare([]byte(token), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="botfleet metrics"`)
+			http.Error(w, `{"error":{"code":"unauthorized","message":"/metrics wants Authorization: Bearer <server.metrics_token>"}}`, http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // pprofIndex serves net/http/pprof's handlers by path.

@@ -43,6 +43,11 @@ type Deps struct {
 	Webhooks Webhooks
 	// Queues reports the job queue for GET /admin/queues (behind auth).
 	Queues func(ctx context.Context) (any, error)
+	// MetricsElsewhere leaves /metrics off the API's port (the caller
+	// serves Server.Metrics on a listener of its own); MetricsToken, when
+	// set, is the Bearer token /metrics requires.
+	MetricsElsewhere bool
+	MetricsToken     string
 	// Models lists the models for GET /v1/models.
 	Models func() []llm.ModelInfo
 	// Stream tunes streamed answers.
