@@ -82,7 +82,7 @@ func TestBadConfigIsOneClearLine(t *testing.T) {
 		{"no api key", "", map[string]string{}, "auth.api_key: required"},
 		{"bad provider", "", map[string]string{"API_KEY": "k", "BOT_LLM_PROVIDER": "gpt"}, "llm.provider: must be one of"},
 		{"openai without endpoint", "", map[string]string{"API_KEY": "k", "BOT_LLM_PROVIDER": "openai"}, "llm.openai.base_url: required"},
-		{"bad port", "", map[string]string{"API_KEY": "k", "WEB_PORT": "70000"}, "server.port: must be 1..65535"},
+		{"bad port", "", map[string]string{"API_KEY": "k", "WEB_PORT": "70000"}, "server.port: must be 0..65535"},
 		{"port not a number", "", map[string]string{"API_KEY": "k", "WEB_PORT": "eighty"}, "config: server.port: "},
 		{"bare number duration", "llm:\n  timeout: 30000\n", map[string]string{"API_KEY": "k"}, "bare number"},
 		{"bad duration", "", map[string]string{"API_KEY": "k", "BOT_LLM_TIMEOUT": "soon"}, `config: llm.timeout: "soon" is not a duration`},

@@ -8,8 +8,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/chat"
 	"github.com/botfleet/botfleet/pkg/confparse"
 	"github.com/botfleet/botfleet/pkg/llm"
+	"github.com/botfleet/botfleet/pkg/memory"
+	"github.com/botfleet/botfleet/pkg/stream"
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
 )
@@ -29,8 +32,15 @@ var seedEnv = map[string]string{
 	"telemetry.otlp_endpoint": "OTEL_EXPORTER_OTLP_ENDPOINT",
 }
 
+// The packages' own defaults, which the configuration's are.
+var (
+	mem     = memory.DefaultOptions()
+	streams = stream.DefaultOptions()
+)
+
 // defaults are every key with its default value; a key that is not here is
-// unknown and rejected.
+// unknown and rejected. Where a package has a default of its own, the
+// value here is that default, so that the two cannot drift.
 var defaults = map[string]any{
 	"server.host":           "127.0.0.1",
 	"server.port":           8080,
@@ -58,7 +68,7 @@ var defaults = map[string]any{
 	"redis.master_name":   "",
 	"redis.password":      "",
 	"redis.db":            0,
-	"redis.key_prefix":    "bf",
+	"redis.key_prefix":    mem.Prefix,
 	"redis.pool_size":     0,
 	"redis.dial_timeout":  "1s",
 	"redis.read_timeout":  "2s",
@@ -69,12 +79,12 @@ var defaults = map[string]any{
 	"auth.api_keys": []string{},
 	"auth.disabled": false,
 
-	"memory.max_entries":     100,
-	"memory.idle_ttl":        "30m",
-	"memory.default_scope":   "member",
-	"memory.lease":           "5s",
-	"memory.wait_timeout":    "30s",
-	"memory.idempotency_ttl": "24h",
+	"memory.max_entries":     mem.MaxEntries,
+	"memory.idle_ttl":        mem.IdleTTL.String(),
+	"memory.default_scope":   chat.ScopeMember,
+	"memory.lease":           mem.Lease.String(),
+	"memory.wait_timeout":    mem.WaitTimeout.String(),
+	"memory.idempotency_ttl": mem.IdempotencyTTL.String(),
 
 	"chat.max_message_chars": 4000,
 
@@ -90,18 +100,18 @@ var defaults = map[string]any{
 	"llm.context_tokens":              0,
 	"llm.models":                      []map[string]any{},
 	"llm.default_model":               "",
-	"llm.timeout":                     "30s",
-	"llm.retries":                     3,
+	"llm.timeout":                     llm.DefaultOpenAITimeout.String(),
+	"llm.retries":                     llm.DefaultRetries,
 	"llm.openai.base_url":             "",
 	"llm.openai.api_key":              "",
 	"llm.openai.logprobs":             false,
 	"llm.builtin.faq":                 llm.DefaultFAQ,
 	"llm.builtin.fallback_template":   llm.DefaultFallback,
 	"llm.builtin.fallback_confidence": llm.DefaultFallbackConfidence,
-	"llm.breaker.failures":            5,
-	"llm.breaker.interval":            "60s",
-	"llm.breaker.open_timeout":        "30s",
-	"llm.breaker.half_open_requests":  1,
+	"llm.breaker.failures":            llm.DefaultBreakerFailures,
+	"llm.breaker.interval":            llm.DefaultBreakerInterval.String(),
+	"llm.breaker.open_timeout":        llm.DefaultBreakerOpenTimeout.String(),
+	"llm.breaker.half_open_requests":  llm.DefaultBreakerHalfOpenRequests,
 
 	"im.group_scope":               "member",
 	"im.require_mention":           true,
@@ -127,9 +137,9 @@ var defaults = map[string]any{
 	"im.telegram.api_url":          "https://api.telegram.org",
 	"im.telegram.bot_username":     "",
 
-	"stream.ttl":                  "10m",
-	"stream.flush_interval":       "25ms",
-	"stream.stall_after":          "6s",
+	"stream.ttl":                  streams.TTL.String(),
+	"stream.flush_interval":       streams.FlushInterval.String(),
+	"stream.stall_after":          streams.StallAfter.String(),
 	"stream.heartbeat":            "15s",
 	"stream.write_timeout":        "30s",
 	"stream.detach_on_disconnect": true,

@@ -70,24 +70,32 @@ type Options struct {
 	Registerer prometheus.Registerer
 }
 
+// DefaultOptions are the values zero options take; the configuration's
+// defaults are these too.
+func DefaultOptions() Options {
+	return Options{Prefix: "bf", MaxEntries: 100, IdleTTL: 30 * time.Minute, Lease: 5 * time.Second,
+		WaitTimeout: 30 * time.Second, IdempotencyTTL: 24 * time.Hour}
+}
+
 func (o *Options) setDefaults() {
+	d := DefaultOptions()
 	if o.Prefix == "" {
-		o.Prefix = "bf"
+		o.Prefix = d.Prefix
 	}
 	if o.MaxEntries <= 0 {
-		o.MaxEntries = 100
+		o.MaxEntries = d.MaxEntries
 	}
 	if o.IdleTTL <= 0 {
-		o.IdleTTL = 30 * time.Minute
+		o.IdleTTL = d.IdleTTL
 	}
 	if o.Lease <= 0 {
-		o.Lease = 5 * time.Second
+		o.Lease = d.Lease
 	}
 	if o.WaitTimeout <= 0 {
-		o.WaitTimeout = 30 * time.Second
+		o.WaitTimeout = d.WaitTimeout
 	}
 	if o.IdempotencyTTL <= 0 {
-		o.IdempotencyTTL = 24 * time.Hour
+		o.IdempotencyTTL = d.IdempotencyTTL
 	}
 }
 

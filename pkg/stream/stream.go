@@ -63,21 +63,28 @@ type Options struct {
 	Block time.Duration
 }
 
+// DefaultOptions are the values zero options take; the configuration's
+// defaults are these too.
+func DefaultOptions() Options {
+	return Options{Prefix: "bf", TTL: 10 * time.Minute, FlushInterval: 25 * time.Millisecond, StallAfter: 6 * time.Second, Block: time.Second}
+}
+
 func (o *Options) setDefaults() {
+	d := DefaultOptions()
 	if o.Prefix == "" {
-		o.Prefix = "bf"
+		o.Prefix = d.Prefix
 	}
 	if o.TTL <= 0 {
-		o.TTL = 10 * time.Minute
+		o.TTL = d.TTL
 	}
 	if o.FlushInterval <= 0 {
-		o.FlushInterval = 25 * time.Millisecond
+		o.FlushInterval = d.FlushInterval
 	}
 	if o.StallAfter <= 0 {
-		o.StallAfter = 6 * time.Second
+		o.StallAfter = d.StallAfter
 	}
 	if o.Block <= 0 {
-		o.Block = time.Second
+		o.Block = d.Block
 	}
 }
 
