@@ -6,7 +6,7 @@ API_KEY ?= dev-key
 PORT    ?= 8080
 CONFIG  ?= $(wildcard config.yaml)
 
-.PHONY: help build test stress vet deps run bench bench-go clean fleet fleet-down fleet-status chaos
+.PHONY: help build test test-k8s stress vet deps run bench bench-go clean fleet fleet-down fleet-status chaos
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -14,15 +14,27 @@ help: ## list the targets
 build: ## build every command into bin/
 	$(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
 
-deps: ## install redis-server and nginx if missing (as root), else print the command
+deps: ## install what the fleet and the tests need if missing (as root), else print the command
 	@scripts/install_deps.sh
 
-vet:
-	@test -z "$$(gofmt -l cmd pkg)" || { echo "gofmt needed:"; gofmt -l cmd pkg; exit 1; }
-	$(GO) vet ./...
+# deploy/k8s/check is a module of its own (Kubernetes' dependencies stay out
+# of the bot's go.mod): the manifests' check against a real kube-apiserver.
+K8S_CHECK := deploy/k8s/check
 
-test: deps vet ## vet and run every test with the race detector
+vet:
+	@test -z "$$(gofmt -l cmd pkg $(K8S_CHECK))" || { echo "gofmt needed:"; gofmt -l cmd pkg $(K8S_CHECK); exit 1; }
+	$(GO) vet ./...
+	cd $(K8S_CHECK) && $(GO) vet ./...
+
+test: deps vet ## vet and run every test with the race detector; then the k8s manifests' check
 	$(GO) test -race -count=1 -timeout 15m ./...
+	$(MAKE) test-k8s
+
+# Without -race: the check's own code is small, and the race build of
+# client-go and kustomize would double its compile time. The first run
+# compiles kube-apiserver (minutes); the go command caches it.
+test-k8s: ## the Kubernetes manifests: kustomize build, server-side dry run on kube-apiserver + etcd
+	cd $(K8S_CHECK) && $(GO) test -count=1 -timeout 30m ./...
 
 # The packages whose code runs concurrently, for make stress.
 STRESS_PKGS := ./pkg/memory ./pkg/chat ./pkg/stream ./pkg/queue ./pkg/im ./pkg/llm ./pkg/httpapi

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # install_deps.sh — make sure the system programs botfleet needs are here:
 # redis-server (shared memory), nginx (the fleet's load balancer) and curl
-# (the fleet scripts' probes), from
-# Debian's packages. As root it installs what is missing; otherwise it
+# (the fleet scripts' probes), and for the tests etcd (the store of the
+# kube-apiserver that checks deploy/k8s) and systemd-analyze (the units'
+# check), from Debian's packages. As root it installs what is missing; otherwise it
 # prints the exact command to run and fails.
 set -euo pipefail
 
@@ -32,6 +33,8 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 
 if ! command -v go >/dev/null 2>&1; then
 	echo "install_deps: Go is not on PATH; install Go 1.26 or newer (https://go.dev/doc/install)" >&2
