@@ -190,10 +190,12 @@ func loadConfig(t *testing.T, objs []*unstructured.Unstructured, pod corev1.PodS
 }
 
 // checkIngresses: every Ingress retries like nginx.conf.tmpl, waits longer
-// than the bot's write timeout, and the streams are not buffered.
+// than the bot's write timeout, the streams are not buffered and /metrics
+// is not public.
 func checkIngresses(t *testing.T, objs []*unstructured.Unstructured, cfg *config.Config) {
 	t.Helper()
 	streams := map[string]bool{}
+	metricsDenied := false
 	for _, o := range ofKind(objs, "Ingress") {
 		var ing networkingv1.Ingress
 		decode(t, o, &ing)
@@ -209,13 +211,20 @@ func checkIngresses(t *testing.T, objs []*unstructured.Unstructured, cfg *config
 			t.Errorf("Ingress %s: proxy-read-timeout %q must exceed server.write_timeout %v", ing.Name, a["nginx.ingress.kubernetes.io/proxy-read-timeout"], cfg.Server.WriteTimeout)
 		}
 		unbuffered := a["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
+		denied := strings.Split(a["nginx.ingress.kubernetes.io/denylist-source-range"], ",")
 		for _, r := range ing.Spec.Rules {
 			for _, p := range r.HTTP.Paths {
 				if strings.HasPrefix(p.Path, "/v1/chat/") {
 					streams[p.Path] = unbuffered
 				}
+				if p.Path == "/metrics" {
+					metricsDenied = slices.Contains(denied, "0.0.0.0/0") && slices.Contains(denied, "::/0")
+				}
 			}
 		}
+	}
+	if !metricsDenied {
+		t.Error("/metrics is public: no Ingress path /metrics denies every address (nginx.conf.tmpl hides it too)")
 	}
 	for _, path := range []string{"/v1/chat/completions", "/v1/chat/streams"} {
 		if !streams[path] {
