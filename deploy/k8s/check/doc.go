@@ -12,7 +12,9 @@
 // each of which must fail. It also checks what no schema knows: the bot's
 // config in the ConfigMap loads with the bot's own loader, every
 // environment variable is one the bot reads, and the termination grace
-// covers the drain.
+// covers the drain. TestRedisSentinelSet runs the dev overlay's Sentinel
+// set the way its StatefulSet does, on loopback addresses: first start,
+// failover, and the dead master rejoining as a replica.
 //
 // It is a module of its own so that Kubernetes' many dependencies stay out
 // of the bot's go.mod (and out of its binary): make test runs it.
