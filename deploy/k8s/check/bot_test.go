@@ -194,8 +194,7 @@ func loadConfig(t *testing.T, objs []*unstructured.Unstructured, pod corev1.PodS
 // is not public.
 func checkIngresses(t *testing.T, objs []*unstructured.Unstructured, cfg *config.Config) {
 	t.Helper()
-	streams := map[string]bool{}
-	metricsDenied := false
+	var routes []route
 	for _, o := range ofKind(objs, "Ingress") {
 		var ing networkingv1.Ingress
 		decode(t, o, &ing)
@@ -210,27 +209,52 @@ func checkIngresses(t *testing.T, objs []*unstructured.Unstructured, cfg *config
 		if err != nil || time.Duration(read)*time.Second <= cfg.Server.WriteTimeout {
 			t.Errorf("Ingress %s: proxy-read-timeout %q must exceed server.write_timeout %v", ing.Name, a["nginx.ingress.kubernetes.io/proxy-read-timeout"], cfg.Server.WriteTimeout)
 		}
-		unbuffered := a["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
-		denied := strings.Split(a["nginx.ingress.kubernetes.io/denylist-source-range"], ",")
 		for _, r := range ing.Spec.Rules {
 			for _, p := range r.HTTP.Paths {
-				if strings.HasPrefix(p.Path, "/v1/chat/") {
-					streams[p.Path] = unbuffered
-				}
-				if p.Path == "/metrics" {
-					metricsDenied = slices.Contains(denied, "0.0.0.0/0") && slices.Contains(denied, "::/0")
-				}
+				routes = append(routes, route{p, ing.Annotations})
 			}
 		}
 	}
-	if !metricsDenied {
-		t.Error("/metrics is public: no Ingress path /metrics denies every address (nginx.conf.tmpl hides it too)")
-	}
-	for _, path := range []string{"/v1/chat/completions", "/v1/chat/streams"} {
-		if !streams[path] {
-			t.Errorf("%s has no Ingress path with proxy-buffering off", path)
+	// Streams: stream: true on both chat routes, and resumed streams.
+	for _, path := range []string{"/v1/chat", "/v1/chat/completions", "/v1/chat/streams/abc"} {
+		if r := match(routes, path); r == nil || r.annotations["nginx.ingress.kubernetes.io/proxy-buffering"] != "off" {
+			t.Errorf("%s is routed through an Ingress path without proxy-buffering off", path)
 		}
 	}
+	// As nginx.conf.tmpl: the metrics are not public.
+	r := match(routes, "/metrics")
+	denied := ""
+	if r != nil {
+		denied = r.annotations["nginx.ingress.kubernetes.io/denylist-source-range"]
+	}
+	if d := strings.Split(denied, ","); !slices.Contains(d, "0.0.0.0/0") || !slices.Contains(d, "::/0") {
+		t.Errorf("/metrics is public: its Ingress path denies %q, not every address", denied)
+	}
+}
+
+// route is an Ingress path with its Ingress's annotations.
+type route struct {
+	networkingv1.HTTPIngressPath
+	annotations map[string]string
+}
+
+// match returns the route that serves path, as the Ingress rules choose
+// it: an Exact path first, else the longest Prefix path that matches
+// element by element.
+func match(routes []route, path string) *route {
+	var best *route
+	for i, r := range routes {
+		switch {
+		case *r.PathType == networkingv1.PathTypeExact && r.Path == path:
+			return &routes[i]
+		case *r.PathType == networkingv1.PathTypePrefix &&
+			(r.Path == "/" || r.Path == path || strings.HasPrefix(path, strings.TrimSuffix(r.Path, "/")+"/")):
+			if best == nil || len(r.Path) > len(best.Path) {
+				best = &routes[i]
+			}
+		}
+	}
+	return best
 }
 
 // checkRedis: the bot's Redis address names a Service of the overlay; with
