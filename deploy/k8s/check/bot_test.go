@@ -50,6 +50,7 @@ func checkBot(t *testing.T, objs []*unstructured.Unstructured) {
 	if port.ContainerPort != int32(cfg.Server.Port) || cfg.Server.Host != "0.0.0.0" {
 		t.Errorf("the bot listens on %s:%d, its container port is %d", cfg.Server.Host, cfg.Server.Port, port.ContainerPort)
 	}
+	checkMetricsPort(t, objs, cfg, bot)
 	probes := []struct {
 		name  string
 		probe *corev1.Probe
@@ -109,6 +110,46 @@ func checkBot(t *testing.T, objs []*unstructured.Unstructured) {
 	checkSelectors(t, objs, d)
 	checkIngresses(t, objs, cfg)
 	checkRedis(t, objs, cfg)
+}
+
+// checkMetricsPort: /metrics is on a listener of its own, the container's
+// port "metrics", which the Service offers Prometheus (and the
+// ServiceMonitor, where there is one, scrapes) and the NetworkPolicy opens
+// to the monitoring namespace only.
+func checkMetricsPort(t *testing.T, objs []*unstructured.Unstructured, cfg *config.Config, bot corev1.Container) {
+	t.Helper()
+	_, port, _ := strings.Cut(cfg.Server.MetricsListen, ":")
+	i := slices.IndexFunc(bot.Ports, func(p corev1.ContainerPort) bool { return p.Name == "metrics" })
+	if i < 0 || port != strconv.Itoa(int(bot.Ports[i].ContainerPort)) {
+		t.Fatalf("server.metrics_listen %q is not the container port named metrics (%v)", cfg.Server.MetricsListen, bot.Ports)
+	}
+	var svc corev1.Service
+	decode(t, named(t, objs, "Service", "botfleet"), &svc)
+	if !slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == "metrics" && p.TargetPort.String() == "metrics" }) {
+		t.Errorf("the Service has no port metrics for Prometheus: %+v", svc.Spec.Ports)
+	}
+	for _, sm := range ofKind(objs, "ServiceMonitor") {
+		eps, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+		for _, ep := range eps {
+			if p := ep.(map[string]any)["port"]; p != "metrics" {
+				t.Errorf("ServiceMonitor %s scrapes port %v, not metrics", sm.GetName(), p)
+			}
+		}
+	}
+	var np networkingv1.NetworkPolicy
+	decode(t, named(t, objs, "NetworkPolicy", "botfleet"), &np)
+	for _, rule := range np.Spec.Ingress {
+		for _, p := range rule.Ports {
+			if p.Port.String() != "metrics" {
+				continue
+			}
+			for _, from := range rule.From {
+				if ns := from.NamespaceSelector; ns == nil || ns.MatchLabels["kubernetes.io/metadata.name"] != "monitoring" {
+					t.Errorf("the NetworkPolicy opens the metrics port to %+v, not only the monitoring namespace", from)
+				}
+			}
+		}
+	}
 }
 
 // checkSelectors: the Service, the PodDisruptionBudget and the
@@ -190,8 +231,8 @@ func loadConfig(t *testing.T, objs []*unstructured.Unstructured, pod corev1.PodS
 }
 
 // checkIngresses: every Ingress retries like nginx.conf.tmpl, waits longer
-// than the bot's write timeout, the streams are not buffered and /metrics
-// is not public.
+// than the bot's write timeout, the streams are not buffered and only the
+// API port is public.
 func checkIngresses(t *testing.T, objs []*unstructured.Unstructured, cfg *config.Config) {
 	t.Helper()
 	var routes []route
@@ -221,14 +262,12 @@ func checkIngresses(t *testing.T, objs []*unstructured.Unstructured, cfg *config
 			t.Errorf("%s is routed through an Ingress path without proxy-buffering off", path)
 		}
 	}
-	// As nginx.conf.tmpl: the metrics are not public.
-	r := match(routes, "/metrics")
-	denied := ""
-	if r != nil {
-		denied = r.annotations["nginx.ingress.kubernetes.io/denylist-source-range"]
-	}
-	if d := strings.Split(denied, ","); !slices.Contains(d, "0.0.0.0/0") || !slices.Contains(d, "::/0") {
-		t.Errorf("/metrics is public: its Ingress path denies %q, not every address", denied)
+	// As nginx.conf.tmpl: the metrics are not public. The Ingresses reach
+	// only the Service's API port.
+	for _, r := range routes {
+		if p := r.Backend.Service.Port; p.Name != "http" {
+			t.Errorf("Ingress path %s goes to Service port %+v, not the API port http", r.Path, p)
+		}
 	}
 }
 
