@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -41,6 +42,13 @@ previous one plus one (1 for a fresh session); a turn that repeats, skips or
 goes back is a continuity error. --seed makes message texts and session ids
 reproducible (ids also need the same --session-prefix; by default each run
 gets a random prefix so its sessions are fresh).
+
+Messages: short texts from a fixed list, or with --message-bytes N exactly N
+bytes each (the text, a mark unique to the conversation and turn, filler), so
+large messages can be measured and no response cache answers them.
+
+Authentication: --token (default $API_KEY) is sent as "Authorization: Bearer";
+against make fleet that is dev-key. The first 401 says so while the run goes on.
 
 Only the measured window (--duration, after --warmup) is counted. Latency
 percentiles are of successful requests; errors are counted by cause:
@@ -150,6 +158,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	maxLate := fs.Float64("max-late", loadtest.DefaultMaxLate, "search: the largest `share` of a held step's requests that may go out late (over 10ms behind schedule)")
 	mdFile := fs.String("markdown", "", "search: write the table of steps as Markdown to `FILE`")
 	stepCmd := fs.String("step-cmd", "", "search: shell `command` run as each step's window starts and after it was judged (see above)")
+	msgBytes := fs.Int("message-bytes", 0, "make every message exactly `N` bytes, unique to its conversation and turn (0: the short built-in texts)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -159,6 +168,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
+	// The flags' own rules: which flags go together, and what 0 means on
+	// the command line. Every value is checked by package loadtest.
 	var bad []string
 	if fs.NArg() > 0 {
 		bad = append(bad, fmt.Sprintf("unexpected arguments %q", fs.Args()))
@@ -167,46 +178,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		bad = append(bad, "--rate and --users are mutually exclusive: --rate drives the open model (a fixed arrival rate), --users the closed model (N users who wait for each answer)")
 	}
 	closed := set["users"]
-	switch {
-	case closed && *users < 1:
-		bad = append(bad, fmt.Sprintf("--users must be at least 1, got %d", *users))
-	case !closed && !(*rate > 0):
-		bad = append(bad, fmt.Sprintf("--rate must be positive, got %v", *rate))
-	}
-	if set["think"] && !closed {
-		bad = append(bad, "--think applies to the closed model only: use it with --users")
-	}
-	if *think < 0 {
-		bad = append(bad, fmt.Sprintf("--think must not be negative, got %v", *think))
-	}
-	if *duration <= 0 {
-		bad = append(bad, fmt.Sprintf("--duration must be positive, got %v", *duration))
-	}
-	if *warmup < 0 {
-		bad = append(bad, fmt.Sprintf("--warmup must not be negative, got %v", *warmup))
-	}
-	if *sessions < 0 {
-		bad = append(bad, fmt.Sprintf("--sessions must be positive, got %d", *sessions))
-	}
-	if closed && *sessions > 0 && *sessions < *users {
-		bad = append(bad, fmt.Sprintf("--sessions (%d) must be at least --users (%d): each user needs a session of its own", *sessions, *users))
+	for _, z := range []struct {
+		name string
+		zero bool
+		want string
+	}{
+		{"rate", *rate == 0, "must be positive"}, {"users", *users == 0, "must be at least 1"},
+		{"duration", *duration == 0, "must be positive"}, {"timeout", *timeout == 0, "must be positive"},
+		{"max-inflight", *maxInflight == 0, "must be at least 1"},
+		{"step-factor", *factor == 0, "must be above 1"}, {"max-rate", *maxRate == 0, "must be positive"},
+	} {
+		// package loadtest reads a zero as "the default"; typed here, it is a mistake.
+		if set[z.name] && z.zero {
+			bad = append(bad, fmt.Sprintf("--%s %s, got 0", z.name, z.want))
+		}
 	}
 	if *turns < 0 {
-		bad = append(bad, fmt.Sprintf("--turns must not be negative, got %d", *turns))
-	}
-	if *timeout <= 0 {
-		bad = append(bad, fmt.Sprintf("--timeout must be positive, got %v", *timeout))
-	}
-	if *maxInflight < 1 {
-		bad = append(bad, fmt.Sprintf("--max-inflight must be at least 1, got %d", *maxInflight))
-	} else if closed && *users > *maxInflight {
-		bad = append(bad, fmt.Sprintf("--users (%d) exceeds --max-inflight (%d)", *users, *maxInflight))
-	}
-	if *sloP99 < 0 {
-		bad = append(bad, fmt.Sprintf("--slo-p99 must not be negative, got %v", *sloP99))
-	}
-	if sloErr.set && !(sloErr.v >= 0 && sloErr.v <= 1) {
-		bad = append(bad, fmt.Sprintf("--slo-error-rate must be a fraction in [0,1], got %v", sloErr.v))
+		bad = append(bad, fmt.Sprintf("--turns must not be negative, got %d (0: never replace a conversation)", *turns))
 	}
 	if *search {
 		if closed {
@@ -219,7 +207,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			bad = append(bad, "--html does not apply to --search (use --json or --markdown)")
 		}
 	} else {
-		for _, f := range []string{"rates", "step-factor", "max-rate", "sessions-per-rps", "pause", "markdown", "step-cmd"} {
+		for _, f := range []string{"rates", "step-factor", "max-rate", "sessions-per-rps", "pause", "max-late", "markdown", "step-cmd"} {
 			if set[f] {
 				bad = append(bad, "--"+f+" applies to --search only")
 			}
@@ -229,29 +217,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if *rates != "" {
 		for _, f := range strings.Split(*rates, ",") {
 			v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
-			if err != nil || !(v > 0) {
+			if err != nil {
 				bad = append(bad, fmt.Sprintf("--rates: %q is not a positive rate", f))
 				continue
 			}
-			if n := len(ladder); n > 0 && v <= ladder[n-1] {
-				bad = append(bad, fmt.Sprintf("--rates must ascend: %v after %v", v, ladder[n-1]))
-			}
 			ladder = append(ladder, v)
 		}
-	}
-	if !(*factor > 1) {
-		bad = append(bad, fmt.Sprintf("--step-factor must be above 1, got %v", *factor))
-	}
-	if !(*maxRate > 0) {
-		bad = append(bad, fmt.Sprintf("--max-rate must be positive, got %v", *maxRate))
-	} else if *search && ladder == nil && *rate > *maxRate {
-		bad = append(bad, fmt.Sprintf("--rate %v exceeds --max-rate %v", *rate, *maxRate))
-	}
-	if *perRPS < 0 {
-		bad = append(bad, fmt.Sprintf("--sessions-per-rps must not be negative, got %v", *perRPS))
-	}
-	if *pause < 0 {
-		bad = append(bad, fmt.Sprintf("--pause must not be negative, got %v", *pause))
 	}
 	if !set["token"] {
 		*token = getenv("API_KEY")
@@ -260,15 +231,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		bad = append(bad, "--target/--url: "+err.Error())
 	}
-	if len(bad) > 0 {
-		return errors.New(strings.Join(bad, "; "))
-	}
 
 	opts := loadtest.Options{
 		Target: tgt, URL: *url, Token: *token,
 		Duration: *duration, Warmup: *warmup,
 		Sessions: *sessions, Turns: *turns, Seed: *seed, SessionPrefix: *prefix,
-		Timeout: *timeout, MaxInflight: *maxInflight,
+		Timeout: *timeout, MaxInflight: *maxInflight, MessageBytes: *msgBytes,
+		OnStatus: statusHint(*target, *token, stderr),
 	}
 	if opts.Turns == 0 {
 		opts.Turns = -1 // never replace a conversation
@@ -276,20 +245,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if closed {
 		opts.Users, opts.Think = *users, *think
 	} else {
-		opts.Rate = *rate
+		opts.Rate, opts.Think = *rate, *think
 	}
 	slo := loadtest.SLO{P99: *sloP99, ErrorRate: sloErr.v, HasErrorRate: sloErr.set}
+	so := loadtest.SearchOptions{
+		Options: opts, Rates: ladder, Factor: *factor, MaxRate: *maxRate,
+		SessionsPerRPS: *perRPS, P99: *sloP99, Pause: *pause, MaxLate: *maxLate,
+	}
+	if len(bad) == 0 {
+		check := opts.Validate
+		if *search {
+			check = so.Validate
+		}
+		bad = append(bad, flagErrors(check(), slo.Validate())...)
+	}
+	if len(bad) > 0 {
+		return errors.New(strings.Join(bad, "; "))
+	}
 	if !*quiet && *token == "" {
 		fmt.Fprintln(stderr, "loadtest: warning: no --token and $API_KEY is unset; requests carry no Authorization header")
 	}
 	if *search {
-		so := loadtest.SearchOptions{
-			Options: opts, Rates: ladder, Factor: *factor, MaxRate: *maxRate,
-			SessionsPerRPS: *perRPS, P99: *sloP99, Pause: *pause, MaxLate: *maxLate,
-		}
-		if so.P99 == 0 {
-			so.P99 = loadtest.DefaultSearchP99
-		}
 		return runSearch(ctx, so, *stepCmd, *quiet, *jsonFile, *mdFile, stdout, stderr)
 	}
 
@@ -329,7 +305,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case res.Interrupted:
 		return fmt.Errorf("interrupted after %v of the measured window", res.Duration.Round(time.Millisecond))
 	case res.Succeeded == 0:
-		return fmt.Errorf("no request succeeded (%d failed: %s)", res.Failed, res.ErrorCauses())
+		err := fmt.Errorf("no request succeeded (%d failed: %s)", res.Failed, res.ErrorCauses())
+		if res.Errors["status_401"] > 0 {
+			err = fmt.Errorf("%w; %s", err, tokenHint(*target, *token))
+		}
+		return err
 	}
 	return slo.Check(res)
 }
@@ -463,4 +443,59 @@ func writeFile(name string, write func(io.Writer) error) error {
 		return err
 	}
 	return f.Close()
+}
+
+// flagFor names the flag of each option field package loadtest checks.
+var flagFor = map[string]string{
+	"Rate": "--rate", "Users": "--users", "Think": "--think", "Duration": "--duration", "Warmup": "--warmup",
+	"Sessions": "--sessions", "Turns": "--turns", "Seed": "--seed", "SessionPrefix": "--session-prefix",
+	"Timeout": "--timeout", "MaxInflight": "--max-inflight", "URL": "--url", "MessageBytes": "--message-bytes",
+	"Rates": "--rates", "Factor": "--step-factor", "MaxRate": "--max-rate", "SessionsPerRPS": "--sessions-per-rps",
+	"Pause": "--pause", "MaxLate": "--max-late", "P99": "--slo-p99", "ErrorRate": "--slo-error-rate",
+}
+
+// flagErrors spells package loadtest's option errors in flags.
+func flagErrors(errs ...error) []string {
+	name := func(field string) string {
+		if f, ok := flagFor[field]; ok {
+			return f
+		}
+		return field
+	}
+	var out []string
+	for _, err := range errs {
+		fes := loadtest.FieldErrors(err)
+		for _, fe := range fes {
+			out = append(out, fe.Text(name))
+		}
+		if err != nil && len(fes) == 0 {
+			out = append(out, err.Error())
+		}
+	}
+	return out
+}
+
+// tokenHint says what a 401 wants.
+func tokenHint(target, token string) string {
+	switch {
+	case target == "telegram":
+		return "the telegram target sends --token as the webhook's secret token: pass the bot's im.telegram.secret_token (BOT_IM_TELEGRAM_SECRET_TOKEN)"
+	case token == "":
+		return "no API key was sent: pass --token KEY or set API_KEY (make fleet's key is dev-key)"
+	default:
+		return "the API key was refused: pass the service's key with --token KEY or API_KEY (make fleet's key is dev-key)"
+	}
+}
+
+// statusHint explains the first 401 on stderr while the run goes on.
+func statusHint(target, token string, stderr io.Writer) func(int) {
+	var mu sync.Mutex
+	return func(code int) {
+		if code != http.StatusUnauthorized {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(stderr, "\nloadtest: 401 Unauthorized: %s\n", tokenHint(target, token))
+	}
 }

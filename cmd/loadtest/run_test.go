@@ -377,3 +377,22 @@ func TestSearchCompletions(t *testing.T) {
 		t.Errorf("stdout:\n%s", stdout)
 	}
 }
+
+// TestUnauthorizedSaysWhichFlag: the first 401 names --token and API_KEY
+// while the run goes on, and the final error repeats it.
+func TestUnauthorizedSaysWhichFlag(t *testing.T) {
+	url := chatServer(t, ok)
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"loadtest", "--url", url, "--rate", "20", "--duration", "300ms", "--warmup", "0s", "--quiet"},
+		func(string) string { return "" }, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "pass --token KEY or set API_KEY") {
+		t.Errorf("error %v, want the hint", err)
+	}
+	if n := strings.Count(errOut.String(), "401 Unauthorized: no API key was sent: pass --token KEY or set API_KEY"); n != 1 {
+		t.Errorf("stderr has the hint %d times, want once:\n%s", n, errOut.String())
+	}
+	_, stderr, _ := runCmd(t, "--url", url, "--token", "wrong", "--rate", "20", "--duration", "300ms", "--warmup", "0s", "--quiet")
+	if !strings.Contains(stderr, "the API key was refused") {
+		t.Errorf("a wrong token: stderr %q", stderr)
+	}
+}

@@ -1,8 +1,6 @@
 package loadtest
 
 import (
-	"errors"
-	"fmt"
 	"math"
 	"net/http"
 	"time"
@@ -42,6 +40,9 @@ const (
 	// MinOpenSessions is the fewest conversations the open model uses by
 	// default.
 	MinOpenSessions = 10
+	// MinMessageBytes and MaxMessageBytes bound Options.MessageBytes.
+	MinMessageBytes = 32
+	MaxMessageBytes = 1 << 20
 )
 
 // Options configures Run. Exactly one of Rate (open model) and Users (closed
@@ -91,6 +92,20 @@ type Options struct {
 	// 1 even with a fixed Seed.
 	SessionPrefix string
 
+	// MessageBytes, when positive, makes every message exactly that many
+	// bytes long and unique to its conversation and turn (so no response
+	// cache answers it): the turn's text, a mark naming the conversation
+	// and turn, and filler words. Default 0: the texts as they are (a few
+	// dozen bytes, from a fixed list). At least MinMessageBytes, at most
+	// MaxMessageBytes.
+	MessageBytes int
+	// StartTurn is the number of turns every initial conversation (the
+	// first Sessions of them) already has — from Prefill with the same
+	// Seed and SessionPrefix: the first reply each expects is StartTurn+1,
+	// and their next messages continue from there. Conversations that
+	// replace them start fresh. Default 0.
+	StartTurn int
+
 	// Timeout bounds each request from its actual send to the end of its
 	// response body; an expired one fails with cause "timeout". Default
 	// DefaultTimeout.
@@ -112,6 +127,12 @@ type Options struct {
 	// ProgressEvery is the interval of Progress calls. Default
 	// DefaultProgressEvery.
 	ProgressEvery time.Duration
+
+	// OnStatus, when set, is called once for the first response of each
+	// status code the target does not accept (say 401), from the goroutine
+	// that received it, so that a caller can explain it while the run goes
+	// on instead of after thousands of the same failure.
+	OnStatus func(code int)
 }
 
 // Model returns the load model the options select.
@@ -122,46 +143,57 @@ func (o *Options) Model() Model {
 	return Open
 }
 
+// Validate reports every invalid field of o (as FieldErrors joined), or
+// nil; o itself is not changed. Run applies the same checks.
+func (o Options) Validate() error { return o.validate() }
+
 // validate checks o and fills in the defaults.
 func (o *Options) validate() error {
-	var errs []error
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	var fe fieldErrors
 	switch {
 	case o.Rate > 0 && o.Users > 0:
-		bad("Rate (open model) and Users (closed model) are mutually exclusive")
+		fe.add("Rate", "(open model) and {Users} (closed model) are mutually exclusive")
 	case o.Rate < 0 || math.IsNaN(o.Rate) || math.IsInf(o.Rate, 0):
-		bad("Rate must be a positive number of requests per second, got %v", o.Rate)
+		fe.add("Rate", "must be positive, got %v", o.Rate)
 	case o.Users < 0:
-		bad("Users must be positive, got %d", o.Users)
+		fe.add("Users", "must be at least 1, got %d", o.Users)
 	case o.Rate == 0 && o.Users == 0:
-		bad("set Rate (open model) or Users (closed model)")
+		fe.add("Rate", ": set {Rate} (open model) or {Users} (closed model)")
 	}
 	if o.Think < 0 {
-		bad("Think must not be negative, got %v", o.Think)
+		fe.add("Think", "must not be negative, got %v", o.Think)
 	}
 	if o.Think > 0 && o.Users == 0 {
-		bad("Think applies to the closed model only (Users)")
+		fe.add("Think", "applies to the closed model only ({Users})")
 	}
 	if o.Duration < 0 {
-		bad("Duration must be positive, got %v", o.Duration)
+		fe.add("Duration", "must be positive, got %v", o.Duration)
 	}
 	if o.Warmup < 0 {
-		bad("Warmup must not be negative, got %v", o.Warmup)
+		fe.add("Warmup", "must not be negative, got %v", o.Warmup)
 	}
 	if o.Sessions < 0 {
-		bad("Sessions must be positive, got %d", o.Sessions)
+		fe.add("Sessions", "must be positive, got %d", o.Sessions)
 	}
 	if o.Timeout < 0 {
-		bad("Timeout must be positive, got %v", o.Timeout)
+		fe.add("Timeout", "must be positive, got %v", o.Timeout)
 	}
 	if o.MaxInflight < 0 {
-		bad("MaxInflight must be positive, got %d", o.MaxInflight)
+		fe.add("MaxInflight", "must be at least 1, got %d", o.MaxInflight)
 	}
 	if o.LateAfter < 0 {
-		bad("LateAfter must not be negative, got %v", o.LateAfter)
+		fe.add("LateAfter", "must not be negative, got %v", o.LateAfter)
 	}
-	if len(errs) > 0 {
-		return errors.Join(errs...)
+	if o.MessageBytes < 0 || o.MessageBytes > MaxMessageBytes {
+		fe.add("MessageBytes", "must be in 0..%d, got %d", MaxMessageBytes, o.MessageBytes)
+	} else if o.MessageBytes > 0 && o.MessageBytes < MinMessageBytes {
+		fe.add("MessageBytes", "must be at least %d (room for the unique mark), got %d", MinMessageBytes, o.MessageBytes)
+	}
+	if o.StartTurn < 0 {
+		fe.add("StartTurn", "must not be negative, got %d", o.StartTurn)
+	}
+	if len(fe) > 0 {
+		return fe.err()
 	}
 
 	if o.URL == "" {
@@ -194,20 +226,20 @@ func (o *Options) validate() error {
 	}
 	if o.Users > 0 {
 		if o.Sessions < o.Users {
-			return fmt.Errorf("Sessions (%d) must be at least Users (%d): every user needs a conversation of its own", o.Sessions, o.Users)
+			fe.add("Sessions", "(%d) must be at least {Users} (%d): every user needs a conversation of its own", o.Sessions, o.Users)
 		}
 		if o.Users > o.MaxInflight {
-			return fmt.Errorf("Users (%d) exceeds MaxInflight (%d)", o.Users, o.MaxInflight)
+			fe.add("Users", "(%d) exceeds {MaxInflight} (%d)", o.Users, o.MaxInflight)
 		}
 	}
 	if o.Target == nil {
 		t, err := NewTarget("chat", o.URL, o.Token)
 		if err != nil {
-			return err
+			fe.add("URL", ": %v", err)
 		}
 		o.Target = t
 	}
-	return nil
+	return fe.err()
 }
 
 // concurrency is the most requests the run can have in flight.

@@ -6,10 +6,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"math"
 	"net"
 	"net/http"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -36,6 +37,7 @@ type runner struct {
 	own    bool // the runner made client, and closes its idle connections at the end
 	rec    *recorder
 	ids    sessionIDs
+	status statusOnce
 	nextID atomic.Int64 // the next fresh session's ordinal
 
 	start time.Time     // time zero: the warm-up begins
@@ -69,7 +71,8 @@ func newRunner(opts Options) (*runner, error) {
 		client: client,
 		own:    opts.Client == nil,
 		rec:    newRecorder(),
-		ids:    sessionIDs{prefix: opts.SessionPrefix, seed: uint64(opts.Seed)},
+		ids:    newSessionIDs(opts.SessionPrefix, opts.Seed, opts.MessageBytes),
+		status: statusOnce{report: opts.OnStatus},
 		from:   opts.Warmup,
 		to:     opts.Warmup + opts.Duration,
 	}, nil
@@ -96,8 +99,16 @@ func (r *runner) run(ctx context.Context) *Result {
 // since is the time elapsed since the run's start.
 func (r *runner) since() time.Duration { return time.Since(r.start) }
 
-// fresh returns a new conversation.
-func (r *runner) fresh() *session { return r.ids.newSession(r.nextID.Add(1) - 1) }
+// fresh returns a new conversation; the first Sessions of a run start at
+// Options.StartTurn.
+func (r *runner) fresh() *session {
+	n := r.nextID.Add(1) - 1
+	s := r.ids.newSession(n)
+	if n < int64(r.opts.Sessions) {
+		s.sent, s.last = r.opts.StartTurn, r.opts.StartTurn
+	}
+	return s
+}
 
 // renew returns s, or a fresh conversation in its place once s has run its
 // turns.
@@ -115,10 +126,11 @@ type worker struct {
 
 // do sends the next turn of s, intended at offset intended since the start,
 // waits for its answer, checks it and records it if it belongs to the
-// measured window.
-func (r *runner) do(ctx context.Context, w *worker, s *session, intended time.Duration) {
+// measured window. It returns the outcome; ok is false when ctx ended the
+// request (neither a success nor a failure).
+func (r *runner) do(ctx context.Context, w *worker, s *session, intended time.Duration) (o outcome, ok bool) {
 	s.sent++
-	call := Call{SessionID: s.id, Turn: s.sent, Message: r.ids.message(s.ordinal, s.sent)}
+	call := Call{SessionID: s.id, Turn: s.sent, Message: r.ids.message(s, s.sent)}
 	measured := intended >= r.from && intended < r.to
 
 	r.inflight.Add(1)
@@ -129,10 +141,10 @@ func (r *runner) do(ctx context.Context, w *worker, s *session, intended time.Du
 	status, err := r.send(rctx, w, call)
 	end := r.since()
 	if ctx.Err() != nil {
-		return // interrupted: neither a success nor the server's fault
+		return o, false // interrupted: neither a success nor the server's fault
 	}
 
-	o := outcome{latency: end - intended, done: end - r.from, late: sent-intended > r.opts.LateAfter}
+	o = outcome{latency: end - intended, done: end - r.from, late: sent-intended > r.opts.LateAfter}
 	switch {
 	case err != nil:
 		o.cause = CauseConnection
@@ -146,7 +158,8 @@ func (r *runner) do(ctx context.Context, w *worker, s *session, intended time.Du
 		var se *StatusError
 		switch {
 		case errors.As(err, &se):
-			o.cause = fmt.Sprintf("status_%d", se.Code)
+			o.cause = "status_" + strconv.Itoa(se.Code)
+			r.status.seen(se.Code)
 			// A 4xx or 503 is answered before the turn is recorded; other
 			// statuses (a proxy's 502 or 504) may come after it was.
 			s.failed(!(se.Code >= 400 && se.Code < 500 || se.Code == http.StatusServiceUnavailable))
@@ -166,6 +179,7 @@ func (r *runner) do(ctx context.Context, w *worker, s *session, intended time.Du
 	} else {
 		r.warmSent.Add(1)
 	}
+	return o, true
 }
 
 // send performs call and reads the whole response body into w.buf.
@@ -284,4 +298,29 @@ func (r *runner) result(interrupted bool) *Result {
 		res.OfferedRPS = r.opts.Rate
 	}
 	return res
+}
+
+// statusOnce calls report once per status code.
+type statusOnce struct {
+	report func(code int)
+	mu     sync.Mutex
+	codes  map[int]bool
+}
+
+func (s *statusOnce) seen(code int) {
+	if s.report == nil {
+		return
+	}
+	s.mu.Lock()
+	first := !s.codes[code]
+	if first {
+		if s.codes == nil {
+			s.codes = map[int]bool{}
+		}
+		s.codes[code] = true
+	}
+	s.mu.Unlock()
+	if first {
+		s.report(code)
+	}
 }

@@ -3,7 +3,6 @@ package loadtest
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -122,12 +121,25 @@ type SearchResult struct {
 	MaxLate     float64
 }
 
+// Validate reports every invalid field of o, its Options' included (as
+// FieldErrors joined), or nil; o itself is not changed. Search applies the
+// same checks.
+func (o SearchOptions) Validate() error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	step := o.Options
+	if l := o.Ladder(); len(l) > 0 {
+		step.Rate = l[0]
+	}
+	return step.validate()
+}
+
 // validate checks o and fills in the defaults.
 func (o *SearchOptions) validate() error {
-	var errs []error
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	var fe fieldErrors
 	if o.Options.Users > 0 {
-		bad("the rate search drives the open model: Users must be 0")
+		fe.add("Users", "must be 0: the rate search drives the open model")
 	}
 	if o.Factor == 0 {
 		o.Factor = DefaultSearchFactor
@@ -144,37 +156,42 @@ func (o *SearchOptions) validate() error {
 	if o.MaxLate == 0 {
 		o.MaxLate = DefaultMaxLate
 	}
-	switch {
-	case !(o.Factor > 1) || math.IsInf(o.Factor, 0):
-		bad("Factor must be above 1, got %v", o.Factor)
-	case !(o.MaxRate > 0) || math.IsInf(o.MaxRate, 0):
-		bad("MaxRate must be positive, got %v", o.MaxRate)
-	case o.P99 < 0:
-		bad("P99 must be positive, got %v", o.P99)
-	case !(o.MinAchieved > 0 && o.MinAchieved <= 1):
-		bad("MinAchieved must be in (0, 1], got %v", o.MinAchieved)
-	case !(o.MaxLate >= 0 && o.MaxLate <= 1):
-		bad("MaxLate must be in [0, 1], got %v", o.MaxLate)
-	case o.SessionsPerRPS < 0 || math.IsNaN(o.SessionsPerRPS) || math.IsInf(o.SessionsPerRPS, 0):
-		bad("SessionsPerRPS must not be negative, got %v", o.SessionsPerRPS)
-	case o.Pause < 0:
-		bad("Pause must not be negative, got %v", o.Pause)
+	if !(o.Factor > 1) || math.IsInf(o.Factor, 0) {
+		fe.add("Factor", "must be above 1, got %v", o.Factor)
+	}
+	if !(o.MaxRate > 0) || math.IsInf(o.MaxRate, 0) {
+		fe.add("MaxRate", "must be positive, got %v", o.MaxRate)
+	}
+	if o.P99 < 0 {
+		fe.add("P99", "must be positive, got %v", o.P99)
+	}
+	if !(o.MinAchieved > 0 && o.MinAchieved <= 1) {
+		fe.add("MinAchieved", "must be in (0, 1], got %v", o.MinAchieved)
+	}
+	if !(o.MaxLate >= 0 && o.MaxLate <= 1) {
+		fe.add("MaxLate", "must be in [0, 1], got %v", o.MaxLate)
+	}
+	if o.SessionsPerRPS < 0 || math.IsNaN(o.SessionsPerRPS) || math.IsInf(o.SessionsPerRPS, 0) {
+		fe.add("SessionsPerRPS", "must not be negative, got %v", o.SessionsPerRPS)
+	}
+	if o.Pause < 0 {
+		fe.add("Pause", "must not be negative, got %v", o.Pause)
 	}
 	if len(o.Rates) == 0 {
 		if r := o.Options.Rate; !(r > 0) || math.IsInf(r, 0) {
-			bad("set Rates or a positive Options.Rate (the first step), got %v", r)
-		} else if r > o.MaxRate {
-			bad("the first rate %v exceeds MaxRate %v", r, o.MaxRate)
+			fe.add("Rate", "must be positive (the first step; or set {Rates}), got %v", r)
+		} else if o.MaxRate > 0 && r > o.MaxRate {
+			fe.add("Rate", "%v exceeds {MaxRate} %v", r, o.MaxRate)
 		}
 	}
 	for i, r := range o.Rates {
 		if !(r > 0) || math.IsInf(r, 0) {
-			bad("rate %v must be positive", r)
+			fe.add("Rates", ": %v is not a positive rate", r)
 		} else if i > 0 && r <= o.Rates[i-1] {
-			bad("rates must ascend: %v after %v", r, o.Rates[i-1])
+			fe.add("Rates", "must ascend: %v after %v", r, o.Rates[i-1])
 		}
 	}
-	return errors.Join(errs...)
+	return fe.err()
 }
 
 // Ladder returns the rates the search runs, unless a step breaks the

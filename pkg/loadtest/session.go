@@ -1,6 +1,12 @@
 package loadtest
 
-import "fmt"
+import (
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
 
 // session is one conversation. At most one request of a session is in flight
 // at a time; it is handed between goroutines through channels, so its fields
@@ -56,6 +62,21 @@ func (s *session) failed(ambiguous bool) {
 type sessionIDs struct {
 	prefix string
 	seed   uint64
+	// size, when positive, is every message's length in bytes
+	// (Options.MessageBytes); filler is that many bytes of words.
+	size   int
+	filler string
+}
+
+// fillerWords pad a sized message.
+const fillerWords = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore "
+
+func newSessionIDs(prefix string, seed int64, size int) sessionIDs {
+	g := sessionIDs{prefix: prefix, seed: uint64(seed), size: size}
+	if size > 0 {
+		g.filler = strings.Repeat(fillerWords, size/len(fillerWords)+1)[:size]
+	}
+	return g
 }
 
 // newSession returns the fresh session number ordinal.
@@ -66,10 +87,35 @@ func (g *sessionIDs) newSession(ordinal int64) *session {
 	}
 }
 
-// message returns the text of turn (1-based) of session ordinal.
-func (g *sessionIDs) message(ordinal int64, turn int) string {
-	h := mix(g.seed^0x9e3779b97f4a7c15, uint64(ordinal)<<20^uint64(turn))
-	return messages[h%uint64(len(messages))]
+// message returns the text of turn (1-based) of session s: one of
+// messages, or with a size exactly size bytes — the text (cut on a rune
+// boundary if need be), a mark unique to the session and turn, and filler.
+func (g *sessionIDs) message(s *session, turn int) string {
+	h := mix(g.seed^0x9e3779b97f4a7c15, uint64(s.ordinal)<<20^uint64(turn))
+	text := messages[h%uint64(len(messages))]
+	if g.size == 0 {
+		return text
+	}
+	f := fnv.New64a()
+	f.Write([]byte(s.id))
+	mark := make([]byte, 0, 24)
+	mark = append(mark, " ["...)
+	mark = strconv.AppendUint(mark, f.Sum64()^uint64(turn)*0x9e3779b97f4a7c15, 16)
+	mark = append(mark, "] "...)
+	room := g.size - len(mark)
+	if len(text) > room {
+		n := room
+		for n > 0 && !utf8.RuneStart(text[n]) {
+			n--
+		}
+		text = text[:n]
+	}
+	var b strings.Builder
+	b.Grow(g.size)
+	b.WriteString(text)
+	b.Write(mark)
+	b.WriteString(g.filler[:g.size-b.Len()])
+	return b.String()
 }
 
 // mix hashes a and b (splitmix64's finalizer over their combination).

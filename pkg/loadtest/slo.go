@@ -20,6 +20,18 @@ type SLO struct {
 	HasErrorRate bool
 }
 
+// Validate reports the invalid fields of s (as FieldErrors joined), or nil.
+func (s SLO) Validate() error {
+	var fe fieldErrors
+	if s.P99 < 0 {
+		fe.add("P99", "must not be negative, got %v", s.P99)
+	}
+	if s.HasErrorRate && !(s.ErrorRate >= 0 && s.ErrorRate <= 1) {
+		fe.add("ErrorRate", "must be a fraction in [0,1], got %v", s.ErrorRate)
+	}
+	return fe.err()
+}
+
 // Check returns an error naming every objective r breaks, e.g.
 // "SLO broken: p99 912ms > 800ms; error rate 5.00% > 1.00%", or nil.
 func (s SLO) Check(r *Result) error {
