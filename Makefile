@@ -6,7 +6,7 @@ API_KEY ?= dev-key
 PORT    ?= 8080
 CONFIG  ?= $(wildcard config.yaml)
 
-.PHONY: help build test test-k8s stress vet deps run bench bench-go clean fleet fleet-down fleet-status chaos
+.PHONY: help build test test-k8s stress vet deps run bench soak bench-go clean fleet fleet-down fleet-status chaos
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -59,8 +59,12 @@ fleet-status: ## every part of the local fleet with its pid and state
 chaos: ## failure drills on a throwaway fleet (free ports): kill -9, rolling restart, Redis outage
 	$(GO) test -count=1 -v -run 'TestKillPrimaryDuringStream|TestRollingRestartDuringStream|TestRedisOutage' ./pkg/fleet
 
-bench: build ## bench fleet on fixed high ports: rate searches, baseline, RSS, cold start, Go benchmarks -> BENCHMARKS.md
-	@scripts/bench.sh
+bench: deps build ## the bench fleet on free ports, every row -> BENCHMARKS.md, bench.json (BENCH_FLAGS=--quick: a smoke run)
+	$(BIN)/bench $(BENCH_FLAGS)
+
+DURATION ?= 10m
+soak: deps build ## half the sustained rate for $(DURATION): RSS, goroutines, sockets, Redis -> run/bench/soak.{md,json,html}
+	$(BIN)/bench soak --duration $(DURATION)
 
 bench-go: ## only the Go benchmarks of the turn path
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/chat ./pkg/memory ./pkg/llm

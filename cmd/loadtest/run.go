@@ -291,12 +291,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	if *jsonFile != "" {
-		if err := writeFile(*jsonFile, res.WriteJSON); err != nil {
+		if err := loadtest.WriteFile(*jsonFile, res.WriteJSON); err != nil {
 			return fmt.Errorf("--json: %w", err)
 		}
 	}
 	if *htmlFile != "" {
-		if err := writeFile(*htmlFile, res.WriteHTML); err != nil {
+		if err := loadtest.WriteFile(*htmlFile, res.WriteHTML); err != nil {
 			return fmt.Errorf("--html: %w", err)
 		}
 	}
@@ -350,12 +350,12 @@ func runSearch(ctx context.Context, so loadtest.SearchOptions, stepCmd string, q
 	}
 	fmt.Fprintln(stdout, sr.Verdict())
 	if jsonFile != "" {
-		if err := writeFile(jsonFile, sr.WriteJSON); err != nil {
+		if err := loadtest.WriteFile(jsonFile, sr.WriteJSON); err != nil {
 			return fmt.Errorf("--json: %w", err)
 		}
 	}
 	if mdFile != "" {
-		if err := writeFile(mdFile, sr.WriteMarkdown); err != nil {
+		if err := loadtest.WriteFile(mdFile, sr.WriteMarkdown); err != nil {
 			return fmt.Errorf("--markdown: %w", err)
 		}
 	}
@@ -430,19 +430,6 @@ func progress(stderr io.Writer) (report func(loadtest.Snapshot), every time.Dura
 		}
 	}
 	return report, time.Second, finish
-}
-
-// writeFile creates name and writes it with write.
-func writeFile(name string, write func(io.Writer) error) error {
-	f, err := os.Create(name)
-	if err != nil {
-		return err
-	}
-	if err := write(f); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // flagFor names the flag of each option field package loadtest checks.

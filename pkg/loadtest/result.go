@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -272,4 +273,25 @@ func (r *Result) report() jsonReport {
 		Model:      r.Model,
 		Settings:   r.Settings,
 	}
+}
+
+// WriteFile writes a report to name with write, atomically: into a
+// temporary file beside it, renamed over name once complete, so a reader
+// never sees half a report.
+func WriteFile(name string, write func(io.Writer) error) error {
+	tmp := name + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, name)
 }

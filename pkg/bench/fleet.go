@@ -1,0 +1,242 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Key is the API key of the bench fleet's instances.
+const Key = "bench-key"
+
+// fleet is the bench fleet: its own redis-server without persistence,
+// mockllm with zero latency, bot instances on ports picked at start, and
+// nginx servers rendered from nginx/nginx.conf.tmpl by
+// scripts/render_nginx.sh: "fleet" in front of every instance, "single" in
+// front of the first one only, and "baseline" in front of mockllm alone.
+// Every process runs in a process group of its own and is stopped by it.
+type fleet struct {
+	root, dir, bin string
+
+	redis     *proc
+	redisPort int
+	rdb       *redis.Client
+	mock      *proc
+	mockPort  int
+	botPorts  []int
+	bots      []*proc
+	coldPort  int
+	nginx     map[string]*proc
+	nginxPort map[string]int
+	client    *http.Client
+	backend   string // the running instances' backend
+}
+
+// botConfig is how the instances run.
+type botConfig struct {
+	// Backend is the LLM provider: "openai" (to mockllm) or "builtin".
+	Backend string
+	// MaxEntries is memory.max_entries.
+	MaxEntries int
+}
+
+// startFleet brings up Redis, mockllm and the nginx servers; the instances
+// start with startBots. root is the repository (scripts/, nginx/), bin
+// holds bot and mockllm, dir the logs and nginx prefixes.
+func startFleet(ctx context.Context, root, bin, dir string, instances int) (_ *fleet, err error) {
+	f := &fleet{root: root, dir: dir, bin: bin, nginx: map[string]*proc{}, nginxPort: map[string]int{},
+		client: &http.Client{Timeout: 2 * time.Second}}
+	defer func() {
+		if err != nil {
+			f.stop()
+		}
+	}()
+	for _, d := range []string{dir, filepath.Join(dir, "logs")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	ports := make([]int, 3+instances+3)
+	for i := range ports {
+		if ports[i], err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	f.redisPort, f.mockPort, f.coldPort, f.botPorts = ports[0], ports[1], ports[2], ports[3:3+instances]
+	np := ports[3+instances:]
+
+	f.redis, err = start(dir, "redis", nil, syscall.SIGTERM, "redis-server", "--bind", "127.0.0.1", "--port", strconv.Itoa(f.redisPort),
+		"--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no")
+	if err != nil {
+		return nil, fmt.Errorf("%w (install it: sudo scripts/install_deps.sh)", err)
+	}
+	f.rdb = redis.NewClient(&redis.Options{Addr: addr(f.redisPort)})
+	if err := f.redis.waitFor(ctx, 10*time.Second, "PING", func() bool { return f.rdb.Ping(ctx).Err() == nil }); err != nil {
+		return nil, err
+	}
+	f.mock, err = start(dir, "mockllm", nil, syscall.SIGTERM, filepath.Join(bin, "mockllm"), "--addr", addr(f.mockPort), "--latency", "0")
+	if err != nil {
+		return nil, fmt.Errorf("%w (build it: make build)", err)
+	}
+	if err := f.mock.waitFor(ctx, 10*time.Second, "/health", func() bool { return httpOK(f.client, f.mockURL()+"/health") }); err != nil {
+		return nil, err
+	}
+	var all []string
+	for _, p := range f.botPorts {
+		all = append(all, strconv.Itoa(p)+":1")
+	}
+	for i, n := range []struct{ name, prim string }{
+		{"fleet", strings.Join(all, " ")},
+		{"single", strconv.Itoa(f.botPorts[0]) + ":1"},
+		{"baseline", strconv.Itoa(f.mockPort) + ":1"},
+	} {
+		if err := f.startNginx(ctx, n.name, n.prim, np[i]); err != nil {
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+// nginxPath finds nginx on PATH or in Debian's /usr/sbin.
+func nginxPath() (string, error) {
+	if p, err := exec.LookPath("nginx"); err == nil {
+		return p, nil
+	}
+	if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
+		return "/usr/sbin/nginx", nil
+	}
+	return "", fmt.Errorf("nginx not found on PATH nor in /usr/sbin; install it: sudo scripts/install_deps.sh")
+}
+
+// startNginx renders the template for primaries and runs nginx on port in
+// the foreground from the prefix dir/nginx-NAME.
+func (f *fleet) startNginx(ctx context.Context, name, primaries string, port int) error {
+	bin, err := nginxPath()
+	if err != nil {
+		return err
+	}
+	prefix := filepath.Join(f.dir, "nginx-"+name)
+	if err := os.MkdirAll(filepath.Join(prefix, "logs"), 0o755); err != nil {
+		return err
+	}
+	conf := filepath.Join(prefix, "nginx.conf")
+	render := exec.CommandContext(ctx, filepath.Join(f.root, "scripts", "render_nginx.sh"), "-o", conf)
+	render.Env = append(os.Environ(), "PRIMARIES="+primaries, "BACKUPS=", "LISTEN="+addr(port), "DAEMON=")
+	if out, err := render.CombinedOutput(); err != nil {
+		return fmt.Errorf("render nginx (%s): %v\n%s", name, err, out)
+	}
+	p, err := start(f.dir, "nginx-"+name, nil, syscall.SIGQUIT, bin, "-p", prefix+"/", "-c", conf, "-g", "daemon off;")
+	if err != nil {
+		return err
+	}
+	f.nginx[name], f.nginxPort[name] = p, port
+	return p.waitFor(ctx, 10*time.Second, "listening", func() bool { return httpOK(f.client, f.nginxURL(name)+"/health") })
+}
+
+func (f *fleet) mockURL() string             { return "http://" + addr(f.mockPort) }
+func (f *fleet) nginxURL(name string) string { return "http://" + addr(f.nginxPort[name]) }
+func (f *fleet) botURL(i int) string         { return "http://" + addr(f.botPorts[i]) }
+
+// botEnv is an instance's whole environment: nothing of the harness's own
+// (a developer's BOT_* or config file must not change the bench).
+func (f *fleet) botEnv(c botConfig, port int) []string {
+	env := []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
+		"API_KEY=" + Key, "REDIS_HOST=127.0.0.1", "REDIS_PORT=" + strconv.Itoa(f.redisPort),
+		"WEB_PORT=" + strconv.Itoa(port), "INSTANCE_NAME=bench-" + strconv.Itoa(port),
+		"BOT_SERVER_PPROF=true", "BOT_LLM_PROVIDER=" + c.Backend,
+		"BOT_MEMORY_MAX_ENTRIES=" + strconv.Itoa(c.MaxEntries),
+		// The growth rows send 10 KB messages.
+		"BOT_CHAT_MAX_MESSAGE_CHARS=" + strconv.Itoa(maxMessageChars),
+	}
+	if c.Backend == "openai" {
+		env = append(env, "MODEL_ENDPOINT="+f.mockURL()+"/v1", "MODEL_SERVICE_KEY=bench", "BOT_LLM_MODEL=mock-1")
+	}
+	return env
+}
+
+// maxMessageChars is the instances' chat.max_message_chars: room for the
+// largest message a row sends.
+const maxMessageChars = 20000
+
+// startBot starts one instance on port and waits for /ready.
+func (f *fleet) startBot(ctx context.Context, c botConfig, port int, log string) (*proc, error) {
+	p, err := start(f.dir, log, f.botEnv(c, port), syscall.SIGTERM, filepath.Join(f.bin, "bot"),
+		"--port", strconv.Itoa(port), "--log-level", "warn")
+	if err != nil {
+		return nil, fmt.Errorf("%w (build it: make build)", err)
+	}
+	url := "http://" + addr(port) + "/ready"
+	if err := p.waitFor(ctx, 15*time.Second, "/ready", func() bool { return httpOK(f.client, url) }); err != nil {
+		p.stop(5 * time.Second)
+		return nil, err
+	}
+	return p, nil
+}
+
+// startBots (re)starts the instances with c on an empty Redis.
+func (f *fleet) startBots(ctx context.Context, c botConfig) error {
+	if f.rdb == nil {
+		return errStopped
+	}
+	f.stopBots()
+	if err := f.rdb.FlushAll(ctx).Err(); err != nil {
+		return err
+	}
+	for i, port := range f.botPorts {
+		p, err := f.startBot(ctx, c, port, "bot-"+strconv.Itoa(i))
+		if err != nil {
+			return err
+		}
+		f.bots = append(f.bots, p)
+	}
+	f.backend = c.Backend
+	return nil
+}
+
+func (f *fleet) stopBots() {
+	for _, p := range f.bots {
+		p.stop(10 * time.Second)
+	}
+	f.bots = nil
+}
+
+// stop ends every process of the fleet.
+func (f *fleet) stop() {
+	f.stopBots()
+	for _, p := range f.nginx {
+		p.stop(5 * time.Second)
+	}
+	f.mock.stop(5 * time.Second)
+	if f.rdb != nil {
+		f.rdb.Close()
+		f.rdb = nil
+	}
+	f.redis.stop(5 * time.Second)
+}
+
+// versions are the servers' version lines.
+func versions(ctx context.Context) (redisV, nginxV string) {
+	if out, err := exec.CommandContext(ctx, "redis-server", "--version").Output(); err == nil {
+		for _, w := range strings.Fields(string(out)) {
+			if v, ok := strings.CutPrefix(w, "v="); ok {
+				redisV = v
+			}
+		}
+	}
+	if bin, err := nginxPath(); err == nil {
+		if out, err := exec.CommandContext(ctx, bin, "-v").CombinedOutput(); err == nil {
+			nginxV = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(out)), "nginx version: "))
+		}
+	}
+	return redisV, nginxV
+}

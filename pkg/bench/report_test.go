@@ -1,0 +1,90 @@
+package bench
+
+import (
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSoakJudge(t *testing.T) {
+	so := &Soak{WarmupS: 20}
+	for i := range 10 {
+		ts := float64(i * 10)
+		so.Samples = append(so.Samples, SoakSample{TS: ts, RSSBytes: []int{50e6 + i*10e3, 50e6}, Goroutines: []int{40, 40},
+			Sockets: []int{10, 10}, RedisUsedMemory: int64(1e6 * (1 + i)), RedisKeys: 100})
+	}
+	so.judge()
+	if !so.Flat["rss"] || !so.Flat["goroutines"] || !so.Flat["redis_keys"] || so.Flat["redis_used_memory"] {
+		t.Errorf("flat %v growth %v: RSS, goroutines and keys are flat, Redis memory grows", so.Flat, so.Growth)
+	}
+	// after warm-up: samples at 20..90 s; first three 3,4,5 MB, last three 8,9,10 MB
+	if g := so.Growth["redis_used_memory"]; g < 1.24 || g > 1.26 {
+		t.Errorf("Redis growth %v, want 1.25", g)
+	}
+	var b strings.Builder
+	if _, err := so.Chart().WriteTo(&b); err != nil || strings.Count(b.String(), "<path") != 6 {
+		t.Errorf("chart (%v): %d paths, want the flat line and 5 series", err, strings.Count(b.String(), "<path"))
+	}
+}
+
+func TestReadProfile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "cpu.pb.gz")
+	f, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		t.Fatal(err)
+	}
+	spin(300 * time.Millisecond) // the thing under test: CPU to sample
+	pprof.StopCPUProfile()
+	f.Close()
+	secs, top, err := readProfile(file, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if secs <= 0 || len(top) == 0 || top[0].FlatPct <= 0 || top[0].CumPct < top[0].FlatPct {
+		t.Errorf("profile: %v s, top %+v", secs, top)
+	}
+	areas, err := byArea(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, v := range areas {
+		sum += v
+	}
+	if sum < 99 || sum > 101 {
+		t.Errorf("areas %v sum to %v%%, want 100", areas, sum)
+	}
+}
+
+//go:noinline
+func spin(d time.Duration) {
+	end := time.Now().Add(d)
+	x := 0
+	for time.Now().Before(end) {
+		for i := range 1000 {
+			x += i * i
+		}
+	}
+	_ = x
+}
+
+func TestGrowthVerdict(t *testing.T) {
+	rep := &Report{Growth: []Growth{
+		{History: 10, MessageBytes: 100, CPUUSPerTurn: 200}, {History: 100, MessageBytes: 100, CPUUSPerTurn: 290},
+		{History: 1000, MessageBytes: 100, CPUUSPerTurn: 1190},
+	}}
+	v := growthVerdict(rep)
+	if !strings.Contains(v, "1.00 µs more instance CPU per history entry from 10 to 100") || !strings.Contains(v, "linear") {
+		t.Errorf("verdict %q", v)
+	}
+	rep.Growth[2].CPUUSPerTurn = 5000
+	if v := growthVerdict(rep); !strings.Contains(v, "worse than linear") {
+		t.Errorf("verdict %q", v)
+	}
+}
