@@ -1,10 +1,8 @@
 package mockllm
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -140,76 +138,6 @@ func countWords(s string) int {
 	}
 }
 
-// chatRequest is the part of an OpenAI chat completion request the mock
-// reads. Fields it only accepts are decoded to check their types.
-type chatRequest struct {
-	Model         string        `json:"model"`
-	Messages      []wireMessage `json:"messages"`
-	Stream        bool          `json:"stream"`
-	Logprobs      bool          `json:"logprobs"`
-	Temperature   *float64      `json:"temperature"`
-	MaxTokens     *int64        `json:"max_tokens"`
-	StreamOptions *struct {
-		IncludeUsage bool `json:"include_usage"`
-	} `json:"stream_options"`
-}
-
-// wireMessage is a message as sent: its content is a string, null, or an
-// array of content parts.
-type wireMessage struct {
-	Role    string      `json:"role"`
-	Content wireContent `json:"content"`
-}
-
-// wireContent is message content decoded from a string, null, or an array
-// of parts whose "text" parts are concatenated in order.
-type wireContent string
-
-var errBadContent = errors.New("message content must be a string, null or an array of content parts")
-
-// UnmarshalJSON accepts a string, null or an array of content parts.
-func (c *wireContent) UnmarshalJSON(b []byte) error {
-	if len(b) == 0 {
-		return errBadContent
-	}
-	switch b[0] {
-	case '"':
-		// The decoder has already validated b; without escapes or invalid
-		// UTF-8 the literal is the string itself.
-		if inner := b[1 : len(b)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
-			*c = wireContent(inner)
-			return nil
-		}
-		return json.Unmarshal(b, (*string)(c))
-	case 'n':
-		*c = ""
-		return nil
-	case '[':
-		var parts []struct {
-			Type string `json:"type"`
-			Text string `json:"text"`
-		}
-		if err := json.Unmarshal(b, &parts); err != nil {
-			return err
-		}
-		if len(parts) == 1 {
-			if parts[0].Type == "text" {
-				*c = wireContent(parts[0].Text)
-			}
-			return nil
-		}
-		var text []byte
-		for _, p := range parts {
-			if p.Type == "text" {
-				text = append(text, p.Text...)
-			}
-		}
-		*c = wireContent(text)
-		return nil
-	}
-	return errBadContent
-}
-
 // bufPool holds buffers for request bodies, digests and responses.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
@@ -261,8 +189,8 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "Could not read the request body: "+err.Error(), "invalid_request_error", "")
 		return
 	}
-	var req chatRequest
-	if err := json.Unmarshal(*bodyBuf, &req); err != nil {
+	req, err := decodeChat(*bodyBuf)
+	if err != nil {
 		writeError(w, http.StatusBadRequest, "We could not parse the JSON body of your request: "+err.Error(), "invalid_request_error", "")
 		return
 	}
@@ -286,11 +214,10 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	msgs := make([]Message, len(req.Messages))
+	msgs := req.Messages
 	prompt := 0
-	for i, m := range req.Messages {
-		msgs[i] = Message{Role: m.Role, Content: string(m.Content)}
-		prompt += countWords(msgs[i].Content)
+	for _, m := range msgs {
+		prompt += countWords(m.Content)
 	}
 	model := s.modelJSON
 	if req.Model != "" {
@@ -315,7 +242,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.Stream {
 		s.streams.Add(1)
-		*outBuf = c.stream(w, r, *outBuf, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, s, f)
+		*outBuf = c.stream(w, r, *outBuf, req.IncludeUsage, s, f)
 		return
 	}
 	*outBuf = c.appendCompletion((*outBuf)[:0])

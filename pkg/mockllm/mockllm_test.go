@@ -797,6 +797,29 @@ func TestConcurrent(t *testing.T) {
 	}
 }
 
+// BenchmarkChatCompletion100 is the request the bench fleet's instances
+// send at history 100: a system prompt, 100 entries and the message.
+func BenchmarkChatCompletion100(b *testing.B) {
+	var msgs strings.Builder
+	msgs.WriteString(`[{"role":"system","content":"You are a helpful customer-service assistant."}`)
+	for i := range 50 {
+		fmt.Fprintf(&msgs, `,{"role":"user","content":"你们的营业时间是几点？ question %d"},{"role":"assistant","content":"mock n=%d h=0123456789abcdef: 你们的营业时间是几点？ question %d"}`, i, 2*i+2, i)
+	}
+	msgs.WriteString(`,{"role":"user","content":"Where is my parcel?"}]`)
+	body := `{"model":"mock-1","messages":` + msgs.String() + `,"temperature":0.7,"max_tokens":512}`
+	s := New(Options{})
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(body))
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatal(w.Code, w.Body.String())
+		}
+	}
+}
+
 func BenchmarkChatCompletion(b *testing.B) {
 	for _, stream := range []bool{false, true} {
 		b.Run(fmt.Sprint("stream=", stream), func(b *testing.B) {
