@@ -17,6 +17,7 @@ import (
 
 const usage = `Usage: bench [flags]          (make bench: make build, then this)
        bench soak [flags]     (make soak)
+       bench report [flags]   write --out (and --svg) again from --json, measuring nothing
 
 bench brings up a throwaway bench fleet on free loopback ports — its own
 redis-server without persistence, bin/mockllm with zero latency, bot
@@ -60,14 +61,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 0 {
 		args = args[1:]
 	}
-	soak := len(args) > 0 && args[0] == "soak"
-	if soak {
-		args = args[1:]
+	sub := ""
+	if len(args) > 0 && (args[0] == "soak" || args[0] == "report") {
+		sub, args = args[0], args[1:]
 	}
-	name := "bench"
-	if soak {
-		name = "bench soak"
-	}
+	soak := sub == "soak"
+	name := strings.TrimSpace("bench " + sub)
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -84,6 +83,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	soakFor := fs.Duration("soak", 0, "the soak row's length (default 2m, quick 20s)")
 	every := fs.Duration("soak-every", 0, "the soak's sampling interval (default 10s, quick 5s)")
 	rate := fs.Float64("rate", 0, "the soak's rate in turns/s (default: half the openai search's sustained rate)")
+	step := fs.Duration("step", 0, "a search step's measured window (default 8s, quick 2s)")
+	startRate := fs.Float64("start", 0, "every search's first rate in req/s (default 1000, quick 500)")
+	factor := fs.Float64("factor", 0, "ratio of one step's rate to the previous one's (default 1.15, quick 1.5)")
+	maxRate := fs.Float64("max-rate", 0, "the ladders' highest rate (default 40000)")
 	var duration *time.Duration
 	if soak {
 		duration = fs.Duration("duration", 10*time.Minute, "how long the soak runs")
@@ -98,7 +101,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q (see --help)", fs.Args())
 	}
-	o := bench.Options{Quick: *quick, Dir: *dir, Bin: *bin, SoakDuration: *soakFor, SoakEvery: *every, SoakRate: *rate, Log: stderr}
+	o := bench.Options{Quick: *quick, Dir: *dir, Bin: *bin, SoakDuration: *soakFor, SoakEvery: *every, SoakRate: *rate, Log: stderr,
+		Step: *step, LadderStart: *startRate, LadderFactor: *factor, MaxRate: *maxRate}
 	if *only != "" {
 		o.Only = strings.Split(*only, ",")
 	}
@@ -109,11 +113,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		*out, *jsonFile, *svgFile = filepath.Join(*dir, "soak.md"), filepath.Join(*dir, "soak.json"), filepath.Join(*dir, "soak.svg")
 	}
+	if sub == "report" {
+		rep, err := bench.ReadReport(*jsonFile)
+		if err != nil {
+			return err
+		}
+		return write(rep, *out, "", *svgFile, *dir)
+	}
 	rep, err := bench.Run(ctx, o)
 	if rep == nil {
 		return err
 	}
-	if werr := write(rep, *out, *jsonFile, *svgFile, soak, *dir); werr != nil {
+	if werr := write(rep, *out, *jsonFile, *svgFile, *dir); werr != nil {
 		return werr
 	}
 	fmt.Fprintf(stdout, "bench: wrote %s and %s in %.0f s\n", *out, *jsonFile, rep.DurationS)
@@ -123,8 +134,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return err
 }
 
-// write writes the reports; the soak's plot only when there was a soak.
-func write(rep *bench.Report, out, jsonFile, svgFile string, soak bool, dir string) error {
+// write writes the reports (jsonFile empty: not that one); the soak's
+// plot and page only when there was a soak.
+func write(rep *bench.Report, out, jsonFile, svgFile, dir string) error {
 	svgLink := ""
 	if rep.Soak != nil && svgFile != "" {
 		if err := writeReport(svgFile, func(w io.Writer) error { _, err := rep.Soak.Chart().WriteTo(w); return err }); err != nil {
@@ -137,8 +149,10 @@ func write(rep *bench.Report, out, jsonFile, svgFile string, soak bool, dir stri
 	if err := writeReport(out, func(w io.Writer) error { return rep.WriteMarkdown(w, svgLink) }); err != nil {
 		return fmt.Errorf("--out: %w", err)
 	}
-	if err := writeReport(jsonFile, rep.WriteJSON); err != nil {
-		return fmt.Errorf("--json: %w", err)
+	if jsonFile != "" {
+		if err := writeReport(jsonFile, rep.WriteJSON); err != nil {
+			return fmt.Errorf("--json: %w", err)
+		}
 	}
 	if rep.Soak != nil {
 		html := filepath.Join(dir, "soak.html")

@@ -2,7 +2,9 @@ package bench
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
+	"os"
 	"time"
 )
 
@@ -236,6 +238,22 @@ type GoBenchmark struct {
 type Pending struct {
 	Row string `json:"row"`
 	Why string `json:"why"`
+}
+
+// ReadReport reads a bench.json back.
+func ReadReport(file string) (*Report, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var r Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if r.Schema != SchemaVersion {
+		return nil, fmt.Errorf("%s: schema %d, this bench reads %d", file, r.Schema, SchemaVersion)
+	}
+	return &r, nil
 }
 
 // WriteJSON writes r as indented JSON.

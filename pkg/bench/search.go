@@ -46,7 +46,7 @@ func (r *run) search(ctx context.Context, sp searchSpec) (*Search, error) {
 			Duration: o.Step, Warmup: o.Warmup, Turns: turns, Seed: 1},
 		Factor: o.LadderFactor, MaxRate: o.MaxRate, SessionsPerRPS: o.SessionsPerRPS, Pause: o.Pause,
 	}
-	profSecs := int(math.Max(1, math.Min(5, o.Step.Seconds()-1)))
+	profSecs := int(math.Max(1, math.Min(7, o.Step.Seconds()-1)))
 	var mu sync.Mutex
 	measures := map[int]*stepMeasure{}
 	so.OnStep = func(e loadtest.StepEvent) {
