@@ -29,9 +29,9 @@ func growthUsers(history, size int) int {
 // users run turns that each answer from exactly that many entries and are
 // trimmed back to it. History 0 is a fresh conversation per turn. Per cell:
 // the instances' CPU per turn, mockllm's CPU per call, the latency, and
-// Redis's data (used_memory_dataset: without client buffers) grown per
-// conversation (its history and its turns' idempotency records) and per
-// turn.
+// the bytes of Redis's keys (MEMORY USAGE, exact) per conversation after
+// the prefill (its history and its turns' idempotency records) and added
+// per measured turn.
 func (r *run) growth(ctx context.Context) error {
 	h0 := map[int]float64{}
 	for _, size := range growthBytes {
@@ -69,10 +69,6 @@ func (r *run) growthCell(ctx context.Context, history, size int) (Growth, error)
 	if history == 0 {
 		opts.Turns = 1
 	}
-	_, used0, _, err := r.f.redisMemory(ctx)
-	if err != nil {
-		return g, err
-	}
 	if history > 0 {
 		pr, err := loadtest.Prefill(ctx, opts, history/2)
 		if err != nil {
@@ -83,7 +79,7 @@ func (r *run) growthCell(ctx context.Context, history, size int) (Growth, error)
 		}
 		opts.StartTurn = history / 2
 	}
-	_, used1, _, err := r.f.redisMemory(ctx)
+	used1, err := r.f.keyBytes(ctx)
 	if err != nil {
 		return g, err
 	}
@@ -99,7 +95,7 @@ func (r *run) growthCell(ctx context.Context, history, size int) (Growth, error)
 	if err != nil {
 		return g, err
 	}
-	_, used2, _, err := r.f.redisMemory(ctx)
+	used2, err := r.f.keyBytes(ctx)
 	if err != nil {
 		return g, err
 	}
@@ -114,7 +110,7 @@ func (r *run) growthCell(ctx context.Context, history, size int) (Growth, error)
 		g.MockCPUUSPerCall = round(w.cpu[cMock]*1e6/w.calls, 0)
 	}
 	if history > 0 {
-		g.RedisBytesPerConversation = round(float64(used1-used0)/float64(g.Users), 0)
+		g.RedisBytesPerConversation = round(float64(used1)/float64(g.Users), 0) // Redis was empty before the prefill
 	} else if w.turns > 0 {
 		g.RedisBytesPerConversation = round(float64(used2-used1)/w.turns, 0) // one turn per conversation
 	}

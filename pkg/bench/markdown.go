@@ -312,9 +312,9 @@ func (r *Report) mdGrowth(m *md) {
 	m.p("")
 	m.b.WriteString(`Backend openai → mockllm through nginx; the instances keep exactly *history* entries (memory.max_entries), each
 conversation is given history/2 turns first (not measured), then closed-model users (one conversation each, no think
-time) run turns that each answer from that history. Redis bytes per conversation: used_memory_dataset grown by the
-prefill per conversation — its history, plus the idempotency record each of its turns keeps for 24 h (history 0: one
-turn's conversation, its first-turn cache entry included); per turn: grown by the measured turns.
+time) run turns that each answer from that history. Redis bytes per conversation: MEMORY USAGE (exact) of every key
+after the prefill, per conversation — its history and meta, plus the idempotency record each of its turns keeps for
+24 h (history 0: one turn's conversation, its first-turn cache entry included); per turn: what the measured turns added.
 
 `)
 	var rows [][]string

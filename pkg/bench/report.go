@@ -180,9 +180,10 @@ type Growth struct {
 	P50MS            float64 `json:"p50_ms"`
 	P99MS            float64 `json:"p99_ms"`
 	Errors           int64   `json:"errors"`
-	// RedisBytesPerConversation is Redis's used_memory grown per
-	// conversation by its history (and its turns' idempotency records);
-	// RedisBytesPerTurn the growth per measured turn.
+	// RedisBytesPerConversation is the bytes of Redis's keys (MEMORY
+	// USAGE) per conversation after the prefill: its history and its
+	// turns' idempotency records; RedisBytesPerTurn what a measured turn
+	// added.
 	RedisBytesPerConversation float64 `json:"redis_bytes_per_conversation"`
 	RedisBytesPerTurn         float64 `json:"redis_bytes_per_turn"`
 	// CPURatioToHistory0 is CPUUSPerTurn over the history-0 cell's of the

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/procfs"
+	"github.com/redis/go-redis/v9"
 )
 
 // Components whose CPU time a usage holds, besides "bot-<i>".
@@ -217,19 +219,55 @@ func (f *fleet) rss() []int {
 	return out
 }
 
-// redisMemory is Redis's used_memory and used_memory_dataset (the data
-// alone, without client buffers and other overhead) in bytes, and its key
-// count.
-func (f *fleet) redisMemory(ctx context.Context) (used, dataset, keys int64, err error) {
+// redisMemory is Redis's used_memory in bytes and its key count.
+func (f *fleet) redisMemory(ctx context.Context) (used, keys int64, err error) {
 	info, err := f.rdb.InfoMap(ctx, "memory").Result()
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, err
 	}
-	for name, v := range map[string]*int64{"used_memory": &used, "used_memory_dataset": &dataset} {
-		if _, err := fmt.Sscan(info["Memory"][name], v); err != nil {
-			return 0, 0, 0, fmt.Errorf("redis %s: %w", name, err)
-		}
+	if _, err := fmt.Sscan(info["Memory"]["used_memory"], &used); err != nil {
+		return 0, 0, fmt.Errorf("redis used_memory: %w", err)
 	}
 	keys, err = f.rdb.DBSize(ctx).Result()
-	return used, dataset, keys, err
+	return used, keys, err
+}
+
+// keyBytes is the sum of MEMORY USAGE (SAMPLES 0: exact) over every key:
+// what the data takes in Redis, without the allocator's and the clients'
+// overhead that used_memory moves with.
+func (f *fleet) keyBytes(ctx context.Context) (int64, error) {
+	var total int64
+	iter := f.rdb.Scan(ctx, 0, "*", 1000).Iterator()
+	var batch []string
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		cmds := make([]*redis.IntCmd, len(batch))
+		_, err := f.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, k := range batch {
+				cmds[i] = p.MemoryUsage(ctx, k, 0)
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		for _, c := range cmds {
+			total += c.Val() // a key that expired meanwhile counts 0
+		}
+		batch = batch[:0]
+		return nil
+	}
+	for iter.Next(ctx) {
+		if batch = append(batch, iter.Val()); len(batch) == 500 {
+			if err := flush(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return 0, err
+	}
+	return total, flush()
 }

@@ -138,7 +138,7 @@ func (r *run) soakSample(ctx context.Context, at time.Duration) (SoakSample, err
 		s.Goroutines = append(s.Goroutines, int(gauge(m, "go_goroutines")))
 	}
 	var err error
-	s.RedisUsedMemory, _, s.RedisKeys, err = r.f.redisMemory(ctx)
+	s.RedisUsedMemory, s.RedisKeys, err = r.f.redisMemory(ctx)
 	return s, err
 }
 
