@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/botfleet/botfleet/pkg/proc"
 )
 
 // Rows are the rows Run knows, in the order it runs them.
@@ -247,7 +249,7 @@ func lock(dir string) (func(), error) {
 	file := filepath.Join(dir, "bench.pid")
 	if b, err := os.ReadFile(file); err == nil {
 		var pid int
-		if _, err := fmt.Sscan(string(b), &pid); err == nil && pid != os.Getpid() && alive(pid) {
+		if _, err := fmt.Sscan(string(b), &pid); err == nil && pid != os.Getpid() && proc.Alive(pid) {
 			return nil, fmt.Errorf("another bench (pid %d) is running in %s; wait for it or stop it (kill %d)", pid, dir, pid)
 		}
 	}
@@ -255,11 +257,6 @@ func lock(dir string) (func(), error) {
 		return nil, err
 	}
 	return func() { os.Remove(file) }, nil
-}
-
-func alive(pid int) bool {
-	_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
-	return err == nil
 }
 
 // clean removes the previous run's raw results (nginx's access logs grow by

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/proc"
 	"github.com/botfleet/botfleet/pkg/testenv"
-	"github.com/prometheus/procfs"
 )
 
 var binDir string
@@ -23,7 +23,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	if err := testenv.BuildCommands(dir, "./cmd/bot", "./cmd/mockllm"); err != nil {
+	if err := testenv.BuildCommands(dir, "./cmd/bot", "./cmd/mockllm", "./cmd/fleetctl"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -33,14 +33,15 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// testOptions is a tiny, fast run: steps of 1.5 s at 40 req/s and up.
+// testOptions is a small, fast run: steps of 3 s (profiles of 2 s) at 100
+// and 150 req/s.
 func testOptions(t *testing.T, rows ...string) Options {
 	root, err := testenv.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Options{Root: root, Bin: binDir, Dir: t.TempDir(), Only: rows, Step: 1500 * time.Millisecond,
-		Warmup: 200 * time.Millisecond, Pause: 100 * time.Millisecond, LadderStart: 40, LadderFactor: 1.5, MaxRate: 100,
+	return Options{Root: root, Bin: binDir, Dir: t.TempDir(), Only: rows, Step: 3 * time.Second,
+		Warmup: 200 * time.Millisecond, Pause: 100 * time.Millisecond, LadderStart: 100, LadderFactor: 1.5, MaxRate: 160,
 		ColdStarts: 1, Users: 4}
 }
 
@@ -142,12 +143,10 @@ func TestFleetStopsEveryProcess(t *testing.T) {
 		groups[p.pid()] = true
 	}
 	members := func() []int {
-		procs, _ := procfs.AllProcs()
 		var out []int
-		for _, p := range procs {
-			if st, err := p.Stat(); err == nil && groups[st.PGRP] && st.State != "Z" {
-				out = append(out, st.PID)
-			}
+		for g := range groups {
+			m, _ := proc.Group(g)
+			out = append(out, m...)
 		}
 		return out
 	}

@@ -22,20 +22,21 @@ const Key = "bench-key"
 // mockllm with zero latency, bot instances on ports picked at start, and
 // nginx servers rendered from nginx/nginx.conf.tmpl by
 // scripts/render_nginx.sh: "fleet" in front of every instance, "single" in
-// front of the first one only, and "baseline" in front of mockllm alone.
+// front of the first one only, and "baseline" in front of mockllm alone
+// (scripts/render_nginx.sh, that is bin/fleetctl render-nginx).
 // Every process runs in a process group of its own and is stopped by it.
 type fleet struct {
 	root, dir, bin string
 
-	redis     *proc
+	redis     *child
 	redisPort int
 	rdb       *redis.Client
-	mock      *proc
+	mock      *child
 	mockPort  int
 	botPorts  []int
-	bots      []*proc
+	bots      []*child
 	coldPort  int
-	nginx     map[string]*proc
+	nginx     map[string]*child
 	nginxPort map[string]int
 	client    *http.Client
 	backend   string // the running instances' backend
@@ -53,7 +54,7 @@ type botConfig struct {
 // start with startBots. root is the repository (scripts/, nginx/), bin
 // holds bot and mockllm, dir the logs and nginx prefixes.
 func startFleet(ctx context.Context, root, bin, dir string, instances int) (_ *fleet, err error) {
-	f := &fleet{root: root, dir: dir, bin: bin, nginx: map[string]*proc{}, nginxPort: map[string]int{},
+	f := &fleet{root: root, dir: dir, bin: bin, nginx: map[string]*child{}, nginxPort: map[string]int{},
 		client: &http.Client{Timeout: 2 * time.Second}}
 	defer func() {
 		if err != nil {
@@ -130,7 +131,8 @@ func (f *fleet) startNginx(ctx context.Context, name, primaries string, port int
 	}
 	conf := filepath.Join(prefix, "nginx.conf")
 	render := exec.CommandContext(ctx, filepath.Join(f.root, "scripts", "render_nginx.sh"), "-o", conf)
-	render.Env = append(os.Environ(), "PRIMARIES="+primaries, "BACKUPS=", "LISTEN="+addr(port), "DAEMON=")
+	render.Env = append(os.Environ(), "PRIMARIES="+primaries, "BACKUPS=", "LISTEN="+addr(port), "DAEMON=",
+		"FLEETCTL="+filepath.Join(f.bin, "fleetctl"))
 	if out, err := render.CombinedOutput(); err != nil {
 		return fmt.Errorf("render nginx (%s): %v\n%s", name, err, out)
 	}
@@ -169,7 +171,7 @@ func (f *fleet) botEnv(c botConfig, port int) []string {
 const maxMessageChars = 20000
 
 // startBot starts one instance on port and waits for /ready.
-func (f *fleet) startBot(ctx context.Context, c botConfig, port int, log string) (*proc, error) {
+func (f *fleet) startBot(ctx context.Context, c botConfig, port int, log string) (*child, error) {
 	p, err := start(f.dir, log, f.botEnv(c, port), syscall.SIGTERM, filepath.Join(f.bin, "bot"),
 		"--port", strconv.Itoa(port), "--log-level", "warn")
 	if err != nil {

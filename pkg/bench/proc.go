@@ -15,10 +15,10 @@ import (
 	"time"
 )
 
-// proc is a process the harness started, in a process group of its own, so
+// child is a process the harness started, in a process group of its own, so
 // that stop ends it and anything it spawned (nginx's workers) by group, and
 // a Ctrl-C at the terminal reaches only the harness, which stops it.
-type proc struct {
+type child struct {
 	name   string
 	cmd    *exec.Cmd
 	log    string
@@ -29,7 +29,7 @@ type proc struct {
 
 // start runs name with args and env (nil: the harness's environment),
 // output appended to dir/logs/<log>.log.
-func start(dir, log string, env []string, quit syscall.Signal, name string, args ...string) (*proc, error) {
+func start(dir, log string, env []string, quit syscall.Signal, name string, args ...string) (*child, error) {
 	logFile := filepath.Join(dir, "logs", log+".log")
 	out, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -42,7 +42,7 @@ func start(dir, log string, env []string, quit syscall.Signal, name string, args
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", log, err)
 	}
-	p := &proc{name: log, cmd: cmd, log: logFile, exited: make(chan struct{}), quit: quit}
+	p := &child{name: log, cmd: cmd, log: logFile, exited: make(chan struct{}), quit: quit}
 	go func() {
 		_ = cmd.Wait()
 		close(p.exited)
@@ -51,20 +51,20 @@ func start(dir, log string, env []string, quit syscall.Signal, name string, args
 }
 
 // pid is the process's id.
-func (p *proc) pid() int { return p.cmd.Process.Pid }
+func (p *child) pid() int { return p.cmd.Process.Pid }
 
 // stop sends the graceful signal to the process, SIGKILL to its group if it
 // has not exited within grace, and waits for it; a group member left behind
 // (a worker) is killed too. Only the first call acts: once the group is
 // gone its id may be another's.
-func (p *proc) stop(grace time.Duration) {
+func (p *child) stop(grace time.Duration) {
 	if p == nil {
 		return
 	}
 	p.once.Do(func() { p.end(grace) })
 }
 
-func (p *proc) end(grace time.Duration) {
+func (p *child) end(grace time.Duration) {
 	select {
 	case <-p.exited:
 	default:
@@ -81,7 +81,7 @@ func (p *proc) end(grace time.Duration) {
 
 // waitFor polls ready every few milliseconds until it reports true, the
 // process exits, ctx ends or timeout passes.
-func (p *proc) waitFor(ctx context.Context, timeout time.Duration, what string, ready func() bool) error {
+func (p *child) waitFor(ctx context.Context, timeout time.Duration, what string, ready func() bool) error {
 	deadline := time.Now().Add(timeout)
 	for !ready() {
 		select {
