@@ -87,6 +87,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	startRate := fs.Float64("start", 0, "every search's first rate in req/s (default 1000, quick 500)")
 	factor := fs.Float64("factor", 0, "ratio of one step's rate to the previous one's (default 1.15, quick 1.5)")
 	maxRate := fs.Float64("max-rate", 0, "the ladders' highest rate (default 40000)")
+	maxLate := fs.Float64("max-late", 0, "the largest `share` of a held step's requests that may go out late (default 0.01; the report marks more)")
 	var duration *time.Duration
 	if soak {
 		duration = fs.Duration("duration", 10*time.Minute, "how long the soak runs")
@@ -102,7 +103,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("unexpected arguments %q (see --help)", fs.Args())
 	}
 	o := bench.Options{Quick: *quick, Dir: *dir, Bin: *bin, SoakDuration: *soakFor, SoakEvery: *every, SoakRate: *rate, Log: stderr,
-		Step: *step, LadderStart: *startRate, LadderFactor: *factor, MaxRate: *maxRate}
+		Step: *step, LadderStart: *startRate, LadderFactor: *factor, MaxRate: *maxRate, MaxLate: *maxLate}
 	if *only != "" {
 		o.Only = strings.Split(*only, ",")
 	}

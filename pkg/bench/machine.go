@@ -18,7 +18,7 @@ func newReport(ctx context.Context, o Options) *Report {
 		Machine: Machine{CPUs: runtime.NumCPU(), Go: runtime.Version()},
 		Settings: Settings{
 			StepS: o.Step.Seconds(), WarmupS: o.Warmup.Seconds(), PauseS: o.Pause.Seconds(),
-			LadderStart: o.LadderStart, LadderFactor: o.LadderFactor, SLOP99MS: 50, Turns: o.Turns,
+			LadderStart: o.LadderStart, LadderFactor: o.LadderFactor, SLOP99MS: 50, MaxLate: o.MaxLate, Turns: o.Turns,
 			MaxEntries: o.MaxEntries, SessionsPerRPS: o.SessionsPerRPS, Instances: o.Instances,
 		},
 		Searches: []Search{}, Overhead: []Overhead{}, Growth: []Growth{}, GoBenchmarks: []GoBenchmark{}, Notes: []string{},

@@ -77,6 +77,7 @@ type Settings struct {
 	LadderStart    float64 `json:"ladder_start_rps"`
 	LadderFactor   float64 `json:"ladder_factor"`
 	SLOP99MS       float64 `json:"slo_p99_ms"`
+	MaxLate        float64 `json:"max_late"`
 	Turns          int     `json:"turns"`
 	MaxEntries     int     `json:"max_entries"`
 	SessionsPerRPS float64 `json:"sessions_per_rps"`

@@ -44,7 +44,7 @@ func (r *run) search(ctx context.Context, sp searchSpec) (*Search, error) {
 	so := loadtest.SearchOptions{
 		Options: loadtest.Options{Target: tgt, URL: r.f.nginxURL(sp.nginx), Token: Key, Rate: o.LadderStart,
 			Duration: o.Step, Warmup: o.Warmup, Turns: turns, Seed: 1},
-		Factor: o.LadderFactor, MaxRate: o.MaxRate, SessionsPerRPS: o.SessionsPerRPS, Pause: o.Pause,
+		Factor: o.LadderFactor, MaxRate: o.MaxRate, SessionsPerRPS: o.SessionsPerRPS, Pause: o.Pause, MaxLate: o.MaxLate,
 	}
 	profSecs := int(math.Max(1, math.Min(7, o.Step.Seconds()-1)))
 	var mu sync.Mutex

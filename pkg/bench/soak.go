@@ -60,6 +60,10 @@ func (r *run) soak(ctx context.Context) error {
 			s = r.searches["openai"]
 		}
 		rate = math.Round(s.MaxSustainedRPS / 2)
+		if rate == 0 && len(s.Steps) > 0 {
+			rate = math.Round(s.Steps[0].RateRPS / 2)
+			r.note("soak: no openai step held; the soak runs at half its lowest step, %g turns/s", rate)
+		}
 	}
 	if rate <= 0 {
 		return fmt.Errorf("no sustained rate to halve")
