@@ -91,7 +91,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return {ARGV[2], tonumber(ARGV[3])}
 `
 
-// luaHolder returns the current holder and its remaining ms, or {'', 0}.
+// luaHolder returns the current holder and its remaining ms, or no owner and 0.
 const luaHolder = `if held then return {h[1], tonumber(h[2]) - now} end
 return {'', 0}
 `
