@@ -2,8 +2,6 @@ package im
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/botfleet/botfleet/pkg/chat"
 	"github.com/botfleet/botfleet/pkg/fault"
+	"github.com/botfleet/botfleet/pkg/lease"
 	"github.com/botfleet/botfleet/pkg/queue"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -79,6 +78,7 @@ func (o *Options) setDefaults() {
 // Pipeline is the path from a platform's webhook to its reply.
 type Pipeline struct {
 	rdb      redis.UniversalClient
+	leases   *lease.Leases
 	q        *queue.Queue
 	chat     Chatter
 	adapters map[string]Adapter
@@ -94,7 +94,7 @@ func NewPipeline(rdb redis.UniversalClient, q *queue.Queue, c Chatter, adapters 
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Pipeline{rdb: rdb, q: q, chat: c, adapters: map[string]Adapter{}, opts: opts, log: logger, m: newMetrics(opts.Registerer)}
+	p := &Pipeline{rdb: rdb, leases: lease.New(rdb, lease.Options{}), q: q, chat: c, adapters: map[string]Adapter{}, opts: opts, log: logger, m: newMetrics(opts.Registerer)}
 	for _, a := range adapters {
 		p.adapters[a.Platform()] = a
 	}
@@ -229,13 +229,14 @@ func (m *Message) chatRequest() chat.Request {
 // at most once per event across the fleet:
 //
 //  1. GET bf:im:sent:<platform>:<event>; "sent" means done.
-//  2. SET it to "sending:<token>" NX PX SendLease; when another worker
-//     holds it, wait for its "sent" or the end of its lease.
-//  3. Send. On an error, delete our mark (so a retry may send) and fail.
-//  4. SET it to "sent" for DedupTTL.
+//  2. Take the send lease bf:im:sending:<platform>:<event> (pkg/lease) for
+//     SendLease; when another worker holds it, wait for its "sent" or the
+//     end of its lease.
+//  3. Send. On an error, release the lease (so a retry may send) and fail.
+//  4. SET bf:im:sent:… to "sent" for DedupTTL, then release the lease.
 //
 // The crash window is between the platform accepting the reply and step 4:
-// an instance that dies there leaves "sending", and once the lease ends a
+// an instance that dies there leaves its lease, and once the lease ends a
 // reclaimed job sends again — a duplicate, at least once rather than never.
 // Feishu closes the window: its reply carries a uuid derived from the
 // event, which Feishu dedups for an hour. A send that fails with a timeout
@@ -265,9 +266,7 @@ func (p *Pipeline) Handle(ctx context.Context, job *queue.Job) error {
 		}
 		return err
 	}
-	var tok [8]byte
-	_, _ = rand.Read(tok[:])
-	mark := "sending:" + hex.EncodeToString(tok[:])
+	mark := lease.NewOwner()
 	done, err := p.claimSend(ctx, sentKey, mark)
 	if err != nil {
 		return err
@@ -280,7 +279,7 @@ func (p *Pipeline) Handle(ctx context.Context, job *queue.Job) error {
 		p.countReply(m.Platform, "failed")
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		defer cancel()
-		_ = releaseScript.Run(rctx, p.rdb, []string{sentKey}, mark).Err()
+		_ = p.leases.Release(rctx, sendingKey(sentKey), mark)
 		return fmt.Errorf("im: send to %s: %w", m.Platform, err)
 	}
 	p.countReply(m.Platform, "sent")
@@ -289,39 +288,7 @@ func (p *Pipeline) Handle(ctx context.Context, job *queue.Job) error {
 	if err := p.rdb.Set(wctx, sentKey, "sent", p.opts.DedupTTL).Err(); err != nil {
 		p.log.Warn("im: reply sent but not recorded; a retry of this job could send it again", "event", m.Key(), "err", err)
 	}
+	_ = p.leases.Release(wctx, sendingKey(sentKey), mark)
 	p.log.Info("im: replied", "platform", m.Platform, "event", m.EventID, "turn", res.Turn, "replayed", res.Replayed, "deliveries", job.Deliveries)
 	return nil
 }
-
-// claimSend takes the right to send the reply (the send mark). When
-// another worker holds it — sending right now, or dead mid-send — it waits
-// until that worker records "sent" (done is true) or its lease ends (and
-// takes the mark), within the job's deadline.
-func (p *Pipeline) claimSend(ctx context.Context, key, mark string) (done bool, err error) {
-	for {
-		ok, err := p.rdb.SetNX(ctx, key, mark, p.opts.SendLease).Result()
-		if err != nil {
-			if ctx.Err() != nil {
-				return false, ErrSendInProgress
-			}
-			return false, fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
-		if ok {
-			return false, nil
-		}
-		if state, _ := p.rdb.Get(ctx, key).Result(); state == "sent" {
-			return true, nil
-		}
-		select {
-		case <-ctx.Done():
-			return false, ErrSendInProgress
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-// releaseScript deletes KEYS[1] if it still holds ARGV[1].
-var releaseScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`)

@@ -32,7 +32,9 @@ import (
 	"time"
 
 	"github.com/botfleet/botfleet/pkg/im"
+	"github.com/botfleet/botfleet/pkg/lease"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/singleflight"
 )
 
 // DefaultBaseURL is Feishu's Open API.
@@ -63,8 +65,11 @@ type Options struct {
 
 // Adapter is the Feishu platform.
 type Adapter struct {
-	o   Options
-	key [32]byte
+	o      Options
+	key    [32]byte
+	leases *lease.Leases
+	// fetches makes one token lookup per instance at a time.
+	fetches singleflight.Group
 }
 
 // New returns the adapter.
@@ -85,7 +90,7 @@ func New(o Options) *Adapter {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Adapter{o: o, key: sha256.Sum256([]byte(o.EncryptKey))}
+	return &Adapter{o: o, key: sha256.Sum256([]byte(o.EncryptKey)), leases: lease.New(o.Redis, lease.Options{})}
 }
 
 // Platform is "feishu".
@@ -354,13 +359,33 @@ func (a *Adapter) Send(ctx context.Context, m *im.Message, text string) error {
 
 func (a *Adapter) tokenKey() string { return a.o.Prefix + ":im:feishu:token:" + a.o.AppID }
 
-// token returns the fleet's cached tenant_access_token, or fetches one:
-// one instance fetches (under a short lock) while the others wait for it.
+// token returns the fleet's cached tenant_access_token, or fetches one.
+// Within an instance concurrent callers share one lookup (singleflight);
+// across the fleet one instance fetches, under a short lease, while the
+// others wait for the token it caches. refresh drops a token Feishu
+// called invalid first.
 func (a *Adapter) token(ctx context.Context, refresh bool) (string, error) {
-	key := a.tokenKey()
 	if refresh {
-		_ = a.o.Redis.Del(ctx, key).Err()
+		_ = a.o.Redis.Del(ctx, a.tokenKey()).Err()
 	}
+	ch := a.fetches.DoChan("token", func() (any, error) {
+		return a.sharedToken(context.WithoutCancel(ctx))
+	})
+	select {
+	case <-ctx.Done():
+		return "", ctx.Err()
+	case r := <-ch:
+		tok, _ := r.Val.(string)
+		return tok, r.Err
+	}
+}
+
+// sharedToken reads the cached token, or takes the refresh lease and
+// fetches it; after 3s without a token it fetches without the lease.
+func (a *Adapter) sharedToken(ctx context.Context) (string, error) {
+	key, owner := a.tokenKey(), lease.NewOwner()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	deadline := time.Now().Add(3 * time.Second)
 	for {
 		tok, err := a.o.Redis.Get(ctx, key).Result()
@@ -370,14 +395,14 @@ func (a *Adapter) token(ctx context.Context, refresh bool) (string, error) {
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return "", fmt.Errorf("feishu: token cache: %w", err)
 		}
-		locked, err := a.o.Redis.SetNX(ctx, key+":lock", "1", 10*time.Second).Result()
+		locked, _, err := a.leases.Acquire(ctx, key+":lock", owner, 10*time.Second)
 		if err != nil {
 			return "", fmt.Errorf("feishu: token lock: %w", err)
 		}
 		if locked || time.Now().After(deadline) {
 			tok, err := a.fetchToken(ctx)
 			if locked {
-				_ = a.o.Redis.Del(context.WithoutCancel(ctx), key+":lock").Err()
+				_ = a.leases.Release(ctx, key+":lock", owner)
 			}
 			return tok, err
 		}
