@@ -215,7 +215,7 @@ func (f *fakePlatforms) waitReply(t *testing.T, platform, msg string) reply {
 // imEnv turns every platform on against the fakes, with short queue timings.
 func imEnv(f *fakePlatforms) map[string]string {
 	return map[string]string{
-		"BOT_IM_DINGTALK_APP_SECRET": dtSecret, "BOT_IM_DINGTALK_WEBHOOK_HOSTS": "127.0.0.1",
+		"BOT_IM_DINGTALK_APP_SECRET": dtSecret, "BOT_IM_DINGTALK_WEBHOOK_HOSTS": f.URL,
 		"BOT_IM_FEISHU_APP_ID": fsAppID, "BOT_IM_FEISHU_APP_SECRET": fsSecret, "BOT_IM_FEISHU_VERIFICATION_TOKEN": fsToken,
 		"BOT_IM_FEISHU_ENCRYPT_KEY": fsKey, "BOT_IM_FEISHU_BASE_URL": f.URL, "BOT_IM_FEISHU_BOT_OPEN_ID": fsBotOpen,
 		"BOT_IM_ONEBOT_SECRET": obSecret, "BOT_IM_ONEBOT_API_URL": f.URL + "/onebot", "BOT_IM_ONEBOT_ACCESS_TOKEN": obToken,

@@ -135,33 +135,14 @@ func (p *Pipeline) Webhook(ctx context.Context, platform string, header http.Hea
 	}
 	in, err := a.Parse(ctx, header, body)
 	if err != nil {
-		p.countWebhook(platform, "rejected")
+		p.countWebhook(platform, OutcomeRejected)
 		return Response{}, err
 	}
-	m := in.Message
-	if m == nil {
-		p.countWebhook(platform, "answered")
-		return in.Response, nil
-	}
-	if reason := p.prepare(m); reason != "" {
-		p.countWebhook(platform, "ignored")
-		p.log.DebugContext(ctx, "im: event ignored", "platform", platform, "event", m.EventID, "reason", reason)
-		return in.Response, nil
-	}
-	payload, _ := json.Marshal(m)
-	id, dup, err := p.q.Enqueue(ctx, m.Priority, "im:"+m.Key(), p.opts.DedupTTL, map[string]string{
-		"platform": m.Platform, "event": m.EventID, "msg": string(payload),
-	})
+	outcome, err := p.admit(ctx, platform, in)
 	if err != nil {
 		return Response{}, err
 	}
-	if dup {
-		p.countWebhook(platform, "duplicate")
-		p.log.InfoContext(ctx, "im: duplicate event", "platform", platform, "event", m.EventID)
-		return in.Response, nil
-	}
-	p.countWebhook(platform, "queued")
-	p.log.InfoContext(ctx, "im: queued", "platform", platform, "event", m.EventID, "priority", m.Priority, "entry", id, "conversation", m.Conversation)
+	p.countWebhook(platform, outcome)
 	return in.Response, nil
 }
 

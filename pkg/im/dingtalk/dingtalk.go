@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -106,7 +105,7 @@ type event struct {
 }
 
 // Parse verifies the timestamp and sign headers and parses the message.
-func (a *Adapter) Parse(_ context.Context, h http.Header, body []byte) (*im.Inbound, error) {
+func (a *Adapter) Parse(ctx context.Context, h http.Header, body []byte) (*im.Inbound, error) {
 	ts, sign := h.Get("timestamp"), h.Get("sign")
 	if ts == "" || sign == "" {
 		return nil, im.Unauthorized("the timestamp and sign headers are required")
@@ -121,6 +120,12 @@ func (a *Adapter) Parse(_ context.Context, h http.Header, body []byte) (*im.Inbo
 	if skew := a.o.Now().Sub(time.UnixMilli(ms)); skew > a.o.MaxSkew || skew < -a.o.MaxSkew {
 		return nil, im.Forbidden("timestamp is %s away from now; at most %s is accepted", skew.Round(time.Second), a.o.MaxSkew)
 	}
+	return a.ParseEvent(ctx, body)
+}
+
+// ParseEvent parses a robot message: a verified callback's body, or a
+// Stream mode CALLBACK frame's data.
+func (a *Adapter) ParseEvent(_ context.Context, body []byte) (*im.Inbound, error) {
 	var e event
 	if err := json.Unmarshal(body, &e); err != nil {
 		return nil, im.BadRequest("not a DingTalk robot message: %v", err)
@@ -132,9 +137,8 @@ func (a *Adapter) Parse(_ context.Context, h http.Header, body []byte) (*im.Inbo
 	if e.SessionWebhook == "" {
 		return nil, im.BadRequest("sessionWebhook is required to reply")
 	}
-	u, err := url.Parse(e.SessionWebhook)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || !slices.Contains(a.o.WebhookHosts, u.Hostname()) {
-		return nil, im.Forbidden("sessionWebhook %q is not on an allowed host (im.dingtalk.webhook_hosts)", e.SessionWebhook)
+	if !a.allowedWebhook(e.SessionWebhook) {
+		return nil, im.Forbidden("sessionWebhook %q is not https on an allowed host (im.dingtalk.webhook_hosts)", e.SessionWebhook)
 	}
 	m := &im.Message{
 		Platform: im.DingTalk, EventID: e.MsgID, SenderName: e.SenderNick,
@@ -180,6 +184,28 @@ func (a *Adapter) Parse(_ context.Context, h http.Header, body []byte) (*im.Inbo
 	}
 	m.Text = strings.TrimSpace(m.Text)
 	return &im.Inbound{Message: m, Response: ack}, nil
+}
+
+// allowedWebhook reports whether a sessionWebhook may be POSTed to: https
+// on the default port of an allowed host, or an exact origin listed as
+// scheme://host:port (a local fake platform).
+func (a *Adapter) allowedWebhook(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.User != nil || u.Host == "" {
+		return false
+	}
+	for _, h := range a.o.WebhookHosts {
+		if o, err := url.Parse(h); err == nil && o.Scheme != "" && o.Host != "" {
+			if u.Scheme == o.Scheme && strings.EqualFold(u.Host, o.Host) {
+				return true
+			}
+			continue
+		}
+		if u.Scheme == "https" && (strings.EqualFold(u.Host, h) || strings.EqualFold(u.Host, h+":443")) {
+			return true
+		}
+	}
+	return false
 }
 
 // Send posts text to the event's session webhook, mentioning the sender in

@@ -188,18 +188,13 @@ func (a *Adapter) Parse(_ context.Context, h http.Header, body []byte) (*im.Inbo
 	if err := json.Unmarshal(body, &env); err != nil {
 		return nil, im.BadRequest("not a Feishu event: %v", err)
 	}
-	plain := body
 	if a.o.EncryptKey != "" {
 		if env.Encrypt == "" {
 			return nil, im.BadRequest("an encrypt payload is required (im.feishu.encrypt_key is set)")
 		}
 		var err error
-		if plain, err = Decrypt(a.o.EncryptKey, env.Encrypt); err != nil {
-			return nil, im.Unauthorized("cannot decrypt the event: %v", err)
-		}
-		env = envelope{}
-		if err := json.Unmarshal(plain, &env); err != nil {
-			return nil, im.BadRequest("the decrypted event is not JSON: %v", err)
+		if env, err = a.decrypt(env); err != nil {
+			return nil, err
 		}
 	} else if env.Encrypt != "" {
 		return nil, im.BadRequest("the event is encrypted but im.feishu.encrypt_key is not set")
@@ -233,6 +228,45 @@ func (a *Adapter) Parse(_ context.Context, h http.Header, body []byte) (*im.Inbo
 	if !a.tokenOK(env.Header.Token) {
 		return nil, im.Unauthorized("wrong verification token")
 	}
+	return a.parseEvent(env)
+}
+
+// decrypt opens an encrypted envelope.
+func (a *Adapter) decrypt(env envelope) (envelope, error) {
+	plain, err := Decrypt(a.o.EncryptKey, env.Encrypt)
+	if err != nil {
+		return envelope{}, im.Unauthorized("cannot decrypt the event: %v", err)
+	}
+	var out envelope
+	if err := json.Unmarshal(plain, &out); err != nil {
+		return envelope{}, im.BadRequest("the decrypted event is not JSON: %v", err)
+	}
+	return out, nil
+}
+
+// ParseEvent parses an event that came over the long connection (the
+// connection is authenticated by the app's credentials, so no signature
+// or token is checked), with the same parsing as the webhook path.
+func (a *Adapter) ParseEvent(_ context.Context, body []byte) (*im.Inbound, error) {
+	var env envelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		return nil, im.BadRequest("not a Feishu event: %v", err)
+	}
+	if env.Encrypt != "" && a.o.EncryptKey != "" {
+		var err error
+		if env, err = a.decrypt(env); err != nil {
+			return nil, err
+		}
+	}
+	if env.Header == nil || env.Schema != "2.0" {
+		return nil, im.BadRequest("only event subscription v2 (schema 2.0) is supported")
+	}
+	return a.parseEvent(env)
+}
+
+// parseEvent parses a verified v2 event: im.message.receive_v1 into a
+// Message, every other type into an acknowledgement.
+func (a *Adapter) parseEvent(env envelope) (*im.Inbound, error) {
 	ack := im.JSON(`{"msg":"success"}`)
 	if env.Header.EventType != "im.message.receive_v1" {
 		return &im.Inbound{Response: ack}, nil

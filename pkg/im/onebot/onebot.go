@@ -95,7 +95,7 @@ type event struct {
 }
 
 // Parse verifies X-Signature and parses a message event.
-func (a *Adapter) Parse(_ context.Context, h http.Header, body []byte) (*im.Inbound, error) {
+func (a *Adapter) Parse(ctx context.Context, h http.Header, body []byte) (*im.Inbound, error) {
 	sig := h.Get("X-Signature")
 	if sig == "" {
 		return nil, im.Unauthorized("X-Signature is required (set the same secret in the OneBot implementation)")
@@ -103,6 +103,12 @@ func (a *Adapter) Parse(_ context.Context, h http.Header, body []byte) (*im.Inbo
 	if !hmac.Equal([]byte(sig), []byte(Signature(a.o.Secret, body))) {
 		return nil, im.Unauthorized("X-Signature does not match the body and im.onebot.secret")
 	}
+	return a.ParseEvent(ctx, body)
+}
+
+// ParseEvent parses an event: a verified HTTP POST body, or a frame of a
+// forward or reverse WebSocket (authenticated by its access token).
+func (a *Adapter) ParseEvent(_ context.Context, body []byte) (*im.Inbound, error) {
 	var e event
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
@@ -113,6 +119,16 @@ func (a *Adapter) Parse(_ context.Context, h http.Header, body []byte) (*im.Inbo
 	if e.PostType != "message" || (e.MessageType != "private" && e.MessageType != "group") {
 		return &im.Inbound{Response: ack}, nil // meta events, notices, requests
 	}
+	// The ids are integers (int64): every spelling of one is one id.
+	var ids [4]string
+	for i, n := range []json.Number{e.SelfID, e.MessageID, e.UserID, e.GroupID} {
+		id, err := im.IntID(n)
+		if err != nil {
+			return nil, im.BadRequest("%v", err)
+		}
+		ids[i] = id
+	}
+	e.SelfID, e.MessageID, e.UserID, e.GroupID = json.Number(ids[0]), json.Number(ids[1]), json.Number(ids[2]), json.Number(ids[3])
 	if e.SelfID == "" || e.MessageID == "" || e.UserID == "" || (e.MessageType == "group" && e.GroupID == "") {
 		return nil, im.BadRequest("self_id, message_id, user_id (and group_id in a group) are required")
 	}

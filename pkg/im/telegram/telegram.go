@@ -122,28 +122,37 @@ func (a *Adapter) Parse(ctx context.Context, h http.Header, body []byte) (*im.In
 	if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(a.o.SecretToken)) != 1 {
 		return nil, im.Unauthorized("X-Telegram-Bot-Api-Secret-Token is missing or wrong")
 	}
+	return a.ParseEvent(ctx, body)
+}
+
+// ParseEvent parses an update: a verified webhook body, or one update of
+// a getUpdates answer.
+func (a *Adapter) ParseEvent(ctx context.Context, body []byte) (*im.Inbound, error) {
 	var u update
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	if err := dec.Decode(&u); err != nil {
 		return nil, im.BadRequest("not a Telegram update: %v", err)
 	}
-	if u.UpdateID == "" {
-		return nil, im.BadRequest("update_id is required")
+	// update_id and chat ids are integers: every spelling of one is one id.
+	updateID, err := im.IntID(u.UpdateID)
+	if err != nil || updateID == "" {
+		return nil, im.BadRequest("update_id must be an integer: %v", err)
 	}
 	ack := im.Response{Status: http.StatusOK}
 	msg := u.Message
 	if msg == nil || msg.From == nil || msg.From.IsBot {
 		return &im.Inbound{Response: ack}, nil // edits, channel posts, other bots
 	}
-	if msg.Chat.ID == "" || msg.MessageID == 0 {
-		return nil, im.BadRequest("message.chat.id and message.message_id are required")
+	chatID, err := im.IntID(msg.Chat.ID)
+	if err != nil || chatID == "" || msg.MessageID == 0 {
+		return nil, im.BadRequest("message.chat.id and message.message_id are required integers")
 	}
 	m := &im.Message{
-		Platform: im.Telegram, EventID: u.UpdateID.String(),
+		Platform: im.Telegram, EventID: updateID,
 		SenderID: strconv.FormatInt(msg.From.ID, 10), SenderName: msg.From.Username,
-		ChatType: im.Private, ChatID: msg.Chat.ID.String(), Timestamp: msg.Date * 1000,
-		Reply: map[string]string{"chat_id": msg.Chat.ID.String(), "message_id": strconv.FormatInt(msg.MessageID, 10)},
+		ChatType: im.Private, ChatID: chatID, Timestamp: msg.Date * 1000,
+		Reply: map[string]string{"chat_id": chatID, "message_id": strconv.FormatInt(msg.MessageID, 10)},
 	}
 	if m.SenderName == "" {
 		m.SenderName = msg.From.FirstName
