@@ -14,15 +14,17 @@ import (
 	"github.com/botfleet/botfleet/pkg/im/telegram"
 	"github.com/botfleet/botfleet/pkg/queue"
 	"github.com/botfleet/botfleet/pkg/telemetry"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
 // imParts are the IM pipeline, its queue and this instance's workers (nil
-// when no platform is on here).
+// when no platform is on here), and the stream-mode links.
 type imParts struct {
 	pipeline *im.Pipeline
 	queue    *queue.Queue
 	consumer *queue.Consumer
+	links    *im.Links
 }
 
 // newIM builds the enabled platforms' adapters, the pipeline and the queue
@@ -44,11 +46,16 @@ func newIM(cfg *config.Config, rdb redis.UniversalClient, svc *chat.Service, log
 	if c.OneBot.Secret != "" {
 		adapters = append(adapters, onebot.New(onebot.Options{Secret: c.OneBot.Secret, APIURL: c.OneBot.APIURL, AccessToken: c.OneBot.AccessToken, Client: client}))
 	}
-	if c.Telegram.SecretToken != "" {
-		adapters = append(adapters, telegram.New(telegram.Options{
+	var links []func(*im.Links)
+	if c.Telegram.SecretToken != "" || (c.Telegram.Mode == "stream" && c.Telegram.BotToken != "") {
+		tg := telegram.New(telegram.Options{
 			BotToken: c.Telegram.BotToken, SecretToken: c.Telegram.SecretToken, APIURL: c.Telegram.APIURL,
 			BotUsername: c.Telegram.BotUsername, Client: client,
-		}))
+		})
+		adapters = append(adapters, tg)
+		if c.Telegram.Mode == "stream" { // one poller per bot: Telegram allows no other policy
+			links = append(links, func(l *im.Links) { l.Add(tg.Poller(rdb, cfg.Redis.KeyPrefix, c.Telegram.PollTimeout), im.One) })
+		}
 	}
 	q := queue.New(rdb, cfg.Redis.KeyPrefix, cfg.Queue.DeadMaxLen)
 	p := im.NewPipeline(rdb, q, svc, adapters, im.Options{
@@ -68,7 +75,13 @@ func newIM(cfg *config.Config, rdb redis.UniversalClient, svc *chat.Service, log
 		}
 		return out, st.DeadLetters, nil
 	})
-	parts := &imParts{pipeline: p, queue: q}
+	parts := &imParts{pipeline: p, queue: q, links: im.NewLinks(rdb, p, im.LinksOptions{
+		Prefix: cfg.Redis.KeyPrefix, Instance: cfg.Server.InstanceName, Lease: c.LinkLease, Logger: logger,
+		Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"instance": cfg.Server.InstanceName}, m.Registry),
+	})}
+	for _, add := range links {
+		add(parts.links)
+	}
 	if len(adapters) == 0 {
 		return parts
 	}
@@ -96,4 +109,12 @@ func (p *imParts) queues(ctx context.Context) (any, error) {
 		return nil, err
 	}
 	return map[string]any{"streams": st.Streams, "dead_letters": st.DeadLetters, "dead": dead, "platforms": p.pipeline.Enabled()}, nil
+}
+
+// healthLinks reports the links' states for /health, or nil when there are none.
+func (p *imParts) healthLinks() func() any {
+	if p.links.Len() == 0 {
+		return nil
+	}
+	return func() any { return p.links.States() }
 }

@@ -772,6 +772,42 @@ func TestIMFailingJobEndsInDeadLetters(t *testing.T) {
 	}
 }
 
+// startProcess runs the bot binary with env on a free port and waits
+// for /health; the process is killed when the test ends.
+func startProcess(t *testing.T, bin string, env map[string]string) (*exec.Cmd, string, *testenv.Buffer) {
+	t.Helper()
+	port := testenv.FreePort(t)
+	cmd := exec.Command(bin)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "WEB_PORT=" + strconv.Itoa(port)}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	logs := &testenv.Buffer{}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("logs of the process on port %d:\n%s", port, logs.String())
+		}
+	})
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if resp, err := http.Get(url + "/health"); err == nil {
+			resp.Body.Close()
+			return cmd, url, logs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the bot process never served:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // buildBot builds this command (without the race detector) for tests that
 // need a real process to kill.
 func buildBot(t *testing.T) string {
@@ -795,30 +831,8 @@ func TestIMJobOfASIGKILLedInstanceIsFinishedOnceByAnother(t *testing.T) {
 	healthy, okEnv := mockBackend(t, mockllm.Options{})
 	base := merge(redisEnv(r), imEnv(f), map[string]string{"BOT_MEMORY_LEASE": "1s", "API_KEY": apiKey, "BOT_LOG_LEVEL": "warn"})
 
-	port := testenv.FreePort(t)
-	cmd := exec.Command(bin)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "WEB_PORT=" + strconv.Itoa(port), "INSTANCE_NAME=doomed"}
-	for k, v := range merge(hungEnv, base) {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	var logs testenv.Buffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	cmd, url, logs := startProcess(t, bin, merge(hungEnv, base, map[string]string{"INSTANCE_NAME": "doomed"}))
 	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if resp, err := http.Get(url + "/health"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the bot process never served:\n%s", logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	e := ev{n: nextN(), user: "4040", chat: "4040", text: "still there?"}
 	h, body := telegramEvent(f, e)
 	if status, _, resp := deliver(t, url, "telegram", h, body); status != 200 {

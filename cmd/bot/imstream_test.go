@@ -1,0 +1,182 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/botfleet/botfleet/pkg/im/imtest"
+	"github.com/botfleet/botfleet/pkg/mockllm"
+	"github.com/botfleet/botfleet/pkg/testenv"
+)
+
+// linkState is an instance's /health view of one IM link.
+type linkState struct {
+	Platform, Connections, State, Holder string
+}
+
+func links(t *testing.T, url string) []linkState {
+	t.Helper()
+	var h struct {
+		Links []linkState `json:"im_links"`
+	}
+	if err := json.Unmarshal([]byte(getJSON(t, url+"/health")), &h); err != nil {
+		t.Fatal(err)
+	}
+	return h.Links
+}
+
+// waitLink waits until the instance's link of platform is in state.
+func waitLink(t *testing.T, url, platform, state string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		for _, l := range links(t, url) {
+			if l.Platform == platform && l.State == state {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: link %s never %s: %+v", url, platform, state, links(t, url))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// streamEnv is the environment common to the stream-mode tests.
+func streamEnv(r *testenv.Redis, env map[string]string) map[string]string {
+	return merge(env, redisEnv(r), map[string]string{
+		"BOT_IM_LINK_LEASE": "1s", "BOT_QUEUE_BLOCK": "100ms", "BOT_QUEUE_CLAIM_IDLE": "1s",
+		"BOT_QUEUE_RECLAIM_INTERVAL": "100ms", "BOT_QUEUE_RETRY_BACKOFF": "100ms",
+	})
+}
+
+func telegramStreamEnv(f *imtest.Telegram) map[string]string {
+	return map[string]string{"BOT_IM_TELEGRAM_MODE": "stream", "BOT_IM_TELEGRAM_BOT_TOKEN": tgToken,
+		"BOT_IM_TELEGRAM_API_URL": f.URL, "BOT_IM_TELEGRAM_POLL_TIMEOUT": "2s"}
+}
+
+// answeredOnce waits until each of ids has a reply and checks that none
+// has two.
+func answeredOnce(t *testing.T, f interface {
+	Wait(time.Duration, func([]imtest.Sent) bool) bool
+	Sent() []imtest.Sent
+}, ids []string) {
+	t.Helper()
+	ok := f.Wait(30*time.Second, func(sent []imtest.Sent) bool {
+		got := map[string]bool{}
+		for _, s := range sent {
+			got[s.To] = true
+		}
+		for _, id := range ids {
+			if !got[id] {
+				return false
+			}
+		}
+		return true
+	})
+	count := map[string]int{}
+	for _, s := range f.Sent() {
+		count[s.To]++
+	}
+	var missing, twice []string
+	for _, id := range ids {
+		switch {
+		case count[id] == 0:
+			missing = append(missing, id)
+		case count[id] > 1:
+			twice = append(twice, id)
+		}
+	}
+	if !ok || len(missing) > 0 || len(twice) > 0 {
+		t.Fatalf("of %d events: unanswered %v, answered more than once %v", len(ids), missing, twice)
+	}
+}
+
+func TestIMTelegramLongPollingAnswersOnceAndRemembers(t *testing.T) {
+	r := testenv.StartRedis(t)
+	f := imtest.NewTelegram(t, tgToken, tgUsername)
+	_, env := mockBackend(t, mockllm.Options{})
+	env = merge(streamEnv(r, env), telegramStreamEnv(f))
+	a := startBot(t, with(env, "INSTANCE_NAME", "a"))
+	waitLink(t, a.url, "telegram", "connected")
+	b := startBot(t, with(env, "INSTANCE_NAME", "b"))
+	waitLink(t, b.url, "telegram", "standby")
+	if l := links(t, b.url)[0]; l.Holder != "a" || l.Connections != "one" {
+		t.Fatalf("b's view of the link: %+v", l)
+	}
+	f.Push(1, imtest.Message(1, 42, "hello over getUpdates"))
+	answeredOnce(t, f, []string{"1"})
+	if s := f.To("1")[0]; !strings.HasPrefix(s.Text, "mock n=2 ") || !strings.HasSuffix(s.Text, ": hello over getUpdates") || s.Chat != "42" {
+		t.Fatalf("reply %+v", s)
+	}
+	// a drains: b takes the poll over at once, from the stored offset.
+	if err := a.stop(); err != nil {
+		t.Fatal(err)
+	}
+	f.Push(2, imtest.Message(2, 42, "and again"))
+	waitLink(t, b.url, "telegram", "connected")
+	answeredOnce(t, f, []string{"1", "2"})
+	if s := f.To("2")[0]; !strings.HasPrefix(s.Text, "mock n=4 ") {
+		t.Fatalf("memory did not continue: %q", s.Text)
+	}
+	if f.Conflicts() != 0 || f.Unconfirmed() != 0 {
+		t.Fatalf("conflicts %d, unconfirmed updates %d", f.Conflicts(), f.Unconfirmed())
+	}
+	metrics := getJSON(t, b.url+"/metrics")
+	for _, want := range []string{`botfleet_im_link_leader{instance="b",platform="telegram"} 1`, `botfleet_im_link_up{instance="b",platform="telegram"} 1`,
+		`botfleet_im_link_events_total{instance="b",outcome="queued",platform="telegram"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+func TestIMTelegramPollerKilledUnderASteadyFlow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills a bot process")
+	}
+	bin := buildBot(t)
+	r := testenv.StartRedis(t)
+	f := imtest.NewTelegram(t, tgToken, tgUsername)
+	_, env := mockBackend(t, mockllm.Options{})
+	env = merge(streamEnv(r, env), telegramStreamEnv(f), map[string]string{"API_KEY": apiKey, "BOT_LOG_LEVEL": "warn"})
+	cmd, url, _ := startProcess(t, bin, with(env, "INSTANCE_NAME", "doomed"))
+	waitLink(t, url, "telegram", "connected")
+	survivor := startBot(t, with(env, "INSTANCE_NAME", "survivor"))
+	waitLink(t, survivor.url, "telegram", "standby")
+
+	var ids []string
+	push := func(n int) {
+		id := int64(100 + n)
+		f.Push(id, imtest.Message(id, 5000+id%7, fmt.Sprint("steady ", n)))
+		ids = append(ids, strconv.FormatInt(id, 10))
+	}
+	tick := time.NewTicker(50 * time.Millisecond) // the steady flow under test
+	defer tick.Stop()
+	took := make(chan time.Duration, 1)
+	for n := range 80 {
+		<-tick.C
+		push(n)
+		if n == 30 {
+			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			killed := time.Now()
+			go func() { waitLink(t, survivor.url, "telegram", "connected"); took <- time.Since(killed) }()
+		}
+	}
+	d := <-took
+	t.Logf("the survivor polled %v after the kill (lease 1s)", d.Round(time.Millisecond))
+	if d > 5*time.Second { // the lease (1s) plus a standby's retry (lease/5), with room for a busy machine
+		t.Errorf("takeover took %v, want within the lease plus a retry", d)
+	}
+	answeredOnce(t, f, ids)
+	if f.Conflicts() != 0 {
+		t.Fatalf("%d getUpdates calls overlapped another poller's", f.Conflicts())
+	}
+}
