@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/botfleet/botfleet/pkg/chat"
@@ -25,6 +26,10 @@ type imParts struct {
 	queue    *queue.Queue
 	consumer *queue.Consumer
 	links    *im.Links
+	// onebotWS serves OneBot's reverse WebSocket; closers end what the
+	// links do not (reverse sockets) at the drain.
+	onebotWS http.Handler
+	closers  []func()
 }
 
 // newIM builds the enabled platforms' adapters, the pipeline and the queue
@@ -43,10 +48,24 @@ func newIM(cfg *config.Config, rdb redis.UniversalClient, svc *chat.Service, log
 			MaxSkew: c.DedupTTL, Redis: rdb, Prefix: cfg.Redis.KeyPrefix, Client: client,
 		}))
 	}
-	if c.OneBot.Secret != "" {
-		adapters = append(adapters, onebot.New(onebot.Options{Secret: c.OneBot.Secret, APIURL: c.OneBot.APIURL, AccessToken: c.OneBot.AccessToken, Client: client}))
+	var links []func(*imParts)
+	obStream := c.OneBot.Mode == "stream"
+	if c.OneBot.Secret != "" || (obStream && (c.OneBot.WSURL != "" || c.OneBot.AccessToken != "")) {
+		ob := onebot.New(onebot.Options{Secret: c.OneBot.Secret, APIURL: c.OneBot.APIURL, AccessToken: c.OneBot.AccessToken, Client: client,
+			Stream: obStream, Redis: rdb, Prefix: cfg.Redis.KeyPrefix, CallTimeout: c.SendTimeout})
+		adapters = append(adapters, ob)
+		switch {
+		case obStream && c.OneBot.WSURL != "":
+			links = append(links, func(p *imParts) {
+				p.links.Add(ob.Forward(c.OneBot.WSURL, c.OneBot.WSEndpoints == "split"), c.OneBot.Connections)
+			})
+		case obStream:
+			links = append(links, func(p *imParts) {
+				p.onebotWS = ob.Reverse(p.links.Incoming(im.OneBot))
+				p.closers = append(p.closers, ob.Close)
+			})
+		}
 	}
-	var links []func(*im.Links)
 	if c.Telegram.SecretToken != "" || (c.Telegram.Mode == "stream" && c.Telegram.BotToken != "") {
 		tg := telegram.New(telegram.Options{
 			BotToken: c.Telegram.BotToken, SecretToken: c.Telegram.SecretToken, APIURL: c.Telegram.APIURL,
@@ -54,7 +73,7 @@ func newIM(cfg *config.Config, rdb redis.UniversalClient, svc *chat.Service, log
 		})
 		adapters = append(adapters, tg)
 		if c.Telegram.Mode == "stream" { // one poller per bot: Telegram allows no other policy
-			links = append(links, func(l *im.Links) { l.Add(tg.Poller(rdb, cfg.Redis.KeyPrefix, c.Telegram.PollTimeout), im.One) })
+			links = append(links, func(p *imParts) { p.links.Add(tg.Poller(rdb, cfg.Redis.KeyPrefix, c.Telegram.PollTimeout), im.One) })
 		}
 	}
 	q := queue.New(rdb, cfg.Redis.KeyPrefix, cfg.Queue.DeadMaxLen)
@@ -80,7 +99,7 @@ func newIM(cfg *config.Config, rdb redis.UniversalClient, svc *chat.Service, log
 		Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"instance": cfg.Server.InstanceName}, m.Registry),
 	})}
 	for _, add := range links {
-		add(parts.links)
+		add(parts)
 	}
 	if len(adapters) == 0 {
 		return parts
@@ -109,6 +128,16 @@ func (p *imParts) queues(ctx context.Context) (any, error) {
 		return nil, err
 	}
 	return map[string]any{"streams": st.Streams, "dead_letters": st.DeadLetters, "dead": dead, "platforms": p.pipeline.Enabled()}, nil
+}
+
+// stopLinks closes the links and hands `one` links over (the drain's
+// first step).
+func (p *imParts) stopLinks(ctx context.Context) error {
+	err := p.links.Stop(ctx)
+	for _, c := range p.closers {
+		c()
+	}
+	return err
 }
 
 // healthLinks reports the links' states for /health, or nil when there are none.

@@ -180,3 +180,94 @@ func TestIMTelegramPollerKilledUnderASteadyFlow(t *testing.T) {
 		t.Fatalf("%d getUpdates calls overlapped another poller's", f.Conflicts())
 	}
 }
+
+func onebotStreamEnv(extra ...string) map[string]string {
+	env := map[string]string{"BOT_IM_ONEBOT_MODE": "stream", "BOT_IM_ONEBOT_ACCESS_TOKEN": obToken}
+	for i := 0; i+1 < len(extra); i += 2 {
+		env[extra[i]] = extra[i+1]
+	}
+	return env
+}
+
+func TestIMOneBotForwardEveryThreeInstancesAnswerEachEventOnce(t *testing.T) {
+	r := testenv.StartRedis(t)
+	f := imtest.NewOneBot(t, 10001, obToken)
+	mock, env := mockBackend(t, mockllm.Options{})
+	env = merge(streamEnv(r, env), onebotStreamEnv("BOT_IM_ONEBOT_WS_URL", f.URL))
+	var bots []*instance
+	for _, name := range []string{"a", "b", "c"} {
+		bots = append(bots, startBot(t, with(env, "INSTANCE_NAME", name)))
+		waitLink(t, bots[len(bots)-1].url, "onebot", "connected")
+	}
+	waitClients := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for f.Clients() != n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d sockets connected, want %d", f.Clients(), n)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitClients(3)
+	var ids []string
+	for i := range 12 { // each of them reaches all three instances
+		id := int64(500 + i)
+		if i%3 == 0 {
+			f.Push(imtest.GroupMessage(10001, id, 777, 42, fmt.Sprint("group ", i)))
+		} else {
+			f.Push(imtest.PrivateMessage(10001, id, 42, fmt.Sprint("private ", i)))
+		}
+		ids = append(ids, strconv.FormatInt(id, 10))
+	}
+	answeredOnce(t, f, ids)
+	// Frames a real connection may carry: broken JSON, events the bot does
+	// not answer, an unknown post_type, a message without ids.
+	for _, junk := range []string{`{not json`, `{"post_type":"meta_event","meta_event_type":"heartbeat","self_id":10001,"interval":5000}`,
+		`{"post_type":"notice","notice_type":"group_increase","self_id":10001}`, `{"post_type":"wat","self_id":10001}`,
+		`{"post_type":"message","message_type":"private","self_id":10001,"message":"no ids"}`, `[1,2,3]`} {
+		f.Push(junk)
+	}
+	// A connection dropped mid-frame: that instance reconnects; the others
+	// had the event.
+	if !f.DropMidFrame() {
+		t.Fatal("no socket to drop")
+	}
+	f.Push(imtest.PrivateMessage(10001, 600, 43, "after the drop"))
+	ids = append(ids, "600")
+	for deadline := time.Now().Add(20 * time.Second); f.Opened() < 4; { // the victim reconnects
+		if time.Now().After(deadline) {
+			t.Fatal("the dropped instance never reconnected")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitClients(3)
+	f.Push(imtest.PrivateMessage(10001, 601, 42, "once more"))
+	ids = append(ids, "601")
+	answeredOnce(t, f, ids)
+	if s := f.To("601")[0]; !strings.HasPrefix(s.Text, "mock n=18 ") || s.Chat != "private:42" { // user 42's 9th private turn
+		t.Fatalf("reply %+v: memory did not continue", s)
+	}
+	if g := f.To("500")[0]; g.Chat != "group:777" {
+		t.Fatalf("group reply went to %s", g.Chat)
+	}
+	if f.Refused() != 0 {
+		t.Fatalf("%d sockets refused: the access token was not sent", f.Refused())
+	}
+	if calls := mock.Stats().Calls; calls != int64(len(ids)) {
+		t.Fatalf("backend called %d times for %d events", calls, len(ids))
+	}
+	dropped := 0
+	for _, b := range bots {
+		metrics := getJSON(t, b.url+"/metrics")
+		if !strings.Contains(metrics, `outcome="rejected",platform="onebot"} `) {
+			t.Errorf("%s: the junk frames were not counted as rejected", b.url)
+		}
+		if strings.Contains(metrics, `outcome="dropped",platform="onebot"} 1`) {
+			dropped++
+		}
+	}
+	if dropped != 1 {
+		t.Errorf("%d instances counted a dropped link, want the 1 cut mid-frame", dropped)
+	}
+}

@@ -158,7 +158,7 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, logger *slo
 		Pprof: cfg.Server.Pprof, Tracing: tracing, Webhooks: ims.pipeline, Queues: ims.queues, Models: router.Models,
 		MetricsElsewhere: cfg.Server.MetricsListen != "", MetricsToken: cfg.Server.MetricsToken,
 		Stream: httpapi.StreamOptions{Heartbeat: sc.Heartbeat, WriteTimeout: sc.WriteTimeout, DetachOnDisconnect: sc.DetachOnDisconnect, MaxDuration: sc.MaxDuration},
-		Links: ims.healthLinks(),
+		Links: ims.healthLinks(), OneBotWS: ims.onebotWS,
 	})
 
 	srv := &http.Server{
@@ -206,7 +206,7 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, logger *slo
 	defer cancel()
 	// Links close first and release their leases, so that another instance
 	// takes a `one` connection over while this one finishes its jobs.
-	if err := ims.links.Stop(sctx); err != nil {
+	if err := ims.stopLinks(sctx); err != nil {
 		logger.Warn("drain: links did not close in time", "err", err)
 	}
 	// Queue workers stop taking jobs and finish the ones they run, within the

@@ -34,6 +34,7 @@ type Conn struct {
 	inlet    Inlet
 	log      *slog.Logger
 	up       func()
+	down     func()
 	counted  func(outcome string)
 }
 
@@ -58,6 +59,14 @@ func (c *Conn) Accept(ctx context.Context, body []byte) (string, error) {
 
 // Connected reports that the connection is up.
 func (c *Conn) Connected() { c.up() }
+
+// Disconnected reports that a connection the platform opened (an incoming
+// one, see Links.Incoming) ended; a Link's Run reports it by returning.
+func (c *Conn) Disconnected() {
+	if c.down != nil {
+		c.down()
+	}
+}
 
 // Logger is the link's logger.
 func (c *Conn) Logger() *slog.Logger { return c.log }

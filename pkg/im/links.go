@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/botfleet/botfleet/pkg/lease"
@@ -29,9 +30,14 @@ const (
 const (
 	StateConnecting = "connecting" // dialling, or waiting out a backoff
 	StateConnected  = "connected"
-	StateStandby    = "standby" // a `one` link another instance holds
+	StateStandby    = "standby"   // a `one` link another instance holds
+	StateListening  = "listening" // an inbound link with no connection open
 	StateStopped    = "stopped"
 )
+
+// Incoming is the policy shown for a connection the platform opens
+// (OneBot's reverse WebSocket): whichever instance it lands on holds it.
+const Incoming = "incoming"
 
 // LinksOptions tune Links. Zero values take the defaults named.
 type LinksOptions struct {
@@ -126,6 +132,28 @@ func (l *Links) Add(link Link, policy string) {
 		st: LinkState{Platform: link.Platform(), Connections: policy, State: StateStopped, Since: time.Now()}})
 }
 
+// Incoming registers a connection that the platform opens to this
+// instance (OneBot's reverse WebSocket) and returns the Conn its handler
+// hands events to; the link shows connected while one is open.
+func (l *Links) Incoming(platform string) *Conn {
+	h := &heldLink{policy: Incoming, st: LinkState{Platform: platform, Connections: Incoming, State: StateListening, Since: time.Now()}}
+	l.links = append(l.links, h)
+	var open atomic.Int64
+	return &Conn{platform: platform, inlet: l.inlet, log: l.opts.Logger.With("platform", platform, "connections", Incoming),
+		up: func() {
+			if open.Add(1) == 1 {
+				l.set(h, StateConnected, "")
+			}
+		},
+		down: func() {
+			if open.Add(-1) == 0 {
+				l.set(h, StateListening, "")
+			}
+		},
+		counted: func(outcome string) { l.m.events.WithLabelValues(platform, outcome).Inc() },
+	}
+}
+
 // Len is the number of links.
 func (l *Links) Len() int { return len(l.links) }
 
@@ -135,6 +163,9 @@ func (l *Links) Start(ctx context.Context) {
 	defer l.mu.Unlock()
 	ctx, l.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	for _, h := range l.links {
+		if h.link == nil {
+			continue // inbound: its handler runs it
+		}
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()

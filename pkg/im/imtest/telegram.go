@@ -28,7 +28,6 @@ type Telegram struct {
 	polling   int
 	pushed    chan struct{}
 	conflicts atomic.Int64
-	polls     atomic.Int64
 	nextMsg   atomic.Int64
 }
 
@@ -80,9 +79,6 @@ func Message(id int64, user int64, text string) string {
 // was polling: a bot fleet must never cause one.
 func (f *Telegram) Conflicts() int64 { return f.conflicts.Load() }
 
-// Polls counts getUpdates calls.
-func (f *Telegram) Polls() int64 { return f.polls.Load() }
-
 // Unconfirmed counts the updates no getUpdates offset has confirmed.
 func (f *Telegram) Unconfirmed() int {
 	f.mu.Lock()
@@ -91,7 +87,6 @@ func (f *Telegram) Unconfirmed() int {
 }
 
 func (f *Telegram) getUpdates(w http.ResponseWriter, r *http.Request) {
-	f.polls.Add(1)
 	var q struct {
 		Offset  int64 `json:"offset"`
 		Timeout int   `json:"timeout"`
