@@ -3,6 +3,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -269,5 +273,88 @@ func TestIMOneBotForwardEveryThreeInstancesAnswerEachEventOnce(t *testing.T) {
 	}
 	if dropped != 1 {
 		t.Errorf("%d instances counted a dropped link, want the 1 cut mid-frame", dropped)
+	}
+}
+
+// renderNginx renders the fleet's nginx template for instances on ports,
+// listening on a free port.
+func renderNginx(t *testing.T, ports ...int) string {
+	t.Helper()
+	root, err := testenv.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var primaries []string
+	for _, p := range ports {
+		primaries = append(primaries, strconv.Itoa(p))
+	}
+	cmd := exec.Command(filepath.Join(root, "scripts", "render_nginx.sh"))
+	cmd.Env = append(os.Environ(), "PRIMARIES="+strings.Join(primaries, " "), "BACKUPS=",
+		"LISTEN="+testenv.Addr(testenv.FreePort(t)), "WORKERS=1")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("render nginx: %v", err)
+	}
+	return string(out)
+}
+
+func TestIMOneBotReverseWebSocketThroughNginx(t *testing.T) {
+	r := testenv.StartRedis(t)
+	f := imtest.NewOneBot(t, 10001, "")
+	_, env := mockBackend(t, mockllm.Options{})
+	env = merge(streamEnv(r, env), onebotStreamEnv())
+	a := startBot(t, with(env, "INSTANCE_NAME", "a"))
+	b := startBot(t, with(env, "INSTANCE_NAME", "b"))
+	port := func(i *instance) int { p, _ := strconv.Atoi(i.url[strings.LastIndexByte(i.url, ':')+1:]); return p }
+	n := testenv.StartNginx(t, renderNginx(t, port(a), port(b)))
+	ws := "ws://" + n.Addrs[0] + "/onebot/v11/ws"
+
+	// A wrong token is refused before the upgrade, as JSON.
+	resp, err := http.Get(strings.Replace(ws, "ws://", "http://", 1) + "?access_token=guess")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		t.Fatalf("a wrong token: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+
+	f.DialReverse(ws, obToken)
+	var holder, other *instance
+	deadline := time.Now().Add(20 * time.Second)
+	for holder == nil {
+		for _, i := range []*instance{a, b} {
+			if l := links(t, i.url); len(l) == 1 && l[0].State == "connected" {
+				holder = i
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the reverse socket never reached an instance")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	other = map[*instance]*instance{a: b, b: a}[holder]
+	if l := links(t, other.url); l[0].State != "listening" || l[0].Connections != "incoming" {
+		t.Fatalf("the other instance's view: %+v", l)
+	}
+	// Both instances' workers take the jobs; the replies of the one
+	// without the socket are relayed through Redis to the holder's socket.
+	var ids []string
+	for i := range 10 {
+		id := int64(700 + i)
+		f.Push(imtest.PrivateMessage(10001, id, 42+int64(i%2), fmt.Sprint("reverse ", i)))
+		ids = append(ids, strconv.FormatInt(id, 10))
+	}
+	answeredOnce(t, f, ids)
+	// The holder drains: the implementation reconnects through nginx to the other.
+	if err := holder.stop(); err != nil {
+		t.Fatal(err)
+	}
+	f.Push(imtest.PrivateMessage(10001, 800, 42, "after the handover"))
+	ids = append(ids, "800")
+	answeredOnce(t, f, ids)
+	waitLink(t, other.url, "onebot", "connected")
+	if s := f.To("800")[0]; !strings.HasPrefix(s.Text, "mock n=12 ") {
+		t.Fatalf("reply %q: memory did not continue", s.Text)
 	}
 }
