@@ -38,9 +38,7 @@ func newIM(cfg *config.Config, rdb redis.UniversalClient, svc *chat.Service, log
 	c := cfg.IM
 	client := im.NewHTTPClient(c.SendTimeout)
 	var adapters []im.Adapter
-	if c.DingTalk.AppSecret != "" {
-		adapters = append(adapters, dingtalk.New(dingtalk.Options{AppSecret: c.DingTalk.AppSecret, WebhookHosts: c.DingTalk.WebhookHosts, Client: client}))
-	}
+
 	if c.Feishu.AppSecret != "" {
 		adapters = append(adapters, feishu.New(feishu.Options{
 			AppID: c.Feishu.AppID, AppSecret: c.Feishu.AppSecret, VerificationToken: c.Feishu.VerificationToken,
@@ -49,6 +47,13 @@ func newIM(cfg *config.Config, rdb redis.UniversalClient, svc *chat.Service, log
 		}))
 	}
 	var links []func(*imParts)
+	if c.DingTalk.AppSecret != "" {
+		dt := dingtalk.New(dingtalk.Options{AppSecret: c.DingTalk.AppSecret, WebhookHosts: c.DingTalk.WebhookHosts, Client: client})
+		adapters = append(adapters, dt)
+		if c.DingTalk.Mode == "stream" {
+			links = append(links, func(p *imParts) { p.links.Add(dt.Stream(c.DingTalk.APIURL, c.DingTalk.ClientID), c.DingTalk.Connections) })
+		}
+	}
 	obStream := c.OneBot.Mode == "stream"
 	if c.OneBot.Secret != "" || (obStream && (c.OneBot.WSURL != "" || c.OneBot.AccessToken != "")) {
 		ob := onebot.New(onebot.Options{Secret: c.OneBot.Secret, APIURL: c.OneBot.APIURL, AccessToken: c.OneBot.AccessToken, Client: client,

@@ -358,3 +358,76 @@ func TestIMOneBotReverseWebSocketThroughNginx(t *testing.T) {
 		t.Fatalf("reply %q: memory did not continue", s.Text)
 	}
 }
+
+func dingtalkStreamEnv(f *imtest.DingTalk, connections string) map[string]string {
+	return map[string]string{"BOT_IM_DINGTALK_MODE": "stream", "BOT_IM_DINGTALK_CONNECTIONS": connections,
+		"BOT_IM_DINGTALK_CLIENT_ID": "dingclient", "BOT_IM_DINGTALK_APP_SECRET": dtSecret,
+		"BOT_IM_DINGTALK_API_URL": f.URL, "BOT_IM_DINGTALK_WEBHOOK_HOSTS": f.URL}
+}
+
+func TestIMDingTalkStreamEveryInstanceConnectsEachMessageAnsweredOnce(t *testing.T) {
+	r := testenv.StartRedis(t)
+	f := imtest.NewDingTalk(t, "dingclient", dtSecret)
+	_, env := mockBackend(t, mockllm.Options{})
+	env = merge(streamEnv(r, env), dingtalkStreamEnv(f, "every"))
+	a := startBot(t, with(env, "INSTANCE_NAME", "a"))
+	b := startBot(t, with(env, "INSTANCE_NAME", "b"))
+	waitLink(t, a.url, "dingtalk", "connected")
+	waitLink(t, b.url, "dingtalk", "connected")
+	var ids []string
+	for i := range 10 { // spread over both connections
+		id := fmt.Sprint("dmsg", i)
+		f.Push(f.RobotMessage(id, fmt.Sprint("staff", i%3), fmt.Sprint("hello ", i)))
+		ids = append(ids, id)
+	}
+	answeredOnce(t, f, ids)
+	// The gateway asks both to reconnect (a DingTalk restart): they do,
+	// and memory continues.
+	opened := f.Opened()
+	f.Disconnect()
+	for deadline := time.Now().Add(20 * time.Second); f.Opened() < opened+2 || f.Connections() != 2; {
+		if time.Now().After(deadline) {
+			t.Fatalf("reconnected %d of 2", f.Opened()-opened)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	f.Push(f.RobotMessage("dmsg-after", "staff0", "after the restart"))
+	answeredOnce(t, f, append(ids, "dmsg-after"))
+	if s := f.To("dmsg-after")[0]; !strings.HasPrefix(s.Text, "mock n=10 ") {
+		t.Fatalf("reply %q: memory did not continue", s.Text)
+	}
+	if f.Unacked() != 0 || f.Pings() < 2 {
+		t.Fatalf("unacked %d, pings answered %d", f.Unacked(), f.Pings())
+	}
+}
+
+func TestIMDingTalkStreamOneHolderDrainsUnderASteadyFlow(t *testing.T) {
+	r := testenv.StartRedis(t)
+	f := imtest.NewDingTalk(t, "dingclient", dtSecret)
+	_, env := mockBackend(t, mockllm.Options{})
+	env = merge(streamEnv(r, env), dingtalkStreamEnv(f, "one"))
+	a := startBot(t, with(env, "INSTANCE_NAME", "a"))
+	waitLink(t, a.url, "dingtalk", "connected")
+	b := startBot(t, with(env, "INSTANCE_NAME", "b"))
+	waitLink(t, b.url, "dingtalk", "standby")
+	var ids []string
+	tick := time.NewTicker(30 * time.Millisecond) // the steady flow under test
+	defer tick.Stop()
+	for i := range 60 {
+		<-tick.C
+		id := fmt.Sprint("flow", i)
+		f.Push(f.RobotMessage(id, fmt.Sprint("staff", i%5), fmt.Sprint("steady ", i)))
+		ids = append(ids, id)
+		if i == 20 {
+			go a.stop() // the holder drains; messages meanwhile wait for redelivery
+		}
+		if f.Connections() > 1 {
+			t.Fatalf("two instances hold the one connection")
+		}
+	}
+	waitLink(t, b.url, "dingtalk", "connected")
+	answeredOnce(t, f, ids)
+	if f.Unacked() != 0 {
+		t.Fatalf("%d messages never acknowledged", f.Unacked())
+	}
+}
