@@ -51,7 +51,9 @@ func newIM(cfg *config.Config, rdb redis.UniversalClient, svc *chat.Service, log
 		dt := dingtalk.New(dingtalk.Options{AppSecret: c.DingTalk.AppSecret, WebhookHosts: c.DingTalk.WebhookHosts, Client: client})
 		adapters = append(adapters, dt)
 		if c.DingTalk.Mode == "stream" {
-			links = append(links, func(p *imParts) { p.links.Add(dt.Stream(c.DingTalk.APIURL, c.DingTalk.ClientID), c.DingTalk.Connections) })
+			links = append(links, func(p *imParts) {
+				p.links.Add(dt.Stream(c.DingTalk.APIURL, c.DingTalk.ClientID), c.DingTalk.Connections)
+			})
 		}
 	}
 	obStream := c.OneBot.Mode == "stream"
