@@ -39,14 +39,18 @@ func newIM(cfg *config.Config, rdb redis.UniversalClient, svc *chat.Service, log
 	client := im.NewHTTPClient(c.SendTimeout)
 	var adapters []im.Adapter
 
+	var links []func(*imParts)
 	if c.Feishu.AppSecret != "" {
-		adapters = append(adapters, feishu.New(feishu.Options{
+		fs := feishu.New(feishu.Options{
 			AppID: c.Feishu.AppID, AppSecret: c.Feishu.AppSecret, VerificationToken: c.Feishu.VerificationToken,
 			EncryptKey: c.Feishu.EncryptKey, BaseURL: c.Feishu.BaseURL, BotOpenID: c.Feishu.BotOpenID,
 			MaxSkew: c.DedupTTL, Redis: rdb, Prefix: cfg.Redis.KeyPrefix, Client: client,
-		}))
+		})
+		adapters = append(adapters, fs)
+		if c.Feishu.Mode == "stream" {
+			links = append(links, func(p *imParts) { p.links.Add(fs.Socket(), c.Feishu.Connections) })
+		}
 	}
-	var links []func(*imParts)
 	if c.DingTalk.AppSecret != "" {
 		dt := dingtalk.New(dingtalk.Options{AppSecret: c.DingTalk.AppSecret, WebhookHosts: c.DingTalk.WebhookHosts, Client: client})
 		adapters = append(adapters, dt)

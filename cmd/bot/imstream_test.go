@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/im/feishu"
 	"github.com/botfleet/botfleet/pkg/im/imtest"
 	"github.com/botfleet/botfleet/pkg/mockllm"
 	"github.com/botfleet/botfleet/pkg/testenv"
@@ -429,5 +430,44 @@ func TestIMDingTalkStreamOneHolderDrainsUnderASteadyFlow(t *testing.T) {
 	answeredOnce(t, f, ids)
 	if f.Unacked() != 0 {
 		t.Fatalf("%d messages never acknowledged", f.Unacked())
+	}
+}
+
+func TestIMFeishuLongConnectionFragmentsAndBadFrames(t *testing.T) {
+	r := testenv.StartRedis(t)
+	f := imtest.NewFeishu(t, fsAppID, fsSecret)
+	_, env := mockBackend(t, mockllm.Options{})
+	env = merge(streamEnv(r, env), map[string]string{"BOT_IM_FEISHU_MODE": "stream", "BOT_IM_FEISHU_APP_ID": fsAppID,
+		"BOT_IM_FEISHU_APP_SECRET": fsSecret, "BOT_IM_FEISHU_BASE_URL": f.URL})
+	a := startBot(t, with(env, "INSTANCE_NAME", "a"))
+	b := startBot(t, with(env, "INSTANCE_NAME", "b"))
+	waitLink(t, a.url, "feishu", "connected")
+	waitLink(t, b.url, "feishu", "connected")
+	var ids []string
+	for i := range 8 { // over both connections, some split in 3 frames
+		f.Push(imtest.TextEvent(900+i, "u"+strconv.Itoa(i%2), fmt.Sprint("飞书 ", i)), 1+2*(i%2))
+		ids = append(ids, fmt.Sprint("om_", 900+i))
+	}
+	answeredOnce(t, f, ids)
+	// Bytes that are not a frame, a control frame of an unknown type, a
+	// data frame of another type, an event type the bot does not answer.
+	f.Send([]byte{0xff, 0xff, 0xff})
+	unknown := feishu.Frame{Method: feishu.MethodControl, Headers: [][2]string{{"type", "wat"}}}
+	f.Send(unknown.Marshal())
+	f.Push(`{"schema":"2.0","header":{"event_id":"evx","event_type":"im.chat.member.bot.added_v1"},"event":{}}`, 1)
+	f.Push(`{"schema":"1.0"}`, 2)
+	f.Push(imtest.TextEvent(950, "u0", "after the junk"), 2)
+	answeredOnce(t, f, append(ids, "om_950"))
+	if s := f.To("om_950")[0]; !strings.HasPrefix(s.Text, "mock n=10 ") {
+		t.Fatalf("reply %q: memory did not continue", s.Text)
+	}
+	for deadline := time.Now().Add(10 * time.Second); f.Unacked() != 0 || f.Pings() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("unacked %d, pings %d", f.Unacked(), f.Pings())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if f.Opened() != 2 {
+		t.Fatalf("%d connections opened: a bad frame broke one", f.Opened())
 	}
 }
