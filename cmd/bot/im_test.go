@@ -114,7 +114,11 @@ func newFakePlatforms(t *testing.T) *fakePlatforms {
 		f.feishuUUIDs[b.UUID] = true
 		f.mu.Unlock()
 		if !dup {
-			f.add(reply{platform: "feishu", msg: strings.TrimPrefix(r.PathValue("id"), "om_"), text: c.Text})
+			rp := reply{platform: "feishu", msg: strings.TrimPrefix(r.PathValue("id"), "om_"), text: c.Text}
+			if at, rest, ok := strings.Cut(c.Text, `"></at> `); ok && strings.HasPrefix(at, `<at user_id="`) { // a mention of the sender
+				rp.chat, rp.text = strings.TrimPrefix(at, `<at user_id="`), rest
+			}
+			f.add(rp)
 		}
 		io.WriteString(w, `{"code":0,"msg":"success","data":{"message_id":"om_reply"}}`)
 	})
@@ -445,6 +449,10 @@ func TestIMEachPlatformRepliesAndRemembers(t *testing.T) {
 			case "dingtalk":
 				if rep.chat != user {
 					t.Fatalf("dingtalk group reply mentions %q, want the sender %s", rep.chat, user)
+				}
+			case "feishu":
+				if rep.chat != "ou_"+user {
+					t.Fatalf("feishu group reply mentions %q, want the sender ou_%s", rep.chat, user)
 				}
 			case "onebot":
 				if rep.chat != "group:"+group {

@@ -208,17 +208,59 @@ func (a *Adapter) allowedWebhook(raw string) bool {
 	return false
 }
 
-// Send posts text to the event's session webhook, mentioning the sender in
-// a group.
+// Send posts text to the event's session webhook: as a markdown message
+// when it has formatting, else as text; split at im.MaxDingTalk on
+// paragraph boundaries; mentioning the sender in a group.
 func (a *Adapter) Send(ctx context.Context, m *im.Message, text string) error {
 	hook := m.Reply["session_webhook"]
 	if exp, _ := strconv.ParseInt(m.Reply["session_webhook_expires"], 10, 64); exp > 0 && !a.o.Now().Before(time.UnixMilli(exp)) {
 		return im.Permanent(fmt.Errorf("dingtalk: the session webhook expired at %s", time.UnixMilli(exp).UTC().Format(time.RFC3339)))
 	}
+	staff := m.Reply["sender_staff_id"]
+	if !m.IsGroup() {
+		staff = ""
+	}
+	for _, part := range im.Split(text, im.MaxDingTalk) {
+		if err := a.post(ctx, hook, Message(part, staff)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Message is the session webhook body of a reply: msgtype markdown
+// (title, text) when text has Markdown, else text (content); mentioning
+// staff (a staffId) when not empty — in markdown the @ must stand in the
+// text as well as in at.atUserIds.
+func Message(text, staff string) map[string]any {
 	body := map[string]any{"msgtype": "text", "text": map[string]string{"content": text}}
-	if staff := m.Reply["sender_staff_id"]; m.IsGroup() && staff != "" {
+	if im.HasMarkdown(text) {
+		md := text
+		if staff != "" {
+			md = "@" + staff + " " + text
+		}
+		body = map[string]any{"msgtype": "markdown", "markdown": map[string]string{"title": title(text), "text": md}}
+	}
+	if staff != "" {
 		body["at"] = map[string]any{"atUserIds": []string{staff}, "isAtAll": false}
 	}
+	return body
+}
+
+// title is a markdown message's notification title: its first line, bare.
+func title(text string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(text), "\n")
+	line = strings.TrimSpace(strings.Trim(line, "#*`>-_[] "))
+	if r := []rune(line); len(r) > 30 {
+		line = string(r[:30]) + "…"
+	}
+	if line == "" {
+		line = "回复"
+	}
+	return line
+}
+
+func (a *Adapter) post(ctx context.Context, hook string, body map[string]any) error {
 	var out struct {
 		ErrCode int    `json:"errcode"`
 		ErrMsg  string `json:"errmsg"`

@@ -358,12 +358,54 @@ func UUID(eventID string) string {
 	return hex.EncodeToString(h[:16])
 }
 
-// Send replies to the message in a thread-less reply, refreshing the
-// tenant token once when Feishu says it is invalid.
+// Send replies to the message: an interactive card with a markdown
+// element when text has Markdown, else a text message; split at
+// im.MaxFeishu on paragraph boundaries, each part with its own uuid (so a
+// retry sends none twice); mentioning the sender in a group.
 func (a *Adapter) Send(ctx context.Context, m *im.Message, text string) error {
+	mention := ""
+	if m.IsGroup() {
+		mention = m.SenderID
+	}
+	for i, part := range im.Split(text, im.MaxFeishu) {
+		uuid := UUID(m.EventID)
+		if i > 0 {
+			uuid = UUID(m.EventID + "#" + strconv.Itoa(i))
+		}
+		msgType, content := Content(part, mention)
+		body := map[string]string{"content": content, "msg_type": msgType, "uuid": uuid}
+		if err := a.reply(ctx, m.Reply["message_id"], body); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Content is a reply's msg_type and content: "interactive" and a card
+// whose markdown element holds text when it has Markdown, else "text";
+// mentioning the user with open_id mention when not empty.
+func Content(text, mention string) (string, string) {
+	if im.HasMarkdown(text) {
+		if mention != "" {
+			text = "<at id=" + mention + "></at> " + text
+		}
+		card, _ := json.Marshal(map[string]any{
+			"config":   map[string]bool{"wide_screen_mode": true},
+			"elements": []map[string]string{{"tag": "markdown", "content": text}},
+		})
+		return "interactive", string(card)
+	}
+	if mention != "" {
+		text = `<at user_id="` + mention + `"></at> ` + text
+	}
 	content, _ := json.Marshal(map[string]string{"text": text})
-	body := map[string]string{"content": string(content), "msg_type": "text", "uuid": UUID(m.EventID)}
-	u := a.o.BaseURL + "/open-apis/im/v1/messages/" + url.PathEscape(m.Reply["message_id"]) + "/reply"
+	return "text", string(content)
+}
+
+// reply posts one reply, refreshing the tenant token once when Feishu
+// says it is invalid.
+func (a *Adapter) reply(ctx context.Context, messageID string, body map[string]string) error {
+	u := a.o.BaseURL + "/open-apis/im/v1/messages/" + url.PathEscape(messageID) + "/reply"
 	for attempt := 0; ; attempt++ {
 		token, err := a.token(ctx, attempt > 0)
 		if err != nil {

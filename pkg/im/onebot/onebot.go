@@ -260,22 +260,34 @@ func parseCQ(s string) []segment {
 	return segs
 }
 
-// Send answers through the HTTP API's send_msg, quoting the message.
+// Send answers with send_msg, quoting the message and mentioning the
+// sender in a group, split at im.MaxOneBot on paragraph boundaries.
 func (a *Adapter) Send(ctx context.Context, m *im.Message, text string) error {
 	r := m.Reply
-	body := map[string]any{
-		"message_type": r["message_type"],
-		"message": []map[string]any{
-			{"type": "reply", "data": map[string]string{"id": r["message_id"]}},
-			{"type": "text", "data": map[string]string{"text": text}},
-		},
+	for i, part := range im.Split(text, im.MaxOneBot) {
+		var segs []map[string]any
+		if i == 0 {
+			segs = append(segs, map[string]any{"type": "reply", "data": map[string]string{"id": r["message_id"]}})
+			if r["message_type"] == "group" {
+				segs = append(segs, map[string]any{"type": "at", "data": map[string]string{"qq": r["user_id"]}})
+			}
+		}
+		segs = append(segs, map[string]any{"type": "text", "data": map[string]string{"text": part}})
+		body := map[string]any{"message_type": r["message_type"], "message": segs}
+		if r["message_type"] == "group" {
+			body["group_id"] = json.Number(r["group_id"])
+		} else {
+			body["user_id"] = json.Number(r["user_id"])
+		}
+		if err := a.sendMsg(ctx, r["self_id"], body); err != nil {
+			return err
+		}
 	}
-	if r["message_type"] == "group" {
-		body["group_id"] = json.Number(r["group_id"])
-	} else {
-		body["user_id"] = json.Number(r["user_id"])
-	}
-	status, out, err := a.call(ctx, r["self_id"], "send_msg", body)
+	return nil
+}
+
+func (a *Adapter) sendMsg(ctx context.Context, self string, body map[string]any) error {
+	status, out, err := a.call(ctx, self, "send_msg", body)
 	if err != nil {
 		return err
 	}

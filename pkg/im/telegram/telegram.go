@@ -238,19 +238,27 @@ func (a *Adapter) bot(ctx context.Context) *user {
 	return a.me
 }
 
-// Send answers with sendMessage, quoting the message.
+// Send answers with sendMessage, quoting the message (which notifies its
+// sender in a group), split at MaxText on paragraph boundaries.
 func (a *Adapter) Send(ctx context.Context, m *im.Message, text string) error {
-	if r := []rune(text); len(r) > MaxText {
-		text = string(r[:MaxText])
-	}
 	msgID, _ := strconv.ParseInt(m.Reply["message_id"], 10, 64)
-	body := map[string]any{
-		"chat_id": json.Number(m.Reply["chat_id"]),
-		"text":    text,
-		"reply_parameters": map[string]any{
-			"message_id": msgID, "allow_sending_without_reply": true,
-		},
+	for _, part := range im.Split(text, MaxText) {
+		body := map[string]any{
+			"chat_id": json.Number(m.Reply["chat_id"]),
+			"text":    part,
+			"reply_parameters": map[string]any{
+				"message_id": msgID, "allow_sending_without_reply": true,
+			},
+		}
+		if err := a.call(ctx, "sendMessage", body); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+// call posts a Bot API method and judges its answer.
+func (a *Adapter) call(ctx context.Context, method string, body any) error {
 	var out struct {
 		OK          bool   `json:"ok"`
 		ErrorCode   int    `json:"error_code"`
@@ -259,7 +267,7 @@ func (a *Adapter) Send(ctx context.Context, m *im.Message, text string) error {
 			RetryAfter int `json:"retry_after"`
 		} `json:"parameters"`
 	}
-	status, err := im.PostJSON(ctx, a.o.Client, a.o.APIURL+"/bot"+a.o.BotToken+"/sendMessage", body, &out)
+	status, err := im.PostJSON(ctx, a.o.Client, a.o.APIURL+"/bot"+a.o.BotToken+"/"+method, body, &out)
 	if err != nil {
 		// The URL holds the bot token: keep it out of errors and logs.
 		msg := strings.ReplaceAll(err.Error(), a.o.BotToken, "<token>")
@@ -267,7 +275,7 @@ func (a *Adapter) Send(ctx context.Context, m *im.Message, text string) error {
 		if errors.As(err, &terr) && terr.Timeout() {
 			msg += " (it may have been delivered)"
 		}
-		return fmt.Errorf("telegram: sendMessage: %s", msg)
+		return fmt.Errorf("telegram: %s: %s", method, msg)
 	}
 	if status == http.StatusOK && out.OK {
 		return nil
