@@ -15,7 +15,6 @@ import (
 	"github.com/botfleet/botfleet/pkg/im/telegram"
 	"github.com/botfleet/botfleet/pkg/queue"
 	"github.com/botfleet/botfleet/pkg/telemetry"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -52,7 +51,8 @@ func newIM(cfg *config.Config, rdb redis.UniversalClient, svc *chat.Service, log
 		}
 	}
 	if c.DingTalk.AppSecret != "" {
-		dt := dingtalk.New(dingtalk.Options{AppSecret: c.DingTalk.AppSecret, WebhookHosts: c.DingTalk.WebhookHosts, Client: client})
+		dt := dingtalk.New(dingtalk.Options{AppSecret: c.DingTalk.AppSecret, WebhookHosts: c.DingTalk.WebhookHosts, Client: client,
+			ClientID: c.DingTalk.ClientID, APIURL: c.DingTalk.APIURL})
 		adapters = append(adapters, dt)
 		if c.DingTalk.Mode == "stream" {
 			links = append(links, func(p *imParts) {
@@ -92,7 +92,7 @@ func newIM(cfg *config.Config, rdb redis.UniversalClient, svc *chat.Service, log
 		Prefix: cfg.Redis.KeyPrefix, GroupScope: c.GroupScope, RequireMention: c.RequireMention,
 		UrgentKeywords: c.UrgentKeywords, BatchPrefixes: c.BatchPrefixes, BatchSenders: c.BatchSenders,
 		DedupTTL: c.DedupTTL, SendLease: c.SendLease, MaxMessageChars: cfg.Chat.MaxMessageChars,
-		Registerer: m.Registerer,
+		Registerer: m.Registerer, Media: im.MediaOptions{MaxBytes: c.MediaMaxBytes, Types: c.MediaTypes},
 	}, logger)
 	m.SetQueueStats(func(ctx context.Context) ([]telemetry.QueueStat, int64, error) {
 		st, err := q.Stats(ctx)
@@ -107,7 +107,7 @@ func newIM(cfg *config.Config, rdb redis.UniversalClient, svc *chat.Service, log
 	})
 	parts := &imParts{pipeline: p, queue: q, links: im.NewLinks(rdb, p, im.LinksOptions{
 		Prefix: cfg.Redis.KeyPrefix, Instance: cfg.Server.InstanceName, Lease: c.LinkLease, Logger: logger,
-		Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"instance": cfg.Server.InstanceName}, m.Registry),
+		Registerer: m.Registerer,
 	})}
 	for _, add := range links {
 		add(parts)

@@ -289,8 +289,12 @@ func renderNginx(t *testing.T, ports ...int) string {
 	for _, p := range ports {
 		primaries = append(primaries, strconv.Itoa(p))
 	}
+	bin := t.TempDir()
+	if err := testenv.BuildCommands(bin, "./cmd/fleetctl"); err != nil { // render_nginx.sh runs it
+		t.Fatal(err)
+	}
 	cmd := exec.Command(filepath.Join(root, "scripts", "render_nginx.sh"))
-	cmd.Env = append(os.Environ(), "PRIMARIES="+strings.Join(primaries, " "), "BACKUPS=",
+	cmd.Env = append(os.Environ(), "PRIMARIES="+strings.Join(primaries, " "), "BACKUPS=", "FLEETCTL="+filepath.Join(bin, "fleetctl"),
 		"LISTEN="+testenv.Addr(testenv.FreePort(t)), "WORKERS=1")
 	out, err := cmd.Output()
 	if err != nil {
@@ -469,5 +473,35 @@ func TestIMFeishuLongConnectionFragmentsAndBadFrames(t *testing.T) {
 	}
 	if f.Opened() != 2 {
 		t.Fatalf("%d connections opened: a bad frame broke one", f.Opened())
+	}
+}
+
+func TestIMImagesAreDownloadedSizeLimitedAndTypeChecked(t *testing.T) {
+	r := testenv.StartRedis(t)
+	f := imtest.NewTelegram(t, tgToken, tgUsername)
+	png := append([]byte("\x89PNG\r\n\x1a\n"), make([]byte, 200)...)
+	f.File("small-png", png)
+	f.File("huge-png", append([]byte("\x89PNG\r\n\x1a\n"), make([]byte, 5000)...))
+	f.File("elf", append([]byte("\x7fELF"), make([]byte, 100)...))
+	_, env := mockBackend(t, mockllm.Options{})
+	bot := startBot(t, merge(streamEnv(r, env), telegramStreamEnv(f), map[string]string{"BOT_IM_MEDIA_MAX_BYTES": "1000", "INSTANCE_NAME": "m"}))
+	f.Push(1, imtest.Photo(1, 42, "what is this?", "thumb", "small-png"))
+	f.Push(2, imtest.Photo(2, 43, "", "huge-png")) // an image alone, no caption: still answered
+	f.Push(3, imtest.Photo(3, 44, "and this", "elf"))
+	f.Push(4, imtest.Photo(4, 45, "gone", "no-such-file"))
+	answeredOnce(t, f, []string{"1", "2", "3", "4"})
+	if s := f.To("1")[0]; !strings.HasSuffix(s.Text, ": what is this?\n[the user sent 1 attachment(s)]") {
+		t.Fatalf("reply %q", s.Text)
+	}
+	if s := f.To("2")[0]; !strings.HasSuffix(s.Text, ": [the user sent 1 attachment(s)]") {
+		t.Fatalf("reply %q", s.Text)
+	}
+	metrics := getJSON(t, bot.url+"/metrics")
+	for _, want := range []string{`botfleet_im_attachments_total{instance="m",outcome="taken",platform="telegram"} 1`,
+		`botfleet_im_attachments_total{instance="m",outcome="refused",platform="telegram"} 2`, // too large, and not an accepted type
+		`botfleet_im_attachments_total{instance="m",outcome="failed",platform="telegram"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }

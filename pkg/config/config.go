@@ -306,6 +306,12 @@ type IMConfig struct {
 	// SendLease is how long a worker holds the right to send one reply.
 	// Default 30s.
 	SendLease time.Duration `mapstructure:"send_lease"`
+	// MediaMaxBytes is the largest image or file downloaded from a
+	// message. Default 10485760 (10 MiB).
+	MediaMaxBytes int64 `mapstructure:"media_max_bytes"`
+	// MediaTypes are the content types taken, sniffed from the bytes.
+	// Default image/png, image/jpeg, image/gif, image/webp, application/pdf, text/plain.
+	MediaTypes []string `mapstructure:"media_types"`
 	// LinkLease is how long the leader lease of a `connections: one` link
 	// lasts unrenewed: a dead holder's connection moves to another
 	// instance within it. Default 15s.

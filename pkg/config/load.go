@@ -122,6 +122,8 @@ var defaults = map[string]any{
 	"im.send_timeout":              "10s",
 	"im.send_lease":                "30s",
 	"im.link_lease":                "15s",
+	"im.media_max_bytes":           10485760,
+	"im.media_types":               []string{"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain"},
 	"im.dingtalk.mode":             "webhook",
 	"im.dingtalk.connections":      "every",
 	"im.dingtalk.client_id":        "",

@@ -198,6 +198,8 @@ func (c *Config) validateIM(bad func(key, format string, args ...any) error) err
 		return bad("im.telegram.bot_token", "required in stream mode (getUpdates)")
 	case im.Telegram.Mode == "stream" && im.Telegram.APIURL == "":
 		return bad("im.telegram.api_url", "required in stream mode")
+	case im.MediaMaxBytes < 1:
+		return bad("im.media_max_bytes", "must be positive, got %d", im.MediaMaxBytes)
 	case im.LinkLease < 300*time.Millisecond:
 		return bad("im.link_lease", "must be at least 300ms, got %v", im.LinkLease)
 	case im.Feishu.AppSecret != "" && im.Feishu.BaseURL == "":

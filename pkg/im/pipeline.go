@@ -55,6 +55,8 @@ type Options struct {
 	MaxMessageChars int
 	// Registerer, when set, gets the pipeline's metrics (see metrics.go).
 	Registerer prometheus.Registerer
+	// Media bounds the images and files downloaded for a turn.
+	Media MediaOptions
 }
 
 func (o *Options) setDefaults() {
@@ -73,6 +75,7 @@ func (o *Options) setDefaults() {
 	if o.MaxMessageChars <= 0 {
 		o.MaxMessageChars = 4000
 	}
+	o.Media.setDefaults()
 }
 
 // Pipeline is the path from a platform's webhook to its reply.
@@ -175,7 +178,7 @@ func (p *Pipeline) prepare(m *Message) string {
 			}
 		}
 	}
-	if text == "" {
+	if text == "" && len(m.MediaURLs) == 0 {
 		return "no text"
 	}
 	if utf8.RuneCountInString(text) > p.opts.MaxMessageChars {
@@ -197,7 +200,7 @@ func (p *Pipeline) prepare(m *Message) string {
 // chatRequest is the turn that answers m: its platform is its tenant, the
 // event id its request id.
 func (m *Message) chatRequest() chat.Request {
-	r := chat.Request{Platform: m.Platform, Scope: m.Scope, UserID: m.SenderID, ID: m.EventID, Message: m.Text, Endpoint: "im"}
+	r := chat.Request{Platform: m.Platform, Scope: m.Scope, UserID: m.SenderID, ID: m.EventID, Message: m.turnText(), Endpoint: "im"}
 	if m.IsGroup() {
 		r.GroupID = m.ChatID
 	}
@@ -240,6 +243,7 @@ func (p *Pipeline) Handle(ctx context.Context, job *queue.Job) error {
 		p.countReply(m.Platform, "already_sent")
 		return nil
 	}
+	p.fetchMedia(ctx, &m, a)
 	res, err := p.chat.Turn(ctx, m.chatRequest())
 	if err != nil {
 		if !fault.Temporary(err) {

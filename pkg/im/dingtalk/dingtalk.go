@@ -38,6 +38,10 @@ type Options struct {
 	WebhookHosts []string
 	// MaxSkew is how far the timestamp may be from now. Default 1h.
 	MaxSkew time.Duration
+	// ClientID (AppKey) and APIURL (default DefaultAPIURL) fetch the
+	// access token that downloads received images.
+	ClientID string
+	APIURL   string
 	// Client calls the session webhook.
 	Client *http.Client
 	// Now is the clock; default time.Now.
@@ -45,7 +49,10 @@ type Options struct {
 }
 
 // Adapter is the DingTalk platform.
-type Adapter struct{ o Options }
+type Adapter struct {
+	o     Options
+	token accessToken
+}
 
 // New returns the adapter.
 func New(o Options) *Adapter {
@@ -61,6 +68,10 @@ func New(o Options) *Adapter {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.APIURL == "" {
+		o.APIURL = DefaultAPIURL
+	}
+	o.APIURL = strings.TrimRight(o.APIURL, "/")
 	return &Adapter{o: o}
 }
 
@@ -90,6 +101,7 @@ type event struct {
 		DingtalkID string `json:"dingtalkId"`
 		StaffID    string `json:"staffId"`
 	} `json:"atUsers"`
+	RobotCode                 string `json:"robotCode"`
 	SessionWebhook            string `json:"sessionWebhook"`
 	SessionWebhookExpiredTime int64  `json:"sessionWebhookExpiredTime"`
 	Text                      struct {
@@ -148,6 +160,7 @@ func (a *Adapter) ParseEvent(_ context.Context, body []byte) (*im.Inbound, error
 			"session_webhook":         e.SessionWebhook,
 			"session_webhook_expires": strconv.FormatInt(e.SessionWebhookExpiredTime, 10),
 			"sender_staff_id":         e.SenderStaffID,
+			"robot_code":              e.RobotCode,
 		},
 	}
 	if m.SenderID == "" {

@@ -40,7 +40,7 @@ type Stream struct {
 // (its Client Secret is Options.AppSecret); apiURL "" is DefaultAPIURL.
 func (a *Adapter) Stream(apiURL, clientID string) *Stream {
 	if apiURL == "" {
-		apiURL = DefaultAPIURL
+		apiURL = a.o.APIURL
 	}
 	return &Stream{a: a, apiURL: strings.TrimRight(apiURL, "/"), clientID: clientID, ping: 30 * time.Second}
 }

@@ -23,6 +23,7 @@ type Telegram struct {
 	user  string
 
 	mu        sync.Mutex
+	files     map[string][]byte
 	updates   []pending
 	confirmed int64 // every update_id below it is confirmed and dropped
 	polling   int
@@ -39,13 +40,24 @@ type pending struct {
 // NewTelegram serves the Bot API of the bot with token and username until
 // the test ends.
 func NewTelegram(t testing.TB, token, username string) *Telegram {
-	f := &Telegram{record: newRecord(), token: token, user: username, pushed: make(chan struct{})}
+	f := &Telegram{record: newRecord(), token: token, user: username, pushed: make(chan struct{}), files: map[string][]byte{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/bot"+token+"/getUpdates", f.getUpdates)
 	mux.HandleFunc("/bot"+token+"/getMe", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `{"ok":true,"result":{"id":4242,"is_bot":true,"first_name":"Fleet","username":%q}}`, username)
 	})
 	mux.HandleFunc("/bot"+token+"/sendMessage", f.send)
+	mux.HandleFunc("/bot"+token+"/getFile", f.getFile)
+	mux.HandleFunc("/file/bot"+token+"/", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		data, ok := f.files[strings.TrimPrefix(r.URL.Path, "/file/bot"+token+"/files/")]
+		f.mu.Unlock()
+		if !ok {
+			w.WriteHeader(404)
+			return
+		}
+		w.Write(data)
+	})
 	mux.HandleFunc("/bot"+token+"/editMessageText", f.send)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(404)
@@ -71,6 +83,43 @@ func Message(id int64, user int64, text string) string {
 	b, _ := json.Marshal(map[string]any{"update_id": id, "message": map[string]any{
 		"message_id": id, "from": map[string]any{"id": user, "is_bot": false, "first_name": "U"},
 		"chat": map[string]any{"id": user, "type": "private"}, "date": time.Now().Unix(), "text": text,
+	}})
+	return string(b)
+}
+
+// File stores a file that getFile and the file download serve by its file_id.
+func (f *Telegram) File(id string, data []byte) {
+	f.mu.Lock()
+	f.files[id] = data
+	f.mu.Unlock()
+}
+
+func (f *Telegram) getFile(w http.ResponseWriter, r *http.Request) {
+	var q struct {
+		FileID string `json:"file_id"`
+	}
+	_ = json.NewDecoder(r.Body).Decode(&q)
+	f.mu.Lock()
+	data, ok := f.files[q.FileID]
+	f.mu.Unlock()
+	if !ok {
+		w.WriteHeader(400)
+		io.WriteString(w, `{"ok":false,"error_code":400,"description":"Bad Request: invalid file_id"}`)
+		return
+	}
+	fmt.Fprintf(w, `{"ok":true,"result":{"file_id":%q,"file_unique_id":"u%s","file_size":%d,"file_path":"files/%s"}}`, q.FileID, q.FileID, len(data), q.FileID)
+}
+
+// Photo returns an update with a private photo message (and a caption)
+// from user; fileIDs are the photo's sizes, largest last.
+func Photo(id, user int64, caption string, fileIDs ...string) string {
+	var sizes []map[string]any
+	for _, fid := range fileIDs {
+		sizes = append(sizes, map[string]any{"file_id": fid, "file_unique_id": "u" + fid, "width": 90, "height": 90})
+	}
+	b, _ := json.Marshal(map[string]any{"update_id": id, "message": map[string]any{
+		"message_id": id, "from": map[string]any{"id": user, "is_bot": false, "first_name": "U"},
+		"chat": map[string]any{"id": user, "type": "private"}, "date": time.Now().Unix(), "caption": caption, "photo": sizes,
 	}})
 	return string(b)
 }
