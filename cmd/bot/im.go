@@ -93,6 +93,7 @@ func newIM(cfg *config.Config, rdb redis.UniversalClient, svc *chat.Service, log
 		UrgentKeywords: c.UrgentKeywords, BatchPrefixes: c.BatchPrefixes, BatchSenders: c.BatchSenders,
 		DedupTTL: c.DedupTTL, SendLease: c.SendLease, MaxMessageChars: cfg.Chat.MaxMessageChars,
 		Registerer: m.Registerer, Media: im.MediaOptions{MaxBytes: c.MediaMaxBytes, Types: c.MediaTypes},
+		StreamReplies: c.StreamReplies,
 	}, logger)
 	m.SetQueueStats(func(ctx context.Context) ([]telemetry.QueueStat, int64, error) {
 		st, err := q.Stats(ctx)

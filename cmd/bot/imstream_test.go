@@ -401,8 +401,8 @@ func TestIMDingTalkStreamEveryInstanceConnectsEachMessageAnsweredOnce(t *testing
 	if s := f.To("dmsg-after")[0]; !strings.HasPrefix(s.Text, "mock n=10 ") {
 		t.Fatalf("reply %q: memory did not continue", s.Text)
 	}
-	if f.Unacked() != 0 || f.Pings() < 2 {
-		t.Fatalf("unacked %d, pings answered %d", f.Unacked(), f.Pings())
+	if f.Unacked() != 0 || f.Pings() < 2 || f.Acks() < int64(len(ids)+1) {
+		t.Fatalf("unacked %d, acks %d, pings answered %d", f.Unacked(), f.Acks(), f.Pings())
 	}
 }
 
@@ -503,5 +503,108 @@ func TestIMImagesAreDownloadedSizeLimitedAndTypeChecked(t *testing.T) {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+}
+
+// checkStreamed checks the streamed reply to update id: one message made,
+// its edits in order (each a longer prefix of the reply, or the reply
+// begun again), the last one the whole reply.
+func checkStreamed(t *testing.T, f interface{ To(string) []imtest.Sent }, id string) imtest.Sent {
+	t.Helper()
+	made := f.To(id)
+	if len(made) != 1 {
+		t.Fatalf("%d messages made for update %s, want 1: %+v", len(made), id, made)
+	}
+	edits := f.To("edit:" + made[0].ID)
+	if len(edits) == 0 {
+		t.Fatalf("the reply to %s was never edited: not streamed", id)
+	}
+	final := edits[len(edits)-1].Text
+	for _, e := range append(made, edits...) { // a rerun streams the same reply again, from its start
+		if !strings.HasPrefix(final, e.Text) {
+			t.Fatalf("%s %q is not the start of the reply %q", e.Kind, e.Text, final)
+		}
+	}
+	return edits[len(edits)-1]
+}
+
+func TestIMTelegramStreamedReplyGrowsInOneMessage(t *testing.T) {
+	r := testenv.StartRedis(t)
+	f := imtest.NewTelegram(t, tgToken, tgUsername)
+	_, env := mockBackend(t, mockllm.Options{Faults: mockllm.Faults{Chunks: 8, ChunkDelay: 400 * time.Millisecond}})
+	env = merge(streamEnv(r, env), telegramStreamEnv(f), map[string]string{"BOT_IM_STREAM_REPLIES": "true"})
+	startBot(t, with(env, "INSTANCE_NAME", "a"))
+	startBot(t, with(env, "INSTANCE_NAME", "b"))
+	f.Push(1, imtest.Message(1, 42, "tell me a long story"))
+	f.Wait(30*time.Second, func(s []imtest.Sent) bool {
+		for _, x := range s {
+			if strings.HasSuffix(x.Text, ": tell me a long story") && x.Kind == "editMessageText" {
+				return true
+			}
+		}
+		return false
+	})
+	last := checkStreamed(t, f, "1")
+	if !strings.HasPrefix(last.Text, "mock n=2 ") || !strings.HasSuffix(last.Text, ": tell me a long story") {
+		t.Fatalf("final text %q", last.Text)
+	}
+	if f.TooFast() != 0 {
+		t.Fatalf("%d edits came faster than Telegram allows", f.TooFast())
+	}
+}
+
+func TestIMTelegramStreamReclaimedMidwayEditsTheSameMessage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills a bot process")
+	}
+	bin := buildBot(t)
+	r := testenv.StartRedis(t)
+	f := imtest.NewTelegram(t, tgToken, tgUsername)
+	_, env := mockBackend(t, mockllm.Options{Faults: mockllm.Faults{Chunks: 10, ChunkDelay: 400 * time.Millisecond}})
+	env = merge(streamEnv(r, env), telegramStreamEnv(f), map[string]string{"BOT_IM_STREAM_REPLIES": "true", "API_KEY": apiKey,
+		"BOT_MEMORY_LEASE": "1s", "BOT_IM_SEND_TIMEOUT": "500ms", "BOT_IM_SEND_LEASE": "1s", "BOT_LOG_LEVEL": "warn"})
+	cmd, url, _ := startProcess(t, bin, with(env, "INSTANCE_NAME", "doomed"))
+	waitLink(t, url, "telegram", "connected")
+	f.Push(1, imtest.Message(1, 42, "a reply cut in the middle"))
+	if !f.Wait(20*time.Second, func(s []imtest.Sent) bool { return len(s) >= 2 }) { // made, and edited once
+		t.Fatalf("the doomed instance never streamed: %+v", f.Sent())
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	shown := len(f.Sent())
+	startBot(t, with(env, "INSTANCE_NAME", "survivor"))
+	f.Wait(30*time.Second, func(s []imtest.Sent) bool {
+		return len(s) > shown && strings.HasSuffix(s[len(s)-1].Text, ": a reply cut in the middle")
+	})
+	last := checkStreamed(t, f, "1")
+	if !strings.HasSuffix(last.Text, ": a reply cut in the middle") {
+		t.Fatalf("final text %q", last.Text)
+	}
+	t.Logf("%d edits of one message, %d of them before the kill", len(f.Sent())-1, shown-1)
+	if f.TooFast() != 0 {
+		t.Fatalf("%d edits came faster than Telegram allows", f.TooFast())
+	}
+}
+
+func TestIMFeishuStreamedReplyIsOneCardUpdated(t *testing.T) {
+	r := testenv.StartRedis(t)
+	f := imtest.NewFeishu(t, fsAppID, fsSecret)
+	_, env := mockBackend(t, mockllm.Options{Faults: mockllm.Faults{Chunks: 8, ChunkDelay: 200 * time.Millisecond}})
+	env = merge(streamEnv(r, env), map[string]string{"BOT_IM_FEISHU_MODE": "stream", "BOT_IM_FEISHU_APP_ID": fsAppID,
+		"BOT_IM_FEISHU_APP_SECRET": fsSecret, "BOT_IM_FEISHU_BASE_URL": f.URL, "BOT_IM_STREAM_REPLIES": "true"})
+	bot := startBot(t, env)
+	waitLink(t, bot.url, "feishu", "connected")
+	f.Push(imtest.TextEvent(1, "u1", "stream me a card"), 1)
+	f.Wait(30*time.Second, func(s []imtest.Sent) bool {
+		return len(s) > 1 && strings.HasSuffix(s[len(s)-1].Text, ": stream me a card")
+	})
+	last := checkStreamed(t, f, "om_1")
+	if made := f.To("om_1")[0]; made.Kind != "interactive" || last.Kind != "update" || !strings.HasPrefix(last.Text, "mock n=2 ") {
+		t.Fatalf("made %+v, last %+v", made, last)
+	}
+	if f.TooFast() != 0 {
+		t.Fatalf("%d card updates came faster than Feishu allows", f.TooFast())
 	}
 }

@@ -157,8 +157,8 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, logger *slo
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, MaxMessageChars: cfg.Chat.MaxMessageChars,
 		Pprof: cfg.Server.Pprof, Tracing: tracing, Webhooks: ims.pipeline, Queues: ims.queues, Models: router.Models,
 		MetricsElsewhere: cfg.Server.MetricsListen != "", MetricsToken: cfg.Server.MetricsToken,
-		Stream: httpapi.StreamOptions{Heartbeat: sc.Heartbeat, WriteTimeout: sc.WriteTimeout, DetachOnDisconnect: sc.DetachOnDisconnect, MaxDuration: sc.MaxDuration},
 		Links: ims.healthLinks(), OneBotWS: ims.onebotWS,
+		Stream: httpapi.StreamOptions{Heartbeat: sc.Heartbeat, WriteTimeout: sc.WriteTimeout, DetachOnDisconnect: sc.DetachOnDisconnect, MaxDuration: sc.MaxDuration},
 	})
 
 	srv := &http.Server{

@@ -306,6 +306,10 @@ type IMConfig struct {
 	// SendLease is how long a worker holds the right to send one reply.
 	// Default 30s.
 	SendLease time.Duration `mapstructure:"send_lease"`
+	// StreamReplies makes a reply appear and grow as the model streams it,
+	// on platforms that let the bot edit its message (Telegram, Feishu).
+	// Default false.
+	StreamReplies bool `mapstructure:"stream_replies"`
 	// MediaMaxBytes is the largest image or file downloaded from a
 	// message. Default 10485760 (10 MiB).
 	MediaMaxBytes int64 `mapstructure:"media_max_bytes"`

@@ -123,6 +123,7 @@ var defaults = map[string]any{
 	"im.send_lease":                "30s",
 	"im.link_lease":                "15s",
 	"im.media_max_bytes":           10485760,
+	"im.stream_replies":            false,
 	"im.media_types":               []string{"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain"},
 	"im.dingtalk.mode":             "webhook",
 	"im.dingtalk.connections":      "every",

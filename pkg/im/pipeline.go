@@ -57,6 +57,9 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Media bounds the images and files downloaded for a turn.
 	Media MediaOptions
+	// StreamReplies streams replies into one message that grows as the
+	// model answers, on platforms whose adapter is an Editor. Default off.
+	StreamReplies bool
 }
 
 func (o *Options) setDefaults() {
@@ -244,6 +247,9 @@ func (p *Pipeline) Handle(ctx context.Context, job *queue.Job) error {
 		return nil
 	}
 	p.fetchMedia(ctx, &m, a)
+	if ed, ok := a.(Editor); ok && p.opts.StreamReplies {
+		return p.handleStreamed(ctx, job, &m, ed, sentKey)
+	}
 	res, err := p.chat.Turn(ctx, m.chatRequest())
 	if err != nil {
 		if !fault.Temporary(err) {
@@ -267,13 +273,7 @@ func (p *Pipeline) Handle(ctx context.Context, job *queue.Job) error {
 		_ = p.leases.Release(rctx, sendingKey(sentKey), mark)
 		return fmt.Errorf("im: send to %s: %w", m.Platform, err)
 	}
-	p.countReply(m.Platform, "sent")
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-	defer cancel()
-	if err := p.rdb.Set(wctx, sentKey, "sent", p.opts.DedupTTL).Err(); err != nil {
-		p.log.Warn("im: reply sent but not recorded; a retry of this job could send it again", "event", m.Key(), "err", err)
-	}
-	_ = p.leases.Release(wctx, sendingKey(sentKey), mark)
+	p.recordSent(ctx, &m, sentKey, mark)
 	p.log.Info("im: replied", "platform", m.Platform, "event", m.EventID, "turn", res.Turn, "replayed", res.Replayed, "deliveries", job.Deliveries)
 	return nil
 }

@@ -49,3 +49,15 @@ func (p *Pipeline) claimSend(ctx context.Context, sentKey, owner string) (done b
 		}
 	}
 }
+
+// recordSent records that the reply to m went out ("sent" for DedupTTL)
+// and releases owner's send lease.
+func (p *Pipeline) recordSent(ctx context.Context, m *Message, sentKey, owner string) {
+	p.countReply(m.Platform, "sent")
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if err := p.rdb.Set(wctx, sentKey, "sent", p.opts.DedupTTL).Err(); err != nil {
+		p.log.Warn("im: reply sent but not recorded; a retry of this job could send it again", "event", m.Key(), "err", err)
+	}
+	_ = p.leases.Release(wctx, sendingKey(sentKey), owner)
+}

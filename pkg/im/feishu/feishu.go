@@ -402,34 +402,40 @@ func Content(text, mention string) (string, string) {
 	return "text", string(content)
 }
 
-// reply posts one reply, refreshing the tenant token once when Feishu
-// says it is invalid.
+// reply posts one reply.
 func (a *Adapter) reply(ctx context.Context, messageID string, body map[string]string) error {
-	u := a.o.BaseURL + "/open-apis/im/v1/messages/" + url.PathEscape(messageID) + "/reply"
+	_, err := a.api(ctx, http.MethodPost, "/open-apis/im/v1/messages/"+url.PathEscape(messageID)+"/reply", body)
+	return err
+}
+
+// api calls an Open API method with the tenant token, refreshing it once
+// when Feishu says it is invalid; it returns the answer's data.
+func (a *Adapter) api(ctx context.Context, method, path string, body any) (json.RawMessage, error) {
 	for attempt := 0; ; attempt++ {
 		token, err := a.token(ctx, attempt > 0)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		var out struct {
-			Code int    `json:"code"`
-			Msg  string `json:"msg"`
+			Code int             `json:"code"`
+			Msg  string          `json:"msg"`
+			Data json.RawMessage `json:"data"`
 		}
-		status, err := im.PostJSON(ctx, a.o.Client, u, body, &out, "Authorization", "Bearer "+token)
+		status, err := im.CallJSON(ctx, a.o.Client, method, a.o.BaseURL+path, body, &out, "Authorization", "Bearer "+token)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if status < 300 && out.Code == 0 {
-			return nil
+			return out.Data, nil
 		}
 		if (out.Code == 99991663 || out.Code == 99991661 || out.Code == 99991668) && attempt == 0 {
 			continue // the cached token is no longer valid: fetch another
 		}
 		serr := &im.StatusError{Platform: im.Feishu, Status: max(status, 400), Code: strconv.Itoa(out.Code), Message: out.Msg}
-		if out.Code == 99991400 || out.Code == 230020 { // rate limited (app-wide, or in this chat)
+		if out.Code == 99991400 || out.Code == 230020 || out.Code == 230072 { // rate limited (app-wide, in this chat, this message)
 			serr.Status = http.StatusTooManyRequests
 		}
-		return im.ClassifyStatus(serr)
+		return nil, im.ClassifyStatus(serr)
 	}
 }
 

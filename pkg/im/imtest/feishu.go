@@ -37,7 +37,9 @@ type Feishu struct {
 	seq     atomic.Int64
 	pings   atomic.Int64
 	opened  atomic.Int64
-	uuids   map[string]bool
+	uuids   map[string]string
+	updated map[string]time.Time
+	tooFast atomic.Int64
 }
 
 type pushed struct {
@@ -49,7 +51,7 @@ type pushed struct {
 // NewFeishu serves the app appID with secret until the test ends.
 func NewFeishu(t testing.TB, appID, secret string) *Feishu {
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &Feishu{record: newRecord(), Redeliver: time.Second, app: appID, sec: secret, unacked: map[string]pushed{}, uuids: map[string]bool{}, ctx: ctx}
+	f := &Feishu{record: newRecord(), Redeliver: time.Second, app: appID, sec: secret, unacked: map[string]pushed{}, uuids: map[string]string{}, updated: map[string]time.Time{}, ctx: ctx}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /callback/ws/endpoint", f.endpoint)
 	mux.HandleFunc("GET /ws", f.ws)
@@ -57,6 +59,7 @@ func NewFeishu(t testing.TB, appID, secret string) *Feishu {
 		io.WriteString(w, `{"code":0,"msg":"ok","tenant_access_token":"t-fake","expire":7200}`)
 	})
 	mux.HandleFunc("POST /open-apis/im/v1/messages/{id}/reply", f.reply)
+	mux.HandleFunc("PATCH /open-apis/im/v1/messages/{id}", f.update)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(func() { cancel(); srv.Close() })
 	f.URL = srv.URL
@@ -210,20 +213,78 @@ func (f *Feishu) reply(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.mu.Lock()
-	dup := f.uuids[b.UUID] // Feishu drops a repeated uuid
-	f.uuids[b.UUID] = true
+	id, dup := f.uuids[b.UUID] // Feishu drops a repeated uuid, and answers with the first message
+	if !dup {
+		id = "om_r" + strconv.FormatInt(f.seq.Add(1), 10)
+		f.uuids[b.UUID] = id
+	}
 	f.mu.Unlock()
 	if !dup {
+		f.add(Sent{To: r.PathValue("id"), ID: id, Text: contentText(b.MsgType, b.Content), Kind: b.MsgType, Body: raw})
+	}
+	fmt.Fprintf(w, `{"code":0,"msg":"success","data":{"message_id":%q}}`, id)
+}
+
+// update is PATCH /open-apis/im/v1/messages/{id}: a card's new content,
+// at most 5 a second per message (more are refused, and counted).
+func (f *Feishu) update(w http.ResponseWriter, r *http.Request) {
+	raw, _ := io.ReadAll(r.Body)
+	var b struct {
+		Content string `json:"content"`
+	}
+	if r.Header.Get("Authorization") != "Bearer t-fake" || json.Unmarshal(raw, &b) != nil {
+		w.WriteHeader(400)
+		io.WriteString(w, `{"code":99991663,"msg":"Invalid access token for authorization."}`)
+		return
+	}
+	id := r.PathValue("id")
+	f.mu.Lock()
+	fast := time.Since(f.updated[id]) < 200*time.Millisecond
+	if !fast {
+		f.updated[id] = time.Now()
+	}
+	f.mu.Unlock()
+	if fast {
+		f.tooFast.Add(1)
+		io.WriteString(w, `{"code":230072,"msg":"The message is updated too frequently."}`)
+		return
+	}
+	f.add(Sent{To: "edit:" + id, ID: id, Text: contentText("interactive", b.Content), Kind: "update", Body: raw})
+	io.WriteString(w, `{"code":0,"msg":"success","data":{}}`)
+}
+
+// TooFast counts card updates refused for coming faster than 5 a second.
+func (f *Feishu) TooFast() int64 { return f.tooFast.Load() }
+
+// contentText is the text of a message's content: a text message's text,
+// a card's markdown elements.
+func contentText(msgType, content string) string {
+	switch msgType {
+	case "text":
 		var c struct {
 			Text string `json:"text"`
 		}
-		text := b.Content
-		if b.MsgType == "text" && json.Unmarshal([]byte(b.Content), &c) == nil {
-			text = c.Text
+		if json.Unmarshal([]byte(content), &c) == nil {
+			return c.Text
 		}
-		f.add(Sent{To: r.PathValue("id"), Text: text, Kind: b.MsgType, Body: raw})
+	case "interactive":
+		var c struct {
+			Elements []struct {
+				Tag     string `json:"tag"`
+				Content string `json:"content"`
+			} `json:"elements"`
+		}
+		if json.Unmarshal([]byte(content), &c) == nil {
+			var parts []string
+			for _, e := range c.Elements {
+				if e.Tag == "markdown" {
+					parts = append(parts, e.Content)
+				}
+			}
+			return strings.Join(parts, "\n")
+		}
 	}
-	io.WriteString(w, `{"code":0,"msg":"success","data":{"message_id":"om_reply"}}`)
+	return content
 }
 
 // TextEvent is an im.message.receive_v1 event: a private text message

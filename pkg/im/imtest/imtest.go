@@ -12,8 +12,9 @@ import (
 
 // Sent is one message a fake platform received from the bot.
 type Sent struct {
-	// To is the id of the message replied to (or the chat when none).
-	To string
+	// To is the id of the message replied to (or the chat when none);
+	// ID the platform's id of the sent message, where it gives one.
+	To, ID string
 	// Chat is the chat, group or user it went to.
 	Chat string
 	// Text is the text; Kind the platform's message type (text,

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,8 @@ type Telegram struct {
 
 	mu        sync.Mutex
 	files     map[string][]byte
+	edited    map[string]time.Time // message_id → its last edit
+	tooFast   atomic.Int64
 	updates   []pending
 	confirmed int64 // every update_id below it is confirmed and dropped
 	polling   int
@@ -40,7 +43,7 @@ type pending struct {
 // NewTelegram serves the Bot API of the bot with token and username until
 // the test ends.
 func NewTelegram(t testing.TB, token, username string) *Telegram {
-	f := &Telegram{record: newRecord(), token: token, user: username, pushed: make(chan struct{}), files: map[string][]byte{}}
+	f := &Telegram{record: newRecord(), token: token, user: username, pushed: make(chan struct{}), files: map[string][]byte{}, edited: map[string]time.Time{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/bot"+token+"/getUpdates", f.getUpdates)
 	mux.HandleFunc("/bot"+token+"/getMe", func(w http.ResponseWriter, r *http.Request) {
@@ -58,7 +61,7 @@ func NewTelegram(t testing.TB, token, username string) *Telegram {
 		}
 		w.Write(data)
 	})
-	mux.HandleFunc("/bot"+token+"/editMessageText", f.send)
+	mux.HandleFunc("/bot"+token+"/editMessageText", f.edit)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(404)
 		io.WriteString(w, `{"ok":false,"error_code":404,"description":"Not Found"}`)
@@ -187,6 +190,33 @@ func (f *Telegram) getUpdates(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// TooFast counts edits of a message within half a second of its last
+// one, answered 429 as Telegram's flood control would.
+func (f *Telegram) TooFast() int64 { return f.tooFast.Load() }
+
+func (f *Telegram) edit(w http.ResponseWriter, r *http.Request) {
+	raw, _ := io.ReadAll(r.Body)
+	var b struct {
+		MessageID json.Number `json:"message_id"`
+	}
+	_ = json.Unmarshal(raw, &b)
+	f.mu.Lock()
+	last, seen := f.edited[string(b.MessageID)]
+	fast := seen && time.Since(last) < 500*time.Millisecond
+	if !fast {
+		f.edited[string(b.MessageID)] = time.Now()
+	}
+	f.mu.Unlock()
+	if fast {
+		f.tooFast.Add(1)
+		w.WriteHeader(http.StatusTooManyRequests)
+		io.WriteString(w, `{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 1","parameters":{"retry_after":1}}`)
+		return
+	}
+	r.Body = io.NopCloser(strings.NewReader(string(raw)))
+	f.send(w, r)
+}
+
 func (f *Telegram) send(w http.ResponseWriter, r *http.Request) {
 	raw, _ := io.ReadAll(r.Body)
 	var b struct {
@@ -208,6 +238,10 @@ func (f *Telegram) send(w http.ResponseWriter, r *http.Request) {
 	if kind == "editMessageText" {
 		to = "edit:" + string(b.MessageID)
 	}
-	f.add(Sent{To: to, Chat: string(b.ChatID), Text: b.Text, Kind: kind, Body: raw})
-	fmt.Fprintf(w, `{"ok":true,"result":{"message_id":%d,"chat":{"id":%s},"text":%q}}`, 100000+f.nextMsg.Add(1), b.ChatID, b.Text)
+	id := string(b.MessageID) // an edit answers with the edited message
+	if kind != "editMessageText" {
+		id = strconv.FormatInt(100000+f.nextMsg.Add(1), 10)
+	}
+	f.add(Sent{To: to, ID: id, Chat: string(b.ChatID), Text: b.Text, Kind: kind, Body: raw})
+	fmt.Fprintf(w, `{"ok":true,"result":{"message_id":%s,"chat":{"id":%s},"text":%q}}`, id, b.ChatID, b.Text)
 }

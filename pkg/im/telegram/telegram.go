@@ -250,17 +250,51 @@ func (a *Adapter) Send(ctx context.Context, m *im.Message, text string) error {
 				"message_id": msgID, "allow_sending_without_reply": true,
 			},
 		}
-		if err := a.call(ctx, "sendMessage", body); err != nil {
+		if _, err := a.call(ctx, "sendMessage", body); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// call posts a Bot API method and judges its answer.
-func (a *Adapter) call(ctx context.Context, method string, body any) error {
+// Begin sends text as a streamed reply's message, quoting the message
+// answered, and returns its message_id.
+func (a *Adapter) Begin(ctx context.Context, m *im.Message, text string) (string, error) {
+	msgID, _ := strconv.ParseInt(m.Reply["message_id"], 10, 64)
+	sent, err := a.call(ctx, "sendMessage", map[string]any{
+		"chat_id": json.Number(m.Reply["chat_id"]), "text": text,
+		"reply_parameters": map[string]any{"message_id": msgID, "allow_sending_without_reply": true},
+	})
+	if err != nil {
+		return "", err
+	}
+	return strconv.FormatInt(sent.MessageID, 10), nil
+}
+
+// Edit replaces a streamed reply's text with editMessageText; the same
+// text again is not an error.
+func (a *Adapter) Edit(ctx context.Context, m *im.Message, id, text string) error {
+	_, err := a.call(ctx, "editMessageText", map[string]any{"chat_id": json.Number(m.Reply["chat_id"]), "message_id": json.Number(id), "text": text})
+	var serr *im.StatusError
+	if errors.As(err, &serr) && strings.Contains(serr.Message, "message is not modified") {
+		return nil
+	}
+	return err
+}
+
+// EditEvery is one edit a second: Telegram's rate limit for a chat.
+func (a *Adapter) EditEvery() time.Duration { return time.Second }
+
+// MaxText is sendMessage's limit.
+func (a *Adapter) MaxText() int { return MaxText }
+
+// call posts a Bot API method and judges its answer; it returns the sent
+// message of methods that send one.
+func (a *Adapter) call(ctx context.Context, method string, body any) (sentMessage, error) {
 	var out struct {
-		OK          bool   `json:"ok"`
+		OK     bool            `json:"ok"`
+		Result json.RawMessage `json:"result"` // a Message, or true
+
 		ErrorCode   int    `json:"error_code"`
 		Description string `json:"description"`
 		Parameters  *struct {
@@ -275,12 +309,21 @@ func (a *Adapter) call(ctx context.Context, method string, body any) error {
 		if errors.As(err, &terr) && terr.Timeout() {
 			msg += " (it may have been delivered)"
 		}
-		return fmt.Errorf("telegram: %s: %s", method, msg)
+		return sentMessage{}, fmt.Errorf("telegram: %s: %s", method, msg)
 	}
 	if status == http.StatusOK && out.OK {
-		return nil
+		var sent sentMessage
+		_ = json.Unmarshal(out.Result, &sent)
+		return sent, nil
 	}
-	return im.ClassifyStatus(&im.StatusError{Platform: im.Telegram, Status: max(status, out.ErrorCode), Code: strconv.Itoa(out.ErrorCode), Message: out.Description})
+	return sentMessage{}, im.ClassifyStatus(&im.StatusError{Platform: im.Telegram, Status: max(status, out.ErrorCode), Code: strconv.Itoa(out.ErrorCode), Message: out.Description})
 }
+
+// sentMessage is the part of a sent Message the bot reads back.
+type sentMessage struct {
+	MessageID int64 `json:"message_id"`
+}
+
+var _ im.Editor = (*Adapter)(nil)
 
 var _ im.Adapter = (*Adapter)(nil)
