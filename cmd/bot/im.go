@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/botfleet/botfleet/pkg/chat"
@@ -18,11 +19,16 @@ import (
 )
 
 // imParts are the IM pipeline, its queue and this instance's workers (nil
-// when no platform is on here).
+// when no platform is on here), and the stream-mode links.
 type imParts struct {
 	pipeline *im.Pipeline
 	queue    *queue.Queue
 	consumer *queue.Consumer
+	links    *im.Links
+	// onebotWS serves OneBot's reverse WebSocket; closers end what the
+	// links do not (reverse sockets) at the drain.
+	onebotWS http.Handler
+	closers  []func()
 }
 
 // newIM builds the enabled platforms' adapters, the pipeline and the queue
@@ -31,31 +37,63 @@ func newIM(cfg *config.Config, rdb redis.UniversalClient, svc *chat.Service, log
 	c := cfg.IM
 	client := im.NewHTTPClient(c.SendTimeout)
 	var adapters []im.Adapter
-	if c.DingTalk.AppSecret != "" {
-		adapters = append(adapters, dingtalk.New(dingtalk.Options{AppSecret: c.DingTalk.AppSecret, WebhookHosts: c.DingTalk.WebhookHosts, Client: client}))
-	}
+
+	var links []func(*imParts)
 	if c.Feishu.AppSecret != "" {
-		adapters = append(adapters, feishu.New(feishu.Options{
+		fs := feishu.New(feishu.Options{
 			AppID: c.Feishu.AppID, AppSecret: c.Feishu.AppSecret, VerificationToken: c.Feishu.VerificationToken,
 			EncryptKey: c.Feishu.EncryptKey, BaseURL: c.Feishu.BaseURL, BotOpenID: c.Feishu.BotOpenID,
 			MaxSkew: c.DedupTTL, Redis: rdb, Prefix: cfg.Redis.KeyPrefix, Client: client,
-		}))
+		})
+		adapters = append(adapters, fs)
+		if c.Feishu.Mode == "stream" {
+			links = append(links, func(p *imParts) { p.links.Add(fs.Socket(), c.Feishu.Connections) })
+		}
 	}
-	if c.OneBot.Secret != "" {
-		adapters = append(adapters, onebot.New(onebot.Options{Secret: c.OneBot.Secret, APIURL: c.OneBot.APIURL, AccessToken: c.OneBot.AccessToken, Client: client}))
+	if c.DingTalk.AppSecret != "" {
+		dt := dingtalk.New(dingtalk.Options{AppSecret: c.DingTalk.AppSecret, WebhookHosts: c.DingTalk.WebhookHosts, Client: client,
+			ClientID: c.DingTalk.ClientID, APIURL: c.DingTalk.APIURL})
+		adapters = append(adapters, dt)
+		if c.DingTalk.Mode == "stream" {
+			links = append(links, func(p *imParts) {
+				p.links.Add(dt.Stream(c.DingTalk.APIURL, c.DingTalk.ClientID), c.DingTalk.Connections)
+			})
+		}
 	}
-	if c.Telegram.SecretToken != "" {
-		adapters = append(adapters, telegram.New(telegram.Options{
+	obStream := c.OneBot.Mode == "stream"
+	if c.OneBot.Secret != "" || (obStream && (c.OneBot.WSURL != "" || c.OneBot.AccessToken != "")) {
+		ob := onebot.New(onebot.Options{Secret: c.OneBot.Secret, APIURL: c.OneBot.APIURL, AccessToken: c.OneBot.AccessToken, Client: client,
+			Stream: obStream, Redis: rdb, Prefix: cfg.Redis.KeyPrefix, CallTimeout: c.SendTimeout})
+		adapters = append(adapters, ob)
+		switch {
+		case obStream && c.OneBot.WSURL != "":
+			links = append(links, func(p *imParts) {
+				p.links.Add(ob.Forward(c.OneBot.WSURL, c.OneBot.WSEndpoints == "split"), c.OneBot.Connections)
+			})
+		case obStream:
+			links = append(links, func(p *imParts) {
+				p.onebotWS = ob.Reverse(p.links.Incoming(im.OneBot))
+				p.closers = append(p.closers, ob.Close)
+			})
+		}
+	}
+	if c.Telegram.SecretToken != "" || (c.Telegram.Mode == "stream" && c.Telegram.BotToken != "") {
+		tg := telegram.New(telegram.Options{
 			BotToken: c.Telegram.BotToken, SecretToken: c.Telegram.SecretToken, APIURL: c.Telegram.APIURL,
 			BotUsername: c.Telegram.BotUsername, Client: client,
-		}))
+		})
+		adapters = append(adapters, tg)
+		if c.Telegram.Mode == "stream" { // one poller per bot: Telegram allows no other policy
+			links = append(links, func(p *imParts) { p.links.Add(tg.Poller(rdb, cfg.Redis.KeyPrefix, c.Telegram.PollTimeout), im.One) })
+		}
 	}
 	q := queue.New(rdb, cfg.Redis.KeyPrefix, cfg.Queue.DeadMaxLen)
 	p := im.NewPipeline(rdb, q, svc, adapters, im.Options{
 		Prefix: cfg.Redis.KeyPrefix, GroupScope: c.GroupScope, RequireMention: c.RequireMention,
 		UrgentKeywords: c.UrgentKeywords, BatchPrefixes: c.BatchPrefixes, BatchSenders: c.BatchSenders,
 		DedupTTL: c.DedupTTL, SendLease: c.SendLease, MaxMessageChars: cfg.Chat.MaxMessageChars,
-		Registerer: m.Registerer,
+		Registerer: m.Registerer, Media: im.MediaOptions{MaxBytes: c.MediaMaxBytes, Types: c.MediaTypes},
+		StreamReplies: c.StreamReplies,
 	}, logger)
 	m.SetQueueStats(func(ctx context.Context) ([]telemetry.QueueStat, int64, error) {
 		st, err := q.Stats(ctx)
@@ -68,7 +106,13 @@ func newIM(cfg *config.Config, rdb redis.UniversalClient, svc *chat.Service, log
 		}
 		return out, st.DeadLetters, nil
 	})
-	parts := &imParts{pipeline: p, queue: q}
+	parts := &imParts{pipeline: p, queue: q, links: im.NewLinks(rdb, p, im.LinksOptions{
+		Prefix: cfg.Redis.KeyPrefix, Instance: cfg.Server.InstanceName, Lease: c.LinkLease, Logger: logger,
+		Registerer: m.Registerer,
+	})}
+	for _, add := range links {
+		add(parts)
+	}
 	if len(adapters) == 0 {
 		return parts
 	}
@@ -96,4 +140,22 @@ func (p *imParts) queues(ctx context.Context) (any, error) {
 		return nil, err
 	}
 	return map[string]any{"streams": st.Streams, "dead_letters": st.DeadLetters, "dead": dead, "platforms": p.pipeline.Enabled()}, nil
+}
+
+// stopLinks closes the links and hands `one` links over (the drain's
+// first step).
+func (p *imParts) stopLinks(ctx context.Context) error {
+	err := p.links.Stop(ctx)
+	for _, c := range p.closers {
+		c()
+	}
+	return err
+}
+
+// healthLinks reports the links' states for /health, or nil when there are none.
+func (p *imParts) healthLinks() func() any {
+	if p.links.Len() == 0 {
+		return nil
+	}
+	return func() any { return p.links.States() }
 }

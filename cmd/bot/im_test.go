@@ -114,7 +114,11 @@ func newFakePlatforms(t *testing.T) *fakePlatforms {
 		f.feishuUUIDs[b.UUID] = true
 		f.mu.Unlock()
 		if !dup {
-			f.add(reply{platform: "feishu", msg: strings.TrimPrefix(r.PathValue("id"), "om_"), text: c.Text})
+			rp := reply{platform: "feishu", msg: strings.TrimPrefix(r.PathValue("id"), "om_"), text: c.Text}
+			if at, rest, ok := strings.Cut(c.Text, `"></at> `); ok && strings.HasPrefix(at, `<at user_id="`) { // a mention of the sender
+				rp.chat, rp.text = strings.TrimPrefix(at, `<at user_id="`), rest
+			}
+			f.add(rp)
 		}
 		io.WriteString(w, `{"code":0,"msg":"success","data":{"message_id":"om_reply"}}`)
 	})
@@ -215,7 +219,7 @@ func (f *fakePlatforms) waitReply(t *testing.T, platform, msg string) reply {
 // imEnv turns every platform on against the fakes, with short queue timings.
 func imEnv(f *fakePlatforms) map[string]string {
 	return map[string]string{
-		"BOT_IM_DINGTALK_APP_SECRET": dtSecret, "BOT_IM_DINGTALK_WEBHOOK_HOSTS": "127.0.0.1",
+		"BOT_IM_DINGTALK_APP_SECRET": dtSecret, "BOT_IM_DINGTALK_WEBHOOK_HOSTS": f.URL,
 		"BOT_IM_FEISHU_APP_ID": fsAppID, "BOT_IM_FEISHU_APP_SECRET": fsSecret, "BOT_IM_FEISHU_VERIFICATION_TOKEN": fsToken,
 		"BOT_IM_FEISHU_ENCRYPT_KEY": fsKey, "BOT_IM_FEISHU_BASE_URL": f.URL, "BOT_IM_FEISHU_BOT_OPEN_ID": fsBotOpen,
 		"BOT_IM_ONEBOT_SECRET": obSecret, "BOT_IM_ONEBOT_API_URL": f.URL + "/onebot", "BOT_IM_ONEBOT_ACCESS_TOKEN": obToken,
@@ -445,6 +449,10 @@ func TestIMEachPlatformRepliesAndRemembers(t *testing.T) {
 			case "dingtalk":
 				if rep.chat != user {
 					t.Fatalf("dingtalk group reply mentions %q, want the sender %s", rep.chat, user)
+				}
+			case "feishu":
+				if rep.chat != "ou_"+user {
+					t.Fatalf("feishu group reply mentions %q, want the sender ou_%s", rep.chat, user)
 				}
 			case "onebot":
 				if rep.chat != "group:"+group {
@@ -772,6 +780,42 @@ func TestIMFailingJobEndsInDeadLetters(t *testing.T) {
 	}
 }
 
+// startProcess runs the bot binary with env on a free port and waits
+// for /health; the process is killed when the test ends.
+func startProcess(t *testing.T, bin string, env map[string]string) (*exec.Cmd, string, *testenv.Buffer) {
+	t.Helper()
+	port := testenv.FreePort(t)
+	cmd := exec.Command(bin)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "WEB_PORT=" + strconv.Itoa(port)}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	logs := &testenv.Buffer{}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("logs of the process on port %d:\n%s", port, logs.String())
+		}
+	})
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if resp, err := http.Get(url + "/health"); err == nil {
+			resp.Body.Close()
+			return cmd, url, logs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the bot process never served:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // buildBot builds this command (without the race detector) for tests that
 // need a real process to kill.
 func buildBot(t *testing.T) string {
@@ -795,30 +839,8 @@ func TestIMJobOfASIGKILLedInstanceIsFinishedOnceByAnother(t *testing.T) {
 	healthy, okEnv := mockBackend(t, mockllm.Options{})
 	base := merge(redisEnv(r), imEnv(f), map[string]string{"BOT_MEMORY_LEASE": "1s", "API_KEY": apiKey, "BOT_LOG_LEVEL": "warn"})
 
-	port := testenv.FreePort(t)
-	cmd := exec.Command(bin)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "WEB_PORT=" + strconv.Itoa(port), "INSTANCE_NAME=doomed"}
-	for k, v := range merge(hungEnv, base) {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	var logs testenv.Buffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	cmd, url, logs := startProcess(t, bin, merge(hungEnv, base, map[string]string{"INSTANCE_NAME": "doomed"}))
 	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if resp, err := http.Get(url + "/health"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the bot process never served:\n%s", logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	e := ev{n: nextN(), user: "4040", chat: "4040", text: "still there?"}
 	h, body := telegramEvent(f, e)
 	if status, _, resp := deliver(t, url, "telegram", h, body); status != 200 {

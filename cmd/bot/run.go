@@ -157,6 +157,7 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, logger *slo
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, MaxMessageChars: cfg.Chat.MaxMessageChars,
 		Pprof: cfg.Server.Pprof, Tracing: tracing, Webhooks: ims.pipeline, Queues: ims.queues, Models: router.Models,
 		MetricsElsewhere: cfg.Server.MetricsListen != "", MetricsToken: cfg.Server.MetricsToken,
+		Links: ims.healthLinks(), OneBotWS: ims.onebotWS,
 		Stream: httpapi.StreamOptions{Heartbeat: sc.Heartbeat, WriteTimeout: sc.WriteTimeout, DetachOnDisconnect: sc.DetachOnDisconnect, MaxDuration: sc.MaxDuration},
 	})
 
@@ -192,6 +193,7 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, logger *slo
 			logger.Warn("queue: cannot create the consumer group yet; the workers keep trying", "err", err)
 		}
 	}
+	ims.links.Start(ctx)
 
 	select {
 	case err := <-served:
@@ -202,6 +204,11 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, logger *slo
 	api.Drain()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGrace)
 	defer cancel()
+	// Links close first and release their leases, so that another instance
+	// takes a `one` connection over while this one finishes its jobs.
+	if err := ims.stopLinks(sctx); err != nil {
+		logger.Warn("drain: links did not close in time", "err", err)
+	}
 	// Queue workers stop taking jobs and finish the ones they run, within the
 	// same grace as HTTP requests; what is left stays pending for another
 	// instance to reclaim.

@@ -306,6 +306,20 @@ type IMConfig struct {
 	// SendLease is how long a worker holds the right to send one reply.
 	// Default 30s.
 	SendLease time.Duration `mapstructure:"send_lease"`
+	// StreamReplies makes a reply appear and grow as the model streams it,
+	// on platforms that let the bot edit its message (Telegram, Feishu).
+	// Default false.
+	StreamReplies bool `mapstructure:"stream_replies"`
+	// MediaMaxBytes is the largest image or file downloaded from a
+	// message. Default 10485760 (10 MiB).
+	MediaMaxBytes int64 `mapstructure:"media_max_bytes"`
+	// MediaTypes are the content types taken, sniffed from the bytes.
+	// Default image/png, image/jpeg, image/gif, image/webp, application/pdf, text/plain.
+	MediaTypes []string `mapstructure:"media_types"`
+	// LinkLease is how long the leader lease of a `connections: one` link
+	// lasts unrenewed: a dead holder's connection moves to another
+	// instance within it. Default 15s.
+	LinkLease time.Duration `mapstructure:"link_lease"`
 
 	DingTalk DingTalkConfig `mapstructure:"dingtalk"`
 	Feishu   FeishuConfig   `mapstructure:"feishu"`
@@ -313,10 +327,22 @@ type IMConfig struct {
 	Telegram TelegramConfig `mapstructure:"telegram"`
 }
 
-// DingTalkConfig is the DingTalk enterprise robot (HTTP callback mode).
+// DingTalkConfig is the DingTalk enterprise robot (HTTP callback or Stream mode).
 type DingTalkConfig struct {
-	// AppSecret turns DingTalk on and verifies the sign header.
+	// Mode is webhook (HTTP callbacks) or stream (Stream mode: the bot
+	// dials DingTalk's gateway). Default webhook.
+	Mode string `mapstructure:"mode"`
+	// Connections is every (each instance holds a Stream connection;
+	// DingTalk spreads events over them) or one. Default every.
+	Connections string `mapstructure:"connections"`
+	// ClientID is the app's Client ID (AppKey), required in stream mode.
+	ClientID string `mapstructure:"client_id"`
+	// AppSecret turns DingTalk on and verifies the sign header (the
+	// Client Secret in stream mode).
 	AppSecret string `mapstructure:"app_secret"`
+	// APIURL is the Open API that opens Stream connections. Default
+	// https://api.dingtalk.com.
+	APIURL string `mapstructure:"api_url"`
 	// WebhookHosts are the hosts a sessionWebhook may point at.
 	// Default oapi.dingtalk.com, api.dingtalk.com.
 	WebhookHosts []string `mapstructure:"webhook_hosts"`
@@ -324,10 +350,16 @@ type DingTalkConfig struct {
 
 // FeishuConfig is a Feishu/Lark app's event subscription.
 type FeishuConfig struct {
+	// Mode is webhook (events POSTed to the fleet) or stream (the long
+	// connection: the bot dials Feishu's event WebSocket). Default webhook.
+	Mode string `mapstructure:"mode"`
+	// Connections is every (each instance holds a connection; Feishu
+	// hands each event to one of them) or one. Default every.
+	Connections string `mapstructure:"connections"`
 	// AppID and AppSecret (which turns Feishu on) fetch the tenant token.
 	AppID     string `mapstructure:"app_id"`
 	AppSecret string `mapstructure:"app_secret"`
-	// VerificationToken is required; EncryptKey makes events encrypted and signed.
+	// VerificationToken is required in webhook mode; EncryptKey makes events encrypted and signed.
 	VerificationToken string `mapstructure:"verification_token"`
 	EncryptKey        string `mapstructure:"encrypt_key"`
 	// BaseURL is the Open API. Default https://open.feishu.cn.
@@ -336,20 +368,41 @@ type FeishuConfig struct {
 	BotOpenID string `mapstructure:"bot_open_id"`
 }
 
-// OneBotConfig is QQ through OneBot v11 reverse HTTP POST.
+// OneBotConfig is QQ through OneBot v11: reverse HTTP POST, or forward
+// and reverse WebSocket.
 type OneBotConfig struct {
-	// Secret turns OneBot on and verifies X-Signature.
+	// Mode is webhook (reverse HTTP POST) or stream (WebSocket: with
+	// WSURL the bot dials the implementation, forward; without, the
+	// implementation dials /onebot/v11/ws, reverse). Default webhook.
+	Mode string `mapstructure:"mode"`
+	// Connections is every (each instance holds a forward WebSocket;
+	// each gets every event) or one. Default every.
+	Connections string `mapstructure:"connections"`
+	// WSURL is the implementation's forward WebSocket server, e.g.
+	// ws://127.0.0.1:3001.
+	WSURL string `mapstructure:"ws_url"`
+	// WSEndpoints is universal (one socket at WSURL for events and API
+	// calls) or split (WSURL/event and WSURL/api). Default universal.
+	WSEndpoints string `mapstructure:"ws_endpoints"`
+	// Secret turns webhook mode on and verifies X-Signature.
 	Secret string `mapstructure:"secret"`
-	// APIURL is the OneBot HTTP API (required with a secret); AccessToken its token.
+	// APIURL is the OneBot HTTP API (required with a secret); AccessToken
+	// its token, and the WebSocket's (required for reverse WebSocket).
 	APIURL      string `mapstructure:"api_url"`
 	AccessToken string `mapstructure:"access_token"`
 }
 
-// TelegramConfig is a Telegram bot's webhook.
+// TelegramConfig is a Telegram bot: webhook, or getUpdates long polling.
 type TelegramConfig struct {
-	// BotToken calls the Bot API (required with a secret token).
+	// Mode is webhook (setWebhook) or stream (getUpdates long polling by
+	// one instance of the fleet at a time; the offset is kept in Redis).
+	// Default webhook.
+	Mode string `mapstructure:"mode"`
+	// PollTimeout is getUpdates' long-poll timeout. Default 25s.
+	PollTimeout time.Duration `mapstructure:"poll_timeout"`
+	// BotToken calls the Bot API (required; it turns stream mode on).
 	BotToken string `mapstructure:"bot_token"`
-	// SecretToken turns Telegram on: setWebhook's secret_token.
+	// SecretToken turns webhook mode on: setWebhook's secret_token.
 	SecretToken string `mapstructure:"secret_token"`
 	// APIURL is the Bot API. Default https://api.telegram.org.
 	APIURL string `mapstructure:"api_url"`

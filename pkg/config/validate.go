@@ -41,6 +41,8 @@ func (c *Config) validate() error {
 		{"im.dedup_ttl", c.IM.DedupTTL},
 		{"im.send_timeout", c.IM.SendTimeout},
 		{"im.send_lease", c.IM.SendLease},
+		{"im.link_lease", c.IM.LinkLease},
+		{"im.telegram.poll_timeout", c.IM.Telegram.PollTimeout},
 		{"queue.job_timeout", c.Queue.JobTimeout},
 		{"queue.block", c.Queue.Block},
 		{"queue.claim_idle", c.Queue.ClaimIdle},
@@ -100,6 +102,14 @@ func (c *Config) validate() error {
 		oneOf("llm.provider", c.LLM.Provider, "builtin", "openai"),
 		oneOf("llm.fallback", c.LLM.Fallback, "", "builtin"),
 		oneOf("im.group_scope", c.IM.GroupScope, "member", "group"),
+		oneOf("im.dingtalk.mode", c.IM.DingTalk.Mode, "webhook", "stream"),
+		oneOf("im.feishu.mode", c.IM.Feishu.Mode, "webhook", "stream"),
+		oneOf("im.onebot.mode", c.IM.OneBot.Mode, "webhook", "stream"),
+		oneOf("im.telegram.mode", c.IM.Telegram.Mode, "webhook", "stream"),
+		oneOf("im.dingtalk.connections", c.IM.DingTalk.Connections, "every", "one"),
+		oneOf("im.feishu.connections", c.IM.Feishu.Connections, "every", "one"),
+		oneOf("im.onebot.connections", c.IM.OneBot.Connections, "every", "one"),
+		oneOf("im.onebot.ws_endpoints", c.IM.OneBot.WSEndpoints, "universal", "split"),
 		c.validateIM(bad),
 	} {
 		if err != nil {
@@ -154,6 +164,7 @@ func (c *Config) validateIM(bad func(key, format string, args ...any) error) err
 	im, q := c.IM, c.Queue
 	urls := []struct{ key, v string }{
 		{"im.feishu.base_url", im.Feishu.BaseURL}, {"im.telegram.api_url", im.Telegram.APIURL}, {"im.onebot.api_url", im.OneBot.APIURL},
+		{"im.dingtalk.api_url", im.DingTalk.APIURL},
 	}
 	for _, u := range urls {
 		if u.v == "" {
@@ -173,8 +184,24 @@ func (c *Config) validateIM(bad func(key, format string, args ...any) error) err
 		return bad("queue.job_timeout", "must be longer than im.send_lease (%v), so a job can outwait a dead sender's lease; got %v", im.SendLease, q.JobTimeout)
 	case im.Feishu.AppSecret != "" && im.Feishu.AppID == "":
 		return bad("im.feishu.app_id", "required with im.feishu.app_secret")
-	case im.Feishu.AppSecret != "" && im.Feishu.VerificationToken == "":
-		return bad("im.feishu.verification_token", "required with im.feishu.app_secret (the app's Events and Callbacks page shows it)")
+	case im.Feishu.AppSecret != "" && im.Feishu.Mode == "webhook" && im.Feishu.VerificationToken == "":
+		return bad("im.feishu.verification_token", "required with im.feishu.app_secret in webhook mode (the app's Events and Callbacks page shows it)")
+	case im.DingTalk.Mode == "stream" && (im.DingTalk.ClientID == "" || im.DingTalk.AppSecret == ""):
+		return bad("im.dingtalk.client_id", "stream mode needs the app's Client ID (AppKey) and im.dingtalk.app_secret (Client Secret)")
+	case im.Feishu.Mode == "stream" && (im.Feishu.AppID == "" || im.Feishu.AppSecret == ""):
+		return bad("im.feishu.app_id", "stream mode needs im.feishu.app_id and im.feishu.app_secret")
+	case im.OneBot.Mode == "stream" && im.OneBot.WSURL == "" && im.OneBot.AccessToken == "":
+		return bad("im.onebot.access_token", "stream mode needs im.onebot.ws_url (forward WebSocket: the bot dials it) or im.onebot.access_token (reverse WebSocket: the implementation dials /onebot/v11/ws with it)")
+	case im.OneBot.WSURL != "" && !strings.HasPrefix(im.OneBot.WSURL, "ws://") && !strings.HasPrefix(im.OneBot.WSURL, "wss://"):
+		return bad("im.onebot.ws_url", "must be a ws:// or wss:// URL, got %q", im.OneBot.WSURL)
+	case im.Telegram.Mode == "stream" && im.Telegram.BotToken == "":
+		return bad("im.telegram.bot_token", "required in stream mode (getUpdates)")
+	case im.Telegram.Mode == "stream" && im.Telegram.APIURL == "":
+		return bad("im.telegram.api_url", "required in stream mode")
+	case im.MediaMaxBytes < 1:
+		return bad("im.media_max_bytes", "must be positive, got %d", im.MediaMaxBytes)
+	case im.LinkLease < 300*time.Millisecond:
+		return bad("im.link_lease", "must be at least 300ms, got %v", im.LinkLease)
 	case im.Feishu.AppSecret != "" && im.Feishu.BaseURL == "":
 		return bad("im.feishu.base_url", "required with im.feishu.app_secret")
 	case im.OneBot.Secret != "" && im.OneBot.APIURL == "":

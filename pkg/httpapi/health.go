@@ -16,6 +16,9 @@ func (s *Server) handleHealth() echo.HandlerFunc {
 		if s.deps.Breakers != nil {
 			body["breakers"] = s.deps.Breakers()
 		}
+		if s.deps.Links != nil {
+			body["im_links"] = s.deps.Links()
+		}
 		return c.JSON(http.StatusOK, body)
 	}
 }

@@ -31,6 +31,9 @@ func (s *Server) routes() {
 	v1.GET("/models", s.handleModels())
 
 	e.POST("/webhook/:platform", s.handleWebhook())
+	if s.deps.OneBotWS != nil {
+		e.GET("/onebot/v11/ws", echo.WrapHandler(s.deps.OneBotWS))
+	}
 	e.GET("/admin/queues", s.handleQueues(), s.auth())
 
 	if s.deps.Pprof {

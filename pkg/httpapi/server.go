@@ -52,6 +52,10 @@ type Deps struct {
 	Models func() []llm.ModelInfo
 	// Stream tunes streamed answers.
 	Stream StreamOptions
+	// Links reports the IM stream-mode connections for /health; nil omits them.
+	Links func() any
+	// OneBotWS serves OneBot v11 reverse WebSocket at /onebot/v11/ws; nil answers 404.
+	OneBotWS http.Handler
 }
 
 // StreamOptions tune streamed answers (Server-Sent Events).

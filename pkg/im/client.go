@@ -26,6 +26,15 @@ func NewHTTPClient(timeout time.Duration) *http.Client {
 // err is set for transport failures and undecodable answers only, so the
 // caller judges the status and the platform's own error code.
 func PostJSON(ctx context.Context, c *http.Client, url string, in, out any, headers ...string) (int, error) {
+	method := http.MethodPost
+	if in == nil {
+		method = http.MethodGet
+	}
+	return CallJSON(ctx, c, method, url, in, out, headers...)
+}
+
+// CallJSON is PostJSON with another method (PATCH, PUT).
+func CallJSON(ctx context.Context, c *http.Client, method, url string, in, out any, headers ...string) (int, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -33,10 +42,6 @@ func PostJSON(ctx context.Context, c *http.Client, url string, in, out any, head
 			return 0, err
 		}
 		body = bytes.NewReader(b)
-	}
-	method := http.MethodPost
-	if in == nil {
-		method = http.MethodGet
 	}
 	req, err := http.NewRequestWithContext(ctx, method, url, body)
 	if err != nil {

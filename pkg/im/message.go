@@ -60,6 +60,8 @@ type Message struct {
 	// MediaURLs are the message's images and files: URLs where the platform
 	// gives them, else "<platform>-file:<key>".
 	MediaURLs []string `json:"media_urls,omitempty"`
+	// Attachments are the media downloaded by the worker (not queued).
+	Attachments []Attachment `json:"-"`
 	// Mentions are the ids of the users the message mentions.
 	Mentions []string `json:"mentions,omitempty"`
 	// Mentioned is true when the message mentions the bot.

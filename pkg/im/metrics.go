@@ -6,8 +6,9 @@ import "github.com/prometheus/client_golang/prometheus"
 //
 //	botfleet_im_webhooks_total{platform, outcome}  queued, duplicate, ignored, answered (a challenge), rejected
 //	botfleet_im_replies_total{platform, outcome}   sent, already_sent, failed
+//	botfleet_im_attachments_total{platform, outcome}  taken, refused (too large, a type not accepted), failed
 type metrics struct {
-	webhooks, replies *prometheus.CounterVec
+	webhooks, replies, attachments *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -18,9 +19,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		replies: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "botfleet_im_replies_total", Help: "Replies to IM platforms by platform and outcome (sent, already_sent, failed).",
 		}, []string{"platform", "outcome"}),
+		attachments: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "botfleet_im_attachments_total", Help: "Images and files received, by platform and outcome (taken, refused, failed).",
+		}, []string{"platform", "outcome"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.webhooks, m.replies)
+		reg.MustRegister(m.webhooks, m.replies, m.attachments)
 	}
 	return m
 }

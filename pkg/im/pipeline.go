@@ -2,8 +2,6 @@ package im
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/botfleet/botfleet/pkg/chat"
 	"github.com/botfleet/botfleet/pkg/fault"
+	"github.com/botfleet/botfleet/pkg/lease"
 	"github.com/botfleet/botfleet/pkg/queue"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -56,6 +55,11 @@ type Options struct {
 	MaxMessageChars int
 	// Registerer, when set, gets the pipeline's metrics (see metrics.go).
 	Registerer prometheus.Registerer
+	// Media bounds the images and files downloaded for a turn.
+	Media MediaOptions
+	// StreamReplies streams replies into one message that grows as the
+	// model answers, on platforms whose adapter is an Editor. Default off.
+	StreamReplies bool
 }
 
 func (o *Options) setDefaults() {
@@ -74,11 +78,13 @@ func (o *Options) setDefaults() {
 	if o.MaxMessageChars <= 0 {
 		o.MaxMessageChars = 4000
 	}
+	o.Media.setDefaults()
 }
 
 // Pipeline is the path from a platform's webhook to its reply.
 type Pipeline struct {
 	rdb      redis.UniversalClient
+	leases   *lease.Leases
 	q        *queue.Queue
 	chat     Chatter
 	adapters map[string]Adapter
@@ -94,7 +100,7 @@ func NewPipeline(rdb redis.UniversalClient, q *queue.Queue, c Chatter, adapters 
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Pipeline{rdb: rdb, q: q, chat: c, adapters: map[string]Adapter{}, opts: opts, log: logger, m: newMetrics(opts.Registerer)}
+	p := &Pipeline{rdb: rdb, leases: lease.New(rdb, lease.Options{}), q: q, chat: c, adapters: map[string]Adapter{}, opts: opts, log: logger, m: newMetrics(opts.Registerer)}
 	for _, a := range adapters {
 		p.adapters[a.Platform()] = a
 	}
@@ -135,33 +141,14 @@ func (p *Pipeline) Webhook(ctx context.Context, platform string, header http.Hea
 	}
 	in, err := a.Parse(ctx, header, body)
 	if err != nil {
-		p.countWebhook(platform, "rejected")
+		p.countWebhook(platform, OutcomeRejected)
 		return Response{}, err
 	}
-	m := in.Message
-	if m == nil {
-		p.countWebhook(platform, "answered")
-		return in.Response, nil
-	}
-	if reason := p.prepare(m); reason != "" {
-		p.countWebhook(platform, "ignored")
-		p.log.DebugContext(ctx, "im: event ignored", "platform", platform, "event", m.EventID, "reason", reason)
-		return in.Response, nil
-	}
-	payload, _ := json.Marshal(m)
-	id, dup, err := p.q.Enqueue(ctx, m.Priority, "im:"+m.Key(), p.opts.DedupTTL, map[string]string{
-		"platform": m.Platform, "event": m.EventID, "msg": string(payload),
-	})
+	outcome, err := p.admit(ctx, platform, in)
 	if err != nil {
 		return Response{}, err
 	}
-	if dup {
-		p.countWebhook(platform, "duplicate")
-		p.log.InfoContext(ctx, "im: duplicate event", "platform", platform, "event", m.EventID)
-		return in.Response, nil
-	}
-	p.countWebhook(platform, "queued")
-	p.log.InfoContext(ctx, "im: queued", "platform", platform, "event", m.EventID, "priority", m.Priority, "entry", id, "conversation", m.Conversation)
+	p.countWebhook(platform, outcome)
 	return in.Response, nil
 }
 
@@ -194,7 +181,7 @@ func (p *Pipeline) prepare(m *Message) string {
 			}
 		}
 	}
-	if text == "" {
+	if text == "" && len(m.MediaURLs) == 0 {
 		return "no text"
 	}
 	if utf8.RuneCountInString(text) > p.opts.MaxMessageChars {
@@ -216,7 +203,7 @@ func (p *Pipeline) prepare(m *Message) string {
 // chatRequest is the turn that answers m: its platform is its tenant, the
 // event id its request id.
 func (m *Message) chatRequest() chat.Request {
-	r := chat.Request{Platform: m.Platform, Scope: m.Scope, UserID: m.SenderID, ID: m.EventID, Message: m.Text, Endpoint: "im"}
+	r := chat.Request{Platform: m.Platform, Scope: m.Scope, UserID: m.SenderID, ID: m.EventID, Message: m.turnText(), Endpoint: "im"}
 	if m.IsGroup() {
 		r.GroupID = m.ChatID
 	}
@@ -229,13 +216,14 @@ func (m *Message) chatRequest() chat.Request {
 // at most once per event across the fleet:
 //
 //  1. GET bf:im:sent:<platform>:<event>; "sent" means done.
-//  2. SET it to "sending:<token>" NX PX SendLease; when another worker
-//     holds it, wait for its "sent" or the end of its lease.
-//  3. Send. On an error, delete our mark (so a retry may send) and fail.
-//  4. SET it to "sent" for DedupTTL.
+//  2. Take the send lease bf:im:sending:<platform>:<event> (pkg/lease) for
+//     SendLease; when another worker holds it, wait for its "sent" or the
+//     end of its lease.
+//  3. Send. On an error, release the lease (so a retry may send) and fail.
+//  4. SET bf:im:sent:… to "sent" for DedupTTL, then release the lease.
 //
 // The crash window is between the platform accepting the reply and step 4:
-// an instance that dies there leaves "sending", and once the lease ends a
+// an instance that dies there leaves its lease, and once the lease ends a
 // reclaimed job sends again — a duplicate, at least once rather than never.
 // Feishu closes the window: its reply carries a uuid derived from the
 // event, which Feishu dedups for an hour. A send that fails with a timeout
@@ -258,6 +246,10 @@ func (p *Pipeline) Handle(ctx context.Context, job *queue.Job) error {
 		p.countReply(m.Platform, "already_sent")
 		return nil
 	}
+	p.fetchMedia(ctx, &m, a)
+	if ed, ok := a.(Editor); ok && p.opts.StreamReplies {
+		return p.handleStreamed(ctx, job, &m, ed, sentKey)
+	}
 	res, err := p.chat.Turn(ctx, m.chatRequest())
 	if err != nil {
 		if !fault.Temporary(err) {
@@ -265,9 +257,7 @@ func (p *Pipeline) Handle(ctx context.Context, job *queue.Job) error {
 		}
 		return err
 	}
-	var tok [8]byte
-	_, _ = rand.Read(tok[:])
-	mark := "sending:" + hex.EncodeToString(tok[:])
+	mark := lease.NewOwner()
 	done, err := p.claimSend(ctx, sentKey, mark)
 	if err != nil {
 		return err
@@ -280,48 +270,10 @@ func (p *Pipeline) Handle(ctx context.Context, job *queue.Job) error {
 		p.countReply(m.Platform, "failed")
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		defer cancel()
-		_ = releaseScript.Run(rctx, p.rdb, []string{sentKey}, mark).Err()
+		_ = p.leases.Release(rctx, sendingKey(sentKey), mark)
 		return fmt.Errorf("im: send to %s: %w", m.Platform, err)
 	}
-	p.countReply(m.Platform, "sent")
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-	defer cancel()
-	if err := p.rdb.Set(wctx, sentKey, "sent", p.opts.DedupTTL).Err(); err != nil {
-		p.log.Warn("im: reply sent but not recorded; a retry of this job could send it again", "event", m.Key(), "err", err)
-	}
+	p.recordSent(ctx, &m, sentKey, mark)
 	p.log.Info("im: replied", "platform", m.Platform, "event", m.EventID, "turn", res.Turn, "replayed", res.Replayed, "deliveries", job.Deliveries)
 	return nil
 }
-
-// claimSend takes the right to send the reply (the send mark). When
-// another worker holds it — sending right now, or dead mid-send — it waits
-// until that worker records "sent" (done is true) or its lease ends (and
-// takes the mark), within the job's deadline.
-func (p *Pipeline) claimSend(ctx context.Context, key, mark string) (done bool, err error) {
-	for {
-		ok, err := p.rdb.SetNX(ctx, key, mark, p.opts.SendLease).Result()
-		if err != nil {
-			if ctx.Err() != nil {
-				return false, ErrSendInProgress
-			}
-			return false, fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
-		if ok {
-			return false, nil
-		}
-		if state, _ := p.rdb.Get(ctx, key).Result(); state == "sent" {
-			return true, nil
-		}
-		select {
-		case <-ctx.Done():
-			return false, ErrSendInProgress
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-// releaseScript deletes KEYS[1] if it still holds ARGV[1].
-var releaseScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`)

@@ -143,7 +143,7 @@ func TestSendWaitsForAnotherWorkersMark(t *testing.T) {
 	webhook(t, p, Message{Platform: Telegram, EventID: "live-sender", SenderID: "u2", ChatType: Private, ChatID: "u2", Text: "two"})
 	js := jobs(t, q)
 	// A worker died mid-send: its mark stays until its lease ends, then this one sends.
-	p.rdb.Set(ctx, "bf:im:sent:telegram:dead-sender", "sending:gone", 300*time.Millisecond)
+	p.leases.Acquire(ctx, "bf:im:sending:telegram:dead-sender", "gone", 300*time.Millisecond)
 	start := time.Now()
 	if err := p.Handle(ctx, js[0]); err != nil {
 		t.Fatal(err)
@@ -152,7 +152,7 @@ func TestSendWaitsForAnotherWorkersMark(t *testing.T) {
 		t.Fatalf("waited %v, sent %q", waited, a.sent)
 	}
 	// A live worker is sending: this one waits for its "sent" and sends nothing.
-	p.rdb.Set(ctx, "bf:im:sent:telegram:live-sender", "sending:busy", time.Minute)
+	p.leases.Acquire(ctx, "bf:im:sending:telegram:live-sender", "busy", time.Minute)
 	go func() {
 		time.Sleep(200 * time.Millisecond)
 		p.rdb.Set(ctx, "bf:im:sent:telegram:live-sender", "sent", time.Hour)
@@ -164,7 +164,7 @@ func TestSendWaitsForAnotherWorkersMark(t *testing.T) {
 		t.Fatalf("sent %q", a.sent)
 	}
 	// Within a deadline shorter than the other worker's lease, the job fails and is retried.
-	p.rdb.Set(ctx, "bf:im:sent:telegram:live-sender", "sending:busy", time.Minute)
+	p.rdb.Del(ctx, "bf:im:sent:telegram:live-sender") // "busy" still holds the lease
 	dctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
 	if err := p.Handle(dctx, js[1]); !errors.Is(err, ErrSendInProgress) {

@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +38,10 @@ type Options struct {
 	WebhookHosts []string
 	// MaxSkew is how far the timestamp may be from now. Default 1h.
 	MaxSkew time.Duration
+	// ClientID (AppKey) and APIURL (default DefaultAPIURL) fetch the
+	// access token that downloads received images.
+	ClientID string
+	APIURL   string
 	// Client calls the session webhook.
 	Client *http.Client
 	// Now is the clock; default time.Now.
@@ -46,7 +49,10 @@ type Options struct {
 }
 
 // Adapter is the DingTalk platform.
-type Adapter struct{ o Options }
+type Adapter struct {
+	o     Options
+	token accessToken
+}
 
 // New returns the adapter.
 func New(o Options) *Adapter {
@@ -62,6 +68,10 @@ func New(o Options) *Adapter {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.APIURL == "" {
+		o.APIURL = DefaultAPIURL
+	}
+	o.APIURL = strings.TrimRight(o.APIURL, "/")
 	return &Adapter{o: o}
 }
 
@@ -91,6 +101,7 @@ type event struct {
 		DingtalkID string `json:"dingtalkId"`
 		StaffID    string `json:"staffId"`
 	} `json:"atUsers"`
+	RobotCode                 string `json:"robotCode"`
 	SessionWebhook            string `json:"sessionWebhook"`
 	SessionWebhookExpiredTime int64  `json:"sessionWebhookExpiredTime"`
 	Text                      struct {
@@ -106,7 +117,7 @@ type event struct {
 }
 
 // Parse verifies the timestamp and sign headers and parses the message.
-func (a *Adapter) Parse(_ context.Context, h http.Header, body []byte) (*im.Inbound, error) {
+func (a *Adapter) Parse(ctx context.Context, h http.Header, body []byte) (*im.Inbound, error) {
 	ts, sign := h.Get("timestamp"), h.Get("sign")
 	if ts == "" || sign == "" {
 		return nil, im.Unauthorized("the timestamp and sign headers are required")
@@ -121,6 +132,12 @@ func (a *Adapter) Parse(_ context.Context, h http.Header, body []byte) (*im.Inbo
 	if skew := a.o.Now().Sub(time.UnixMilli(ms)); skew > a.o.MaxSkew || skew < -a.o.MaxSkew {
 		return nil, im.Forbidden("timestamp is %s away from now; at most %s is accepted", skew.Round(time.Second), a.o.MaxSkew)
 	}
+	return a.ParseEvent(ctx, body)
+}
+
+// ParseEvent parses a robot message: a verified callback's body, or a
+// Stream mode CALLBACK frame's data.
+func (a *Adapter) ParseEvent(_ context.Context, body []byte) (*im.Inbound, error) {
 	var e event
 	if err := json.Unmarshal(body, &e); err != nil {
 		return nil, im.BadRequest("not a DingTalk robot message: %v", err)
@@ -132,9 +149,8 @@ func (a *Adapter) Parse(_ context.Context, h http.Header, body []byte) (*im.Inbo
 	if e.SessionWebhook == "" {
 		return nil, im.BadRequest("sessionWebhook is required to reply")
 	}
-	u, err := url.Parse(e.SessionWebhook)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || !slices.Contains(a.o.WebhookHosts, u.Hostname()) {
-		return nil, im.Forbidden("sessionWebhook %q is not on an allowed host (im.dingtalk.webhook_hosts)", e.SessionWebhook)
+	if !a.allowedWebhook(e.SessionWebhook) {
+		return nil, im.Forbidden("sessionWebhook %q is not https on an allowed host (im.dingtalk.webhook_hosts)", e.SessionWebhook)
 	}
 	m := &im.Message{
 		Platform: im.DingTalk, EventID: e.MsgID, SenderName: e.SenderNick,
@@ -144,6 +160,7 @@ func (a *Adapter) Parse(_ context.Context, h http.Header, body []byte) (*im.Inbo
 			"session_webhook":         e.SessionWebhook,
 			"session_webhook_expires": strconv.FormatInt(e.SessionWebhookExpiredTime, 10),
 			"sender_staff_id":         e.SenderStaffID,
+			"robot_code":              e.RobotCode,
 		},
 	}
 	if m.SenderID == "" {
@@ -182,17 +199,81 @@ func (a *Adapter) Parse(_ context.Context, h http.Header, body []byte) (*im.Inbo
 	return &im.Inbound{Message: m, Response: ack}, nil
 }
 
-// Send posts text to the event's session webhook, mentioning the sender in
-// a group.
+// allowedWebhook reports whether a sessionWebhook may be POSTed to: https
+// on the default port of an allowed host, or an exact origin listed as
+// scheme://host:port (a local fake platform).
+func (a *Adapter) allowedWebhook(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.User != nil || u.Host == "" {
+		return false
+	}
+	for _, h := range a.o.WebhookHosts {
+		if o, err := url.Parse(h); err == nil && o.Scheme != "" && o.Host != "" {
+			if u.Scheme == o.Scheme && strings.EqualFold(u.Host, o.Host) {
+				return true
+			}
+			continue
+		}
+		if u.Scheme == "https" && (strings.EqualFold(u.Host, h) || strings.EqualFold(u.Host, h+":443")) {
+			return true
+		}
+	}
+	return false
+}
+
+// Send posts text to the event's session webhook: as a markdown message
+// when it has formatting, else as text; split at im.MaxDingTalk on
+// paragraph boundaries; mentioning the sender in a group.
 func (a *Adapter) Send(ctx context.Context, m *im.Message, text string) error {
 	hook := m.Reply["session_webhook"]
 	if exp, _ := strconv.ParseInt(m.Reply["session_webhook_expires"], 10, 64); exp > 0 && !a.o.Now().Before(time.UnixMilli(exp)) {
 		return im.Permanent(fmt.Errorf("dingtalk: the session webhook expired at %s", time.UnixMilli(exp).UTC().Format(time.RFC3339)))
 	}
+	staff := m.Reply["sender_staff_id"]
+	if !m.IsGroup() {
+		staff = ""
+	}
+	for _, part := range im.Split(text, im.MaxDingTalk) {
+		if err := a.post(ctx, hook, Message(part, staff)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Message is the session webhook body of a reply: msgtype markdown
+// (title, text) when text has Markdown, else text (content); mentioning
+// staff (a staffId) when not empty — in markdown the @ must stand in the
+// text as well as in at.atUserIds.
+func Message(text, staff string) map[string]any {
 	body := map[string]any{"msgtype": "text", "text": map[string]string{"content": text}}
-	if staff := m.Reply["sender_staff_id"]; m.IsGroup() && staff != "" {
+	if im.HasMarkdown(text) {
+		md := text
+		if staff != "" {
+			md = "@" + staff + " " + text
+		}
+		body = map[string]any{"msgtype": "markdown", "markdown": map[string]string{"title": title(text), "text": md}}
+	}
+	if staff != "" {
 		body["at"] = map[string]any{"atUserIds": []string{staff}, "isAtAll": false}
 	}
+	return body
+}
+
+// title is a markdown message's notification title: its first line, bare.
+func title(text string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(text), "\n")
+	line = strings.TrimSpace(strings.Trim(line, "#*`>-_[] "))
+	if r := []rune(line); len(r) > 30 {
+		line = string(r[:30]) + "…"
+	}
+	if line == "" {
+		line = "回复"
+	}
+	return line
+}
+
+func (a *Adapter) post(ctx context.Context, hook string, body map[string]any) error {
 	var out struct {
 		ErrCode int    `json:"errcode"`
 		ErrMsg  string `json:"errmsg"`

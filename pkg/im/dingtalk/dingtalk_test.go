@@ -60,3 +60,30 @@ func TestParse(t *testing.T) {
 		t.Fatal("a timestamp over an hour ahead was accepted")
 	}
 }
+
+func TestSessionWebhookMustBeHTTPSOnTheDefaultPortOfAnAllowedHost(t *testing.T) {
+	a := New(Options{AppSecret: "s", WebhookHosts: []string{"oapi.dingtalk.com", "http://127.0.0.1:8089"}})
+	event := func(hook string) []byte {
+		return []byte(`{"msgId":"m1","msgtype":"text","conversationType":"1","conversationId":"cid1","senderStaffId":"u1",
+			"sessionWebhook":"` + hook + `","text":{"content":"hi"}}`)
+	}
+	for hook, ok := range map[string]bool{
+		"https://oapi.dingtalk.com/robot/sendBySession?session=a":     true,
+		"https://oapi.dingtalk.com:443/robot/sendBySession?session=a": true,
+		"https://OAPI.dingtalk.com/robot/sendBySession":               true,
+		"http://127.0.0.1:8089/robot/sendBySession":                   true, // an origin listed exactly
+		"http://oapi.dingtalk.com:6379/x":                             false,
+		"http://oapi.dingtalk.com/robot/sendBySession":                false,
+		"https://oapi.dingtalk.com:8443/robot/sendBySession":          false,
+		"https://user@oapi.dingtalk.com/robot/sendBySession":          false,
+		"https://oapi.dingtalk.com.evil.example/x":                    false,
+		"https://127.0.0.1:8089/robot/sendBySession":                  false,
+		"http://127.0.0.1:8090/robot/sendBySession":                   false,
+		"http://127.0.0.1/robot/sendBySession":                        false,
+	} {
+		_, err := a.ParseEvent(context.Background(), event(hook))
+		if (err == nil) != ok {
+			t.Errorf("%s: accepted %v, want %v (%v)", hook, err == nil, ok, err)
+		}
+	}
+}

@@ -32,7 +32,9 @@ import (
 	"time"
 
 	"github.com/botfleet/botfleet/pkg/im"
+	"github.com/botfleet/botfleet/pkg/lease"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/singleflight"
 )
 
 // DefaultBaseURL is Feishu's Open API.
@@ -63,8 +65,11 @@ type Options struct {
 
 // Adapter is the Feishu platform.
 type Adapter struct {
-	o   Options
-	key [32]byte
+	o      Options
+	key    [32]byte
+	leases *lease.Leases
+	// fetches makes one token lookup per instance at a time.
+	fetches singleflight.Group
 }
 
 // New returns the adapter.
@@ -85,7 +90,7 @@ func New(o Options) *Adapter {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Adapter{o: o, key: sha256.Sum256([]byte(o.EncryptKey))}
+	return &Adapter{o: o, key: sha256.Sum256([]byte(o.EncryptKey)), leases: lease.New(o.Redis, lease.Options{})}
 }
 
 // Platform is "feishu".
@@ -183,18 +188,13 @@ func (a *Adapter) Parse(_ context.Context, h http.Header, body []byte) (*im.Inbo
 	if err := json.Unmarshal(body, &env); err != nil {
 		return nil, im.BadRequest("not a Feishu event: %v", err)
 	}
-	plain := body
 	if a.o.EncryptKey != "" {
 		if env.Encrypt == "" {
 			return nil, im.BadRequest("an encrypt payload is required (im.feishu.encrypt_key is set)")
 		}
 		var err error
-		if plain, err = Decrypt(a.o.EncryptKey, env.Encrypt); err != nil {
-			return nil, im.Unauthorized("cannot decrypt the event: %v", err)
-		}
-		env = envelope{}
-		if err := json.Unmarshal(plain, &env); err != nil {
-			return nil, im.BadRequest("the decrypted event is not JSON: %v", err)
+		if env, err = a.decrypt(env); err != nil {
+			return nil, err
 		}
 	} else if env.Encrypt != "" {
 		return nil, im.BadRequest("the event is encrypted but im.feishu.encrypt_key is not set")
@@ -228,6 +228,45 @@ func (a *Adapter) Parse(_ context.Context, h http.Header, body []byte) (*im.Inbo
 	if !a.tokenOK(env.Header.Token) {
 		return nil, im.Unauthorized("wrong verification token")
 	}
+	return a.parseEvent(env)
+}
+
+// decrypt opens an encrypted envelope.
+func (a *Adapter) decrypt(env envelope) (envelope, error) {
+	plain, err := Decrypt(a.o.EncryptKey, env.Encrypt)
+	if err != nil {
+		return envelope{}, im.Unauthorized("cannot decrypt the event: %v", err)
+	}
+	var out envelope
+	if err := json.Unmarshal(plain, &out); err != nil {
+		return envelope{}, im.BadRequest("the decrypted event is not JSON: %v", err)
+	}
+	return out, nil
+}
+
+// ParseEvent parses an event that came over the long connection (the
+// connection is authenticated by the app's credentials, so no signature
+// or token is checked), with the same parsing as the webhook path.
+func (a *Adapter) ParseEvent(_ context.Context, body []byte) (*im.Inbound, error) {
+	var env envelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		return nil, im.BadRequest("not a Feishu event: %v", err)
+	}
+	if env.Encrypt != "" && a.o.EncryptKey != "" {
+		var err error
+		if env, err = a.decrypt(env); err != nil {
+			return nil, err
+		}
+	}
+	if env.Header == nil || env.Schema != "2.0" {
+		return nil, im.BadRequest("only event subscription v2 (schema 2.0) is supported")
+	}
+	return a.parseEvent(env)
+}
+
+// parseEvent parses a verified v2 event: im.message.receive_v1 into a
+// Message, every other type into an acknowledgement.
+func (a *Adapter) parseEvent(env envelope) (*im.Inbound, error) {
 	ack := im.JSON(`{"msg":"success"}`)
 	if env.Header.EventType != "im.message.receive_v1" {
 		return &im.Inbound{Response: ack}, nil
@@ -319,48 +358,116 @@ func UUID(eventID string) string {
 	return hex.EncodeToString(h[:16])
 }
 
-// Send replies to the message in a thread-less reply, refreshing the
-// tenant token once when Feishu says it is invalid.
+// Send replies to the message: an interactive card with a markdown
+// element when text has Markdown, else a text message; split at
+// im.MaxFeishu on paragraph boundaries, each part with its own uuid (so a
+// retry sends none twice); mentioning the sender in a group.
 func (a *Adapter) Send(ctx context.Context, m *im.Message, text string) error {
+	mention := ""
+	if m.IsGroup() {
+		mention = m.SenderID
+	}
+	for i, part := range im.Split(text, im.MaxFeishu) {
+		uuid := UUID(m.EventID)
+		if i > 0 {
+			uuid = UUID(m.EventID + "#" + strconv.Itoa(i))
+		}
+		msgType, content := Content(part, mention)
+		body := map[string]string{"content": content, "msg_type": msgType, "uuid": uuid}
+		if err := a.reply(ctx, m.Reply["message_id"], body); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Content is a reply's msg_type and content: "interactive" and a card
+// whose markdown element holds text when it has Markdown, else "text";
+// mentioning the user with open_id mention when not empty.
+func Content(text, mention string) (string, string) {
+	if im.HasMarkdown(text) {
+		if mention != "" {
+			text = "<at id=" + mention + "></at> " + text
+		}
+		card, _ := json.Marshal(map[string]any{
+			"config":   map[string]bool{"wide_screen_mode": true},
+			"elements": []map[string]string{{"tag": "markdown", "content": text}},
+		})
+		return "interactive", string(card)
+	}
+	if mention != "" {
+		text = `<at user_id="` + mention + `"></at> ` + text
+	}
 	content, _ := json.Marshal(map[string]string{"text": text})
-	body := map[string]string{"content": string(content), "msg_type": "text", "uuid": UUID(m.EventID)}
-	u := a.o.BaseURL + "/open-apis/im/v1/messages/" + url.PathEscape(m.Reply["message_id"]) + "/reply"
+	return "text", string(content)
+}
+
+// reply posts one reply.
+func (a *Adapter) reply(ctx context.Context, messageID string, body map[string]string) error {
+	_, err := a.api(ctx, http.MethodPost, "/open-apis/im/v1/messages/"+url.PathEscape(messageID)+"/reply", body)
+	return err
+}
+
+// api calls an Open API method with the tenant token, refreshing it once
+// when Feishu says it is invalid; it returns the answer's data.
+func (a *Adapter) api(ctx context.Context, method, path string, body any) (json.RawMessage, error) {
 	for attempt := 0; ; attempt++ {
 		token, err := a.token(ctx, attempt > 0)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		var out struct {
-			Code int    `json:"code"`
-			Msg  string `json:"msg"`
+			Code int             `json:"code"`
+			Msg  string          `json:"msg"`
+			Data json.RawMessage `json:"data"`
 		}
-		status, err := im.PostJSON(ctx, a.o.Client, u, body, &out, "Authorization", "Bearer "+token)
+		status, err := im.CallJSON(ctx, a.o.Client, method, a.o.BaseURL+path, body, &out, "Authorization", "Bearer "+token)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if status < 300 && out.Code == 0 {
-			return nil
+			return out.Data, nil
 		}
 		if (out.Code == 99991663 || out.Code == 99991661 || out.Code == 99991668) && attempt == 0 {
 			continue // the cached token is no longer valid: fetch another
 		}
 		serr := &im.StatusError{Platform: im.Feishu, Status: max(status, 400), Code: strconv.Itoa(out.Code), Message: out.Msg}
-		if out.Code == 99991400 || out.Code == 230020 { // rate limited (app-wide, or in this chat)
+		if out.Code == 99991400 || out.Code == 230020 || out.Code == 230072 { // rate limited (app-wide, in this chat, this message)
 			serr.Status = http.StatusTooManyRequests
 		}
-		return im.ClassifyStatus(serr)
+		return nil, im.ClassifyStatus(serr)
 	}
 }
 
 func (a *Adapter) tokenKey() string { return a.o.Prefix + ":im:feishu:token:" + a.o.AppID }
 
-// token returns the fleet's cached tenant_access_token, or fetches one:
-// one instance fetches (under a short lock) while the others wait for it.
+// token returns the fleet's cached tenant_access_token, or fetches one.
+// Within an instance concurrent callers share one lookup (singleflight);
+// across the fleet one instance fetches, under a short lease, while the
+// others wait for the token it caches. refresh drops a token Feishu
+// called invalid first.
 func (a *Adapter) token(ctx context.Context, refresh bool) (string, error) {
-	key := a.tokenKey()
 	if refresh {
-		_ = a.o.Redis.Del(ctx, key).Err()
+		_ = a.o.Redis.Del(ctx, a.tokenKey()).Err()
 	}
+	ch := a.fetches.DoChan("token", func() (any, error) {
+		return a.sharedToken(context.WithoutCancel(ctx))
+	})
+	select {
+	case <-ctx.Done():
+		return "", ctx.Err()
+	case r := <-ch:
+		tok, _ := r.Val.(string)
+		return tok, r.Err
+	}
+}
+
+// sharedToken reads the cached token, or takes the refresh lease and
+// fetches it; after 3s without a token it fetches without the lease.
+func (a *Adapter) sharedToken(ctx context.Context) (string, error) {
+	key, owner := a.tokenKey(), lease.NewOwner()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	deadline := time.Now().Add(3 * time.Second)
 	for {
 		tok, err := a.o.Redis.Get(ctx, key).Result()
@@ -370,14 +477,14 @@ func (a *Adapter) token(ctx context.Context, refresh bool) (string, error) {
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return "", fmt.Errorf("feishu: token cache: %w", err)
 		}
-		locked, err := a.o.Redis.SetNX(ctx, key+":lock", "1", 10*time.Second).Result()
+		locked, _, err := a.leases.Acquire(ctx, key+":lock", owner, 10*time.Second)
 		if err != nil {
 			return "", fmt.Errorf("feishu: token lock: %w", err)
 		}
 		if locked || time.Now().After(deadline) {
 			tok, err := a.fetchToken(ctx)
 			if locked {
-				_ = a.o.Redis.Del(context.WithoutCancel(ctx), key+":lock").Err()
+				_ = a.leases.Release(ctx, key+":lock", owner)
 			}
 			return tok, err
 		}

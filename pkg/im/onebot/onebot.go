@@ -1,12 +1,16 @@
 // Package onebot is QQ through a OneBot v11 implementation (NapCat,
-// Lagrange, go-cqhttp…) in reverse HTTP POST mode.
+// Lagrange, go-cqhttp…): reverse HTTP POST, forward WebSocket (Forward)
+// or reverse WebSocket (Reverse).
 //
-// The implementation POSTs each event with X-Signature: sha1=hex(HMAC-SHA1(
-// key=secret, body)). Message events (private and group) are answered
-// through the OneBot HTTP API's send_msg with its access token, not with
-// the quick-operation response: the reply is made later by a queue worker,
-// after the webhook has long answered (204, no quick operation). The event
-// id is self_id:message_id.
+// In webhook mode the implementation POSTs each event with X-Signature:
+// sha1=hex(HMAC-SHA1(key=secret, body)), and message events (private and
+// group) are answered through the OneBot HTTP API's send_msg with its
+// access token, not with the quick-operation response: the reply is made
+// later by a queue worker, after the webhook has long answered (204, no
+// quick operation). In stream mode events and API calls share the
+// WebSocket: send_msg goes out with an echo and its answer comes back
+// with it; a job on an instance without a socket relays the call through
+// Redis to one that has (relay.go). The event id is self_id:message_id.
 package onebot
 
 import (
@@ -21,8 +25,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/botfleet/botfleet/pkg/im"
+	"github.com/redis/go-redis/v9"
 )
 
 // Options configure the adapter.
@@ -31,13 +37,28 @@ type Options struct {
 	Secret string
 	// APIURL is the OneBot HTTP API, e.g. http://127.0.0.1:3000 (im.onebot.api_url).
 	APIURL string
-	// AccessToken is sent as "Authorization: Bearer" (im.onebot.access_token).
+	// AccessToken is sent as "Authorization: Bearer" (im.onebot.access_token),
+	// and required of a reverse WebSocket.
 	AccessToken string
 	Client      *http.Client
+	// Stream sends API calls over the WebSockets (Forward, Reverse) instead
+	// of the HTTP API: this instance's own socket, else relayed through
+	// Redis to an instance that holds one.
+	Stream bool
+	// Redis relays API calls between instances, under Prefix (default "bf").
+	Redis  redis.UniversalClient
+	Prefix string
+	// CallTimeout bounds an API call over a socket or the relay. Default 10s.
+	CallTimeout time.Duration
 }
 
 // Adapter is the OneBot v11 platform.
-type Adapter struct{ o Options }
+type Adapter struct {
+	o       Options
+	socks   sockets
+	closing context.Context
+	close   context.CancelFunc
+}
 
 // New returns the adapter.
 func New(o Options) *Adapter {
@@ -45,8 +66,20 @@ func New(o Options) *Adapter {
 	if o.Client == nil {
 		o.Client = im.NewHTTPClient(0)
 	}
-	return &Adapter{o: o}
+	if o.Prefix == "" {
+		o.Prefix = "bf"
+	}
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = im.DefaultSendTimeout
+	}
+	a := &Adapter{o: o}
+	a.closing, a.close = context.WithCancel(context.Background())
+	return a
 }
+
+// Close ends the reverse WebSockets (the implementation reconnects,
+// through nginx, to another instance).
+func (a *Adapter) Close() { a.close() }
 
 // Platform is "onebot".
 func (a *Adapter) Platform() string { return im.OneBot }
@@ -95,7 +128,7 @@ type event struct {
 }
 
 // Parse verifies X-Signature and parses a message event.
-func (a *Adapter) Parse(_ context.Context, h http.Header, body []byte) (*im.Inbound, error) {
+func (a *Adapter) Parse(ctx context.Context, h http.Header, body []byte) (*im.Inbound, error) {
 	sig := h.Get("X-Signature")
 	if sig == "" {
 		return nil, im.Unauthorized("X-Signature is required (set the same secret in the OneBot implementation)")
@@ -103,6 +136,12 @@ func (a *Adapter) Parse(_ context.Context, h http.Header, body []byte) (*im.Inbo
 	if !hmac.Equal([]byte(sig), []byte(Signature(a.o.Secret, body))) {
 		return nil, im.Unauthorized("X-Signature does not match the body and im.onebot.secret")
 	}
+	return a.ParseEvent(ctx, body)
+}
+
+// ParseEvent parses an event: a verified HTTP POST body, or a frame of a
+// forward or reverse WebSocket (authenticated by its access token).
+func (a *Adapter) ParseEvent(_ context.Context, body []byte) (*im.Inbound, error) {
 	var e event
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
@@ -113,6 +152,16 @@ func (a *Adapter) Parse(_ context.Context, h http.Header, body []byte) (*im.Inbo
 	if e.PostType != "message" || (e.MessageType != "private" && e.MessageType != "group") {
 		return &im.Inbound{Response: ack}, nil // meta events, notices, requests
 	}
+	// The ids are integers (int64): every spelling of one is one id.
+	var ids [4]string
+	for i, n := range []json.Number{e.SelfID, e.MessageID, e.UserID, e.GroupID} {
+		id, err := im.IntID(n)
+		if err != nil {
+			return nil, im.BadRequest("%v", err)
+		}
+		ids[i] = id
+	}
+	e.SelfID, e.MessageID, e.UserID, e.GroupID = json.Number(ids[0]), json.Number(ids[1]), json.Number(ids[2]), json.Number(ids[3])
 	if e.SelfID == "" || e.MessageID == "" || e.UserID == "" || (e.MessageType == "group" && e.GroupID == "") {
 		return nil, im.BadRequest("self_id, message_id, user_id (and group_id in a group) are required")
 	}
@@ -211,32 +260,34 @@ func parseCQ(s string) []segment {
 	return segs
 }
 
-// Send answers through the HTTP API's send_msg, quoting the message.
+// Send answers with send_msg, quoting the message and mentioning the
+// sender in a group, split at im.MaxOneBot on paragraph boundaries.
 func (a *Adapter) Send(ctx context.Context, m *im.Message, text string) error {
 	r := m.Reply
-	body := map[string]any{
-		"message_type": r["message_type"],
-		"message": []map[string]any{
-			{"type": "reply", "data": map[string]string{"id": r["message_id"]}},
-			{"type": "text", "data": map[string]string{"text": text}},
-		},
+	for i, part := range im.Split(text, im.MaxOneBot) {
+		var segs []map[string]any
+		if i == 0 {
+			segs = append(segs, map[string]any{"type": "reply", "data": map[string]string{"id": r["message_id"]}})
+			if r["message_type"] == "group" {
+				segs = append(segs, map[string]any{"type": "at", "data": map[string]string{"qq": r["user_id"]}})
+			}
+		}
+		segs = append(segs, map[string]any{"type": "text", "data": map[string]string{"text": part}})
+		body := map[string]any{"message_type": r["message_type"], "message": segs}
+		if r["message_type"] == "group" {
+			body["group_id"] = json.Number(r["group_id"])
+		} else {
+			body["user_id"] = json.Number(r["user_id"])
+		}
+		if err := a.sendMsg(ctx, r["self_id"], body); err != nil {
+			return err
+		}
 	}
-	if r["message_type"] == "group" {
-		body["group_id"] = json.Number(r["group_id"])
-	} else {
-		body["user_id"] = json.Number(r["user_id"])
-	}
-	var headers []string
-	if a.o.AccessToken != "" {
-		headers = []string{"Authorization", "Bearer " + a.o.AccessToken}
-	}
-	var out struct {
-		Status  string `json:"status"`
-		RetCode int    `json:"retcode"`
-		Message string `json:"message"`
-		Wording string `json:"wording"`
-	}
-	status, err := im.PostJSON(ctx, a.o.Client, a.o.APIURL+"/send_msg", body, &out, headers...)
+	return nil
+}
+
+func (a *Adapter) sendMsg(ctx context.Context, self string, body map[string]any) error {
+	status, out, err := a.call(ctx, self, "send_msg", body)
 	if err != nil {
 		return err
 	}
@@ -252,6 +303,33 @@ func (a *Adapter) Send(ctx context.Context, m *im.Message, text string) error {
 		}
 	}
 	return im.ClassifyStatus(serr)
+}
+
+// call runs an API action: over this instance's socket for self, else the
+// relay (stream mode), else the HTTP API. It returns the HTTP status (200
+// over a socket) and the answer.
+func (a *Adapter) call(ctx context.Context, self, action string, params any) (int, apiResult, error) {
+	if a.o.Stream {
+		ctx, cancel := context.WithTimeout(ctx, a.o.CallTimeout)
+		defer cancel()
+		var r apiResult
+		var err error
+		if s := a.socks.get(self); s != nil {
+			r, err = s.call(ctx, action, params)
+		} else if a.o.Redis != nil {
+			r, err = a.relay(ctx, self, action, params)
+		} else {
+			err = errNoSocket
+		}
+		return http.StatusOK, r, err
+	}
+	var headers []string
+	if a.o.AccessToken != "" {
+		headers = []string{"Authorization", "Bearer " + a.o.AccessToken}
+	}
+	var out apiResult
+	status, err := im.PostJSON(ctx, a.o.Client, a.o.APIURL+"/"+action, params, &out, headers...)
+	return status, out, err
 }
 
 var _ im.Adapter = (*Adapter)(nil)

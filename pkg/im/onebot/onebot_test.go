@@ -50,3 +50,21 @@ func TestParseCQStringAndArray(t *testing.T) {
 		t.Fatalf("heartbeat: %v %+v", err, in)
 	}
 }
+
+func TestIDSpellingsAreOneEvent(t *testing.T) {
+	a := New(Options{})
+	for _, n := range [][2]string{{"10001", "555"}, {"10001.0", "5.55e2"}, {"1.0001e4", "555.0"}} {
+		body := []byte(`{"self_id":` + n[0] + `,"post_type":"message","message_type":"private","message_id":` + n[1] +
+			`,"user_id":4.2e1,"message":"hi"}`)
+		in, err := a.ParseEvent(context.Background(), body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := in.Message; m.Key() != "onebot:10001:555" || m.SenderID != "42" || m.Reply["user_id"] != "42" {
+			t.Fatalf("%v: %+v", n, m)
+		}
+	}
+	if _, err := a.ParseEvent(context.Background(), []byte(`{"self_id":1,"post_type":"message","message_type":"private","message_id":1.5,"user_id":2}`)); err == nil {
+		t.Fatal("a fractional message_id was accepted")
+	}
+}

@@ -122,28 +122,37 @@ func (a *Adapter) Parse(ctx context.Context, h http.Header, body []byte) (*im.In
 	if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(a.o.SecretToken)) != 1 {
 		return nil, im.Unauthorized("X-Telegram-Bot-Api-Secret-Token is missing or wrong")
 	}
+	return a.ParseEvent(ctx, body)
+}
+
+// ParseEvent parses an update: a verified webhook body, or one update of
+// a getUpdates answer.
+func (a *Adapter) ParseEvent(ctx context.Context, body []byte) (*im.Inbound, error) {
 	var u update
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	if err := dec.Decode(&u); err != nil {
 		return nil, im.BadRequest("not a Telegram update: %v", err)
 	}
-	if u.UpdateID == "" {
-		return nil, im.BadRequest("update_id is required")
+	// update_id and chat ids are integers: every spelling of one is one id.
+	updateID, err := im.IntID(u.UpdateID)
+	if err != nil || updateID == "" {
+		return nil, im.BadRequest("update_id must be an integer: %v", err)
 	}
 	ack := im.Response{Status: http.StatusOK}
 	msg := u.Message
 	if msg == nil || msg.From == nil || msg.From.IsBot {
 		return &im.Inbound{Response: ack}, nil // edits, channel posts, other bots
 	}
-	if msg.Chat.ID == "" || msg.MessageID == 0 {
-		return nil, im.BadRequest("message.chat.id and message.message_id are required")
+	chatID, err := im.IntID(msg.Chat.ID)
+	if err != nil || chatID == "" || msg.MessageID == 0 {
+		return nil, im.BadRequest("message.chat.id and message.message_id are required integers")
 	}
 	m := &im.Message{
-		Platform: im.Telegram, EventID: u.UpdateID.String(),
+		Platform: im.Telegram, EventID: updateID,
 		SenderID: strconv.FormatInt(msg.From.ID, 10), SenderName: msg.From.Username,
-		ChatType: im.Private, ChatID: msg.Chat.ID.String(), Timestamp: msg.Date * 1000,
-		Reply: map[string]string{"chat_id": msg.Chat.ID.String(), "message_id": strconv.FormatInt(msg.MessageID, 10)},
+		ChatType: im.Private, ChatID: chatID, Timestamp: msg.Date * 1000,
+		Reply: map[string]string{"chat_id": chatID, "message_id": strconv.FormatInt(msg.MessageID, 10)},
 	}
 	if m.SenderName == "" {
 		m.SenderName = msg.From.FirstName
@@ -229,28 +238,70 @@ func (a *Adapter) bot(ctx context.Context) *user {
 	return a.me
 }
 
-// Send answers with sendMessage, quoting the message.
+// Send answers with sendMessage, quoting the message (which notifies its
+// sender in a group), split at MaxText on paragraph boundaries.
 func (a *Adapter) Send(ctx context.Context, m *im.Message, text string) error {
-	if r := []rune(text); len(r) > MaxText {
-		text = string(r[:MaxText])
-	}
 	msgID, _ := strconv.ParseInt(m.Reply["message_id"], 10, 64)
-	body := map[string]any{
-		"chat_id": json.Number(m.Reply["chat_id"]),
-		"text":    text,
-		"reply_parameters": map[string]any{
-			"message_id": msgID, "allow_sending_without_reply": true,
-		},
+	for _, part := range im.Split(text, MaxText) {
+		body := map[string]any{
+			"chat_id": json.Number(m.Reply["chat_id"]),
+			"text":    part,
+			"reply_parameters": map[string]any{
+				"message_id": msgID, "allow_sending_without_reply": true,
+			},
+		}
+		if _, err := a.call(ctx, "sendMessage", body); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+// Begin sends text as a streamed reply's message, quoting the message
+// answered, and returns its message_id.
+func (a *Adapter) Begin(ctx context.Context, m *im.Message, text string) (string, error) {
+	msgID, _ := strconv.ParseInt(m.Reply["message_id"], 10, 64)
+	sent, err := a.call(ctx, "sendMessage", map[string]any{
+		"chat_id": json.Number(m.Reply["chat_id"]), "text": text,
+		"reply_parameters": map[string]any{"message_id": msgID, "allow_sending_without_reply": true},
+	})
+	if err != nil {
+		return "", err
+	}
+	return strconv.FormatInt(sent.MessageID, 10), nil
+}
+
+// Edit replaces a streamed reply's text with editMessageText; the same
+// text again is not an error.
+func (a *Adapter) Edit(ctx context.Context, m *im.Message, id, text string) error {
+	_, err := a.call(ctx, "editMessageText", map[string]any{"chat_id": json.Number(m.Reply["chat_id"]), "message_id": json.Number(id), "text": text})
+	var serr *im.StatusError
+	if errors.As(err, &serr) && strings.Contains(serr.Message, "message is not modified") {
+		return nil
+	}
+	return err
+}
+
+// EditEvery is one edit a second: Telegram's rate limit for a chat.
+func (a *Adapter) EditEvery() time.Duration { return time.Second }
+
+// MaxText is sendMessage's limit.
+func (a *Adapter) MaxText() int { return MaxText }
+
+// call posts a Bot API method and judges its answer; it returns the sent
+// message of methods that send one.
+func (a *Adapter) call(ctx context.Context, method string, body any) (sentMessage, error) {
 	var out struct {
-		OK          bool   `json:"ok"`
+		OK     bool            `json:"ok"`
+		Result json.RawMessage `json:"result"` // a Message, or true
+
 		ErrorCode   int    `json:"error_code"`
 		Description string `json:"description"`
 		Parameters  *struct {
 			RetryAfter int `json:"retry_after"`
 		} `json:"parameters"`
 	}
-	status, err := im.PostJSON(ctx, a.o.Client, a.o.APIURL+"/bot"+a.o.BotToken+"/sendMessage", body, &out)
+	status, err := im.PostJSON(ctx, a.o.Client, a.o.APIURL+"/bot"+a.o.BotToken+"/"+method, body, &out)
 	if err != nil {
 		// The URL holds the bot token: keep it out of errors and logs.
 		msg := strings.ReplaceAll(err.Error(), a.o.BotToken, "<token>")
@@ -258,12 +309,21 @@ func (a *Adapter) Send(ctx context.Context, m *im.Message, text string) error {
 		if errors.As(err, &terr) && terr.Timeout() {
 			msg += " (it may have been delivered)"
 		}
-		return fmt.Errorf("telegram: sendMessage: %s", msg)
+		return sentMessage{}, fmt.Errorf("telegram: %s: %s", method, msg)
 	}
 	if status == http.StatusOK && out.OK {
-		return nil
+		var sent sentMessage
+		_ = json.Unmarshal(out.Result, &sent)
+		return sent, nil
 	}
-	return im.ClassifyStatus(&im.StatusError{Platform: im.Telegram, Status: max(status, out.ErrorCode), Code: strconv.Itoa(out.ErrorCode), Message: out.Description})
+	return sentMessage{}, im.ClassifyStatus(&im.StatusError{Platform: im.Telegram, Status: max(status, out.ErrorCode), Code: strconv.Itoa(out.ErrorCode), Message: out.Description})
 }
+
+// sentMessage is the part of a sent Message the bot reads back.
+type sentMessage struct {
+	MessageID int64 `json:"message_id"`
+}
+
+var _ im.Editor = (*Adapter)(nil)
 
 var _ im.Adapter = (*Adapter)(nil)

@@ -29,3 +29,21 @@ func TestParseMentionsInUTF16(t *testing.T) {
 		t.Fatalf("a bot's message: %v %+v", err, in)
 	}
 }
+
+func TestUpdateIDSpellingsAreOneEvent(t *testing.T) {
+	a := New(Options{SecretToken: "st", BotUsername: "fleet_bot"})
+	for _, id := range []string{"77001", "77001.0", "7.7001e4"} {
+		body := []byte(`{"update_id":` + id + `,"message":{"message_id":5,"from":{"id":7,"is_bot":false,"first_name":"A"},
+			"chat":{"id":7.0,"type":"private"},"date":1700000000,"text":"hi"}}`)
+		in, err := a.ParseEvent(context.Background(), body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := in.Message; m.Key() != "telegram:77001" || m.ChatID != "7" || m.Reply["chat_id"] != "7" {
+			t.Fatalf("update_id %s: key %s chat %s", id, m.Key(), m.ChatID)
+		}
+	}
+	if _, err := a.ParseEvent(context.Background(), []byte(`{"update_id":77001.5}`)); err == nil {
+		t.Fatal("a fractional update_id was accepted")
+	}
+}
