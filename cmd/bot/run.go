@@ -92,7 +92,10 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 			logger.Warn("tracing: flush at exit failed", "err", err)
 		}
 	}()
-	rdb := newRedis(cfg.Redis, cfg.Server.InstanceName, tracing)
+	rdb, err := newRedis(cfg.Redis, cfg.Server.InstanceName, tracing)
+	if err != nil {
+		return err
+	}
 	defer rdb.Close()
 	backend, breakers, err := newBackend(cfg.LLM, logger, metrics)
 	if err != nil {
@@ -131,7 +134,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		IdleTimeout:       cfg.Server.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	attrs := []any{"addr", ln.Addr().String(), "provider", cfg.LLM.Provider, "redis", redisAddrs(cfg.Redis),
+	attrs := []any{"addr", ln.Addr().String(), "provider", cfg.LLM.Provider, "redis", cfg.Redis.Topology(), "redis_addrs", cfg.Redis.Endpoints(),
 		"max_entries", cfg.Memory.MaxEntries, "auth", !cfg.Auth.Disabled}
 	if cfg.LLM.Provider == "openai" {
 		attrs = append(attrs, "model", cfg.LLM.Model, "endpoint", cfg.LLM.OpenAI.BaseURL)
