@@ -104,6 +104,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	store := memory.New(ctx, rdb, memory.Options{
 		Prefix: cfg.Redis.KeyPrefix, MaxEntries: cfg.Memory.MaxEntries, IdleTTL: cfg.Memory.IdleTTL,
 		Lease: cfg.Memory.Lease, WaitTimeout: cfg.Memory.WaitTimeout, IdempotencyTTL: cfg.Memory.IdempotencyTTL,
+		WaitReplicas: cfg.Redis.WaitReplicas, WaitReplicasTimeout: cfg.Redis.WaitReplicasTimeout,
 	})
 	defer store.Close()
 	var cacheTTL time.Duration

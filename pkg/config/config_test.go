@@ -103,6 +103,7 @@ func TestBadConfigIsOneClearLine(t *testing.T) {
 		{"sentinel password alone", "", map[string]string{"API_KEY": "k", "BOT_REDIS_SENTINEL_PASSWORD": "pw"}, "redis.sentinel_password: is for Sentinel"},
 		{"bad address", "", map[string]string{"API_KEY": "k", "BOT_REDIS_ADDRS": "10.0.0.1"}, `redis.addrs: "10.0.0.1" is not a host:port`},
 		{"bad sentinel port", "", map[string]string{"API_KEY": "k", "BOT_REDIS_MASTER_NAME": "m", "BOT_REDIS_SENTINELS": "s:0"}, `redis.sentinels: "s:0"`},
+		{"wait longer than a read", "", map[string]string{"API_KEY": "k", "BOT_REDIS_WAIT_REPLICAS": "1", "BOT_REDIS_READ_TIMEOUT": "400ms"}, "redis.wait_replicas_timeout: must be shorter than redis.read_timeout (400ms)"},
 		{"negative wait", "", map[string]string{"API_KEY": "k", "BOT_REDIS_WAIT_REPLICAS": "-1"}, "redis.wait_replicas"},
 		{"tls keys while off", "", map[string]string{"API_KEY": "k", "BOT_REDIS_TLS_CA_FILE": "/etc/ca.pem"}, "redis.tls.enabled: is false"},
 		{"tls ca missing", "", map[string]string{"API_KEY": "k", "BOT_REDIS_TLS_ENABLED": "true", "BOT_REDIS_TLS_CA_FILE": "/nonexistent/ca.pem"}, "redis.tls.ca_file: open /nonexistent/ca.pem"},

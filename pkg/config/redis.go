@@ -1,12 +1,15 @@
 package config
 
 import (
+	"cmp"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"net"
 	"os"
 	"strconv"
+
+	"github.com/botfleet/botfleet/pkg/memory"
 )
 
 // The Redis topologies, as RedisConfig.Topology names them.
@@ -94,6 +97,9 @@ func (c *Config) validateRedis(bad func(key, format string, args ...any) error) 
 		return bad("redis.wait_replicas", "must not be negative, got %d", r.WaitReplicas)
 	case r.WaitReplicasTimeout < 0:
 		return bad("redis.wait_replicas_timeout", "must not be negative, got %v", r.WaitReplicasTimeout)
+	case r.WaitReplicas > 0 && cmp.Or(r.WaitReplicasTimeout, memory.DefaultWaitReplicasTimeout) >= r.ReadTimeout:
+		return bad("redis.wait_replicas_timeout", "must be shorter than redis.read_timeout (%v): the WAIT is read in the commit's round trip; got %v",
+			r.ReadTimeout, cmp.Or(r.WaitReplicasTimeout, memory.DefaultWaitReplicasTimeout))
 	case !t.Enabled && (t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.ServerName != "" || t.InsecureSkipVerify):
 		return bad("redis.tls.enabled", "is false but other redis.tls keys are set: set it to true, or drop them")
 	}

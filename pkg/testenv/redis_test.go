@@ -56,3 +56,43 @@ func TestSlotMatchesRedis(t *testing.T) {
 		}
 	}
 }
+
+// errorRecorder is a testing.TB that keeps Errorf's messages.
+type errorRecorder struct {
+	testing.TB
+	errs []string
+}
+
+func (r *errorRecorder) Errorf(format string, args ...any) {
+	r.errs = append(r.errs, fmt.Sprintf(format, args...))
+}
+
+func TestSlotCheckCatchesACrossSlotTransaction(t *testing.T) {
+	c := StartCluster(t, ClusterOptions{Masters: 1})
+	rdb := c.Client()
+	rec := &errorRecorder{TB: t}
+	check := CheckSlots(rec, rdb)
+	ctx := context.Background()
+	script := redis.NewScript(`return redis.call('SET', KEYS[1], ARGV[1])`)
+	if err := script.Run(ctx, rdb, []string{"{a}x"}, "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, "{a}y", 1, 0)
+		p.Set(ctx, "{a}z", 1, 0)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.errs) != 0 || !check.Ran(script.Hash()) {
+		t.Fatalf("one-slot work: errors %v, script seen %v", rec.errs, check.Ran(script.Hash()))
+	}
+	_, _ = rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, "{a}y", 1, 0)
+		p.Set(ctx, "{b}y", 1, 0)
+		return nil
+	})
+	if len(rec.errs) == 0 {
+		t.Fatal("a transaction over two slots went unnoticed")
+	}
+}

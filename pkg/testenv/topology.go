@@ -39,10 +39,31 @@ func StartTopology(t testing.TB, name string) Topology {
 }
 
 // EachTopology runs test as a subtest on each of Topologies, each on a
-// deployment of its own.
+// deployment of its own (see Suite for tests that can share one).
 func EachTopology(t *testing.T, test func(t *testing.T, top Topology)) {
 	t.Helper()
 	for _, name := range Topologies {
 		t.Run(name, func(t *testing.T) { test(t, StartTopology(t, name)) })
+	}
+}
+
+// TopologyTest is one test of a Suite.
+type TopologyTest struct {
+	Name string
+	Run  func(t *testing.T, top Topology)
+}
+
+// Suite starts each of Topologies once and runs every test on it as a
+// subtest, <topology>/<test>. The tests share the deployment, so each must
+// use keys of its own.
+func Suite(t *testing.T, tests ...TopologyTest) {
+	t.Helper()
+	for _, name := range Topologies {
+		t.Run(name, func(t *testing.T) {
+			top := StartTopology(t, name)
+			for _, tc := range tests {
+				t.Run(tc.Name, func(t *testing.T) { tc.Run(t, top) })
+			}
+		})
 	}
 }
