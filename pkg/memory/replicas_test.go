@@ -14,28 +14,31 @@ import (
 
 // With WaitReplicas a commit waits for the replicas in its own round trip,
 // and says so when they do not confirm: the turn is written, and a repeat
-// of the request replays it.
+// of the request replays it once the replicas have it.
 func TestWaitReplicasConfirmsTheCommit(t *testing.T) {
 	type setup struct {
-		rdb         redis.UniversalClient
-		stopReplica func(conv string)
+		rdb redis.UniversalClient
+		// replica is the replica of the conversation's master.
+		replica func(conv string) *testenv.Redis
+		check   *testenv.SlotCheck
 	}
 	setups := map[string]func(t *testing.T) setup{
 		"sentinel": func(t *testing.T) setup {
 			s := testenv.StartSentinel(t, testenv.SentinelOptions{})
-			return setup{s.Client(), func(string) { s.Data[1].Stop() }}
+			return setup{s.Client(), func(string) *testenv.Redis { return s.Data[1] }, nil}
 		},
 		"cluster": func(t *testing.T) setup {
 			c := testenv.StartCluster(t, testenv.ClusterOptions{Replicas: 1})
 			rdb := c.Client()
-			return setup{rdb, func(conv string) {
+			return setup{rdb, func(conv string) *testenv.Redis {
 				m := c.MasterOf("bf:{" + conv + "}:queue")
 				for i, mm := range c.Masters {
 					if mm == m {
-						c.Replicas[i][0].Stop()
+						return c.Replicas[i][0]
 					}
 				}
-			}}
+				return nil
+			}, testenv.CheckSlots(t, rdb)}
 		},
 	}
 	for name, start := range setups {
@@ -63,14 +66,35 @@ func TestWaitReplicasConfirmsTheCommit(t *testing.T) {
 			if v := su.rdb.Get(ctx, "bf:cache:wait").Val(); v != "v" {
 				t.Fatalf("the put beside a waiting commit wrote %q", v)
 			}
-			su.stopReplica("c2c:w")
+			replica := su.replica("c2c:w")
+			replica.Stop()
 			_, err = runTurn(t, s, "c2c:w", "unconfirmed", "u")
 			if !errors.Is(err, ErrNotReplicated) || !errors.Is(err, ErrUnavailable) {
 				t.Fatalf("commit with the replica down: %v, want ErrNotReplicated", err)
 			}
-			again, err := s.Begin(ctx, Request{Conversation: "c2c:w", ID: "unconfirmed", Fingerprint: "u"})
-			if err != nil || again.Replay == nil || again.Replay.Turn != 4 {
-				t.Fatalf("repeat of the unconfirmed request: %+v, %v; want a replay of turn 4", again, err)
+			if _, err := s.Begin(ctx, Request{Conversation: "c2c:w", ID: "unconfirmed", Fingerprint: "u"}); !errors.Is(err, ErrNotReplicated) {
+				t.Fatalf("repeat of the unconfirmed request, replica still down: %v, want ErrNotReplicated, not an unconfirmed replay", err)
+			}
+			replica.Start()
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				again, err := s.Begin(ctx, Request{Conversation: "c2c:w", ID: "unconfirmed", Fingerprint: "u"})
+				if err == nil {
+					if again.Replay == nil || again.Replay.Turn != 4 {
+						t.Fatalf("repeat of the unconfirmed request: %+v; want a replay of turn 4", again)
+					}
+					break
+				}
+				if !errors.Is(err, ErrNotReplicated) || time.Now().After(deadline) {
+					t.Fatalf("repeat once the replica is back: %v", err)
+				}
+			}
+			if su.check != nil {
+				for name, sc := range map[string]*redis.Script{"acquire": acquireScript, "commit": commitScript, "confirm": confirmScript} {
+					if !su.check.Ran(sc.Hash()) {
+						t.Errorf("the %s script never ran on the Cluster", name)
+					}
+				}
 			}
 		})
 	}

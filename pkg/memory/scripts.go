@@ -117,3 +117,11 @@ redis.call('HSET', KEYS[2], ARGV[1], now + tonumber(ARGV[2]))
 if redis.call('HGET', KEYS[5], 'o') == ARGV[1] then redis.call('PEXPIRE', KEYS[5], ARGV[2]) end
 return {1}
 `)
+
+// confirm: no ARGV. Rewrites the request record's TTL unchanged: a write
+// for the WAIT behind it to count (see Turn.confirm).
+var confirmScript = redis.NewScript(`
+local ttl = redis.call('PTTL', KEYS[5])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[5], ttl) end
+return {1}
+`)

@@ -109,6 +109,9 @@ func (s *Store) Begin(ctx context.Context, r Request) (*Turn, error) {
 			t.timer = time.AfterFunc(s.opts.Lease/3, t.renew)
 			return t, nil
 		case "done":
+			if err := t.confirm(ctx); err != nil {
+				return nil, err
+			}
 			return &Turn{Replay: &Record{Turn: int(num(res[1])), Payload: []byte(str(res[2]))}}, nil
 		case "conflict":
 			t.abortQuietly()
@@ -197,6 +200,27 @@ func (t *Turn) abortQuietly() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_, _ = t.s.eval(ctx, abortScript, &t.k, []any{t.ticket, t.wake}, nil)
+}
+
+// confirm makes sure, with Options.WaitReplicas, that the replicas hold
+// the finished request Begin is about to replay: its commit may have been
+// answered ErrNotReplicated, and a replay must not hand out a turn that a
+// failover could still lose. One more round trip, on replays only: a write
+// and the WAIT that counts it (replication is one ordered stream, so a
+// replica that has this write has the commit before it).
+func (t *Turn) confirm(ctx context.Context) error {
+	o := t.s.opts
+	if o.WaitReplicas <= 0 {
+		return nil
+	}
+	_, replicas, err := t.s.run(ctx, confirmScript, &t.k, nil, nil, true)
+	switch {
+	case err != nil:
+		return err
+	case replicas < int64(o.WaitReplicas):
+		return fmt.Errorf("%w: the replayed turn: %d of %d within %v", ErrNotReplicated, replicas, o.WaitReplicas, o.WaitReplicasTimeout)
+	}
+	return nil
 }
 
 // finish stops lease renewal; it reports false when the turn had already

@@ -89,11 +89,9 @@ func StartCluster(t testing.TB, o ClusterOptions) *Cluster {
 		}
 	}
 	c.wait("replicas in sync and cluster_state:ok everywhere", func() error {
-		for _, rs := range c.Replicas {
-			for _, r := range rs {
-				if info := r.text("info", "replication"); !strings.Contains(info, "master_link_status:up") {
-					return fmt.Errorf("replica %s: %s", r.Addr, info)
-				}
+		for i, rs := range c.Replicas {
+			if n := c.Masters[i].OnlineReplicas(); n != len(rs) {
+				return fmt.Errorf("master %s streams to %d of its %d replicas", c.Masters[i].Addr, n, len(rs))
 			}
 		}
 		return c.healthy(ctx)

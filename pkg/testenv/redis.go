@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -127,6 +128,28 @@ func (r *Redis) Stop() {
 	defer r.mu.Unlock()
 	killGroup(r.cmd, syscall.SIGKILL)
 	r.cmd = nil
+}
+
+// OnlineReplicas is the number of replicas the server streams its writes
+// to: synced and acknowledging (a replica that has just loaded its first
+// copy gets the stream only from its first acknowledgement on).
+func (r *Redis) OnlineReplicas() int {
+	return strings.Count(r.text("info", "replication"), "state=online")
+}
+
+// Pause stops the server's process (SIGSTOP) without killing it: it
+// answers nothing, and a replica falls behind its master, until Resume.
+func (r *Redis) Pause() { r.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server (SIGCONT).
+func (r *Redis) Resume() { r.signal(syscall.SIGCONT) }
+
+func (r *Redis) signal(sig syscall.Signal) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd != nil {
+		_ = syscall.Kill(-r.cmd.Process.Pid, sig)
+	}
 }
 
 // Log returns the server's log file so far.

@@ -66,8 +66,8 @@ func StartSentinel(t testing.TB, o SentinelOptions) *Sentinel {
 			Args: []string{"--replicaof", "127.0.0.1", strconv.Itoa(master.Port)}}))
 	}
 	s.wait("the replicas to sync", func() error {
-		if info := master.text("info", "replication"); !strings.Contains(info, fmt.Sprintf("connected_slaves:%d", o.Replicas)) {
-			return fmt.Errorf("master: %s", info)
+		if n := master.OnlineReplicas(); n != o.Replicas {
+			return fmt.Errorf("master streams to %d of %d replicas: %s", n, o.Replicas, master.text("info", "replication"))
 		}
 		for _, r := range s.Data[1:] {
 			if info := r.text("info", "replication"); !strings.Contains(info, "master_link_status:up") {

@@ -10,7 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// SlotCheck watches a Cluster client: it records each script that runs
+// SlotCheck watches a Cluster client and its nodes: it records each script that runs
 // (EVAL, EVALSHA by its SHA1) and fails the test when a script's keys, or
 // the first keys of the commands of one MULTI/EXEC transaction, span hash
 // slots. Redis answers such a script, and go-redis such a transaction,
@@ -25,7 +25,15 @@ type SlotCheck struct {
 // CheckSlots starts watching c.
 func CheckSlots(t testing.TB, c *redis.ClusterClient) *SlotCheck {
 	s := &SlotCheck{t: t, ran: map[string]int{}}
+	// On the Cluster client, which sees a transaction whole, and on each
+	// node's, which see what callers send a node directly (a WAIT behind a
+	// script must follow it on one connection).
 	c.AddHook(s)
+	c.OnNewNode(func(node *redis.Client) { node.AddHook(s) })
+	_ = c.ForEachShard(context.Background(), func(_ context.Context, node *redis.Client) error {
+		node.AddHook(s)
+		return nil
+	})
 	return s
 }
 
