@@ -26,10 +26,10 @@ func TestFailoverDuringChatTurns(t *testing.T) {
 	// master, resumes the replicas, waits for promote to return the new
 	// master and for it to stream to wait replicas, and returns the time
 	// of the kill and of the new master's serving.
-	fail := func(t *testing.T, master *Redis, replicas []*Redis, promote func() *Redis, wait int) (killed, served time.Time) {
+	fail := func(t *testing.T, master *Redis, replicas []*Redis, promote func() *Redis, wait int, more ...*Redis) (killed, served time.Time) {
 		t.Cleanup(func() {
 			if t.Failed() {
-				for _, r := range append(replicas, master) {
+				for _, r := range append(append(replicas, master), more...) {
 					t.Logf("log of %s:\n%s", r.Addr, r.Log())
 				}
 			}
@@ -48,7 +48,7 @@ func TestFailoverDuringChatTurns(t *testing.T) {
 		}
 		promoted := promote()
 		served = time.Now()
-		waitUntil(t, "the new master's replicas", func() bool { return promoted.OnlineReplicas() >= wait })
+		waitUntil(t, "the new master's replicas", func() bool { return promoted.Replicated(wait) >= wait })
 		return killed, served
 	}
 	cases := []struct {
@@ -57,16 +57,16 @@ func TestFailoverDuringChatTurns(t *testing.T) {
 		start func(t *testing.T, wait int) (testenv.Topology, func() (killed, served time.Time))
 	}{
 		{"sentinel/wait_replicas=0", 0, func(t *testing.T, wait int) (testenv.Topology, func() (time.Time, time.Time)) {
-			s := testenv.StartSentinel(t, testenv.SentinelOptions{DownAfter: time.Second})
+			s := testenv.StartSentinel(t, testenv.SentinelOptions{DownAfter: 2 * time.Second})
 			return s, func() (time.Time, time.Time) {
-				return fail(t, s.Data[0], s.Data[1:], func() *Redis { return s.Master(s.Data[0], time.Minute) }, wait)
+				return fail(t, s.Data[0], s.Data[1:], func() *Redis { return s.Master(s.Data[0], time.Minute) }, wait, s.Sentinels...)
 			}
 		}},
 		{"sentinel/wait_replicas=1", 1, func(t *testing.T, wait int) (testenv.Topology, func() (time.Time, time.Time)) {
 			// Two replicas: the promoted one keeps one to confirm commits.
-			s := testenv.StartSentinel(t, testenv.SentinelOptions{Replicas: 2, DownAfter: time.Second})
+			s := testenv.StartSentinel(t, testenv.SentinelOptions{Replicas: 2, DownAfter: 2 * time.Second})
 			return s, func() (time.Time, time.Time) {
-				return fail(t, s.Data[0], s.Data[1:], func() *Redis { return s.Master(s.Data[0], time.Minute) }, wait)
+				return fail(t, s.Data[0], s.Data[1:], func() *Redis { return s.Master(s.Data[0], time.Minute) }, wait, s.Sentinels...)
 			}
 		}},
 		{"cluster/wait_replicas=0", 0, func(t *testing.T, wait int) (testenv.Topology, func() (time.Time, time.Time)) {

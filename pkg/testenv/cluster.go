@@ -90,7 +90,7 @@ func StartCluster(t testing.TB, o ClusterOptions) *Cluster {
 	}
 	c.wait("replicas in sync and cluster_state:ok everywhere", func() error {
 		for i, rs := range c.Replicas {
-			if n := c.Masters[i].OnlineReplicas(); n != len(rs) {
+			if n := c.Masters[i].Replicated(len(rs)); n != len(rs) {
 				return fmt.Errorf("master %s streams to %d of its %d replicas", c.Masters[i].Addr, n, len(rs))
 			}
 		}

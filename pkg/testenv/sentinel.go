@@ -66,7 +66,7 @@ func StartSentinel(t testing.TB, o SentinelOptions) *Sentinel {
 			Args: []string{"--replicaof", "127.0.0.1", strconv.Itoa(master.Port)}}))
 	}
 	s.wait("the replicas to sync", func() error {
-		if n := master.OnlineReplicas(); n != o.Replicas {
+		if n := master.Replicated(o.Replicas); n != o.Replicas {
 			return fmt.Errorf("master streams to %d of %d replicas: %s", n, o.Replicas, master.text("info", "replication"))
 		}
 		for _, r := range s.Data[1:] {
@@ -77,8 +77,12 @@ func StartSentinel(t testing.TB, o SentinelOptions) *Sentinel {
 		return nil
 	})
 	// Each sentinel is told the others and the replicas up front, so that
-	// it does not wait for their hello messages and INFO refreshes.
-	failoverTimeout := max(3*o.DownAfter, 3*time.Second)
+	// it does not wait for their hello messages and INFO refreshes. The
+	// failover timeout is long enough that a second sentinel does not
+	// start a failover of its own while the first one's completes on a
+	// loaded machine (with 3 s, one in a dozen failovers was doubled), and
+	// short enough that a split vote is retried within a test's patience.
+	failoverTimeout := max(3*o.DownAfter, 10*time.Second)
 	ids := make([]string, o.Sentinels)
 	for i := range o.Sentinels {
 		s.Sentinels = append(s.Sentinels, newRedis(t, "redis-sentinel"))
