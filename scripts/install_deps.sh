@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # install_deps.sh — make sure the system programs botfleet needs are here:
-# redis-server (shared memory), nginx (the fleet's load balancer) and curl
+# redis-server (shared memory), redis-sentinel (the Sentinel tests), nginx (the fleet's load balancer) and curl
 # (the fleet scripts' probes), and for the tests etcd (the store of the
 # kube-apiserver that checks deploy/k8s) and systemd-analyze (the units'
 # check), from Debian's packages. As root it installs what is missing; otherwise it
@@ -31,6 +31,7 @@ esac
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
+command -v redis-sentinel >/dev/null 2>&1 || need+=(redis-sentinel)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)

@@ -60,6 +60,19 @@ type fakePlatforms struct {
 	replies      []reply
 	tokenFetches atomic.Int64
 	feishuUUIDs  map[string]bool
+	// gate, when set, holds every Telegram send until it is closed; held
+	// is told when one is held.
+	gate, held chan struct{}
+}
+
+// holdTelegram makes Telegram sends wait until release is called; held
+// receives when one is waiting.
+func (f *fakePlatforms) holdTelegram() (held <-chan struct{}, release func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gate, f.held = make(chan struct{}), make(chan struct{}, 1)
+	gate := f.gate
+	return f.held, func() { close(gate) }
 }
 
 func newFakePlatforms(t *testing.T) *fakePlatforms {
@@ -164,6 +177,16 @@ func newFakePlatforms(t *testing.T) *fakePlatforms {
 		}
 		if err := json.NewDecoder(r.Body).Decode(&b); err != nil {
 			t.Errorf("telegram: %v", err)
+		}
+		f.mu.Lock()
+		gate, held := f.gate, f.held
+		f.mu.Unlock()
+		if gate != nil {
+			select {
+			case held <- struct{}{}:
+			default:
+			}
+			<-gate
 		}
 		f.add(reply{platform: "telegram", msg: string(b.ReplyParameters.MessageID), chat: string(b.ChatID), text: b.Text})
 		io.WriteString(w, `{"ok":true,"result":{"message_id":7}}`)
@@ -368,11 +391,11 @@ var eventSeq atomic.Int64
 
 func nextN() int { return int(eventSeq.Add(1)) + 1000 }
 
-func queued(t *testing.T, r *testenv.Redis) int64 {
+func queued(t *testing.T, r testenv.Topology) int64 {
 	t.Helper()
 	var n int64
 	for _, p := range []string{"urgent", "normal", "batch"} {
-		l, err := r.Client().XLen(context.Background(), "bf:{q}:"+p).Result()
+		l, err := r.UniversalClient().XLen(context.Background(), "bf:{q}:"+p).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -382,143 +405,145 @@ func queued(t *testing.T, r *testenv.Redis) int64 {
 }
 
 func TestIMEachPlatformRepliesAndRemembers(t *testing.T) {
-	r := testenv.StartRedis(t)
-	f := newFakePlatforms(t)
-	_, env := mockBackend(t, mockllm.Options{})
-	env = merge(env, redisEnv(r), imEnv(f))
-	a, b := startBot(t, merge(env, map[string]string{"INSTANCE_NAME": "a"})), startBot(t, merge(env, map[string]string{"INSTANCE_NAME": "b"}))
-	for _, p := range platforms {
-		t.Run(p.name, func(t *testing.T) {
-			user := strconv.Itoa(700 + nextN())
-			first := ev{n: nextN(), user: user, chat: user, text: "hello " + p.name}
-			h, body := p.build(f, first)
-			status, took, resp := deliver(t, a.url, p.name, h, body)
-			t.Logf("%s webhook answered %d in %v", p.name, status, took)
-			if status != 200 && status != 204 {
-				t.Fatalf("webhook: %d %s", status, resp)
-			}
-			if took > time.Second {
-				t.Errorf("webhook took %v; it must answer without waiting for the turn", took)
-			}
-			rep := f.waitReply(t, p.name, strconv.Itoa(first.n))
-			if !strings.HasPrefix(rep.text, "mock n=2 ") || !strings.HasSuffix(rep.text, ": hello "+p.name) {
-				t.Fatalf("first reply %q", rep.text)
-			}
-			switch p.name {
-			case "telegram":
-				if rep.chat != user {
-					t.Fatalf("telegram reply to chat %s, want %s", rep.chat, user)
+	testenv.EachTopology(t, func(t *testing.T, r testenv.Topology) {
+		f := newFakePlatforms(t)
+		_, env := mockBackend(t, mockllm.Options{})
+		env = merge(env, redisEnv(r), imEnv(f))
+		a, b := startBot(t, merge(env, map[string]string{"INSTANCE_NAME": "a"})), startBot(t, merge(env, map[string]string{"INSTANCE_NAME": "b"}))
+		for _, p := range platforms {
+			t.Run(p.name, func(t *testing.T) {
+				user := strconv.Itoa(700 + nextN())
+				first := ev{n: nextN(), user: user, chat: user, text: "hello " + p.name}
+				h, body := p.build(f, first)
+				status, took, resp := deliver(t, a.url, p.name, h, body)
+				t.Logf("%s webhook answered %d in %v", p.name, status, took)
+				if status != 200 && status != 204 {
+					t.Fatalf("webhook: %d %s", status, resp)
 				}
-			case "onebot":
-				if rep.chat != "private:"+user {
-					t.Fatalf("onebot reply to %s", rep.chat)
+				if took > time.Second {
+					t.Errorf("webhook took %v; it must answer without waiting for the turn", took)
 				}
-			}
-			second := ev{n: nextN(), user: user, chat: user, text: "again " + p.name}
-			h, body = p.build(f, second)
-			if status, _, resp := deliver(t, b.url, p.name, h, body); status >= 300 {
-				t.Fatalf("second webhook: %d %s", status, resp)
-			}
-			rep = f.waitReply(t, p.name, strconv.Itoa(second.n))
-			if !strings.HasPrefix(rep.text, "mock n=4 ") || !strings.HasSuffix(rep.text, ": again "+p.name) {
-				t.Fatalf("second reply %q: memory did not continue", rep.text)
-			}
-			if h := history(t, r, p.conv(first)); len(h) != 4 {
-				t.Fatalf("%s holds %d entries, want 4", p.conv(first), len(h))
-			}
+				rep := f.waitReply(t, p.name, strconv.Itoa(first.n))
+				if !strings.HasPrefix(rep.text, "mock n=2 ") || !strings.HasSuffix(rep.text, ": hello "+p.name) {
+					t.Fatalf("first reply %q", rep.text)
+				}
+				switch p.name {
+				case "telegram":
+					if rep.chat != user {
+						t.Fatalf("telegram reply to chat %s, want %s", rep.chat, user)
+					}
+				case "onebot":
+					if rep.chat != "private:"+user {
+						t.Fatalf("onebot reply to %s", rep.chat)
+					}
+				}
+				second := ev{n: nextN(), user: user, chat: user, text: "again " + p.name}
+				h, body = p.build(f, second)
+				if status, _, resp := deliver(t, b.url, p.name, h, body); status >= 300 {
+					t.Fatalf("second webhook: %d %s", status, resp)
+				}
+				rep = f.waitReply(t, p.name, strconv.Itoa(second.n))
+				if !strings.HasPrefix(rep.text, "mock n=4 ") || !strings.HasSuffix(rep.text, ": again "+p.name) {
+					t.Fatalf("second reply %q: memory did not continue", rep.text)
+				}
+				if h := history(t, r, p.conv(first)); len(h) != 4 {
+					t.Fatalf("%s holds %d entries, want 4", p.conv(first), len(h))
+				}
 
-			group := strconv.Itoa(900 + nextN())
-			quiet := ev{n: nextN(), user: user, chat: group, text: "talking among ourselves", group: true}
-			h, body = p.build(f, quiet)
-			if status, _, resp := deliver(t, a.url, p.name, h, body); status >= 300 {
-				t.Fatalf("group webhook: %d %s", status, resp)
-			}
-			asked := ev{n: nextN(), user: user, chat: group, text: "what time is it", group: true, mention: true}
-			h, body = p.build(f, asked)
-			if status, _, resp := deliver(t, b.url, p.name, h, body); status >= 300 {
-				t.Fatalf("group webhook: %d %s", status, resp)
-			}
-			rep = f.waitReply(t, p.name, strconv.Itoa(asked.n))
-			if !strings.HasSuffix(rep.text, ": what time is it") || !strings.HasPrefix(rep.text, "mock n=2 ") {
-				t.Fatalf("group reply %q: want the mention stripped, a fresh member memory", rep.text)
-			}
-			if len(f.repliesTo(p.name, strconv.Itoa(quiet.n))) != 0 {
-				t.Fatal("answered a group message that did not mention the bot")
-			}
-			switch p.name {
-			case "dingtalk":
-				if rep.chat != user {
-					t.Fatalf("dingtalk group reply mentions %q, want the sender %s", rep.chat, user)
+				group := strconv.Itoa(900 + nextN())
+				quiet := ev{n: nextN(), user: user, chat: group, text: "talking among ourselves", group: true}
+				h, body = p.build(f, quiet)
+				if status, _, resp := deliver(t, a.url, p.name, h, body); status >= 300 {
+					t.Fatalf("group webhook: %d %s", status, resp)
 				}
-			case "feishu":
-				if rep.chat != "ou_"+user {
-					t.Fatalf("feishu group reply mentions %q, want the sender ou_%s", rep.chat, user)
+				asked := ev{n: nextN(), user: user, chat: group, text: "what time is it", group: true, mention: true}
+				h, body = p.build(f, asked)
+				if status, _, resp := deliver(t, b.url, p.name, h, body); status >= 300 {
+					t.Fatalf("group webhook: %d %s", status, resp)
 				}
-			case "onebot":
-				if rep.chat != "group:"+group {
-					t.Fatalf("onebot group reply to %s", rep.chat)
+				rep = f.waitReply(t, p.name, strconv.Itoa(asked.n))
+				if !strings.HasSuffix(rep.text, ": what time is it") || !strings.HasPrefix(rep.text, "mock n=2 ") {
+					t.Fatalf("group reply %q: want the mention stripped, a fresh member memory", rep.text)
 				}
-			case "telegram":
-				if rep.chat != group {
-					t.Fatalf("telegram group reply to %s", rep.chat)
+				if len(f.repliesTo(p.name, strconv.Itoa(quiet.n))) != 0 {
+					t.Fatal("answered a group message that did not mention the bot")
 				}
-			}
-		})
-	}
-	if n := f.tokenFetches.Load(); n != 1 {
-		t.Errorf("feishu tenant token fetched %d times by the fleet, want 1 (cached in Redis)", n)
-	}
-	metrics := getJSON(t, a.url+"/metrics")
-	for _, want := range []string{`botfleet_im_webhooks_total{instance="a",outcome="queued",platform="telegram"}`, `botfleet_queue_depth{instance="a",priority="normal"} 0`} {
-		if !strings.Contains(metrics, want) {
-			t.Errorf("/metrics lacks %s", want)
+				switch p.name {
+				case "dingtalk":
+					if rep.chat != user {
+						t.Fatalf("dingtalk group reply mentions %q, want the sender %s", rep.chat, user)
+					}
+				case "feishu":
+					if rep.chat != "ou_"+user {
+						t.Fatalf("feishu group reply mentions %q, want the sender ou_%s", rep.chat, user)
+					}
+				case "onebot":
+					if rep.chat != "group:"+group {
+						t.Fatalf("onebot group reply to %s", rep.chat)
+					}
+				case "telegram":
+					if rep.chat != group {
+						t.Fatalf("telegram group reply to %s", rep.chat)
+					}
+				}
+			})
 		}
-	}
+		if n := f.tokenFetches.Load(); n != 1 {
+			t.Errorf("feishu tenant token fetched %d times by the fleet, want 1 (cached in Redis)", n)
+		}
+		metrics := getJSON(t, a.url+"/metrics")
+		for _, want := range []string{`botfleet_im_webhooks_total{instance="a",outcome="queued",platform="telegram"}`, `botfleet_queue_depth{instance="a",priority="normal"} 0`} {
+			if !strings.Contains(metrics, want) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
+	})
 }
 
 func TestIMSameEventThreeTimesAnswersOnce(t *testing.T) {
-	r := testenv.StartRedis(t)
-	f := newFakePlatforms(t)
-	mock, env := mockBackend(t, mockllm.Options{Faults: mockllm.Faults{Latency: 50 * time.Millisecond}})
-	env = merge(env, redisEnv(r), imEnv(f))
-	bots := []*instance{startBot(t, env), startBot(t, env), startBot(t, env)}
-	for _, p := range platforms {
-		user := strconv.Itoa(500 + nextN())
-		e := ev{n: nextN(), user: user, chat: user, text: "only once " + p.name}
-		h, body := p.build(f, e)
-		var wg sync.WaitGroup
-		for _, bot := range bots { // concurrently, to three instances
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+	testenv.EachTopology(t, func(t *testing.T, r testenv.Topology) {
+		f := newFakePlatforms(t)
+		mock, env := mockBackend(t, mockllm.Options{Faults: mockllm.Faults{Latency: 50 * time.Millisecond}})
+		env = merge(env, redisEnv(r), imEnv(f))
+		bots := []*instance{startBot(t, env), startBot(t, env), startBot(t, env)}
+		for _, p := range platforms {
+			user := strconv.Itoa(500 + nextN())
+			e := ev{n: nextN(), user: user, chat: user, text: "only once " + p.name}
+			h, body := p.build(f, e)
+			var wg sync.WaitGroup
+			for _, bot := range bots { // concurrently, to three instances
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if status, _, resp := deliver(t, bot.url, p.name, h, body); status >= 300 {
+						t.Errorf("%s: %d %s", p.name, status, resp)
+					}
+				}()
+			}
+			wg.Wait()
+			f.waitReply(t, p.name, strconv.Itoa(e.n))
+			for _, bot := range bots { // and again, one after another (a platform's retries)
 				if status, _, resp := deliver(t, bot.url, p.name, h, body); status >= 300 {
-					t.Errorf("%s: %d %s", p.name, status, resp)
+					t.Errorf("%s retry: %d %s", p.name, status, resp)
 				}
-			}()
-		}
-		wg.Wait()
-		f.waitReply(t, p.name, strconv.Itoa(e.n))
-		for _, bot := range bots { // and again, one after another (a platform's retries)
-			if status, _, resp := deliver(t, bot.url, p.name, h, body); status >= 300 {
-				t.Errorf("%s retry: %d %s", p.name, status, resp)
 			}
 		}
-	}
-	time.Sleep(500 * time.Millisecond) // let anything wrongly queued run
-	for _, p := range platforms {
-		n := 0
-		for _, rep := range f.all() {
-			if rep.platform == p.name {
-				n++
+		time.Sleep(500 * time.Millisecond) // let anything wrongly queued run
+		for _, p := range platforms {
+			n := 0
+			for _, rep := range f.all() {
+				if rep.platform == p.name {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Errorf("%s: %d replies for one event delivered 6 times, want 1", p.name, n)
 			}
 		}
-		if n != 1 {
-			t.Errorf("%s: %d replies for one event delivered 6 times, want 1", p.name, n)
+		if calls := mock.Stats().Calls; calls != int64(len(platforms)) {
+			t.Fatalf("backend called %d times for %d distinct events", calls, len(platforms))
 		}
-	}
-	if calls := mock.Stats().Calls; calls != int64(len(platforms)) {
-		t.Fatalf("backend called %d times for %d distinct events", calls, len(platforms))
-	}
+	})
 }
 
 func TestIMRejectsForgedRequestsAndQueuesNothing(t *testing.T) {
@@ -669,57 +694,44 @@ func TestIMJobAbandonedByADrainingInstanceIsFinishedByAnother(t *testing.T) {
 }
 
 func TestIMUrgentIsAnsweredBeforeQueuedNormalOnes(t *testing.T) {
-	r := testenv.StartRedis(t)
-	f := newFakePlatforms(t)
-	// The backend holds every call until the gate opens: the single worker
-	// is stuck in the first normal job while the rest, and the urgent one,
-	// queue up behind it — whatever the machine's speed.
-	gate := make(chan struct{})
-	mock := mockllm.New(mockllm.Options{})
-	called := make(chan struct{}, 1)
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		select {
-		case called <- struct{}{}:
-		default:
-		}
-		select {
-		case <-gate:
-		case <-req.Context().Done():
-			return
-		}
-		mock.ServeHTTP(w, req)
-	}))
-	t.Cleanup(hs.Close)
-	env := map[string]string{"BOT_LLM_PROVIDER": "openai", "MODEL_ENDPOINT": hs.URL + "/v1", "BOT_LLM_MODEL": "mock-1",
-		"BOT_LLM_RETRIES": "0", "BOT_CACHE_ENABLED": "false", "BOT_QUEUE_WORKERS": "1"}
-	bot := startBot(t, merge(env, redisEnv(r), imEnv(f)))
-	const normal = 15
-	for i := range normal {
-		e := ev{n: nextN(), user: strconv.Itoa(8000 + i), text: fmt.Sprint("routine question ", i)}
-		h, body := telegramEvent(f, e)
-		if status, _, _ := deliver(t, bot.url, "telegram", h, body); status != 200 {
-			t.Fatalf("normal %d: %d", i, status)
-		}
-		if i == 0 {
-			<-called // the worker holds the first job at the backend
-		}
-	}
-	urgent := ev{n: nextN(), user: "9999", text: "紧急：生产数据库宕机了"}
-	h, body := telegramEvent(f, urgent)
-	if status, _, _ := deliver(t, bot.url, "telegram", h, body); status != 200 {
-		t.Fatalf("urgent: %d", status)
-	}
-	close(gate)
-	testenv.WaitFor(t, 20*time.Second, "every event answered", func() bool { return len(f.all()) >= normal+1 })
-	for i, rep := range f.all() {
-		if rep.msg == strconv.Itoa(urgent.n) {
-			if i != 1 { // only the job already running when it arrived goes first
-				t.Fatalf("urgent answered %d-th of %d, want 2nd", i+1, normal+1)
+	testenv.EachTopology(t, func(t *testing.T, r testenv.Topology) {
+		f := newFakePlatforms(t)
+		_, env := mockBackend(t, mockllm.Options{})
+		bot := startBot(t, merge(env, redisEnv(r), imEnv(f), map[string]string{"BOT_QUEUE_WORKERS": "1"}))
+		held, release := f.holdTelegram()
+		const normal = 15
+		events := make([]ev, normal)
+		for i := range events {
+			events[i] = ev{n: nextN(), user: strconv.Itoa(8000 + i), text: fmt.Sprint("routine question ", i)}
+			h, body := telegramEvent(f, events[i])
+			if status, _, _ := deliver(t, bot.url, "telegram", h, body); status != 200 {
+				t.Fatalf("normal %d: %d", i, status)
 			}
-			return
+			if i == 0 {
+				<-held // the single worker is busy with the first: the others queue up behind it
+			}
 		}
-	}
-	t.Fatal("the urgent event was not answered")
+		urgent := ev{n: nextN(), user: "9999", text: "紧急：生产数据库宕机了"}
+		h, body := telegramEvent(f, urgent)
+		if status, _, _ := deliver(t, bot.url, "telegram", h, body); status != 200 {
+			t.Fatalf("urgent: %d", status)
+		}
+		release()
+		deadline := time.Now().Add(20 * time.Second)
+		for len(f.all()) < normal+1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("only %d replies", len(f.all()))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		order := []string{}
+		for _, rep := range f.all() {
+			order = append(order, rep.msg)
+		}
+		if order[0] != strconv.Itoa(events[0].n) || order[1] != strconv.Itoa(urgent.n) {
+			t.Fatalf("replies to %v: want the running one (%d), then the urgent one (%d) before the %d queued normal ones", order, events[0].n, urgent.n, normal-1)
+		}
+	})
 }
 
 func TestIMFailingJobEndsInDeadLetters(t *testing.T) {

@@ -1,25 +1,35 @@
 package main
 
 import (
-	"net"
-	"strconv"
+	"context"
+	"errors"
 
 	"github.com/botfleet/botfleet/pkg/config"
 	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
 )
 
-// newRedis returns a standalone, Sentinel (master_name) or Cluster (several
-// addrs) client, traced with OpenTelemetry when tracing is on.
-func newRedis(c config.RedisConfig, instance string, tracing bool) redis.UniversalClient {
-	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:       redisAddrs(c),
-		MasterName:  c.MasterName,
-		Password:    c.Password,
-		DB:          c.DB,
-		ClientName:  instance,
-		PoolSize:    c.PoolSize,
-		DialTimeout: c.DialTimeout,
+// newRedis returns the client of the configured topology — a standalone
+// server, a Sentinel set or a Cluster — traced with OpenTelemetry when
+// tracing is on.
+func newRedis(c config.RedisConfig, instance string, tracing bool) (redis.UniversalClient, error) {
+	tlsConfig, err := c.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	opts := &redis.UniversalOptions{
+		Addrs:            c.Endpoints(),
+		IsClusterMode:    c.Topology() == config.Cluster,
+		MasterName:       c.MasterName,
+		Username:         c.Username,
+		Password:         c.Password,
+		SentinelUsername: c.SentinelUsername,
+		SentinelPassword: c.SentinelPassword,
+		DB:               c.DB,
+		TLSConfig:        tlsConfig,
+		ClientName:       instance,
+		PoolSize:         c.PoolSize,
+		DialTimeout:      c.DialTimeout,
 		// One dial per attempt: while Redis is down a turn should fail
 		// over (503, nginx tries the next instance) in milliseconds, not
 		// after go-redis's default five dials per attempt.
@@ -27,19 +37,43 @@ func newRedis(c config.RedisConfig, instance string, tracing bool) redis.Univers
 		ReadTimeout:   c.ReadTimeout,
 		WriteTimeout:  c.WriteTimeout,
 		MaxRetries:    c.MaxRetries,
-	})
+	}
+	rdb := redis.NewUniversalClient(opts)
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		cc.AddHook(reloadOnNetError{cc})
+	}
 	if tracing {
 		// Only when traces are exported: the hook formats every command
 		// and walks the stack even for spans nobody records, a tenth of
 		// a turn's CPU. Statements stay out of spans: they hold messages.
 		_ = redisotel.InstrumentTracing(rdb, redisotel.WithDBStatement(false), redisotel.WithCallerEnabled(false))
 	}
-	return rdb
+	return rdb, nil
 }
 
-func redisAddrs(c config.RedisConfig) []string {
-	if len(c.Addrs) > 0 {
-		return c.Addrs
+// reloadOnNetError makes a Cluster client look its slots up again when a
+// node cannot be reached. go-redis reloads them on MOVED, READONLY or
+// CLUSTERDOWN, but not when a dead master refuses connections, so after a
+// failover it went on dialling the dead master until something else made
+// it reload: in TestFailoverDuringChatTurns/cluster the conversations of
+// the failed shard kept failing about 2.4 s after their replica had been
+// promoted. ReloadState is lazy and rate-limited (one reload per 200 ms).
+type reloadOnNetError struct{ c *redis.ClusterClient }
+
+func (reloadOnNetError) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h reloadOnNetError) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { return h.check(ctx, next(ctx, cmd)) }
+}
+
+func (h reloadOnNetError) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { return h.check(ctx, next(ctx, cmds)) }
+}
+
+func (h reloadOnNetError) check(ctx context.Context, err error) error {
+	var reply redis.Error
+	if err != nil && !errors.As(err, &reply) && ctx.Err() == nil {
+		h.c.ReloadState(ctx)
 	}
-	return []string{net.JoinHostPort(c.Host, strconv.Itoa(c.Port))}
+	return err
 }

@@ -126,7 +126,10 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, logger *slo
 			logger.Warn("tracing: flush at exit failed", "err", err)
 		}
 	}()
-	rdb := newRedis(cfg.Redis, cfg.Server.InstanceName, tracing)
+	rdb, err := newRedis(cfg.Redis, cfg.Server.InstanceName, tracing)
+	if err != nil {
+		return err
+	}
 	defer rdb.Close()
 	router, err := newBackend(cfg.LLM, logger, metrics.Registerer)
 	if err != nil {
@@ -135,7 +138,8 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, logger *slo
 	store := memory.New(ctx, rdb, memory.Options{
 		Prefix: cfg.Redis.KeyPrefix, MaxEntries: cfg.Memory.MaxEntries, IdleTTL: cfg.Memory.IdleTTL,
 		Lease: cfg.Memory.Lease, WaitTimeout: cfg.Memory.WaitTimeout, IdempotencyTTL: cfg.Memory.IdempotencyTTL,
-		Registerer: metrics.Registerer,
+		Registerer:   metrics.Registerer,
+		WaitReplicas: cfg.Redis.WaitReplicas, WaitReplicasTimeout: cfg.Redis.WaitReplicasTimeout,
 	})
 	defer store.Close()
 	var cacheTTL time.Duration
@@ -169,7 +173,7 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, logger *slo
 		IdleTimeout:       cfg.Server.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	attrs := []any{"addr", ln.Addr().String(), "provider", cfg.LLM.Provider, "redis", redisAddrs(cfg.Redis),
+	attrs := []any{"addr", ln.Addr().String(), "provider", cfg.LLM.Provider, "redis", cfg.Redis.Topology(), "redis_addrs", cfg.Redis.Endpoints(),
 		"max_entries", cfg.Memory.MaxEntries, "auth", !cfg.Auth.Disabled}
 	if cfg.LLM.Provider == "openai" {
 		attrs = append(attrs, "model", cfg.LLM.Model, "endpoint", cfg.LLM.OpenAI.BaseURL)

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -161,13 +160,13 @@ func with(env map[string]string, kv ...string) map[string]string {
 	return merge(env, add)
 }
 
-func redisEnv(r *testenv.Redis) map[string]string {
-	return map[string]string{"REDIS_HOST": "127.0.0.1", "REDIS_PORT": strconv.Itoa(r.Port)}
-}
+// redisEnv is a bot's configuration for the Redis of r: the seed names for
+// a standalone server, redis.addrs or redis.master_name + sentinels.
+func redisEnv(r testenv.Topology) map[string]string { return r.Env() }
 
-func history(t *testing.T, r *testenv.Redis, conv string) []memory.Entry {
+func history(t *testing.T, r testenv.Topology, conv string) []memory.Entry {
 	t.Helper()
-	store := memory.New(context.Background(), r.Client(), memory.Options{})
+	store := memory.New(context.Background(), r.UniversalClient(), memory.Options{})
 	defer store.Close()
 	h, err := store.History(context.Background(), conv)
 	if err != nil {
@@ -177,120 +176,123 @@ func history(t *testing.T, r *testenv.Redis, conv string) []memory.Entry {
 }
 
 func TestConversationContinuesAcrossInstances(t *testing.T) {
-	r := testenv.StartRedis(t)
-	a := startBot(t, with(redisEnv(r), "INSTANCE_NAME", "a"))
-	b := startBot(t, with(redisEnv(r), "INSTANCE_NAME", "b"))
-	for i := 1; i <= 6; i++ {
-		inst := []*instance{a, b}[i%2]
-		res := post(t, inst.url+"/v1/chat", chatBody("alt", fmt.Sprint("message ", i)))
-		if res.status != 200 || res.Turn != i || res.SessionID != "alt" || res.Instance != []string{"a", "b"}[i%2] {
-			t.Fatalf("turn %d: %+v", i, res)
+	testenv.EachTopology(t, func(t *testing.T, r testenv.Topology) {
+		a := startBot(t, with(redisEnv(r), "INSTANCE_NAME", "a"))
+		b := startBot(t, with(redisEnv(r), "INSTANCE_NAME", "b"))
+		for i := 1; i <= 6; i++ {
+			inst := []*instance{a, b}[i%2]
+			res := post(t, inst.url+"/v1/chat", chatBody("alt", fmt.Sprint("message ", i)))
+			if res.status != 200 || res.Turn != i || res.SessionID != "alt" || res.Instance != []string{"a", "b"}[i%2] {
+				t.Fatalf("turn %d: %+v", i, res)
+			}
+			if i > 1 && !strings.Contains(res.Reply, fmt.Sprint("message ", i-1)) {
+				t.Fatalf("turn %d reply %q does not recall the previous message", i, res.Reply)
+			}
 		}
-		if i > 1 && !strings.Contains(res.Reply, fmt.Sprint("message ", i-1)) {
-			t.Fatalf("turn %d reply %q does not recall the previous message", i, res.Reply)
+		h := history(t, r, "api:default:session:alt")
+		if len(h) != 12 {
+			t.Fatalf("history holds %d entries, want 12", len(h))
 		}
-	}
-	h := history(t, r, "api:default:session:alt")
-	if len(h) != 12 {
-		t.Fatalf("history holds %d entries, want 12", len(h))
-	}
-	for i, e := range h {
-		if e.Turn != i/2+1 || e.Role != []string{"user", "assistant"}[i%2] {
-			t.Fatalf("entry %d: %+v", i, e)
+		for i, e := range h {
+			if e.Turn != i/2+1 || e.Role != []string{"user", "assistant"}[i%2] {
+				t.Fatalf("entry %d: %+v", i, e)
+			}
 		}
-	}
-	first := post(t, a.url+"/v1/chat", `{"message":"你好"}`)
-	if first.status != 200 || first.Reply != "您好，请问有什么可以帮您？" || first.Confidence != 0.98 || first.Turn != 1 || first.SessionID == "" {
-		t.Fatalf("seed example: %+v", first)
-	}
+		first := post(t, a.url+"/v1/chat", `{"message":"你好"}`)
+		if first.status != 200 || first.Reply != "您好，请问有什么可以帮您？" || first.Confidence != 0.98 || first.Turn != 1 || first.SessionID == "" {
+			t.Fatalf("seed example: %+v", first)
+		}
+	})
 }
 
 func TestConcurrentTurnsOfOneConversation(t *testing.T) {
-	r := testenv.StartRedis(t)
-	mock, env := mockBackend(t, mockllm.Options{Faults: mockllm.Faults{Jitter: 5 * time.Millisecond}})
-	env = merge(with(env, "BOT_LLM_SYSTEM_PROMPT", "be brief"), redisEnv(r))
-	bots := []*instance{startBot(t, env), startBot(t, env)}
-	const n = 50
-	turns := make([]int, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			res := post(t, bots[i%2].url+"/v1/chat", chatBody("busy", fmt.Sprint("question ", i)))
-			if res.status != 200 {
-				t.Errorf("request %d: %d %+v", i, res.status, res.Error)
+	testenv.EachTopology(t, func(t *testing.T, r testenv.Topology) {
+		mock, env := mockBackend(t, mockllm.Options{Faults: mockllm.Faults{Jitter: 5 * time.Millisecond}})
+		env = merge(with(env, "BOT_LLM_SYSTEM_PROMPT", "be brief"), redisEnv(r))
+		bots := []*instance{startBot(t, env), startBot(t, env)}
+		const n = 50
+		turns := make([]int, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res := post(t, bots[i%2].url+"/v1/chat", chatBody("busy", fmt.Sprint("question ", i)))
+				if res.status != 200 {
+					t.Errorf("request %d: %d %+v", i, res.status, res.Error)
+				}
+				turns[i] = res.Turn
+			}()
+		}
+		wg.Wait()
+		seen := map[int]bool{}
+		for _, turn := range turns {
+			seen[turn] = true
+		}
+		for i := 1; i <= n; i++ {
+			if !seen[i] {
+				t.Fatalf("turn %d missing from the replies: %v", i, turns)
 			}
-			turns[i] = res.Turn
-		}()
-	}
-	wg.Wait()
-	seen := map[int]bool{}
-	for _, turn := range turns {
-		seen[turn] = true
-	}
-	for i := 1; i <= n; i++ {
-		if !seen[i] {
-			t.Fatalf("turn %d missing from the replies: %v", i, turns)
 		}
-	}
-	h := history(t, r, "api:default:session:busy")
-	if len(h) != 2*n {
-		t.Fatalf("history holds %d entries, want %d", len(h), 2*n)
-	}
-	prompt := []mockllm.Message{{Role: "system", Content: "be brief"}}
-	for i := 0; i < len(h); i += 2 {
-		q, a := h[i], h[i+1]
-		if q.Role != "user" || a.Role != "assistant" || q.Turn != i/2+1 || a.Turn != q.Turn {
-			t.Fatalf("entries %d,%d: %+v %+v", i, i+1, q, a)
+		h := history(t, r, "api:default:session:busy")
+		if len(h) != 2*n {
+			t.Fatalf("history holds %d entries, want %d", len(h), 2*n)
 		}
-		prompt = append(prompt, mockllm.Message{Role: "user", Content: q.Content})
-		if want := mockllm.Reply(prompt); a.Content != want {
-			t.Fatalf("turn %d: backend answered %q, but with the whole history it answers %q", q.Turn, a.Content, want)
+		prompt := []mockllm.Message{{Role: "system", Content: "be brief"}}
+		for i := 0; i < len(h); i += 2 {
+			q, a := h[i], h[i+1]
+			if q.Role != "user" || a.Role != "assistant" || q.Turn != i/2+1 || a.Turn != q.Turn {
+				t.Fatalf("entries %d,%d: %+v %+v", i, i+1, q, a)
+			}
+			prompt = append(prompt, mockllm.Message{Role: "user", Content: q.Content})
+			if want := mockllm.Reply(prompt); a.Content != want {
+				t.Fatalf("turn %d: backend answered %q, but with the whole history it answers %q", q.Turn, a.Content, want)
+			}
+			prompt = append(prompt, mockllm.Message{Role: "assistant", Content: a.Content})
 		}
-		prompt = append(prompt, mockllm.Message{Role: "assistant", Content: a.Content})
-	}
-	if calls := mock.Stats().Calls; calls != n {
-		t.Fatalf("backend saw %d calls, want %d", calls, n)
-	}
+		if calls := mock.Stats().Calls; calls != n {
+			t.Fatalf("backend saw %d calls, want %d", calls, n)
+		}
+	})
 }
 
 func TestRepeatedRequestIDRunsOnce(t *testing.T) {
-	r := testenv.StartRedis(t)
-	mock, env := mockBackend(t, mockllm.Options{Faults: mockllm.Faults{Latency: 100 * time.Millisecond}})
-	env = merge(env, redisEnv(r))
-	bots := []*instance{startBot(t, env), startBot(t, env)}
+	testenv.EachTopology(t, func(t *testing.T, r testenv.Topology) {
+		mock, env := mockBackend(t, mockllm.Options{Faults: mockllm.Faults{Latency: 100 * time.Millisecond}})
+		env = merge(env, redisEnv(r))
+		bots := []*instance{startBot(t, env), startBot(t, env)}
 
-	first := post(t, bots[0].url+"/v1/chat", chatBody("idem", "hello"), "Idempotency-Key", "k1")
-	again := post(t, bots[1].url+"/v1/chat", chatBody("idem", "hello"), "Idempotency-Key", "k1")
-	if first.status != 200 || again.status != 200 || again.Reply != first.Reply || again.Turn != 1 || again.header.Get("Idempotent-Replayed") != "true" {
-		t.Fatalf("sequential repeat: %+v then %+v", first, again)
-	}
-	replies := make([]chatReply, 6)
-	var wg sync.WaitGroup
-	for i := range replies {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// nginx's X-Request-Id is the id when there is no Idempotency-Key.
-			replies[i] = post(t, bots[i%2].url+"/v1/chat", chatBody("idem", "again"), "X-Request-Id", "nginx-req-7")
-		}()
-	}
-	wg.Wait()
-	for i, res := range replies {
-		if res.status != 200 || res.Reply != replies[0].Reply || res.Turn != 2 {
-			t.Fatalf("concurrent repeat %d: %+v, first %+v", i, res, replies[0])
+		first := post(t, bots[0].url+"/v1/chat", chatBody("idem", "hello"), "Idempotency-Key", "k1")
+		again := post(t, bots[1].url+"/v1/chat", chatBody("idem", "hello"), "Idempotency-Key", "k1")
+		if first.status != 200 || again.status != 200 || again.Reply != first.Reply || again.Turn != 1 || again.header.Get("Idempotent-Replayed") != "true" {
+			t.Fatalf("sequential repeat: %+v then %+v", first, again)
 		}
-	}
-	if calls := mock.Stats().Calls; calls != 2 {
-		t.Fatalf("backend called %d times for 2 distinct requests", calls)
-	}
-	if h := history(t, r, "api:default:session:idem"); len(h) != 4 {
-		t.Fatalf("history holds %d entries, want 4", len(h))
-	}
-	if res := post(t, bots[0].url+"/v1/chat", chatBody("idem", "changed"), "Idempotency-Key", "k1"); res.status != 409 {
-		t.Fatalf("key reused with another message: %d, want 409", res.status)
-	}
+		replies := make([]chatReply, 6)
+		var wg sync.WaitGroup
+		for i := range replies {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// nginx's X-Request-Id is the id when there is no Idempotency-Key.
+				replies[i] = post(t, bots[i%2].url+"/v1/chat", chatBody("idem", "again"), "X-Request-Id", "nginx-req-7")
+			}()
+		}
+		wg.Wait()
+		for i, res := range replies {
+			if res.status != 200 || res.Reply != replies[0].Reply || res.Turn != 2 {
+				t.Fatalf("concurrent repeat %d: %+v, first %+v", i, res, replies[0])
+			}
+		}
+		if calls := mock.Stats().Calls; calls != 2 {
+			t.Fatalf("backend called %d times for 2 distinct requests", calls)
+		}
+		if h := history(t, r, "api:default:session:idem"); len(h) != 4 {
+			t.Fatalf("history holds %d entries, want 4", len(h))
+		}
+		if res := post(t, bots[0].url+"/v1/chat", chatBody("idem", "changed"), "Idempotency-Key", "k1"); res.status != 409 {
+			t.Fatalf("key reused with another message: %d, want 409", res.status)
+		}
+	})
 }
 
 func TestBreakerOpensFailsFastAndCloses(t *testing.T) {

@@ -85,20 +85,40 @@ type LogConfig struct {
 	Format string `mapstructure:"format"`
 }
 
-// RedisConfig is the Redis that holds all shared state.
+// RedisConfig is the Redis that holds all shared state: a standalone
+// server (host, port), a Sentinel set (master_name, sentinels) or a Cluster
+// (addrs), see Topology.
 type RedisConfig struct {
 	// Host (REDIS_HOST), default 127.0.0.1, and Port (REDIS_PORT), default
 	// 6379, name a standalone server.
 	Host string `mapstructure:"host"`
 	Port int    `mapstructure:"port"`
-	// Addrs, when set, replaces Host and Port: several addresses make a
-	// Cluster client, or a Sentinel client with MasterName.
+	// Addrs, when set, make a Redis Cluster client: the nodes it starts
+	// from, host:port each (one is enough, it discovers the others).
 	Addrs []string `mapstructure:"addrs"`
-	// MasterName is the Sentinel master name.
-	MasterName string `mapstructure:"master_name"`
-	// Password (REDIS_PASSWORD) and DB (REDIS_DB, default 0).
+	// MasterName and Sentinels make a Sentinel client: the name the
+	// sentinels monitor the master under, and their host:port addresses.
+	MasterName string   `mapstructure:"master_name"`
+	Sentinels  []string `mapstructure:"sentinels"`
+	// Username (an ACL user; empty is "default") and Password
+	// (REDIS_PASSWORD) of the data nodes.
+	Username string `mapstructure:"username"`
 	Password string `mapstructure:"password"`
-	DB       int    `mapstructure:"db"`
+	// SentinelUsername and SentinelPassword are the sentinels' own, when
+	// they require one (their requirepass); empty sends none.
+	SentinelUsername string `mapstructure:"sentinel_username"`
+	SentinelPassword string `mapstructure:"sentinel_password"`
+	// DB (REDIS_DB, default 0); a Cluster has only 0.
+	DB int `mapstructure:"db"`
+	// TLS encrypts the connections to the data nodes and sentinels.
+	TLS RedisTLSConfig `mapstructure:"tls"`
+	// WaitReplicas, when above 0, makes a turn's commit wait (WAIT, in the
+	// same round trip) until that many replicas hold it, and answers the
+	// turn with an error when they do not within WaitReplicasTimeout: an
+	// answered turn then survives a failover (see pkg/memory). Default 0.
+	WaitReplicas int `mapstructure:"wait_replicas"`
+	// WaitReplicasTimeout bounds that wait; 0 takes memory's default, 500ms.
+	WaitReplicasTimeout time.Duration `mapstructure:"wait_replicas_timeout"`
 	// KeyPrefix starts every key. Default bf.
 	KeyPrefix string `mapstructure:"key_prefix"`
 	// PoolSize is connections per node; 0 takes go-redis's 10 per CPU.
@@ -109,6 +129,25 @@ type RedisConfig struct {
 	WriteTimeout time.Duration `mapstructure:"write_timeout"`
 	// MaxRetries is how often a failed command is retried. Default 2.
 	MaxRetries int `mapstructure:"max_retries"`
+}
+
+// RedisTLSConfig is TLS to Redis.
+type RedisTLSConfig struct {
+	// Enabled turns TLS on. Default false.
+	Enabled bool `mapstructure:"enabled"`
+	// CAFile is a PEM bundle of the CAs to trust; empty trusts the
+	// system's.
+	CAFile string `mapstructure:"ca_file"`
+	// CertFile and KeyFile are a client certificate (PEM) for servers
+	// that require one (tls-auth-clients yes).
+	CertFile string `mapstructure:"cert_file"`
+	KeyFile  string `mapstructure:"key_file"`
+	// ServerName is the name the server's certificate must carry; empty
+	// takes the host of the address dialled.
+	ServerName string `mapstructure:"server_name"`
+	// InsecureSkipVerify accepts any server certificate: for tests only,
+	// never in production. Default false.
+	InsecureSkipVerify bool `mapstructure:"insecure_skip_verify"`
 }
 
 // AuthConfig is who may call the API.
@@ -421,7 +460,8 @@ type QueueConfig struct {
 	// ClaimIdle: a job without a heartbeat this long (its instance died) is
 	// reclaimed by another instance. Default 30s.
 	ClaimIdle time.Duration `mapstructure:"claim_idle"`
-	// ReclaimInterval is how often idle jobs are looked for. Default 5s.
+	// ReclaimInterval is how often idle jobs are looked for; 0 takes the
+	// queue's default, ClaimIdle/4.
 	ReclaimInterval time.Duration `mapstructure:"reclaim_interval"`
 	// RetryBackoff is how long a failed job waits before its retry. Default 5s.
 	RetryBackoff time.Duration `mapstructure:"retry_backoff"`

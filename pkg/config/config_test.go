@@ -96,6 +96,19 @@ func TestBadConfigIsOneClearLine(t *testing.T) {
 		{"telegram bad url", "", map[string]string{"API_KEY": "k", "BOT_IM_TELEGRAM_API_URL": "api.telegram.org"}, "im.telegram.api_url"},
 		{"no workers", "", map[string]string{"API_KEY": "k", "BOT_QUEUE_WORKERS": "0"}, "queue.workers"},
 		{"backoff over claim idle", "", map[string]string{"API_KEY": "k", "BOT_QUEUE_RETRY_BACKOFF": "1m"}, "queue.retry_backoff"},
+		{"db on a cluster", "", map[string]string{"API_KEY": "k", "BOT_REDIS_ADDRS": "a:1,b:2", "REDIS_DB": "3"}, "redis.db: must be 0 on a Cluster"},
+		{"cluster and sentinel", "", map[string]string{"API_KEY": "k", "BOT_REDIS_ADDRS": "a:1", "BOT_REDIS_MASTER_NAME": "m"}, "redis.addrs: are a Cluster's nodes"},
+		{"master without sentinels", "", map[string]string{"API_KEY": "k", "BOT_REDIS_MASTER_NAME": "m"}, "redis.sentinels: required with redis.master_name"},
+		{"sentinels without master", "", map[string]string{"API_KEY": "k", "BOT_REDIS_SENTINELS": "s:26379"}, "redis.master_name: required"},
+		{"sentinel password alone", "", map[string]string{"API_KEY": "k", "BOT_REDIS_SENTINEL_PASSWORD": "pw"}, "redis.sentinel_password: is for Sentinel"},
+		{"bad address", "", map[string]string{"API_KEY": "k", "BOT_REDIS_ADDRS": "10.0.0.1"}, `redis.addrs: "10.0.0.1" is not a host:port`},
+		{"bad sentinel port", "", map[string]string{"API_KEY": "k", "BOT_REDIS_MASTER_NAME": "m", "BOT_REDIS_SENTINELS": "s:0"}, `redis.sentinels: "s:0"`},
+		{"wait longer than a read", "", map[string]string{"API_KEY": "k", "BOT_REDIS_WAIT_REPLICAS": "1", "BOT_REDIS_READ_TIMEOUT": "400ms"}, "redis.wait_replicas_timeout: must be shorter than redis.read_timeout (400ms)"},
+		{"negative wait", "", map[string]string{"API_KEY": "k", "BOT_REDIS_WAIT_REPLICAS": "-1"}, "redis.wait_replicas"},
+		{"tls keys while off", "", map[string]string{"API_KEY": "k", "BOT_REDIS_TLS_CA_FILE": "/etc/ca.pem"}, "redis.tls.enabled: is false"},
+		{"tls ca missing", "", map[string]string{"API_KEY": "k", "BOT_REDIS_TLS_ENABLED": "true", "BOT_REDIS_TLS_CA_FILE": "/nonexistent/ca.pem"}, "redis.tls.ca_file: open /nonexistent/ca.pem"},
+		{"tls cert without key", "", map[string]string{"API_KEY": "k", "BOT_REDIS_TLS_ENABLED": "true", "BOT_REDIS_TLS_CERT_FILE": "/c.pem"}, "set both"},
+		{"negative reclaim", "", map[string]string{"API_KEY": "k", "BOT_QUEUE_RECLAIM_INTERVAL": "-1s"}, "queue.reclaim_interval"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -111,6 +124,44 @@ func TestBadConfigIsOneClearLine(t *testing.T) {
 				t.Fatalf("error %q: want one line containing %q", msg, tc.want)
 			}
 		})
+	}
+}
+
+func TestRedisTopologies(t *testing.T) {
+	ca := writeFile(t, "not a certificate")
+	cases := []struct {
+		name     string
+		env      map[string]string
+		topology string
+		ends     string
+	}{
+		{"seed names", map[string]string{"REDIS_HOST": "10.0.0.9", "REDIS_PORT": "6390", "REDIS_PASSWORD": "pw", "REDIS_DB": "2"}, Standalone, "10.0.0.9:6390"},
+		{"sentinel", map[string]string{"BOT_REDIS_MASTER_NAME": "mymaster", "BOT_REDIS_SENTINELS": "s1:26379,s2:26379", "BOT_REDIS_SENTINEL_PASSWORD": "spw", "REDIS_PASSWORD": "pw"}, Sentinel, "s1:26379 s2:26379"},
+		{"cluster", map[string]string{"BOT_REDIS_ADDRS": "c1:7000,c2:7000,c3:7000"}, Cluster, "c1:7000 c2:7000 c3:7000"},
+		{"one cluster endpoint", map[string]string{"BOT_REDIS_ADDRS": "clustercfg.example.com:6379", "BOT_REDIS_TLS_ENABLED": "true"}, Cluster, "clustercfg.example.com:6379"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.env["API_KEY"] = "k"
+			c, err := Load(Sources{Getenv: env(tc.env)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Redis.Topology() != tc.topology || strings.Join(c.Redis.Endpoints(), " ") != tc.ends {
+				t.Fatalf("topology %s at %v, want %s at %s", c.Redis.Topology(), c.Redis.Endpoints(), tc.topology, tc.ends)
+			}
+		})
+	}
+	c, err := Load(Sources{Getenv: env(map[string]string{"API_KEY": "k", "BOT_REDIS_TLS_ENABLED": "true", "BOT_REDIS_TLS_SERVER_NAME": "redis.internal"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc, err := c.Redis.TLSConfig(); err != nil || tc == nil || tc.ServerName != "redis.internal" || tc.InsecureSkipVerify {
+		t.Fatalf("tls config %+v, %v", tc, err)
+	}
+	_, err = Load(Sources{Getenv: env(map[string]string{"API_KEY": "k", "BOT_REDIS_TLS_ENABLED": "true", "BOT_REDIS_TLS_CA_FILE": ca})})
+	if err == nil || !strings.Contains(err.Error(), "redis.tls.ca_file: no PEM certificate") {
+		t.Fatalf("a CA file without a certificate: %v", err)
 	}
 }
 

@@ -46,7 +46,6 @@ func (c *Config) validate() error {
 		{"queue.job_timeout", c.Queue.JobTimeout},
 		{"queue.block", c.Queue.Block},
 		{"queue.claim_idle", c.Queue.ClaimIdle},
-		{"queue.reclaim_interval", c.Queue.ReclaimInterval},
 		{"queue.retry_backoff", c.Queue.RetryBackoff},
 		{"stream.ttl", c.Stream.TTL},
 		{"stream.flush_interval", c.Stream.FlushInterval},
@@ -63,10 +62,6 @@ func (c *Config) validate() error {
 	switch {
 	case c.Server.Port < 0 || c.Server.Port > 65535:
 		return bad("server.port", "must be 0..65535 (0 picks a free port), got %d", c.Server.Port)
-	case c.Redis.Port < 1 || c.Redis.Port > 65535:
-		return bad("redis.port", "must be 1..65535, got %d", c.Redis.Port)
-	case c.Redis.DB < 0:
-		return bad("redis.db", "must not be negative, got %d", c.Redis.DB)
 	case c.Server.MaxBodyBytes < 1024:
 		return bad("server.max_body_bytes", "must be at least 1024, got %d", c.Server.MaxBodyBytes)
 	case c.Memory.MaxEntries < 2:
@@ -110,6 +105,7 @@ func (c *Config) validate() error {
 		oneOf("im.feishu.connections", c.IM.Feishu.Connections, "every", "one"),
 		oneOf("im.onebot.connections", c.IM.OneBot.Connections, "every", "one"),
 		oneOf("im.onebot.ws_endpoints", c.IM.OneBot.WSEndpoints, "universal", "split"),
+		c.validateRedis(bad),
 		c.validateIM(bad),
 	} {
 		if err != nil {
@@ -218,6 +214,8 @@ func (c *Config) validateIM(bad func(key, format string, args ...any) error) err
 		return bad("queue.max_deliveries", "must be at least 1, got %d", q.MaxDeliveries)
 	case q.FairEvery < 0:
 		return bad("queue.fair_every", "must not be negative, got %d", q.FairEvery)
+	case q.ReclaimInterval < 0:
+		return bad("queue.reclaim_interval", "must not be negative (0 is claim_idle/4), got %v", q.ReclaimInterval)
 	case q.DeadMaxLen < 1:
 		return bad("queue.dead_max_len", "must be at least 1, got %d", q.DeadMaxLen)
 	case q.ClaimIdle < 3*q.Block/2:

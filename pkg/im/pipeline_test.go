@@ -16,6 +16,7 @@ import (
 	"github.com/botfleet/botfleet/pkg/memory"
 	"github.com/botfleet/botfleet/pkg/queue"
 	"github.com/botfleet/botfleet/pkg/testenv"
+	"github.com/redis/go-redis/v9"
 )
 
 type countingBackend struct{ calls atomic.Int64 }
@@ -54,8 +55,11 @@ func (a *fakeAdapter) Send(_ context.Context, m *Message, text string) error {
 }
 
 func setup(t *testing.T, opts Options) (*Pipeline, *queue.Queue, *countingBackend, *fakeAdapter) {
-	r := testenv.StartRedis(t)
-	rdb := r.Client()
+	return setupOn(t, testenv.StartRedis(t).Client(), opts)
+}
+
+// setupOn is setup on the Redis of rdb.
+func setupOn(t *testing.T, rdb redis.UniversalClient, opts Options) (*Pipeline, *queue.Queue, *countingBackend, *fakeAdapter) {
 	store := memory.New(context.Background(), rdb, memory.Options{})
 	t.Cleanup(func() { store.Close() })
 	b := &countingBackend{}
@@ -115,7 +119,13 @@ func TestClassifyAndScope(t *testing.T) {
 }
 
 func TestReRunAfterAFailedSendReplaysTheTurnAndSendsOnce(t *testing.T) {
-	p, q, b, a := setup(t, Options{})
+	testenv.EachTopology(t, func(t *testing.T, top testenv.Topology) {
+		testReRunAfterAFailedSend(t, top.UniversalClient())
+	})
+}
+
+func testReRunAfterAFailedSend(t *testing.T, rdb redis.UniversalClient) {
+	p, q, b, a := setupOn(t, rdb, Options{})
 	webhook(t, p, Message{Platform: Telegram, EventID: "77", SenderID: "u", ChatType: Private, ChatID: "u", Text: "hi"})
 	js := jobs(t, q)
 	if len(js) != 1 {

@@ -12,10 +12,19 @@ const (
 	kReq
 )
 
+// base starts every key of a conversation: its hash tag puts them, and its
+// wake-up channel, on one Cluster slot.
+func (s *Store) base(conversation string) string {
+	return s.opts.Prefix + ":{" + conversation + "}:"
+}
+
 func (s *Store) keys(conversation, requestID string) keys {
-	base := s.opts.Prefix + ":{" + conversation + "}:"
+	base := s.base(conversation)
 	return keys{base + "queue", base + "lease", base + "msgs", base + "meta", base + "req:" + requestID}
 }
+
+// wakeChannel is the conversation's sharded wake-up channel.
+func (s *Store) wakeChannel(conversation string) string { return s.base(conversation) + "wake" }
 
 // HistoryKey is the list that holds a conversation's entries.
 func (s *Store) HistoryKey(conversation string) string {

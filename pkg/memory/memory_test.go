@@ -30,9 +30,29 @@ func runTurn(t *testing.T, s *Store, conv, id, msg string) (*Turn, error) {
 	return turn, turn.Commit(ctx, msg, reply, time.Now(), []byte(reply), nil)
 }
 
-func TestTurnsContinueAndTrim(t *testing.T) {
-	r := testenv.StartRedis(t)
-	s := newStore(t, r.Client(), Options{MaxEntries: 6})
+// The behaviour tests run on every topology: a standalone server, a
+// 3-master Cluster and a Sentinel set, one deployment each, shared by the
+// tests (each uses conversations of its own).
+func TestOnEveryTopology(t *testing.T) {
+	testenv.Suite(t,
+		testenv.TopologyTest{Name: "TurnsContinueAndTrim", Run: testTurnsContinueAndTrim},
+		testenv.TopologyTest{Name: "RepeatedRequestReplays", Run: testRepeatedRequestReplays},
+		testenv.TopologyTest{Name: "ConcurrentRepeatRunsOnce", Run: testConcurrentRepeatRunsOnce},
+		testenv.TopologyTest{Name: "TurnsRunOneAtATimeInOrder", Run: testTurnsRunOneAtATimeInOrder},
+		testenv.TopologyTest{Name: "WaitersAreServedInArrivalOrder", Run: testWaitersAreServedInArrivalOrder},
+		testenv.TopologyTest{Name: "DeadHolderBlocksAtMostTheLease", Run: testDeadHolderBlocksAtMostTheLease},
+		testenv.TopologyTest{Name: "RenewalKeepsSlowTurnAlive", Run: testRenewalKeepsSlowTurnAlive},
+		testenv.TopologyTest{Name: "AbortLetsTheRequestRunAgain", Run: testAbortLetsTheRequestRunAgain},
+		testenv.TopologyTest{Name: "PeekAndPutShareTheRoundTrips", Run: testPeekAndPutShareTheRoundTrips},
+		testenv.TopologyTest{Name: "ScriptsReloadAfterFlush", Run: testScriptsReloadAfterFlush},
+		testenv.TopologyTest{Name: "TurnIsTwoRoundTrips", Run: testTurnIsTwoRoundTrips},
+		testenv.TopologyTest{Name: "WakeUpsReachTheWaiter", Run: testWakeUpsReachTheWaiter},
+	)
+}
+
+func testTurnsContinueAndTrim(t *testing.T, top testenv.Topology) {
+	rdb := top.UniversalClient()
+	s := newStore(t, rdb, Options{MaxEntries: 6})
 	for i := 1; i <= 5; i++ {
 		turn, err := runTurn(t, s, "c2c:1", fmt.Sprint("req", i), fmt.Sprint("msg", i))
 		if err != nil {
@@ -58,15 +78,15 @@ func TestTurnsContinueAndTrim(t *testing.T) {
 			t.Fatalf("entry %d = %+v, want turn %d role %s", i, e, wantTurn, wantRole)
 		}
 	}
-	ttl := r.Client().PTTL(context.Background(), s.HistoryKey("c2c:1")).Val()
+	ttl := rdb.PTTL(context.Background(), s.HistoryKey("c2c:1")).Val()
 	if ttl <= 0 || ttl > 30*time.Minute {
 		t.Fatalf("history TTL %v, want the 30m idle TTL", ttl)
 	}
 }
 
-func TestRepeatedRequestReplays(t *testing.T) {
-	r := testenv.StartRedis(t)
-	s := newStore(t, r.Client(), Options{})
+func testRepeatedRequestReplays(t *testing.T, top testenv.Topology) {
+	rdb := top.UniversalClient()
+	s := newStore(t, rdb, Options{})
 	first, err := runTurn(t, s, "c2c:2", "same", "hello")
 	if err != nil {
 		t.Fatal(err)
@@ -88,9 +108,9 @@ func TestRepeatedRequestReplays(t *testing.T) {
 }
 
 // Two stores stand for two instances; the same request reaches both at once.
-func TestConcurrentRepeatRunsOnce(t *testing.T) {
-	r := testenv.StartRedis(t)
-	stores := []*Store{newStore(t, r.Client(), Options{}), newStore(t, r.Client(), Options{})}
+func testConcurrentRepeatRunsOnce(t *testing.T, top testenv.Topology) {
+	rdb := top.UniversalClient()
+	stores := []*Store{newStore(t, rdb, Options{}), newStore(t, rdb, Options{})}
 	var wg sync.WaitGroup
 	payloads := make([]string, 8)
 	var commits sync.Map
@@ -133,9 +153,9 @@ func TestConcurrentRepeatRunsOnce(t *testing.T) {
 	}
 }
 
-func TestTurnsRunOneAtATimeInOrder(t *testing.T) {
-	r := testenv.StartRedis(t)
-	stores := []*Store{newStore(t, r.Client(), Options{}), newStore(t, r.Client(), Options{})}
+func testTurnsRunOneAtATimeInOrder(t *testing.T, top testenv.Topology) {
+	rdb := top.UniversalClient()
+	stores := []*Store{newStore(t, rdb, Options{}), newStore(t, rdb, Options{})}
 	const n = 40
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -176,9 +196,9 @@ func TestTurnsRunOneAtATimeInOrder(t *testing.T) {
 	}
 }
 
-func TestWaitersAreServedInArrivalOrder(t *testing.T) {
-	r := testenv.StartRedis(t)
-	s := newStore(t, r.Client(), Options{})
+func testWaitersAreServedInArrivalOrder(t *testing.T, top testenv.Topology) {
+	rdb := top.UniversalClient()
+	s := newStore(t, rdb, Options{})
 	ctx := context.Background()
 	holder, err := s.Begin(ctx, Request{Conversation: "c2c:5", ID: "first", Fingerprint: "x"})
 	if err != nil {
@@ -198,10 +218,7 @@ func TestWaitersAreServedInArrivalOrder(t *testing.T) {
 			order <- i
 			_ = turn.Commit(ctx, "q", "a", time.Now(), nil, nil)
 		}()
-		// Wait until this waiter is queued before the next one arrives.
-		for r.Client().LLen(ctx, s.keys("c2c:5", "")[kQueue]).Val() != int64(i+2) {
-			time.Sleep(time.Millisecond)
-		}
+		waitForQueue(t, rdb, s, "c2c:5", int64(i+2)) // before the next one arrives
 	}
 	if err := holder.Commit(ctx, "q", "a", time.Now(), nil, nil); err != nil {
 		t.Fatal(err)
@@ -226,10 +243,10 @@ func abandon(turn *Turn) {
 	turn.timer.Stop()
 }
 
-func TestDeadHolderBlocksAtMostTheLease(t *testing.T) {
-	r := testenv.StartRedis(t)
+func testDeadHolderBlocksAtMostTheLease(t *testing.T, top testenv.Topology) {
+	rdb := top.UniversalClient()
 	const lease = 500 * time.Millisecond
-	s := newStore(t, r.Client(), Options{Lease: lease, WaitTimeout: 20 * lease})
+	s := newStore(t, rdb, Options{Lease: lease, WaitTimeout: 20 * lease})
 	ctx := context.Background()
 	dead, err := s.Begin(ctx, Request{Conversation: "c2c:6", ID: "killed", Fingerprint: "x"})
 	if err != nil {
@@ -252,10 +269,10 @@ func TestDeadHolderBlocksAtMostTheLease(t *testing.T) {
 	}
 }
 
-func TestRenewalKeepsSlowTurnAlive(t *testing.T) {
-	r := testenv.StartRedis(t)
+func testRenewalKeepsSlowTurnAlive(t *testing.T, top testenv.Topology) {
+	rdb := top.UniversalClient()
 	const lease = 300 * time.Millisecond
-	s := newStore(t, r.Client(), Options{Lease: lease})
+	s := newStore(t, rdb, Options{Lease: lease})
 	ctx := context.Background()
 	slow, err := s.Begin(ctx, Request{Conversation: "c2c:7", ID: "slow", Fingerprint: "x"})
 	if err != nil {
@@ -275,9 +292,9 @@ func TestRenewalKeepsSlowTurnAlive(t *testing.T) {
 	}
 }
 
-func TestAbortLetsTheRequestRunAgain(t *testing.T) {
-	r := testenv.StartRedis(t)
-	s := newStore(t, r.Client(), Options{})
+func testAbortLetsTheRequestRunAgain(t *testing.T, top testenv.Topology) {
+	rdb := top.UniversalClient()
+	s := newStore(t, rdb, Options{})
 	ctx := context.Background()
 	turn, err := s.Begin(ctx, Request{Conversation: "c2c:8", ID: "a", Fingerprint: "x"})
 	if err != nil {
@@ -290,9 +307,8 @@ func TestAbortLetsTheRequestRunAgain(t *testing.T) {
 	}
 }
 
-func TestPeekAndPutShareTheRoundTrips(t *testing.T) {
-	r := testenv.StartRedis(t)
-	rdb := r.Client()
+func testPeekAndPutShareTheRoundTrips(t *testing.T, top testenv.Topology) {
+	rdb := top.UniversalClient()
 	s := newStore(t, rdb, Options{})
 	ctx := context.Background()
 	rdb.Set(ctx, "cache:hello", "cached reply", time.Minute)
@@ -311,9 +327,8 @@ func TestPeekAndPutShareTheRoundTrips(t *testing.T) {
 	}
 }
 
-func TestScriptsReloadAfterFlush(t *testing.T) {
-	r := testenv.StartRedis(t)
-	rdb := r.Client()
+func testScriptsReloadAfterFlush(t *testing.T, top testenv.Topology) {
+	rdb := top.UniversalClient()
 	s := newStore(t, rdb, Options{})
 	if _, err := runTurn(t, s, "c2c:10", "1", "x"); err != nil {
 		t.Fatal(err)
@@ -340,9 +355,8 @@ func TestRedisDownIsUnavailable(t *testing.T) {
 }
 
 // The hot path is two round trips: count the commands Redis ran.
-func TestTurnIsTwoRoundTrips(t *testing.T) {
-	r := testenv.StartRedis(t)
-	rdb := r.Client()
+func testTurnIsTwoRoundTrips(t *testing.T, top testenv.Topology) {
+	rdb := top.UniversalClient()
 	s := newStore(t, rdb, Options{})
 	if _, err := runTurn(t, s, "c2c:12", "warm", "x"); err != nil { // loads the scripts
 		t.Fatal(err)
@@ -353,5 +367,85 @@ func TestTurnIsTwoRoundTrips(t *testing.T) {
 	}
 	if calls := calls.Load(); calls != 2 {
 		t.Fatalf("a turn took %d round trips, want 2", calls)
+	}
+}
+
+// A wake-up SPUBLISHed on a conversation's channel reaches the turns of
+// this process that wait on it, on the node that holds the slot.
+func testWakeUpsReachTheWaiter(t *testing.T, top testenv.Topology) {
+	rdb := top.UniversalClient()
+	s := newStore(t, rdb, Options{})
+	ctx := context.Background()
+	for _, conv := range []string{"c2c:w1", "c2c:w2", "group:w3"} {
+		ch := s.wakeChannel(conv)
+		a, b := s.waker.register("ticket-"+conv), s.waker.register("ticket-"+conv)
+		release := s.waker.subscribe(ctx, ch)
+		if err := rdb.SPublish(ctx, ch, "ticket-"+conv).Err(); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []chan struct{}{a, b} {
+			select {
+			case <-c:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%s: the wake-up on %s never arrived", top.Name(), ch)
+			}
+		}
+		release()
+		s.waker.unregister("ticket-"+conv, a)
+		s.waker.unregister("ticket-"+conv, b)
+	}
+	if n := len(s.waker.subs); n != 0 {
+		t.Fatalf("%d subscriptions left after every waiter released", n)
+	}
+}
+
+// Every script of the package runs on a real Cluster, and each keeps to
+// its conversation's slot (Redis refuses a script that reaches across
+// slots; testenv.SlotCheck also checks the keys it is given).
+func TestScriptsStayOnOneSlot(t *testing.T) {
+	c := testenv.StartCluster(t, testenv.ClusterOptions{})
+	rdb := c.Client()
+	check := testenv.CheckSlots(t, rdb)
+	const lease = 300 * time.Millisecond
+	s := newStore(t, rdb, Options{Lease: lease})
+	ctx := context.Background()
+	for i := range 6 { // conversations on every master
+		conv := fmt.Sprint("c2c:slot", i)
+		holder, err := s.Begin(ctx, Request{Conversation: conv, ID: "hold", Fingerprint: "x", Peek: "bf:cache:elsewhere"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		behind := make(chan error, 1)
+		go func() { _, err := runTurn(t, s, conv, "behind", "y"); behind <- err }()
+		waitForQueue(t, rdb, s, conv, 2)
+		time.Sleep(lease) // the thing under test: the holder renews its lease meanwhile
+		if err := holder.Commit(ctx, "x", "reply", time.Now(), []byte("r"), &Put{Key: "bf:cache:other", Value: []byte("v"), TTL: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-behind; err != nil {
+			t.Fatal(err)
+		}
+		aborted, err := s.Begin(ctx, Request{Conversation: conv, ID: "abort", Fingerprint: "z"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		aborted.Abort()
+	}
+	for name, sc := range map[string]*redis.Script{"acquire": acquireScript, "commit": commitScript, "abort": abortScript, "renew": renewScript} {
+		if !check.Ran(sc.Hash()) {
+			t.Errorf("the %s script never ran on the Cluster", name)
+		}
+	}
+}
+
+// waitForQueue waits until conv's queue holds n tickets.
+func waitForQueue(t *testing.T, rdb redis.UniversalClient, s *Store, conv string, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for rdb.LLen(context.Background(), s.keys(conv, "")[kQueue]).Val() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never had %d tickets queued", conv, n)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

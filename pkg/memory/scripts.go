@@ -11,11 +11,12 @@ local now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
 `
 
 // luaRelease pops the head (the caller's ticket) and wakes the next ticket.
-// ARGV[1] is the ticket, channel the wake-up channel.
+// ARGV[1] is the ticket, channel the conversation's wake-up channel (a
+// sharded channel on the conversation's slot, see waker.go).
 const luaRelease = `redis.call('LPOP', KEYS[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 local nxt = redis.call('LINDEX', KEYS[1], 0)
-if nxt then redis.call('PUBLISH', channel, nxt) end
+if nxt then redis.call('SPUBLISH', channel, nxt) end
 `
 
 // acquire: ARGV ticket, lease ms, fingerprint, max entries, idle ms.
@@ -84,7 +85,7 @@ local waiters = redis.call('HGET', KEYS[5], 'w')
 redis.call('HDEL', KEYS[5], 'o', 'w')
 redis.call('HSET', KEYS[5], 't', ARGV[4], 'r', ARGV[8])
 redis.call('PEXPIRE', KEYS[5], ARGV[7])
-if waiters then redis.call('PUBLISH', channel, KEYS[5]) end
+if waiters then redis.call('SPUBLISH', channel, KEYS[5]) end
 ` + luaRelease + `
 return {'ok'}
 `)
@@ -97,7 +98,7 @@ local head = redis.call('LINDEX', KEYS[1], 0)
 if redis.call('HGET', KEYS[5], 'o') == ARGV[1] then
   local waiters = redis.call('HGET', KEYS[5], 'w')
   redis.call('DEL', KEYS[5])
-  if waiters then redis.call('PUBLISH', channel, KEYS[5]) end
+  if waiters then redis.call('SPUBLISH', channel, KEYS[5]) end
 end
 if head == ARGV[1] then
 ` + luaRelease + `
@@ -114,5 +115,13 @@ var renewScript = redis.NewScript(luaNow + `
 if redis.call('LINDEX', KEYS[1], 0) ~= ARGV[1] then return {0} end
 redis.call('HSET', KEYS[2], ARGV[1], now + tonumber(ARGV[2]))
 if redis.call('HGET', KEYS[5], 'o') == ARGV[1] then redis.call('PEXPIRE', KEYS[5], ARGV[2]) end
+return {1}
+`)
+
+// confirm: no ARGV. Rewrites the request record's TTL unchanged: a write
+// for the WAIT behind it to count (see Turn.confirm).
+var confirmScript = redis.NewScript(`
+local ttl = redis.call('PTTL', KEYS[5])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[5], ttl) end
 return {1}
 `)

@@ -53,6 +53,7 @@ type Turn struct {
 
 	s      *Store
 	k      keys
+	wake   string
 	ticket string
 
 	mu    sync.Mutex
@@ -66,10 +67,16 @@ type Turn struct {
 // once with Replay set; one in progress elsewhere is waited for and then
 // replayed, or taken over if its holder died.
 func (s *Store) Begin(ctx context.Context, r Request) (*Turn, error) {
-	t := &Turn{s: s, k: s.keys(r.Conversation, r.ID), ticket: s.newTicket()}
+	t := &Turn{s: s, k: s.keys(r.Conversation, r.ID), wake: s.wakeChannel(r.Conversation), ticket: s.newTicket()}
 	wake := s.waker.register(t.ticket)
-	defer s.waker.unregister(t.ticket)
+	defer s.waker.unregister(t.ticket, wake)
 	var reqWake chan struct{}
+	var release func()
+	defer func() {
+		if release != nil {
+			release()
+		}
+	}()
 	deadline := time.NewTimer(s.opts.WaitTimeout)
 	defer deadline.Stop()
 	args := []any{t.ticket, s.opts.Lease.Milliseconds(), r.Fingerprint, s.opts.MaxEntries, s.opts.IdleTTL.Milliseconds()}
@@ -109,6 +116,9 @@ func (s *Store) Begin(ctx context.Context, r Request) (*Turn, error) {
 			t.timer = time.AfterFunc(s.opts.Lease/3, t.renew)
 			return t, nil
 		case "done":
+			if err := t.confirm(ctx); err != nil {
+				return nil, err
+			}
 			return &Turn{Replay: &Record{Turn: int(num(res[1])), Payload: []byte(str(res[2]))}}, nil
 		case "conflict":
 			t.abortQuietly()
@@ -119,13 +129,20 @@ func (s *Store) Begin(ctx context.Context, r Request) (*Turn, error) {
 			}
 			if reqWake == nil {
 				reqWake = s.waker.register(t.k[kReq])
-				defer s.waker.unregister(t.k[kReq])
+				defer s.waker.unregister(t.k[kReq], reqWake)
 			}
 			wait = min(time.Duration(num(res[1]))*time.Millisecond+5*time.Millisecond, s.opts.Lease/3)
 		case "queued":
 			wait = min(time.Duration(num(res[1]))*time.Millisecond+5*time.Millisecond, s.opts.Lease/3)
 		default:
 			return nil, fmt.Errorf("%w: unexpected acquire reply %q", ErrUnavailable, str(res[0]))
+		}
+		if release == nil {
+			// The first wait: listen for the conversation's wake-ups, then
+			// ask again at once, so that a release between the two is not
+			// missed. Only a turn that waits pays these round trips.
+			release = s.waker.subscribe(ctx, t.wake)
+			continue
 		}
 		poll := time.NewTimer(wait)
 		select {
@@ -151,9 +168,10 @@ func (s *Store) Begin(ctx context.Context, r Request) (*Turn, error) {
 // Commit appends the user message and the reply as this turn's entries,
 // trims the history to MaxEntries, refreshes the conversation's idle TTL,
 // stores payload as the request's outcome and releases the conversation to
-// the next turn — in one round trip, together with put when it is not nil
-// and the commands each also adds (a streamed turn's last pieces). A
-// resent Commit (a lost reply) writes nothing twice.
+// the next turn — in one round trip, together with put when it is not nil,
+// the commands each also adds (a streamed turn's last pieces), and with
+// Options.WaitReplicas the WAIT for the replicas (ErrNotReplicated when
+// too few confirm). A resent Commit (a lost reply) writes nothing twice.
 func (t *Turn) Commit(ctx context.Context, user, assistant string, at time.Time, payload []byte, put *Put, also ...func(redis.Pipeliner)) error {
 	if !t.finish() {
 		return ErrLeaseLost
@@ -162,20 +180,23 @@ func (t *Turn) Commit(ctx context.Context, user, assistant string, at time.Time,
 	u := appendEntry(make([]byte, 0, 24+len(user)), 'u', t.Number, ts, user)
 	a := appendEntry(make([]byte, 0, 24+len(assistant)), 'a', t.Number, ts, assistant)
 	o := t.s.opts
-	args := []any{t.ticket, u, a, t.Number, o.MaxEntries, o.IdleTTL.Milliseconds(), o.IdempotencyTTL.Milliseconds(), payload, t.s.channel}
-	res, err := t.s.eval(ctx, commitScript, &t.k, args, func(p redis.Pipeliner) {
+	args := []any{t.ticket, u, a, t.Number, o.MaxEntries, o.IdleTTL.Milliseconds(), o.IdempotencyTTL.Milliseconds(), payload, t.wake}
+	extra := func(p redis.Pipeliner) {
 		if put != nil {
 			p.Set(ctx, put.Key, put.Value, put.TTL)
 		}
 		for _, f := range also {
 			f(p)
 		}
-	})
-	if err != nil {
-		return err
 	}
-	if str(res[0]) == "lost" {
+	res, replicas, err := t.s.run(ctx, commitScript, &t.k, args, extra, o.WaitReplicas > 0)
+	switch {
+	case err != nil:
+		return err
+	case str(res[0]) == "lost":
 		return ErrLeaseLost
+	case replicas < int64(o.WaitReplicas):
+		return fmt.Errorf("%w: %d of %d within %v", ErrNotReplicated, replicas, o.WaitReplicas, o.WaitReplicasTimeout)
 	}
 	return nil
 }
@@ -192,7 +213,28 @@ func (t *Turn) Abort() {
 func (t *Turn) abortQuietly() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	_, _ = t.s.eval(ctx, abortScript, &t.k, []any{t.ticket, t.s.channel}, nil)
+	_, _ = t.s.eval(ctx, abortScript, &t.k, []any{t.ticket, t.wake}, nil)
+}
+
+// confirm makes sure, with Options.WaitReplicas, that the replicas hold
+// the finished request Begin is about to replay: its commit may have been
+// answered ErrNotReplicated, and a replay must not hand out a turn that a
+// failover could still lose. One more round trip, on replays only: a write
+// and the WAIT that counts it (replication is one ordered stream, so a
+// replica that has this write has the commit before it).
+func (t *Turn) confirm(ctx context.Context) error {
+	o := t.s.opts
+	if o.WaitReplicas <= 0 {
+		return nil
+	}
+	_, replicas, err := t.s.run(ctx, confirmScript, &t.k, nil, nil, true)
+	switch {
+	case err != nil:
+		return err
+	case replicas < int64(o.WaitReplicas):
+		return fmt.Errorf("%w: the replayed turn: %d of %d within %v", ErrNotReplicated, replicas, o.WaitReplicas, o.WaitReplicasTimeout)
+	}
+	return nil
 }
 
 // finish stops lease renewal; it reports false when the turn had already

@@ -4,28 +4,53 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/botfleet/botfleet/pkg/testenv"
+	"github.com/jonboulle/clockwork"
+	"github.com/redis/go-redis/v9"
 )
 
-func newQueue(t *testing.T) *Queue {
-	t.Helper()
-	r := testenv.StartRedis(t)
-	return New(r.Client(), "bf", 0)
+// The queue's tests run on every topology, one deployment each shared by
+// the tests; each test has a key prefix of its own.
+func TestOnEveryTopology(t *testing.T) {
+	testenv.Suite(t,
+		testenv.TopologyTest{Name: "EnqueueDedupsFleetWide", Run: testEnqueueDedupsFleetWide},
+		testenv.TopologyTest{Name: "UrgentBeforeNormalBeforeBatch", Run: testUrgentBeforeNormalBeforeBatch},
+		testenv.TopologyTest{Name: "KilledConsumerJobIsReclaimedAndFinishedOnce", Run: testKilledConsumerJobIsReclaimedAndFinishedOnce},
+		testenv.TopologyTest{Name: "HeartbeatKeepsALongJobFromBeingReclaimed", Run: testHeartbeatKeepsALongJobFromBeingReclaimed},
+		testenv.TopologyTest{Name: "BatchJobHeldPastClaimIdleIsNotRunTwice", Run: testBatchJobHeldPastClaimIdleIsNotRunTwice},
+		testenv.TopologyTest{Name: "FailingJobEndsInDeadLetters", Run: testFailingJobEndsInDeadLetters},
+		testenv.TopologyTest{Name: "PermanentErrorIsDeadAtOnce", Run: testPermanentErrorIsDeadAtOnce},
+		testenv.TopologyTest{Name: "DrainFinishesInFlightJobs", Run: testDrainFinishesInFlightJobs},
+		testenv.TopologyTest{Name: "DrainPastItsGraceAbandonsTheJob", Run: testDrainPastItsGraceAbandonsTheJob},
+		testenv.TopologyTest{Name: "FairEveryLetsBatchThroughAnUrgentFlood", Run: testFairEveryLetsBatchThroughAnUrgentFlood},
+	)
 }
 
+// newQueue returns a queue under a prefix of the test's own.
+func newQueue(t *testing.T, top testenv.Topology) *Queue {
+	t.Helper()
+	prefix := "q" + strings.ReplaceAll(t.Name()[strings.LastIndexByte(t.Name(), '/')+1:], "_", "")
+	return New(top.UniversalClient(), prefix, 0)
+}
+
+// waitFor polls cond until it holds, failing the test after a deadline.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.After(15 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	for !cond() {
-		if time.Now().After(deadline) {
+		select {
+		case <-deadline:
 			t.Fatalf("timed out waiting for %s", what)
+		case <-tick.C:
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -72,10 +97,45 @@ func depth(st Stats) (n int64) {
 	return n
 }
 
-func TestEnqueueDedupsFleetWide(t *testing.T) {
-	q := newQueue(t)
+// pending returns who holds job id of p and how long it has been idle, or
+// "" when nobody does.
+func pending(t *testing.T, q *Queue, p Priority, id string) (consumer string, idle time.Duration) {
+	t.Helper()
+	ps, err := q.rdb.XPendingExt(context.Background(), &redis.XPendingExtArgs{Stream: q.Stream(p), Group: Group, Start: id, End: id, Count: 1}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) == 0 {
+		return "", 0
+	}
+	return ps[0].Consumer, ps[0].Idle
+}
+
+// age makes job id of p look idle for d on Redis's clock, its holder
+// unchanged — as if d had passed without a heartbeat.
+func age(t *testing.T, q *Queue, p Priority, id string, d time.Duration) {
+	t.Helper()
+	holder, _ := pending(t, q, p, id)
+	err := q.rdb.Do(context.Background(), "xclaim", q.Stream(p), Group, holder, 0, id, "IDLE", d.Milliseconds(), "JUSTID").Err()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// blockUntil waits until clock has n timers and tickers waiting.
+func blockUntil(t *testing.T, clock *clockwork.FakeClock, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := clock.BlockUntilContext(ctx, n); err != nil {
+		t.Fatalf("the consumer never had %d timers waiting: %v", n, err)
+	}
+}
+
+func testEnqueueDedupsFleetWide(t *testing.T, top testenv.Topology) {
+	q := newQueue(t, top)
 	ctx := context.Background()
-	q2 := New(q.rdb, "bf", 0) // another instance's view
+	q2 := New(top.UniversalClient(), q.prefix, 0) // another instance's view
 	if _, dup, err := q.Enqueue(ctx, Normal, "tg:1", time.Hour, map[string]string{"a": "1"}); err != nil || dup {
 		t.Fatalf("first: %v %v", dup, err)
 	}
@@ -106,8 +166,8 @@ func TestEnqueueDedupsFleetWide(t *testing.T) {
 	}
 }
 
-func TestUrgentBeforeNormalBeforeBatch(t *testing.T) {
-	q := newQueue(t)
+func testUrgentBeforeNormalBeforeBatch(t *testing.T, top testenv.Topology) {
+	q := newQueue(t, top)
 	if err := q.ensureGroups(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -134,9 +194,10 @@ func TestUrgentBeforeNormalBeforeBatch(t *testing.T) {
 	waitFor(t, "empty streams", func() bool { return depth(stats(t, q)) == 0 })
 }
 
-func TestKilledConsumerJobIsReclaimedAndFinishedOnce(t *testing.T) {
-	q := newQueue(t)
-	opts := ConsumerOptions{Workers: 2, Block: 50 * time.Millisecond, ClaimIdle: 300 * time.Millisecond, ReclaimInterval: 50 * time.Millisecond}
+func testKilledConsumerJobIsReclaimedAndFinishedOnce(t *testing.T, top testenv.Topology) {
+	q := newQueue(t, top)
+	clock := clockwork.NewFakeClock()
+	opts := ConsumerOptions{Workers: 2, Block: 50 * time.Millisecond, Clock: clock}
 	started := make(chan struct{}, 1)
 	optsA := opts
 	optsA.Name = "a"
@@ -145,54 +206,113 @@ func TestKilledConsumerJobIsReclaimedAndFinishedOnce(t *testing.T) {
 		<-ctx.Done() // hangs until the instance dies
 		return ctx.Err()
 	})
-	enqueue(t, q, Normal, "job")
+	id := enqueue(t, q, Normal, "job")
 	<-started
-	dead, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := a.Stop(dead); err != nil { // hard stop: the job stays pending with a
-		t.Fatal(err)
+	a.Abort() // as if a died: the job stays pending with a
+	if holder, _ := pending(t, q, Normal, id); holder != "a" {
+		t.Fatalf("after the abort the job is held by %q, want a", holder)
 	}
-	var runs atomic.Int64
-	var deliveries atomic.Int64
+	var runs, deliveries atomic.Int64
 	optsB := opts
-	optsB.Name = "b"
+	optsB.Name, optsB.Clock = "b", clockwork.NewFakeClock()
 	start(t, q, optsB, func(ctx context.Context, j *Job) error {
 		runs.Add(1)
 		deliveries.Store(j.Deliveries)
 		return nil
 	})
+	age(t, q, Normal, id, a.Options().ClaimIdle) // a's heartbeats stopped claim_idle ago
+	blockUntil(t, optsB.Clock.(*clockwork.FakeClock), 1)
+	optsB.Clock.(*clockwork.FakeClock).Advance(a.Options().ReclaimInterval)
 	waitFor(t, "the job to be finished by b", func() bool { return runs.Load() == 1 && depth(stats(t, q)) == 0 })
-	time.Sleep(600 * time.Millisecond) // two claim-idle periods: nothing runs it again
-	if runs.Load() != 1 || deliveries.Load() != 2 {
-		t.Fatalf("runs %d deliveries %d, want 1 run on the 2nd delivery", runs.Load(), deliveries.Load())
+	if holder, _ := pending(t, q, Normal, id); runs.Load() != 1 || deliveries.Load() != 2 || holder != "" {
+		t.Fatalf("runs %d deliveries %d, pending with %q; want 1 run on the 2nd delivery, nothing pending", runs.Load(), deliveries.Load(), holder)
 	}
 }
 
-func TestHeartbeatKeepsALongJobFromBeingReclaimed(t *testing.T) {
-	q := newQueue(t)
+func testHeartbeatKeepsALongJobFromBeingReclaimed(t *testing.T, top testenv.Topology) {
+	q := newQueue(t, top)
 	var runs atomic.Int64
+	release := make(chan struct{})
 	h := func(ctx context.Context, j *Job) error {
 		runs.Add(1)
 		select {
-		case <-time.After(time.Second): // > 3 × ClaimIdle
+		case <-release:
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
-	opts := ConsumerOptions{Workers: 1, Block: 50 * time.Millisecond, ClaimIdle: 300 * time.Millisecond, ReclaimInterval: 50 * time.Millisecond}
-	start(t, q, opts, h)
-	enqueue(t, q, Normal, "long")
+	clockA := clockwork.NewFakeClock()
+	a := start(t, q, ConsumerOptions{Name: "a", Workers: 1, Block: 50 * time.Millisecond, Clock: clockA}, h)
+	id := enqueue(t, q, Normal, "long")
 	waitFor(t, "the job to start", func() bool { return runs.Load() == 1 })
-	start(t, q, opts, h)
+	claimIdle := a.Options().ClaimIdle
+	age(t, q, Normal, id, claimIdle) // claim_idle has passed on Redis's clock ...
+	blockUntil(t, clockA, 3)         // (a's reclaimer, the job's deadline and its heartbeat)
+	clockA.Advance(claimIdle / 3)    // ... and a's heartbeat is due
+	waitFor(t, "the heartbeat to renew the job", func() bool { _, idle := pending(t, q, Normal, id); return idle < claimIdle })
+	clockB := clockwork.NewFakeClock()
+	start(t, q, ConsumerOptions{Name: "b", Workers: 1, Block: 50 * time.Millisecond, Clock: clockB}, h)
+	blockUntil(t, clockB, 1) // b's first reclaim has run
+	if holder, _ := pending(t, q, Normal, id); holder != "a" || runs.Load() != 1 {
+		t.Fatalf("a running job was reclaimed: held by %q, %d runs", holder, runs.Load())
+	}
+	close(release)
 	waitFor(t, "the job to finish", func() bool { return depth(stats(t, q)) == 0 })
 	if runs.Load() != 1 {
-		t.Fatalf("a running job was reclaimed: %d runs", runs.Load())
+		t.Fatalf("%d runs, want 1", runs.Load())
 	}
 }
 
-func TestFailingJobEndsInDeadLetters(t *testing.T) {
-	q := newQueue(t)
+// Issue 14: a job that arrived in the same XREADGROUP reply as another
+// waits behind it without a heartbeat; when another instance reclaims it
+// meanwhile, the first instance must not run it too.
+func testBatchJobHeldPastClaimIdleIsNotRunTwice(t *testing.T, top testenv.Topology) {
+	q := newQueue(t, top)
+	ctx := context.Background()
+	if err := q.ensureGroups(ctx); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	var ranByA, ranByB sync.Map
+	var outcomes []string
+	a := q.NewConsumer(ConsumerOptions{Name: "a", Clock: clockwork.NewFakeClock(),
+		Observe: func(p Priority, outcome string, _ time.Duration) { outcomes = append(outcomes, string(p)+" "+outcome) }},
+		func(ctx context.Context, j *Job) error {
+			ranByA.Store(j.Fields["key"], true)
+			if j.Fields["key"] == "first" {
+				select {
+				case <-release:
+				case <-ctx.Done():
+				}
+			}
+			return nil
+		})
+	a.init(ctx)
+	t.Cleanup(a.Abort)
+	enqueue(t, q, Urgent, "first")
+	second := enqueue(t, q, Normal, "second")
+	batch := a.read(-1) // one XREADGROUP over the three streams, as a worker's
+	if len(batch) != 2 {
+		t.Fatalf("the read returned %d jobs, want both", len(batch))
+	}
+	ran := make(chan struct{})
+	go func() { a.runBatch(batch); close(ran) }()
+	waitFor(t, "a to run the first", func() bool { _, ok := ranByA.Load("first"); return ok })
+	age(t, q, Normal, second, a.Options().ClaimIdle) // the second waited past claim_idle
+	start(t, q, ConsumerOptions{Name: "b", Workers: 1, Block: 50 * time.Millisecond, Clock: clockwork.NewFakeClock()},
+		func(ctx context.Context, j *Job) error { ranByB.Store(j.Fields["key"], true); return nil })
+	waitFor(t, "b to reclaim and run the second", func() bool { _, ok := ranByB.Load("second"); return ok })
+	close(release)
+	<-ran
+	if _, ok := ranByA.Load("second"); ok || fmt.Sprint(outcomes) != "[urgent done normal lost]" {
+		t.Fatalf("a's outcomes %v (ran the second: %v), want the second lost to b and not run", outcomes, ok)
+	}
+	waitFor(t, "empty streams", func() bool { return depth(stats(t, q)) == 0 })
+}
+
+func testFailingJobEndsInDeadLetters(t *testing.T, top testenv.Topology) {
+	q := newQueue(t, top)
 	var runs atomic.Int64
 	start(t, q, ConsumerOptions{Workers: 2, Block: 50 * time.Millisecond, ClaimIdle: 300 * time.Millisecond,
 		ReclaimInterval: 30 * time.Millisecond, RetryBackoff: 20 * time.Millisecond, MaxDeliveries: 3},
@@ -221,8 +341,8 @@ func TestFailingJobEndsInDeadLetters(t *testing.T) {
 	}
 }
 
-func TestPermanentErrorIsDeadAtOnce(t *testing.T) {
-	q := newQueue(t)
+func testPermanentErrorIsDeadAtOnce(t *testing.T, top testenv.Topology) {
+	q := newQueue(t, top)
 	var runs atomic.Int64
 	start(t, q, ConsumerOptions{Workers: 1, Block: 50 * time.Millisecond}, func(ctx context.Context, j *Job) error {
 		runs.Add(1)
@@ -235,37 +355,64 @@ func TestPermanentErrorIsDeadAtOnce(t *testing.T) {
 	}
 }
 
-func TestDrainFinishesInFlightJobs(t *testing.T) {
-	q := newQueue(t)
+func testDrainFinishesInFlightJobs(t *testing.T, top testenv.Topology) {
+	q := newQueue(t, top)
 	var done atomic.Int64
-	started := make(chan struct{}, 1)
+	started, release := make(chan struct{}, 1), make(chan struct{})
 	c := start(t, q, ConsumerOptions{Workers: 1, Block: time.Second}, func(ctx context.Context, j *Job) error {
 		started <- struct{}{}
-		time.Sleep(200 * time.Millisecond)
+		<-release
 		done.Add(1)
 		return nil
 	})
 	enqueue(t, q, Normal, "in-flight")
 	<-started
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	t0 := time.Now()
-	if err := c.Stop(ctx); err != nil {
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		stopped <- c.Stop(ctx)
+	}()
+	waitFor(t, "the drain to begin", c.isStopping)
+	close(release) // the job finishes during the drain
+	if err := <-stopped; err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("drain took %v", time.Since(t0))
 	if done.Load() != 1 || depth(stats(t, q)) != 0 {
 		t.Fatalf("in-flight job not finished by the drain: done %d, %+v", done.Load(), stats(t, q))
 	}
 	enqueue(t, q, Normal, "after")
-	time.Sleep(100 * time.Millisecond)
-	if done.Load() != 1 {
-		t.Fatal("a stopped consumer took a job")
+	if st := stats(t, q); done.Load() != 1 || st.Streams[1].Pending != 0 || st.Streams[1].Lag != 1 {
+		t.Fatalf("a stopped consumer took a job: done %d, %+v", done.Load(), st)
 	}
 }
 
-func TestFairEveryLetsBatchThroughAnUrgentFlood(t *testing.T) {
-	q := newQueue(t)
+func testDrainPastItsGraceAbandonsTheJob(t *testing.T, top testenv.Topology) {
+	q := newQueue(t, top)
+	started := make(chan struct{}, 1)
+	var outcome atomic.Value
+	c := start(t, q, ConsumerOptions{Name: "slow", Workers: 1, Block: time.Second,
+		Observe: func(_ Priority, o string, _ time.Duration) { outcome.Store(o) }},
+		func(ctx context.Context, j *Job) error {
+			started <- struct{}{}
+			<-ctx.Done() // longer than any grace
+			return ctx.Err()
+		})
+	id := enqueue(t, q, Normal, "slow")
+	<-started
+	ended, cancel := context.WithCancel(context.Background())
+	cancel() // no grace at all
+	err := c.Stop(ended)
+	if err == nil || !strings.Contains(err.Error(), "1 jobs still running") {
+		t.Fatalf("Stop: %v, want the abandoned job named", err)
+	}
+	if holder, _ := pending(t, q, Normal, id); holder != "slow" || outcome.Load() != OutcomeAbandoned {
+		t.Fatalf("the job is held by %q with outcome %v, want still pending with the stopped consumer, abandoned", holder, outcome.Load())
+	}
+}
+
+func testFairEveryLetsBatchThroughAnUrgentFlood(t *testing.T, top testenv.Topology) {
+	q := newQueue(t, top)
 	if err := q.ensureGroups(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -284,5 +431,30 @@ func TestFairEveryLetsBatchThroughAnUrgentFlood(t *testing.T) {
 	waitFor(t, "5 jobs", func() bool { mu.Lock(); defer mu.Unlock(); return len(order) == 5 })
 	if fmt.Sprint(order) != "[u0 b0 u1 u2 u3]" {
 		t.Fatalf("order %v: every 2nd take should look at batch first", order)
+	}
+}
+
+// Every script of the queue runs on a real Cluster and keeps to the
+// queue's slot (Redis refuses one that reaches across slots).
+func TestScriptsStayOnOneSlot(t *testing.T) {
+	c := testenv.StartCluster(t, testenv.ClusterOptions{})
+	rdb := c.Client()
+	check := testenv.CheckSlots(t, rdb)
+	q := New(rdb, "bf", 0)
+	var runs atomic.Int64
+	start(t, q, ConsumerOptions{Workers: 1, Block: 50 * time.Millisecond, ClaimIdle: 300 * time.Millisecond,
+		ReclaimInterval: 30 * time.Millisecond, RetryBackoff: 20 * time.Millisecond},
+		func(ctx context.Context, j *Job) error {
+			if runs.Add(1) == 1 {
+				return errors.New("fail once: a retry is scheduled (touch) and reclaimed")
+			}
+			return nil
+		})
+	enqueue(t, q, Normal, "slots")
+	waitFor(t, "the retried job to finish", func() bool { return runs.Load() == 2 && depth(stats(t, q)) == 0 })
+	for name, sc := range map[string]*redis.Script{"enqueue": enqueueScript, "take": takeScript, "touch": touchScript, "reclaim": reclaimScript} {
+		if !check.Ran(sc.Hash()) {
+			t.Errorf("the %s script never ran on the Cluster", name)
+		}
 	}
 }

@@ -1,5 +1,6 @@
 // Package testenv starts the real servers that integration tests run
-// against — redis-server and nginx — on free loopback ports, with their data in
+// against — redis-server (standalone, TLS, a Cluster, a Sentinel set with
+// redis-sentinel) and nginx — on free loopback ports, with their data in
 // t.TempDir(), and stops them by process group when the test ends.
 package testenv
 
