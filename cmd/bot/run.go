@@ -168,7 +168,7 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, logger *slo
 		IdleTimeout:       cfg.Server.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	attrs := []any{"addr", ln.Addr().String(), "provider", cfg.LLM.Provider, "redis", redisAddrs(cfg.Redis),
+	attrs := []any{"addr", ln.Addr().String(), "provider", cfg.LLM.Provider, "redis", cfg.Redis.Addresses(),
 		"max_entries", cfg.Memory.MaxEntries, "auth", !cfg.Auth.Disabled}
 	if cfg.LLM.Provider == "openai" {
 		attrs = append(attrs, "model", cfg.LLM.Model, "endpoint", cfg.LLM.OpenAI.BaseURL)
