@@ -27,7 +27,8 @@ type imParts struct {
 
 // newIM builds the enabled platforms' adapters, the pipeline and the queue
 // consumer; a platform is on when its secret is configured.
-func newIM(cfg *config.Config, rdb redis.UniversalClient, svc *chat.Service, logger *slog.Logger, m *telemetry.Metrics) *imParts {
+func newIM(cfg *config.Config, rdb redis.UniversalClient, svc *chat.Service, logger *slog.Logger, m *telemetry.Metrics,
+	admit func(context.Context, *im.Message) (string, error)) *imParts {
 	c := cfg.IM
 	client := im.NewHTTPClient(c.SendTimeout)
 	var adapters []im.Adapter
@@ -55,7 +56,7 @@ func newIM(cfg *config.Config, rdb redis.UniversalClient, svc *chat.Service, log
 		Prefix: cfg.Redis.KeyPrefix, GroupScope: c.GroupScope, RequireMention: c.RequireMention,
 		UrgentKeywords: c.UrgentKeywords, BatchPrefixes: c.BatchPrefixes, BatchSenders: c.BatchSenders,
 		DedupTTL: c.DedupTTL, SendLease: c.SendLease, MaxMessageChars: cfg.Chat.MaxMessageChars,
-		Registerer: m.Registerer,
+		Registerer: m.Registerer, Admit: admit,
 	}, logger)
 	m.SetQueueStats(func(ctx context.Context) ([]telemetry.QueueStat, int64, error) {
 		st, err := q.Stats(ctx)

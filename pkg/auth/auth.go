@@ -39,13 +39,18 @@
 // # Errors
 //
 // Every refusal is an *Error with a stable Code (errors.Is matches by code):
-// the Err* values below. ErrUnavailable wraps a failure to reach Redis.
+// the Err* values below, classified for pkg/fault — 401 for a missing or
+// bad credential, 403 for a good one used where it may not be, 404, 400,
+// and 503 (ErrUnavailable, which wraps a failure to reach Redis).
 package auth
 
 import (
 	"context"
+	"net/http"
 	"slices"
 	"time"
+
+	"github.com/botfleet/botfleet/pkg/fault"
 )
 
 // Kinds of credential.
@@ -131,6 +136,22 @@ func (e *Error) Is(target error) bool {
 
 func (e *Error) with(message string) *Error { return &Error{Code: e.Code, Message: message} }
 
+// Fault classifies the refusal (see pkg/fault).
+func (e *Error) Fault() fault.Error {
+	f := fault.Error{Status: http.StatusUnauthorized, Code: e.Code, Message: e.Message}
+	switch e.Code {
+	case ErrIPNotAllowed.Code, ErrModelDenied.Code, ErrNotAKey.Code:
+		f.Status = http.StatusForbidden
+	case ErrTokensOff.Code, ErrNotFound.Code:
+		f.Status = http.StatusNotFound
+	case ErrInvalidSpec.Code:
+		f.Status = http.StatusBadRequest
+	case ErrUnavailable.Code:
+		f.Status, f.Temporary, f.RetryAfter = http.StatusServiceUnavailable, true, time.Second
+	}
+	return f
+}
+
 // The refusals.
 var (
 	ErrMissing       = &Error{"missing_token", "send Authorization: Bearer <api key or access token>"}
@@ -151,7 +172,7 @@ var (
 	ErrIssuer        = &Error{"token_issuer", "the access token is from another issuer"}
 	ErrClaims        = &Error{"token_claims", "the access token lacks a required claim"}
 	ErrTokenRevoked  = &Error{"token_revoked", "the access token has been revoked"}
-	ErrUnavailable   = &Error{"auth_unavailable", "the key store (Redis) is unavailable"}
+	ErrUnavailable   = &Error{"store_unavailable", "the key store (Redis) is unavailable"}
 	ErrNotFound      = &Error{"key_not_found", "no such key"}
 	ErrInvalidSpec   = &Error{"invalid_key_spec", "the key's settings are not valid"}
 	ErrAdminRequired = &Error{"admin_required", "send Authorization: Bearer <admin key>"}

@@ -237,3 +237,23 @@ func decodeKey(h map[string]string) (*Key, error) {
 	}
 	return k, err
 }
+
+// ParseDuration reads a duration as Go writes it ("36h", "90m") or in days
+// ("30d"); "" is 0.
+func ParseDuration(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("%q is not a number of days", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%q is not a duration; write it like 30d, 12h or 90m", s)
+	}
+	return d, nil
+}

@@ -56,6 +56,11 @@ type Options struct {
 	MaxMessageChars int
 	// Registerer, when set, gets the pipeline's metrics (see metrics.go).
 	Registerer prometheus.Registerer
+	// Admit, when set, decides on a prepared message before it is queued
+	// (rate limits, the content filter): a non-empty outcome drops it — the
+	// platform gets its usual answer, the webhook is counted under that
+	// outcome — and an error fails the webhook.
+	Admit func(ctx context.Context, m *Message) (outcome string, err error)
 }
 
 func (o *Options) setDefaults() {
@@ -147,6 +152,17 @@ func (p *Pipeline) Webhook(ctx context.Context, platform string, header http.Hea
 		p.countWebhook(platform, "ignored")
 		p.log.DebugContext(ctx, "im: event ignored", "platform", platform, "event", m.EventID, "reason", reason)
 		return in.Response, nil
+	}
+	if p.opts.Admit != nil {
+		outcome, err := p.opts.Admit(ctx, m)
+		if err != nil {
+			return Response{}, err
+		}
+		if outcome != "" {
+			p.countWebhook(platform, outcome)
+			p.log.InfoContext(ctx, "im: event dropped", "platform", platform, "event", m.EventID, "outcome", outcome, "conversation", m.Conversation)
+			return in.Response, nil
+		}
 	}
 	payload, _ := json.Marshal(m)
 	id, dup, err := p.q.Enqueue(ctx, m.Priority, "im:"+m.Key(), p.opts.DedupTTL, map[string]string{

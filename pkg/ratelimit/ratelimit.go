@@ -38,10 +38,12 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/fault"
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -55,7 +57,8 @@ const (
 
 // ErrUnavailable means the limit could not be checked: Redis is
 // unreachable and the fallback is FailClosed (or the limit is a budget).
-var ErrUnavailable = errors.New("ratelimit: redis unavailable")
+var ErrUnavailable = fault.New(http.StatusServiceUnavailable, "store_unavailable",
+	"rate limits cannot be checked: Redis is unavailable", fault.Retry(time.Second))
 
 // Rate is N requests per Per, in bursts of up to N; N = 0 is no limit.
 type Rate struct {
