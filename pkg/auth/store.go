@@ -156,13 +156,10 @@ func (s *Store) Revoke(ctx context.Context, id string) (*Key, Propagation, error
 		return nil, Propagation{}, err
 	}
 	if k.Revoked.IsZero() {
+		// The hash keeps naming the key, so that its secret is refused as
+		// revoked rather than unknown.
 		k.Revoked = s.opts.Now()
-		_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.HSet(ctx, s.keyKey(id), "revoked", k.Revoked.UnixMilli())
-			p.Del(ctx, s.hashKey(k.hash))
-			return nil
-		})
-		if err != nil {
+		if err := s.rdb.HSet(ctx, s.keyKey(id), "revoked", k.Revoked.UnixMilli()).Err(); err != nil {
 			return nil, Propagation{}, unavailable(err)
 		}
 	}
