@@ -325,10 +325,12 @@ start_nginx nginx "127.0.0.1:$nginx_port" "${bot_prim% }"
 start_nginx nginx-baseline "127.0.0.1:$base_port" "$mock_port:1"
 
 # bot_env BACKEND: the instances' environment for a backend, as VAR=value
-# words for env(1).
+# words for env(1). The load comes from one address, so the per-IP limit
+# (1000/s) is off: the bench measures capacity, not the limit.
 bot_env() {
 	local e=(API_KEY="$API_KEY" REDIS_HOST=127.0.0.1 REDIS_PORT="$redis_port" REDIS_PASSWORD=
-		BOT_LOG_LEVEL=warn BOT_SERVER_PPROF=true BOT_MEMORY_MAX_ENTRIES="$max_entries" BOT_LLM_PROVIDER="$1")
+		BOT_LOG_LEVEL=warn BOT_SERVER_PPROF=true BOT_MEMORY_MAX_ENTRIES="$max_entries" BOT_LLM_PROVIDER="$1"
+		BOT_RATELIMIT_PER_IP=0)
 	if [ "$1" = openai ]; then
 		e+=(MODEL_ENDPOINT="http://127.0.0.1:$mock_port/v1" MODEL_SERVICE_KEY=bench BOT_LLM_MODEL=mock-1)
 	fi
