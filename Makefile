@@ -6,7 +6,7 @@ API_KEY ?= dev-key
 PORT    ?= 8080
 CONFIG  ?= $(wildcard config.yaml)
 
-.PHONY: help build test stress vet deps run bench bench-go clean fleet fleet-down fleet-status chaos
+.PHONY: help build test stress vet deps run bench bench-go clean fleet fleet-down fleet-status chaos fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -21,8 +21,12 @@ vet:
 	@test -z "$$(gofmt -l cmd pkg)" || { echo "gofmt needed:"; gofmt -l cmd pkg; exit 1; }
 	$(GO) vet ./...
 
-test: deps vet ## vet and run every test with the race detector
+test: deps vet ## vet, run every test with the race detector, then each fuzz target for 2s
 	$(GO) test -race -count=1 -timeout 15m ./...
+	@GO=$(GO) FUZZTIME=2s scripts/fuzz.sh
+
+fuzz: ## run each fuzz target for FUZZTIME (default 1m); crashers land in testdata/fuzz/ as regression tests
+	@GO=$(GO) FUZZTIME=$(or $(FUZZTIME),1m) scripts/fuzz.sh
 
 # The packages whose code runs concurrently, for make stress.
 STRESS_PKGS := ./pkg/memory ./pkg/chat ./pkg/stream ./pkg/queue ./pkg/im ./pkg/llm ./pkg/httpapi
