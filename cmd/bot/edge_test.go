@@ -389,3 +389,37 @@ func TestIPAllowListThroughNginx(t *testing.T) {
 		t.Fatalf("the logs do not name the clients' addresses:\n%s", logs)
 	}
 }
+
+// IM messages are limited per conversation and screened like chat ones.
+func TestIMConversationLimitAndFilter(t *testing.T) {
+	r := testenv.StartRedis(t)
+	f := newFakePlatforms(t)
+	_, env := mockBackend(t, mockllm.Options{})
+	bot := startBot(t, merge(env, redisEnv(r), imEnv(f), map[string]string{"BOT_RATELIMIT_PER_CONVERSATION": "2", "BOT_FILTER_WORDS": "forbidden"}))
+	var sent []ev
+	for i, text := range []string{"one", "two", "three", "something forbidden"} {
+		e := ev{n: nextN(), user: "9001", text: text}
+		if i == 3 {
+			e.user = "9002" // another conversation, under its limit
+		}
+		h, body := telegramEvent(f, e)
+		if status, _, resp := deliver(t, bot.url, "telegram", h, body); status != 200 {
+			t.Fatalf("%s: %d %s", text, status, resp)
+		}
+		sent = append(sent, e)
+	}
+	for _, e := range sent[:2] {
+		f.waitReply(t, "telegram", strconv.Itoa(e.n))
+	}
+	m := getJSON(t, bot.url+"/metrics")
+	for _, want := range []string{`outcome="limited",platform="telegram"} 1`, `outcome="blocked",platform="telegram"} 1`, `botfleet_content_filter_total{action="block",source="telegram"} 1`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	for _, e := range sent[2:] {
+		if rs := f.repliesTo("telegram", strconv.Itoa(e.n)); len(rs) != 0 {
+			t.Fatalf("a dropped message was answered: %+v", rs)
+		}
+	}
+}

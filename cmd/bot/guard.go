@@ -69,7 +69,9 @@ func (g *guards) admitIM(perMinute int) func(ctx context.Context, m *im.Message)
 		if g.limiter == nil {
 			return "", nil
 		}
-		d, err := g.limiter.Allow(ctx, "conversation", m.Conversation, ratelimit.PerMinute(perMinute))
+		// The platform is the conversation's tenant.
+		id := auth.IM(m.Platform).Tenant + ":" + m.Conversation
+		d, err := g.limiter.Allow(ctx, "conversation", id, ratelimit.PerMinute(perMinute))
 		if errors.Is(err, ratelimit.ErrUnavailable) {
 			return "", &im.Error{Status: http.StatusServiceUnavailable, Code: "store_unavailable", Message: "rate limits cannot be checked: Redis is unavailable"}
 		}
