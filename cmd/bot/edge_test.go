@@ -225,7 +225,7 @@ func TestContentFilterBlocksAndCounts(t *testing.T) {
 			t.Fatalf("%q: %d %+v", msg, res.status, res.Error)
 		}
 	}
-	if m := getJSON(t, bot.url+"/metrics"); !strings.Contains(m, `botfleet_content_filter_total{action="block",source="http"} 2`) {
+	if m := getJSON(t, bot.url+"/metrics"); !hasMetric(m, "botfleet_content_filter_total", "2", `action="block"`, `source="http"`) {
 		t.Fatalf("metrics lack the two blocks")
 	}
 }
@@ -412,9 +412,13 @@ func TestIMConversationLimitAndFilter(t *testing.T) {
 		f.waitReply(t, "telegram", strconv.Itoa(e.n))
 	}
 	m := getJSON(t, bot.url+"/metrics")
-	for _, want := range []string{`outcome="limited",platform="telegram"} 1`, `outcome="blocked",platform="telegram"} 1`, `botfleet_content_filter_total{action="block",source="telegram"} 1`} {
-		if !strings.Contains(m, want) {
-			t.Errorf("metrics lack %s", want)
+	for _, want := range [][]string{
+		{"botfleet_im_webhooks_total", `outcome="limited"`, `platform="telegram"`},
+		{"botfleet_im_webhooks_total", `outcome="blocked"`, `platform="telegram"`},
+		{"botfleet_content_filter_total", `action="block"`, `source="telegram"`},
+	} {
+		if !hasMetric(m, want[0], "1", want[1:]...) {
+			t.Errorf("metrics lack %v = 1", want)
 		}
 	}
 	for _, e := range sent[2:] {
@@ -422,4 +426,23 @@ func TestIMConversationLimitAndFilter(t *testing.T) {
 			t.Fatalf("a dropped message was answered: %+v", rs)
 		}
 	}
+}
+
+// hasMetric reports whether the exposition m has a sample of name with
+// all the labels and the value.
+func hasMetric(m, name, value string, labels ...string) bool {
+	for _, line := range strings.Split(m, "\n") {
+		rest, ok := strings.CutPrefix(line, name+"{")
+		if !ok || !strings.HasSuffix(rest, "} "+value) {
+			continue
+		}
+		all := true
+		for _, l := range labels {
+			all = all && strings.Contains(rest, l)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
 }

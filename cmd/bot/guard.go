@@ -52,12 +52,14 @@ func newGuards(cfg *config.Config, rdb redis.UniversalClient, logger *slog.Logge
 	return g
 }
 
-// replyTokens is the reply part of a turn's token estimate.
-func replyTokens(cfg *config.Config) int {
+// turnTokens is a turn's token estimate beyond its request body: the
+// system prompt and history, and the reply.
+func turnTokens(cfg *config.Config) int {
+	reply := cfg.RateLimit.ReplyTokens
 	if cfg.LLM.MaxTokens > 0 {
-		return cfg.LLM.MaxTokens
+		reply = cfg.LLM.MaxTokens
 	}
-	return cfg.RateLimit.ReplyTokens
+	return cfg.RateLimit.PromptTokens + reply
 }
 
 // admitIM limits IM messages per conversation and screens them.

@@ -84,7 +84,9 @@ func TestKeyRateLimitHoldsAcrossInstances(t *testing.T) {
 
 func TestTokenBudgetAcrossInstances(t *testing.T) {
 	r := testenv.StartRedis(t)
-	env := with(redisEnv(r), "BOT_RATELIMIT_REPLY_TOKENS", "40", "BOT_CACHE_ENABLED", "false")
+	// A reservation covers what a turn uses: its body, 200 tokens of
+	// system prompt and history, and a 200-token reply.
+	env := with(redisEnv(r), "BOT_RATELIMIT_PROMPT_TOKENS", "200", "BOT_RATELIMIT_REPLY_TOKENS", "200", "BOT_CACHE_ENABLED", "false")
 	a, b := startBot(t, env), startBot(t, env)
 	const budget = 2000
 	secret, k := createKey(t, r, auth.Spec{Limits: auth.Limits{TokenBudget: budget}})
@@ -115,8 +117,7 @@ func TestTokenBudgetAcrossInstances(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// One reservation: the JSON body's tokens plus the 40 of a reply.
-	reservation := int64(ratelimit.Tokens(chatBody("b15-999", "tell me something about budgets")) + 40)
+	reservation := int64(ratelimit.Tokens(chatBody("b15-999", "tell me something about budgets")) + 400)
 	t.Logf("budget %d: spent %d over two instances (one reservation is %d tokens)", budget, u.Spent, reservation)
 	if u.Spent > budget+reservation || u.Spent < budget-reservation || u.Reserved != 0 || exhausted.Load() != 16 {
 		t.Fatalf("usage %+v after %d refusals: want spend within one reservation of %d", u, exhausted.Load(), budget)

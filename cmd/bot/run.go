@@ -157,7 +157,7 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, logger *slo
 		Ping:     store.Check,
 		Breakers: router.Breakers, Instance: cfg.Server.InstanceName,
 		Auth: g.auth, AuthDisabled: cfg.Auth.Disabled, AdminKey: cfg.Auth.AdminKey, TokenTTL: cfg.Auth.Token.TTL,
-		Limiter: g.limiter, Limits: httpapi.Limits{PerIP: cfg.RateLimit.PerIP, PerKey: cfg.RateLimit.PerKey, ReplyTokens: replyTokens(cfg)},
+		Limiter: g.limiter, Limits: httpapi.Limits{PerIP: cfg.RateLimit.PerIP, PerKey: cfg.RateLimit.PerKey, TurnTokens: turnTokens(cfg)},
 		TrustedProxies: g.proxies, CORSOrigins: cfg.Server.CORS.AllowOrigins, CORSMaxAge: cfg.Server.CORS.MaxAge, Filter: g.filter,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, MaxWebhookBodyBytes: cfg.Server.MaxWebhookBodyBytes, MaxHeaderCount: cfg.Server.MaxHeaderCount,
 		MaxMessageChars: cfg.Chat.MaxMessageChars,

@@ -206,6 +206,10 @@ type RateLimitConfig struct {
 	// ReplyTokens is the reply part of a turn's token estimate when
 	// llm.max_tokens is 0. Default 1024.
 	ReplyTokens int `mapstructure:"reply_tokens"`
+	// PromptTokens is the system prompt and history part of a turn's
+	// token estimate: what a turn may add to its request beyond the
+	// message. Default 2048.
+	PromptTokens int `mapstructure:"prompt_tokens"`
 }
 
 // FilterConfig is the content filter (seed 002's sensitive-word audit).

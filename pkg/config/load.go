@@ -103,6 +103,7 @@ var defaults = map[string]any{
 	"ratelimit.instances":        4,
 	"ratelimit.reservation_ttl":  "2m",
 	"ratelimit.reply_tokens":     1024,
+	"ratelimit.prompt_tokens":    2048,
 
 	"filter.words":  []string{},
 	"filter.action": "block",

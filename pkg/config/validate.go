@@ -253,6 +253,8 @@ func (c *Config) validateEdge(bad func(key, format string, args ...any) error) e
 		return bad("ratelimit.instances", "must be at least 1, got %d", r.Instances)
 	case r.ReplyTokens < 1:
 		return bad("ratelimit.reply_tokens", "must be at least 1, got %d", r.ReplyTokens)
+	case r.PromptTokens < 0:
+		return bad("ratelimit.prompt_tokens", "must not be negative, got %d", r.PromptTokens)
 	case r.ReservationTTL <= s.WriteTimeout:
 		return bad("ratelimit.reservation_ttl", "must be longer than server.write_timeout (%v), the longest turn; got %v", s.WriteTimeout, r.ReservationTTL)
 	}

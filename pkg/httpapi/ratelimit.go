@@ -21,8 +21,9 @@ type Limits struct {
 	PerIP int
 	// PerKey is requests per second of a key whose record sets none.
 	PerKey int
-	// ReplyTokens is the reply part of a turn's token estimate.
-	ReplyTokens int
+	// TurnTokens is a turn's token estimate beyond its request body: the
+	// system prompt and history it may add, and its reply.
+	TurnTokens int
 }
 
 const (
@@ -139,7 +140,7 @@ func (s *Server) limitKey() echo.MiddlewareFunc {
 }
 
 // quota admits a turn under its key's in-flight, tokens-per-minute and
-// budget limits: it reserves the message's tokens plus a reply's up front
+// budget limits: it reserves the body's tokens plus TurnTokens up front
 // and settles what the handler recorded with recordUsage at the end.
 func (s *Server) quota() echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
@@ -155,7 +156,7 @@ func (s *Server) quota() echo.MiddlewareFunc {
 				return err // over the limit: bodyLimit answers
 			}
 			r.Body = io.NopCloser(bytes.NewReader(body))
-			res, d, err := s.deps.Limiter.Reserve(r.Context(), p.KeyID, q, ratelimit.Tokens(string(body))+s.deps.Limits.ReplyTokens)
+			res, d, err := s.deps.Limiter.Reserve(r.Context(), p.KeyID, q, ratelimit.Tokens(string(body))+s.deps.Limits.TurnTokens)
 			if err != nil {
 				return err
 			}

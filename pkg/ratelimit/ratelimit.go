@@ -27,8 +27,9 @@
 //
 // # Errors
 //
-// When Redis cannot be reached the Fallback decides: FailClosed returns
-// ErrUnavailable (answer 503 with Retry-After); FailLocal limits on this
+// When Redis cannot be reached (or is full) the Fallback decides:
+// FailClosed returns ErrUnavailable or ErrFull (answer 503 with
+// Retry-After); FailLocal limits on this
 // instance to limit ÷ Instances (Decision.Local), except token budgets,
 // which cannot be accounted without Redis and return ErrUnavailable. Limits
 // never multiply and an outage is never an internal error.
@@ -59,6 +60,19 @@ const (
 // unreachable and the fallback is FailClosed (or the limit is a budget).
 var ErrUnavailable = fault.New(http.StatusServiceUnavailable, "store_unavailable",
 	"rate limits cannot be checked: Redis is unavailable", fault.Retry(time.Second))
+
+// ErrFull is ErrUnavailable's case of a Redis at maxmemory (noeviction),
+// which refuses the admissions' writes.
+var ErrFull = fault.New(http.StatusServiceUnavailable, "store_full",
+	"rate limits cannot be recorded: Redis is full (maxmemory)", fault.Retry(time.Second))
+
+// refusal is the error of a failed admission under FailClosed.
+func refusal(cause error) error {
+	if fault.RedisFull(cause) {
+		return errors.Join(ErrFull, cause)
+	}
+	return errors.Join(ErrUnavailable, cause)
+}
 
 // Rate is N requests per Per, in bursts of up to N; N = 0 is no limit.
 type Rate struct {
@@ -208,7 +222,7 @@ func (l *Limiter) fallback(scope, id string, r Rate, cause error) (Decision, err
 	l.warn(scope, cause)
 	d := Decision{Scope: scope}
 	if l.opts.Fallback != FailLocal {
-		return d, errors.Join(ErrUnavailable, cause)
+		return d, refusal(cause)
 	}
 	return l.local.allow(scope+":"+id, r), nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"time"
 	"unicode/utf8"
@@ -147,7 +146,7 @@ func (l *Limiter) Reserve(ctx context.Context, id string, q Quota, estimate int)
 	}
 	l.warn("quota", err)
 	if l.opts.Fallback != FailLocal || q.Budget > 0 {
-		return nil, Decision{Scope: "quota"}, errors.Join(ErrUnavailable, err)
+		return nil, Decision{Scope: "quota"}, refusal(err)
 	}
 	d = l.local.reserve(id, q, estimate)
 	if !d.Allowed {
