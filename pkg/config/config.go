@@ -38,10 +38,11 @@ type Config struct {
 	FileSecrets []string `mapstructure:"-"`
 }
 
-// SecretKeys are the keys that hold secrets: never logged, and a file
-// holding one should be readable by its owner only.
+// SecretKeys are the keys that hold secrets (and so do llm.models[]'s
+// api_key and endpoints[].api_key): never logged, and a file holding one
+// should be readable by its owner only.
 var SecretKeys = []string{
-	"redis.password", "auth.api_key", "auth.api_keys", "auth.admin_key", "auth.token.secrets",
+	"redis.password", "server.metrics_token", "auth.api_key", "auth.api_keys", "auth.admin_key", "auth.token.secrets",
 	"llm.openai.api_key", "im.dingtalk.app_secret", "im.feishu.app_secret", "im.feishu.verification_token",
 	"im.feishu.encrypt_key", "im.onebot.secret", "im.onebot.access_token", "im.telegram.bot_token",
 	"im.telegram.secret_token",

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -185,6 +186,9 @@ var defaults = map[string]any{
 	"queue.dead_max_len":     10000,
 }
 
+// modelKeyRE finds a non-empty api_key in llm.models as fmt prints it.
+var modelKeyRE = regexp.MustCompile(`api_key:[^\s\]]`)
+
 // Sources are where Load reads from, lowest precedence first.
 type Sources struct {
 	// File is a YAML file; empty means none.
@@ -221,6 +225,9 @@ func Load(src Sources) (*Config, error) {
 			if s := v.GetStringSlice(k); v.InConfig(k) && len(s) > 0 && s[0] != "" {
 				fileSecrets = append(fileSecrets, k)
 			}
+		}
+		if modelKeyRE.MatchString(fmt.Sprint(v.Get("llm.models"))) {
+			fileSecrets = append(fileSecrets, "llm.models[].api_key")
 		}
 	}
 	if src.Getenv != nil {

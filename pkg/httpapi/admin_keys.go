@@ -20,9 +20,9 @@ func (s *Server) adminOnly() echo.MiddlewareFunc {
 			if s.deps.AdminKey == "" || s.deps.Auth == nil {
 				return newError(http.StatusNotFound, "admin_off", "the admin API is off: set auth.admin_key (BOT_AUTH_ADMIN_KEY)")
 			}
-			cred, _ := bearer(c.Request().Header.Get("Authorization"))
+			cred, isBearer := bearer(c.Request().Header.Get("Authorization"))
 			got := sha256.Sum256([]byte(cred))
-			ok := subtle.ConstantTimeCompare(got[:], want[:]) == 1
+			ok := subtle.ConstantTimeCompare(got[:], want[:]) == 1 && isBearer
 			if !ok {
 				s.deps.Auth.Count("admin", auth.ErrAdminRequired)
 				return auth.ErrAdminRequired

@@ -29,7 +29,10 @@ func (s *Server) authenticate() echo.MiddlewareFunc {
 			p := anonymous
 			if !s.deps.AuthDisabled {
 				var err error
-				cred, _ := bearer(c.Request().Header.Get("Authorization"))
+				cred, ok := bearer(c.Request().Header.Get("Authorization"))
+				if !ok {
+					cred = "" // another scheme is no credential
+				}
 				p, err = s.deps.Auth.Authenticate(c.Request().Context(), cred, clientIP(c))
 				if err != nil {
 					return err

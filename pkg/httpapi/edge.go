@@ -67,10 +67,13 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 
 func (b *limitedBody) Close() error { return b.rc.Close() }
 
-// bodyLimit bounds a route's request bodies to limit bytes. A larger body
-// gets its 413 JSON answer, then up to lingerBytes of it are read and
-// discarded before the connection closes.
+// bodyLimit bounds a route's request bodies to limit bytes (0:
+// MaxBodyBytes). A larger body gets its 413 JSON answer, then up to
+// lingerBytes of it are read and discarded before the connection closes.
 func (s *Server) bodyLimit(limit int64) echo.MiddlewareFunc {
+	if limit <= 0 {
+		limit = s.deps.MaxBodyBytes
+	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			r := c.Request()
