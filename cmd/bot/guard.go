@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"log/slog"
-	"net/http"
 	"net/netip"
 	"os"
 
@@ -71,12 +69,10 @@ func (g *guards) admitIM(perMinute int) func(ctx context.Context, m *im.Message)
 		if g.limiter == nil {
 			return "", nil
 		}
-		// The platform is the conversation's tenant.
-		id := auth.IM(m.Platform).Tenant + ":" + m.Conversation
-		d, err := g.limiter.Allow(ctx, "conversation", id, ratelimit.PerMinute(perMinute))
-		if errors.Is(err, ratelimit.ErrUnavailable) {
-			return "", &im.Error{Status: http.StatusServiceUnavailable, Code: "store_unavailable", Message: "rate limits cannot be checked: Redis is unavailable"}
-		}
+		// The conversation's key starts with its platform (im:<platform>:…),
+		// the IM tenant. Redis down: ratelimit's ErrUnavailable, a 503 the
+		// platform retries.
+		d, err := g.limiter.Allow(ctx, "conversation", m.Conversation, ratelimit.PerMinute(perMinute))
 		if err != nil {
 			return "", err
 		}

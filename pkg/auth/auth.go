@@ -33,8 +33,9 @@
 // # Tenancy
 //
 // A managed key's tenant is its id; bootstrap keys share the default
-// tenant "" (what the single shared API_KEY always had); an IM platform's
-// tenant is "im:<platform>".
+// tenant "" (chat.DefaultTenant, what the single shared API_KEY always
+// had). pkg/chat namespaces conversations by chat.Request.Tenant; IM
+// platforms are tenants of their own there.
 //
 // # Errors
 //
@@ -58,7 +59,6 @@ const (
 	KindBootstrap = "bootstrap"
 	KindKey       = "key"
 	KindToken     = "token"
-	KindIM        = "im"
 )
 
 // Limits are a key's own rate limits and quotas; zero means none of its own.
@@ -76,10 +76,10 @@ type Limits struct {
 
 // Principal is the authenticated caller of a request.
 type Principal struct {
-	// Kind is KindBootstrap, KindKey, KindToken or KindIM.
+	// Kind is KindBootstrap, KindKey or KindToken.
 	Kind string
-	// KeyID is the managed key's id, "bootstrap-<hash prefix>" for a
-	// bootstrap key, the platform for IM.
+	// KeyID is the managed key's id, or "bootstrap-<hash prefix>" for a
+	// bootstrap key.
 	KeyID string
 	// Tenant namespaces the caller's conversations, idempotency records,
 	// streams and cache entries.
@@ -99,11 +99,6 @@ type Principal struct {
 // AllowsModel reports whether the principal may use model.
 func (p *Principal) AllowsModel(model string) bool {
 	return len(p.Models) == 0 || slices.Contains(p.Models, model)
-}
-
-// IM returns the principal of an IM platform's webhooks: its own tenant.
-func IM(platform string) *Principal {
-	return &Principal{Kind: KindIM, KeyID: platform, Tenant: "im:" + platform}
 }
 
 type principalKey struct{}
