@@ -6,7 +6,7 @@ API_KEY ?= dev-key
 PORT    ?= 8080
 CONFIG  ?= $(wildcard config.yaml)
 
-.PHONY: help build test test-k8s stress vet deps run bench soak bench-go clean fleet fleet-down fleet-status chaos
+.PHONY: help build test test-k8s stress vet deps run bench soak bench-go clean fleet fleet-down fleet-status chaos fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -26,8 +26,9 @@ vet:
 	$(GO) vet ./...
 	cd $(K8S_CHECK) && $(GO) vet ./...
 
-test: deps vet ## vet and run every test with the race detector; then the k8s manifests' check
+test: deps vet ## vet, every test with the race detector, each fuzz target for 2s, then the k8s manifests' check
 	$(GO) test -race -count=1 -timeout 15m ./...
+	@GO=$(GO) FUZZTIME=2s scripts/fuzz.sh
 	$(MAKE) test-k8s
 
 # Without -race: the check's own code is small, and the race build of
@@ -35,6 +36,9 @@ test: deps vet ## vet and run every test with the race detector; then the k8s ma
 # compiles kube-apiserver (minutes); the go command caches it.
 test-k8s: ## the Kubernetes manifests: kustomize build, server-side dry run on kube-apiserver + etcd
 	cd $(K8S_CHECK) && $(GO) test -count=1 -timeout 30m ./...
+
+fuzz: ## run each fuzz target for FUZZTIME (default 1m); crashers land in testdata/fuzz/ as regression tests
+	@GO=$(GO) FUZZTIME=$(or $(FUZZTIME),1m) scripts/fuzz.sh
 
 # The packages whose code runs concurrently, for make stress.
 STRESS_PKGS := ./pkg/memory ./pkg/chat ./pkg/stream ./pkg/queue ./pkg/im ./pkg/llm ./pkg/httpapi

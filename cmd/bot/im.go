@@ -33,7 +33,8 @@ type imParts struct {
 
 // newIM builds the enabled platforms' adapters, the pipeline and the queue
 // consumer; a platform is on when its secret is configured.
-func newIM(cfg *config.Config, rdb redis.UniversalClient, svc *chat.Service, logger *slog.Logger, m *telemetry.Metrics) *imParts {
+func newIM(cfg *config.Config, rdb redis.UniversalClient, svc *chat.Service, logger *slog.Logger, m *telemetry.Metrics,
+	admit func(context.Context, *im.Message) (string, error)) *imParts {
 	c := cfg.IM
 	client := im.NewHTTPClient(c.SendTimeout)
 	var adapters []im.Adapter
@@ -93,7 +94,7 @@ func newIM(cfg *config.Config, rdb redis.UniversalClient, svc *chat.Service, log
 		UrgentKeywords: c.UrgentKeywords, BatchPrefixes: c.BatchPrefixes, BatchSenders: c.BatchSenders,
 		DedupTTL: c.DedupTTL, SendLease: c.SendLease, MaxMessageChars: cfg.Chat.MaxMessageChars,
 		Registerer: m.Registerer, Media: im.MediaOptions{MaxBytes: c.MediaMaxBytes, Types: c.MediaTypes},
-		StreamReplies: c.StreamReplies,
+		StreamReplies: c.StreamReplies, Admit: admit,
 	}, logger)
 	m.SetQueueStats(func(ctx context.Context) ([]telemetry.QueueStat, int64, error) {
 		st, err := q.Stats(ctx)

@@ -81,6 +81,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	warnOpenSecrets(*configFile, cfg, logger)
 	return serve(ctx, cfg, ln, logger)
 }
 
@@ -152,13 +153,18 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, logger *slo
 		SystemPrompt: cfg.LLM.SystemPrompt, Model: router.Default(), CacheTTL: cacheTTL,
 		DefaultScope: cfg.Memory.DefaultScope, Streams: streams, Instance: cfg.Server.InstanceName, Registerer: metrics.Registerer,
 	})
-	ims := newIM(cfg, rdb, svc, logger, metrics)
+	g := newGuards(cfg, rdb, logger, metrics.Registerer)
+	defer g.auth.Close()
+	ims := newIM(cfg, rdb, svc, logger, metrics, g.admitIM(cfg.RateLimit.PerConversation))
 	api := httpapi.New(httpapi.Deps{
 		Logger: logger, Registerer: metrics.Registerer, Gatherer: metrics.Registry, Chat: svc,
 		Ping:     store.Check,
 		Breakers: router.Breakers, Instance: cfg.Server.InstanceName,
-		APIKeys: append([]string{cfg.Auth.APIKey}, cfg.Auth.APIKeys...), AuthDisabled: cfg.Auth.Disabled,
-		MaxBodyBytes: cfg.Server.MaxBodyBytes, MaxMessageChars: cfg.Chat.MaxMessageChars,
+		Auth: g.auth, AuthDisabled: cfg.Auth.Disabled, AdminKey: cfg.Auth.AdminKey, TokenTTL: cfg.Auth.Token.TTL,
+		Limiter: g.limiter, Limits: httpapi.Limits{PerIP: cfg.RateLimit.PerIP, PerKey: cfg.RateLimit.PerKey, TurnTokens: turnTokens(cfg)},
+		TrustedProxies: g.proxies, CORSOrigins: cfg.Server.CORS.AllowOrigins, CORSMaxAge: cfg.Server.CORS.MaxAge, Filter: g.filter,
+		MaxBodyBytes: cfg.Server.MaxBodyBytes, MaxWebhookBodyBytes: cfg.Server.MaxWebhookBodyBytes,
+		MaxHeaderCount: cfg.Server.MaxHeaderCount, MaxMessageChars: cfg.Chat.MaxMessageChars,
 		Pprof: cfg.Server.Pprof, Tracing: tracing, Webhooks: ims.pipeline, Queues: ims.queues, Models: router.Models,
 		MetricsElsewhere: cfg.Server.MetricsListen != "", MetricsToken: cfg.Server.MetricsToken,
 		Links: ims.healthLinks(), OneBotWS: ims.onebotWS,
@@ -168,7 +174,8 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, logger *slo
 	srv := &http.Server{
 		Handler:           api.Handler(),
 		ReadTimeout:       cfg.Server.ReadTimeout,
-		ReadHeaderTimeout: cfg.Server.ReadTimeout,
+		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
+		MaxHeaderBytes:    cfg.Server.MaxHeaderBytes,
 		WriteTimeout:      cfg.Server.WriteTimeout,
 		IdleTimeout:       cfg.Server.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),

@@ -27,6 +27,7 @@ const apiKey = "test-key"
 type instance struct {
 	url  string
 	stop func() error
+	logs *testenv.Buffer
 }
 
 // startBot runs an instance with env on a port of its own choosing (port 0,
@@ -40,12 +41,16 @@ func startBot(t *testing.T, env map[string]string) *instance {
 		full[k] = v
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	var logs testenv.Buffer
+	logs := &testenv.Buffer{}
+	args := []string{"bot"}
+	if f := full["test.config"]; f != "" {
+		args = append(args, "--config", f)
+	}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"bot"}, func(k string) string { return full[k] }, io.Discard, &logs)
+		done <- run(ctx, args, func(k string) string { return full[k] }, io.Discard, io.MultiWriter(logs, &allLogs))
 	}()
-	inst := &instance{}
+	inst := &instance{logs: logs}
 	var once sync.Once
 	var stopErr error
 	inst.stop = func() error {

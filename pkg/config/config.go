@@ -26,8 +26,26 @@ type Config struct {
 	IM     IMConfig     `mapstructure:"im"`
 	Queue  QueueConfig  `mapstructure:"queue"`
 	Stream StreamConfig `mapstructure:"stream"`
+	// RateLimit is the fleet-wide rate limits and quotas.
+	RateLimit RateLimitConfig `mapstructure:"ratelimit"`
+	// Filter is the content filter.
+	Filter FilterConfig `mapstructure:"filter"`
 	// Telemetry is trace export.
 	Telemetry TelemetryConfig `mapstructure:"telemetry"`
+
+	// FileSecrets are the secret keys (SecretKeys) that the YAML file set,
+	// so that a world-readable file holding them can be warned about.
+	FileSecrets []string `mapstructure:"-"`
+}
+
+// SecretKeys are the keys that hold secrets (and so do llm.models[]'s
+// api_key and endpoints[].api_key): never logged, and a file holding one
+// should be readable by its owner only.
+var SecretKeys = []string{
+	"redis.password", "server.metrics_token", "auth.api_key", "auth.api_keys", "auth.admin_key", "auth.token.secrets",
+	"llm.openai.api_key", "im.dingtalk.app_secret", "im.feishu.app_secret", "im.feishu.verification_token",
+	"im.feishu.encrypt_key", "im.onebot.secret", "im.onebot.access_token", "im.telegram.bot_token",
+	"im.telegram.secret_token",
 }
 
 // TelemetryConfig is OpenTelemetry trace export.
@@ -63,16 +81,40 @@ type ServerConfig struct {
 	ShutdownGrace time.Duration `mapstructure:"shutdown_grace"`
 	// ReadTimeout bounds reading a request. Default 10s.
 	ReadTimeout time.Duration `mapstructure:"read_timeout"`
+	// ReadHeaderTimeout bounds reading a request's headers, against slow
+	// clients holding connections (slowloris). Default 5s.
+	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout"`
 	// WriteTimeout bounds writing a response, LLM time included. Default 90s.
 	WriteTimeout time.Duration `mapstructure:"write_timeout"`
 	// IdleTimeout closes idle keep-alive connections. Default 75s, longer
 	// than nginx's upstream keepalive_timeout.
 	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
-	// MaxBodyBytes is the largest request body accepted. Default 65536.
+	// MaxBodyBytes is the largest chat request body accepted. Default 65536.
 	MaxBodyBytes int64 `mapstructure:"max_body_bytes"`
+	// MaxWebhookBodyBytes is the largest IM webhook body. Default 262144.
+	MaxWebhookBodyBytes int64 `mapstructure:"max_webhook_body_bytes"`
+	// MaxHeaderBytes bounds a request's header block. Default 32768.
+	MaxHeaderBytes int `mapstructure:"max_header_bytes"`
+	// MaxHeaderCount bounds the number of header fields. Default 100.
+	MaxHeaderCount int `mapstructure:"max_header_count"`
+	// TrustedProxies are the peers (addresses or CIDR prefixes) whose
+	// X-Forwarded-For and X-Real-IP name the client; from anyone else those
+	// headers are ignored. Default 127.0.0.1/32, ::1/128 (the local nginx).
+	TrustedProxies []string `mapstructure:"trusted_proxies"`
+	// CORS lets browser clients of other origins call the API.
+	CORS CORSConfig `mapstructure:"cors"`
 	// Pprof serves net/http/pprof under /debug/pprof/ (behind the API
 	// key). Default false.
 	Pprof bool `mapstructure:"pprof"`
+}
+
+// CORSConfig is cross-origin access for browser clients (seed 001 §5.2).
+type CORSConfig struct {
+	// AllowOrigins are the origins allowed, e.g. https://chat.example.com;
+	// "*" allows any. Empty, the default, turns CORS off.
+	AllowOrigins []string `mapstructure:"allow_origins"`
+	// MaxAge is how long a browser may cache a preflight answer. Default 10m.
+	MaxAge time.Duration `mapstructure:"max_age"`
 }
 
 // LogConfig is structured logging.
@@ -158,6 +200,66 @@ type AuthConfig struct {
 	APIKeys []string `mapstructure:"api_keys"`
 	// Disabled accepts every request without a key. Default false.
 	Disabled bool `mapstructure:"disabled"`
+	// AdminKey guards /admin/api/...; empty turns the admin API off.
+	AdminKey string `mapstructure:"admin_key"`
+	// CacheTTL bounds how long an instance uses a key record it read from
+	// Redis (changes are pushed at once anyway). Default 30s.
+	CacheTTL time.Duration `mapstructure:"cache_ttl"`
+	// Token is access tokens (POST /auth/token).
+	Token TokenConfig `mapstructure:"token"`
+}
+
+// TokenConfig is access tokens: JWTs issued for an API key.
+type TokenConfig struct {
+	// Secrets are "kid:secret" entries (each secret at least 32 bytes): the
+	// first signs, all verify. Empty, the default, turns tokens off.
+	Secrets []string `mapstructure:"secrets"`
+	// TTL is a token's life. Default 15m.
+	TTL time.Duration `mapstructure:"ttl"`
+	// Issuer (iss) default botfleet; Audience (aud) default botfleet-api.
+	Issuer   string `mapstructure:"issuer"`
+	Audience string `mapstructure:"audience"`
+	// Leeway absorbs clock skew between instances. Default 5s.
+	Leeway time.Duration `mapstructure:"leeway"`
+}
+
+// RateLimitConfig is the fleet-wide limits, counted in Redis.
+type RateLimitConfig struct {
+	// Enabled default true.
+	Enabled bool `mapstructure:"enabled"`
+	// PerIP is requests per second per client IP (seed 000). Default 1000;
+	// 0 turns it off.
+	PerIP int `mapstructure:"per_ip"`
+	// PerKey is requests per second per API key whose record sets none.
+	// Default 0 (none).
+	PerKey int `mapstructure:"per_key"`
+	// PerConversation is IM messages per minute per conversation. Default 30.
+	PerConversation int `mapstructure:"per_conversation"`
+	// OnRedisError is closed (503 + Retry-After) or local (limit ÷
+	// instances on each instance). Default closed.
+	OnRedisError string `mapstructure:"on_redis_error"`
+	// Instances is the fleet size the local fallback divides by. Default 4.
+	Instances int `mapstructure:"instances"`
+	// ReservationTTL frees the quota of a turn whose instance died; longer
+	// than server.write_timeout. Default 2m.
+	ReservationTTL time.Duration `mapstructure:"reservation_ttl"`
+	// ReplyTokens is the reply part of a turn's token estimate when
+	// llm.max_tokens is 0. Default 1024.
+	ReplyTokens int `mapstructure:"reply_tokens"`
+	// PromptTokens is the system prompt and history part of a turn's
+	// token estimate: what a turn may add to its request beyond the
+	// message. Default 2048.
+	PromptTokens int `mapstructure:"prompt_tokens"`
+}
+
+// FilterConfig is the content filter (seed 002's sensitive-word audit).
+type FilterConfig struct {
+	// Words are matched case-insensitively anywhere in a message. Empty,
+	// the default, turns the filter off.
+	Words []string `mapstructure:"words"`
+	// Action is block (refuse the message) or flag (answer it, log and
+	// count it). Default block.
+	Action string `mapstructure:"action"`
 }
 
 // MemoryConfig is conversation memory.

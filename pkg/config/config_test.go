@@ -109,6 +109,12 @@ func TestBadConfigIsOneClearLine(t *testing.T) {
 		{"tls ca missing", "", map[string]string{"API_KEY": "k", "BOT_REDIS_TLS_ENABLED": "true", "BOT_REDIS_TLS_CA_FILE": "/nonexistent/ca.pem"}, "redis.tls.ca_file: open /nonexistent/ca.pem"},
 		{"tls cert without key", "", map[string]string{"API_KEY": "k", "BOT_REDIS_TLS_ENABLED": "true", "BOT_REDIS_TLS_CERT_FILE": "/c.pem"}, "set both"},
 		{"negative reclaim", "", map[string]string{"API_KEY": "k", "BOT_QUEUE_RECLAIM_INTERVAL": "-1s"}, "queue.reclaim_interval"},
+		{"bad trusted proxy", "", map[string]string{"API_KEY": "k", "BOT_SERVER_TRUSTED_PROXIES": "10.0.0.0/33"}, "server.trusted_proxies"},
+		{"short token secret", "", map[string]string{"API_KEY": "k", "BOT_AUTH_TOKEN_SECRETS": "k1:tooshort"}, "auth.token.secrets: entry 1 (kid k1)"},
+		{"admin key is an api key", "", map[string]string{"API_KEY": "same-key-0123456789", "BOT_AUTH_ADMIN_KEY": "same-key-0123456789"}, "auth.admin_key"},
+		{"fallback", "", map[string]string{"API_KEY": "k", "BOT_RATELIMIT_ON_REDIS_ERROR": "open"}, "ratelimit.on_redis_error"},
+		{"reservation shorter than a turn", "", map[string]string{"API_KEY": "k", "BOT_RATELIMIT_RESERVATION_TTL": "30s"}, "ratelimit.reservation_ttl"},
+		{"empty filter word", "", map[string]string{"API_KEY": "k", "BOT_FILTER_WORDS": "bad, ,worse"}, "filter.words"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -235,5 +241,23 @@ llm:
 		if err == nil || !strings.Contains(err.Error(), key) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s: %v, want one line naming %s", body, err, key)
 		}
+	}
+}
+
+func TestSecretsInTheFileAreNamedAndNeverShown(t *testing.T) {
+	file := writeFile(t, "auth:\n  api_key: file-secret-1\n  admin_key: \"\"\nim:\n  onebot:\n    secret: file-secret-2\n    api_url: http://127.0.0.1:3000\n")
+	c, err := Load(Sources{File: file, Getenv: env(map[string]string{"BOT_AUTH_TOKEN_SECRETS": "k:" + strings.Repeat("s", 32)})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.FileSecrets, ",") != "auth.api_key,im.onebot.secret" {
+		t.Fatalf("file secrets %v", c.FileSecrets)
+	}
+	_, err = Load(Sources{File: file, Getenv: env(map[string]string{"BOT_AUTH_TOKEN_SECRETS": "k:file-secret-3"})})
+	if err == nil || strings.Contains(err.Error(), "file-secret") {
+		t.Fatalf("error %v must not show the secret", err)
+	}
+	if _, err := Load(Sources{Client: true}); err != nil {
+		t.Fatalf("a client needs no API key: %v", err)
 	}
 }

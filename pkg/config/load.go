@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,6 +56,14 @@ var defaults = map[string]any{
 	"server.max_body_bytes": 65536,
 	"server.pprof":          false,
 
+	"server.read_header_timeout":    "5s",
+	"server.max_webhook_body_bytes": 262144,
+	"server.max_header_bytes":       32768,
+	"server.max_header_count":       100,
+	"server.trusted_proxies":        []string{"127.0.0.1/32", "::1/128"},
+	"server.cors.allow_origins":     []string{},
+	"server.cors.max_age":           "10m",
+
 	"log.level":  "info",
 	"log.file":   "",
 	"log.format": "json",
@@ -90,6 +99,27 @@ var defaults = map[string]any{
 	"auth.api_key":  "",
 	"auth.api_keys": []string{},
 	"auth.disabled": false,
+
+	"auth.admin_key":      "",
+	"auth.cache_ttl":      "30s",
+	"auth.token.secrets":  []string{},
+	"auth.token.ttl":      "15m",
+	"auth.token.issuer":   "botfleet",
+	"auth.token.audience": "botfleet-api",
+	"auth.token.leeway":   "5s",
+
+	"ratelimit.enabled":          true,
+	"ratelimit.per_ip":           1000,
+	"ratelimit.per_key":          0,
+	"ratelimit.per_conversation": 30,
+	"ratelimit.on_redis_error":   "closed",
+	"ratelimit.instances":        4,
+	"ratelimit.reservation_ttl":  "2m",
+	"ratelimit.reply_tokens":     1024,
+	"ratelimit.prompt_tokens":    2048,
+
+	"filter.words":  []string{},
+	"filter.action": "block",
 
 	"memory.max_entries":     mem.MaxEntries,
 	"memory.idle_ttl":        mem.IdleTTL.String(),
@@ -184,6 +214,9 @@ var defaults = map[string]any{
 	"queue.dead_max_len":     10000,
 }
 
+// modelKeyRE finds a non-empty api_key in llm.models as fmt prints it.
+var modelKeyRE = regexp.MustCompile(`api_key:[^\s\]]`)
+
 // Sources are where Load reads from, lowest precedence first.
 type Sources struct {
 	// File is a YAML file; empty means none.
@@ -192,12 +225,16 @@ type Sources struct {
 	Getenv func(string) string
 	// Flags are values given on the command line, by key.
 	Flags map[string]string
+	// Client is set by tools that only talk to Redis (botctl): the checks
+	// of what a serving instance needs (a credential) are skipped.
+	Client bool
 }
 
 // Load reads the configuration from src and validates it. Its error is one
 // line that names the key and the problem.
 func Load(src Sources) (*Config, error) {
 	v := viper.New()
+	var fileSecrets []string
 	for k, d := range defaults {
 		v.SetDefault(k, d)
 	}
@@ -211,6 +248,14 @@ func Load(src Sources) (*Config, error) {
 			if _, ok := defaults[k]; !ok && !underList(k) {
 				return nil, fmt.Errorf("config: %s: unknown key in %s", k, src.File)
 			}
+		}
+		for _, k := range SecretKeys {
+			if s := v.GetStringSlice(k); v.InConfig(k) && len(s) > 0 && s[0] != "" {
+				fileSecrets = append(fileSecrets, k)
+			}
+		}
+		if modelKeyRE.MatchString(fmt.Sprint(v.Get("llm.models"))) {
+			fileSecrets = append(fileSecrets, "llm.models[].api_key")
 		}
 	}
 	if src.Getenv != nil {
@@ -236,11 +281,12 @@ func Load(src Sources) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %s", decodeError(err))
 	}
+	c.FileSecrets = fileSecrets
 	c.Log.Level = strings.ToLower(c.Log.Level)
 	if c.Server.InstanceName == "" && c.Server.Port != 0 {
 		c.Server.InstanceName = "bot-instance-" + strconv.Itoa(c.Server.Port)
 	}
-	if err := c.validate(); err != nil {
+	if err := c.validate(src.Client); err != nil {
 		return nil, err
 	}
 	return &c, nil

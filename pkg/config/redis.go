@@ -5,12 +5,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"github.com/botfleet/botfleet/pkg/confparse"
 	"net"
 	"os"
 	"strconv"
 
+	"github.com/botfleet/botfleet/pkg/confparse"
 	"github.com/botfleet/botfleet/pkg/memory"
+	"github.com/redis/go-redis/v9"
 )
 
 // The Redis topologies, as RedisConfig.Topology names them.
@@ -119,4 +120,34 @@ func (c *Config) validateRedis(bad func(key, format string, args ...any) error) 
 		return fmt.Errorf("config: %s", confparse.OneLine(err))
 	}
 	return nil
+}
+
+// Options are the client options of the configured topology for a client
+// named name; the bot and botctl share them. Its errors are TLSConfig's.
+func (r RedisConfig) Options(name string) (*redis.UniversalOptions, error) {
+	tlsConfig, err := r.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	return &redis.UniversalOptions{
+		Addrs:            r.Endpoints(),
+		IsClusterMode:    r.Topology() == Cluster,
+		MasterName:       r.MasterName,
+		Username:         r.Username,
+		Password:         r.Password,
+		SentinelUsername: r.SentinelUsername,
+		SentinelPassword: r.SentinelPassword,
+		DB:               r.DB,
+		TLSConfig:        tlsConfig,
+		ClientName:       name,
+		PoolSize:         r.PoolSize,
+		DialTimeout:      r.DialTimeout,
+		// One dial per attempt: while Redis is down a turn should fail
+		// over (503, nginx tries the next instance) in milliseconds, not
+		// after go-redis's default five dials per attempt.
+		DialerRetries: 1,
+		ReadTimeout:   r.ReadTimeout,
+		WriteTimeout:  r.WriteTimeout,
+		MaxRetries:    r.MaxRetries,
+	}, nil
 }

@@ -2,14 +2,16 @@ package config
 
 import (
 	"fmt"
+	"github.com/botfleet/botfleet/pkg/auth"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
 )
 
-// validate checks what the types cannot; its error names the key.
-func (c *Config) validate() error {
+// validate checks what the types cannot; its error names the key. A
+// client (botctl) needs no credential of its own.
+func (c *Config) validate(client bool) error {
 	bad := func(key, format string, args ...any) error {
 		return fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...))
 	}
@@ -27,6 +29,11 @@ func (c *Config) validate() error {
 		{"server.read_timeout", c.Server.ReadTimeout},
 		{"server.write_timeout", c.Server.WriteTimeout},
 		{"server.idle_timeout", c.Server.IdleTimeout},
+		{"server.read_header_timeout", c.Server.ReadHeaderTimeout},
+		{"server.cors.max_age", c.Server.CORS.MaxAge},
+		{"auth.cache_ttl", c.Auth.CacheTTL},
+		{"auth.token.ttl", c.Auth.Token.TTL},
+		{"ratelimit.reservation_ttl", c.RateLimit.ReservationTTL},
 		{"redis.dial_timeout", c.Redis.DialTimeout},
 		{"redis.read_timeout", c.Redis.ReadTimeout},
 		{"redis.write_timeout", c.Redis.WriteTimeout},
@@ -80,7 +87,7 @@ func (c *Config) validate() error {
 		return bad("llm.breaker.failures", "must be at least 1")
 	case c.LLM.Breaker.HalfOpenRequests < 1:
 		return bad("llm.breaker.half_open_requests", "must be at least 1")
-	case !c.Auth.Disabled && c.Auth.APIKey == "" && len(c.Auth.APIKeys) == 0:
+	case !client && !c.Auth.Disabled && c.Auth.APIKey == "" && len(c.Auth.APIKeys) == 0:
 		return bad("auth.api_key", "required: set API_KEY (or auth.api_keys, or auth.disabled: true for a closed network)")
 	case c.LLM.Provider == "openai" && c.LLM.OpenAI.BaseURL == "":
 		return bad("llm.openai.base_url", "required with provider openai: set MODEL_ENDPOINT, e.g. http://127.0.0.1:9998/v1")
@@ -106,7 +113,10 @@ func (c *Config) validate() error {
 		oneOf("im.onebot.connections", c.IM.OneBot.Connections, "every", "one"),
 		oneOf("im.onebot.ws_endpoints", c.IM.OneBot.WSEndpoints, "universal", "split"),
 		c.validateRedis(bad),
+		oneOf("ratelimit.on_redis_error", c.RateLimit.OnRedisError, "closed", "local"),
+		oneOf("filter.action", c.Filter.Action, "block", "flag"),
 		c.validateIM(bad),
+		c.validateEdge(bad),
 	} {
 		if err != nil {
 			return err
@@ -236,4 +246,47 @@ func telegramSecret(s string) bool {
 		}
 	}
 	return true
+}
+
+// validateEdge checks the listener's limits, auth and the rate limits.
+func (c *Config) validateEdge(bad func(key, format string, args ...any) error) error {
+	s, a, r := c.Server, c.Auth, c.RateLimit
+	for _, p := range s.TrustedProxies {
+		if _, err := auth.ParsePrefix(p); err != nil {
+			return bad("server.trusted_proxies", "%v", err)
+		}
+	}
+	if _, err := auth.ParseSecrets(a.Token.Secrets); err != nil {
+		return bad("auth.token.secrets", "%v", err)
+	}
+	switch {
+	case s.MaxWebhookBodyBytes < 1024:
+		return bad("server.max_webhook_body_bytes", "must be at least 1024, got %d", s.MaxWebhookBodyBytes)
+	case s.MaxHeaderBytes < 4096:
+		return bad("server.max_header_bytes", "must be at least 4096, got %d", s.MaxHeaderBytes)
+	case s.MaxHeaderCount < 16:
+		return bad("server.max_header_count", "must be at least 16, got %d", s.MaxHeaderCount)
+	case a.AdminKey != "" && len(a.AdminKey) < 16:
+		return bad("auth.admin_key", "must be at least 16 characters")
+	case a.AdminKey != "" && (a.AdminKey == a.APIKey || slices.Contains(a.APIKeys, a.AdminKey)):
+		return bad("auth.admin_key", "must differ from every API key")
+	case a.Token.Leeway < 0:
+		return bad("auth.token.leeway", "must not be negative, got %v", a.Token.Leeway)
+	case r.PerIP < 0 || r.PerKey < 0 || r.PerConversation < 0:
+		return bad("ratelimit", "per_ip, per_key and per_conversation must not be negative")
+	case r.Instances < 1:
+		return bad("ratelimit.instances", "must be at least 1, got %d", r.Instances)
+	case r.ReplyTokens < 1:
+		return bad("ratelimit.reply_tokens", "must be at least 1, got %d", r.ReplyTokens)
+	case r.PromptTokens < 0:
+		return bad("ratelimit.prompt_tokens", "must not be negative, got %d", r.PromptTokens)
+	case r.ReservationTTL <= s.WriteTimeout:
+		return bad("ratelimit.reservation_ttl", "must be longer than server.write_timeout (%v), the longest turn; got %v", s.WriteTimeout, r.ReservationTTL)
+	}
+	for _, w := range c.Filter.Words {
+		if strings.TrimSpace(w) == "" {
+			return bad("filter.words", "an empty word would match every message")
+		}
+	}
+	return nil
 }

@@ -175,7 +175,10 @@ func (f *testFleet) env() []string {
 	env = append(env,
 		"BOT_BIN="+filepath.Join(binDir, "bot"), "RUN_DIR="+f.runDir, "LOG_DIR="+f.logDir, "CONFIG=",
 		"REDIS_HOST=127.0.0.1", "REDIS_PORT="+strconv.Itoa(f.Redis.Port), "API_KEY="+apiKey,
-		"GRACE=10", "BOT_LOG_FORMAT=text")
+		"GRACE=10", "BOT_LOG_FORMAT=text",
+		// Every client of these tests is 127.0.0.1: a sequential stream can
+		// outrun the per-IP limit (1000/s), which is not under test here.
+		"BOT_RATELIMIT_PER_IP=0")
 	return append(env, f.extraEnv...)
 }
 

@@ -83,10 +83,13 @@ func (s *Server) handleChat() echo.HandlerFunc {
 			Scope: req.Scope, SessionID: req.SessionID, UserID: req.UserID, GroupID: req.GroupID,
 			ID: id, Message: req.Message, Model: req.Model, Endpoint: "chat",
 		}
+		if err := s.admitTurn(c, &creq); err != nil {
+			return err
+		}
 		if req.Stream {
 			return s.streamChat(c, creq)
 		}
-		res, err := s.deps.Chat.Turn(c.Request().Context(), creq)
+		res, err := s.turn(c, c.Request().Context(), creq)
 		if err != nil {
 			return err
 		}
@@ -134,7 +137,7 @@ func (s *Server) streamChat(c echo.Context, creq chat.Request) error {
 		}
 		return err
 	}
-	res, err := s.deps.Chat.Turn(ctx, creq)
+	res, err := s.turn(st.c, ctx, creq)
 	return st.finish(err, func() error { return st.send("", "done", s.chatResponse(res)) })
 }
 
@@ -206,7 +209,7 @@ func (s *Server) handleResume() echo.HandlerFunc {
 		}
 		st := s.newStream(c)
 		defer st.sse.close()
-		creq := chat.Request{ID: id, After: c.Request().Header.Get("Last-Event-ID")}
+		creq := chat.Request{Tenant: principal(c).Tenant, ID: id, After: c.Request().Header.Get("Last-Event-ID")}
 		creq.Stream = func(ev chat.Event) error {
 			if ev.Kind == "start" {
 				st.hold(ev)

@@ -53,7 +53,7 @@ func decode[T validator](s *Server, c echo.Context, mode ...strictness) (T, erro
 }
 
 // readBody reads a request body of the content type want ("" takes any),
-// at most MaxBodyBytes of it.
+// at most its route's limit (bodyLimit), else MaxBodyBytes.
 func readBody(s *Server, c echo.Context, want string) ([]byte, error) {
 	r := c.Request()
 	if want != "" {
@@ -61,13 +61,14 @@ func readBody(s *Server, c echo.Context, want string) ([]byte, error) {
 			return nil, newError(http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be "+want)
 		}
 	}
-	if r.ContentLength > s.deps.MaxBodyBytes {
-		return nil, tooLarge(s.deps.MaxBodyBytes)
+	limit := s.bodyLimitOf(c)
+	if r.ContentLength > limit {
+		return nil, tooLarge(limit)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, s.deps.MaxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, limit))
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return nil, tooLarge(s.deps.MaxBodyBytes)
+		return nil, tooLarge(limit)
 	}
 	if err != nil {
 		return nil, newError(http.StatusBadRequest, "invalid_request", "could not read the body: "+err.Error())

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
 	"net/http"
@@ -107,33 +106,6 @@ func (s *Server) recover() echo.MiddlewareFunc {
 				}
 			}()
 			return next(c)
-		}
-	}
-}
-
-// auth accepts a configured API key as a Bearer token.
-func (s *Server) auth() echo.MiddlewareFunc {
-	keys := make([][]byte, 0, len(s.deps.APIKeys))
-	for _, k := range s.deps.APIKeys {
-		if k != "" {
-			keys = append(keys, []byte(k))
-		}
-	}
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			if s.deps.AuthDisabled {
-				return next(c)
-			}
-			token, ok := bearer(c.Request().Header.Get("Authorization"))
-			if !ok {
-				return newError(http.StatusUnauthorized, "missing_token", "send Authorization: Bearer <api key>")
-			}
-			for _, k := range keys {
-				if subtle.ConstantTimeCompare([]byte(token), k) == 1 {
-					return next(c)
-				}
-			}
-			return newError(http.StatusUnauthorized, "invalid_token", "the API key is not valid")
 		}
 	}
 }

@@ -255,11 +255,14 @@ func (s *Server) handleCompletions() echo.HandlerFunc {
 			return err
 		}
 		creq := req.chatRequest(c, id)
+		if err := s.admitTurn(c, &creq); err != nil {
+			return err
+		}
 		cid := "chatcmpl-" + id
 		if req.Stream {
 			return s.streamCompletion(c, req, creq, cid)
 		}
-		res, err := s.deps.Chat.Turn(c.Request().Context(), creq)
+		res, err := s.turn(c, c.Request().Context(), creq)
 		if err != nil {
 			return err
 		}
@@ -321,7 +324,7 @@ func (s *Server) streamCompletion(c echo.Context, req *completionRequest, creq c
 		}
 		return nil
 	}
-	res, err := s.deps.Chat.Turn(ctx, creq)
+	res, err := s.turn(c, ctx, creq)
 	if err != nil && !st.sse.Started() {
 		return err
 	}

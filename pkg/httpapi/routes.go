@@ -18,26 +18,38 @@ func (s *Server) routes() {
 		e.Use(s.trace())
 	}
 	e.Use(s.observe(), s.recover())
+	if len(s.deps.CORSOrigins) > 0 {
+		e.Use(s.cors())
+	}
+	e.Use(s.limitIP())
 	e.GET("/health", s.handleHealth())
 	e.GET("/ready", s.handleReady())
 	if !s.deps.MetricsElsewhere {
 		e.GET("/metrics", echo.WrapHandler(s.Metrics()))
 	}
 
-	v1 := e.Group("/v1", s.auth())
+	v1 := e.Group("/v1", s.bodyLimit(s.deps.MaxBodyBytes), s.authenticate(), s.limitKey(), s.quota())
 	v1.POST("/chat", s.handleChat())
 	v1.GET("/chat/streams/:id", s.handleResume())
 	v1.POST("/chat/completions", s.handleCompletions())
 	v1.GET("/models", s.handleModels())
+	e.POST("/auth/token", s.handleToken(), s.bodyLimit(smallBodyBytes), s.authenticate(), s.limitKey())
 
-	e.POST("/webhook/:platform", s.handleWebhook())
+	e.POST("/webhook/:platform", s.handleWebhook(), s.bodyLimit(s.deps.MaxWebhookBodyBytes))
 	if s.deps.OneBotWS != nil {
 		e.GET("/onebot/v11/ws", echo.WrapHandler(s.deps.OneBotWS))
 	}
-	e.GET("/admin/queues", s.handleQueues(), s.auth())
+	e.GET("/admin/queues", s.handleQueues(), secure(), s.authenticate())
+	keys := e.Group("/admin/api", secure(), s.bodyLimit(smallBodyBytes), s.adminOnly())
+	keys.GET("/keys", s.handleKeys())
+	keys.POST("/keys", s.handleCreateKey())
+	keys.GET("/keys/:id", s.handleKey())
+	keys.DELETE("/keys/:id", s.handleRevokeKey())
+	keys.POST("/keys/:id/rotate", s.handleRotateKey())
+	keys.POST("/tokens/revoke", s.handleRevokeToken())
 
 	if s.deps.Pprof {
-		e.Group("/debug/pprof", s.auth()).Any("/*", echo.WrapHandler(http.HandlerFunc(pprofIndex)))
+		e.Group("/debug/pprof", s.authenticate()).Any("/*", echo.WrapHandler(http.HandlerFunc(pprofIndex)))
 	}
 }
 

@@ -6,11 +6,15 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/auth"
 	"github.com/botfleet/botfleet/pkg/chat"
+	"github.com/botfleet/botfleet/pkg/contentfilter"
 	"github.com/botfleet/botfleet/pkg/llm"
+	"github.com/botfleet/botfleet/pkg/ratelimit"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -29,12 +33,31 @@ type Deps struct {
 	Breakers func() map[string]string
 	// Instance is the instance name put in replies.
 	Instance string
-	// APIKeys are the accepted Bearer keys; AuthDisabled accepts anyone.
-	APIKeys      []string
+	// Auth checks Bearer credentials; AuthDisabled accepts anyone.
+	Auth         *auth.Authenticator
 	AuthDisabled bool
-	// MaxBodyBytes bounds request bodies; MaxMessageChars chat messages.
-	MaxBodyBytes    int64
-	MaxMessageChars int
+	// AdminKey guards /admin/api/...; empty turns it off. TokenTTL is the
+	// longest an access token lives.
+	AdminKey string
+	TokenTTL time.Duration
+	// Limiter applies Limits and the keys' quotas; nil limits nothing.
+	Limiter *ratelimit.Limiter
+	Limits  Limits
+	// TrustedProxies are the peers whose X-Forwarded-For / X-Real-IP are
+	// believed.
+	TrustedProxies []netip.Prefix
+	// CORSOrigins may call the API from a browser (none: CORS off); a
+	// preflight answer is cached CORSMaxAge.
+	CORSOrigins []string
+	CORSMaxAge  time.Duration
+	// Filter screens chat messages; nil lets everything through.
+	Filter *contentfilter.Filter
+	// MaxBodyBytes bounds chat request bodies, MaxWebhookBodyBytes
+	// webhooks'; MaxHeaderCount header fields; MaxMessageChars messages.
+	MaxBodyBytes        int64
+	MaxWebhookBodyBytes int64
+	MaxHeaderCount      int
+	MaxMessageChars     int
 	// Pprof serves net/http/pprof under /debug/pprof/, behind auth.
 	Pprof bool
 	// Tracing starts an OpenTelemetry server span per request.
@@ -89,12 +112,13 @@ func New(deps Deps) *Server {
 	s.echo.HideBanner = true
 	s.echo.HidePort = true
 	s.echo.HTTPErrorHandler = s.handleError
+	s.echo.IPExtractor = ipExtractor(deps.TrustedProxies)
 	s.routes()
 	return s
 }
 
 // Handler returns the API as an http.Handler.
-func (s *Server) Handler() http.Handler { return s.echo }
+func (s *Server) Handler() http.Handler { return s.headerLimit(s.echo) }
 
 // Drain makes /ready answer 503 so that load balancers stop sending work.
 func (s *Server) Drain() { s.draining.Store(true) }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/auth"
 	"github.com/botfleet/botfleet/pkg/chat"
 	"github.com/botfleet/botfleet/pkg/httpapi"
 	"github.com/botfleet/botfleet/pkg/llm"
@@ -42,10 +43,12 @@ func newAPI(t *testing.T, change func(*httpapi.Deps)) (*httptest.Server, *testen
 	store := memory.New(context.Background(), rdb, memory.Options{})
 	t.Cleanup(func() { store.Close() })
 	reg := prometheus.NewRegistry()
+	authn := auth.New(rdb, auth.Options{Bootstrap: []string{key}})
+	t.Cleanup(func() { authn.Close() })
 	deps := httpapi.Deps{
 		Logger: slog.New(slog.DiscardHandler), Registerer: reg, Gatherer: reg,
 		Chat: chat.New(store, router, chat.Options{Model: "builtin"}), Ping: store.Check, Breakers: router.Breakers,
-		Instance: "t1", APIKeys: []string{key}, MaxBodyBytes: 2048, MaxMessageChars: 100, Models: router.Models,
+		Instance: "t1", Auth: authn, MaxBodyBytes: 2048, MaxMessageChars: 100, Models: router.Models,
 		Stream: httpapi.StreamOptions{Heartbeat: time.Second, WriteTimeout: time.Second, MaxDuration: time.Minute},
 	}
 	if change != nil {

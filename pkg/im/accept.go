@@ -54,6 +54,16 @@ func (p *Pipeline) admit(ctx context.Context, platform string, in *Inbound) (str
 		p.log.DebugContext(ctx, "im: event ignored", "platform", platform, "event", m.EventID, "reason", reason)
 		return OutcomeIgnored, nil
 	}
+	if p.opts.Admit != nil {
+		outcome, err := p.opts.Admit(ctx, m)
+		if err != nil {
+			return "", err
+		}
+		if outcome != "" {
+			p.log.InfoContext(ctx, "im: event dropped", "platform", platform, "event", m.EventID, "outcome", outcome, "conversation", m.Conversation)
+			return outcome, nil
+		}
+	}
 	payload, _ := json.Marshal(m)
 	id, dup, err := p.q.Enqueue(ctx, m.Priority, "im:"+m.Key(), p.opts.DedupTTL, map[string]string{
 		"platform": m.Platform, "event": m.EventID, "msg": string(payload),

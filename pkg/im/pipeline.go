@@ -60,6 +60,11 @@ type Options struct {
 	// StreamReplies streams replies into one message that grows as the
 	// model answers, on platforms whose adapter is an Editor. Default off.
 	StreamReplies bool
+	// Admit, when set, decides on a prepared message before it is queued
+	// (rate limits, the content filter): a non-empty outcome drops it — the
+	// platform gets its usual answer, the webhook is counted under that
+	// outcome — and an error fails the webhook.
+	Admit func(ctx context.Context, m *Message) (outcome string, err error)
 }
 
 func (o *Options) setDefaults() {

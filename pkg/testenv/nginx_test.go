@@ -55,6 +55,8 @@ func TestRenderedConfigsPassNginxT(t *testing.T) {
 			"server 127.0.0.1:8082 weight=2 max_fails=1 fail_timeout=2s;",
 			"server 127.0.0.1:8083 backup max_fails=1 fail_timeout=2s;",
 			"listen 127.0.0.1:18789;",
+			"limit_conn perip 512;",
+			"client_header_timeout 10s;",
 		}},
 		{"one instance", []string{"PRIMARIES=9000", "BACKUPS="}, []string{"server 127.0.0.1:9000 weight=1 "}},
 		{"many", []string{"PRIMARIES=9000:1 9001:2 9002:3 9003:1 9004:1 9005:5 localhost:9006:2", "BACKUPS=9100 9101", "LISTEN=127.0.0.1:18000"},
