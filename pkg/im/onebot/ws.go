@@ -161,7 +161,10 @@ func (a *Adapter) Reverse(c *im.Conn) http.Handler {
 		defer conn.CloseNow()
 		ctx, cancel := context.WithCancel(r.Context())
 		defer cancel()
-		stop := context.AfterFunc(a.closing, func() { conn.Close(websocket.StatusGoingAway, "bot instance draining"); cancel() })
+		// A drain ends the read (which first collects the answers of the
+		// calls in flight), and then the socket, so that the implementation
+		// reconnects to another instance.
+		stop := context.AfterFunc(a.closing, cancel)
 		defer stop()
 		s := newSocket(conn)
 		if role != "event" {
@@ -171,6 +174,9 @@ func (a *Adapter) Reverse(c *im.Conn) http.Handler {
 		c.Logger().Info("onebot: reverse WebSocket connected", "self_id", self, "role", role, "remote", r.RemoteAddr)
 		if err := s.read(ctx, c); err != nil {
 			c.Logger().Warn("onebot: reverse WebSocket ended", "self_id", self, "err", err)
+		}
+		if a.closing.Err() != nil {
+			conn.Close(websocket.StatusGoingAway, "bot instance draining")
 		}
 		c.Disconnected()
 	})
