@@ -65,8 +65,7 @@ type Options struct {
 	// IdempotencyTTL is how long a finished request's reply is kept to
 	// answer a repeat of it. Default 24h.
 	IdempotencyTTL time.Duration
-	// Registerer, when set, gets the store's metrics (the store-state
-	// gauge, see Check).
+	// Registerer, when set, gets the store's metrics (see metrics.go).
 	Registerer prometheus.Registerer
 }
 

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"sync/atomic"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -21,7 +20,7 @@ type Store struct {
 	waker   *waker
 	ticket  string
 	seq     atomic.Uint64
-	state   *prometheus.GaugeVec
+	metrics *metrics
 }
 
 // New returns a Store on rdb. It subscribes to the fleet's wake-up channel;
@@ -30,7 +29,7 @@ func New(ctx context.Context, rdb redis.UniversalClient, opts Options) *Store {
 	opts.setDefaults()
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	s := &Store{rdb: rdb, opts: opts, channel: opts.Prefix + ":wake", ticket: hex.EncodeToString(b[:]) + "-", state: newStateGauge(opts.Registerer)}
+	s := &Store{rdb: rdb, opts: opts, channel: opts.Prefix + ":wake", ticket: hex.EncodeToString(b[:]) + "-", metrics: newMetrics(opts.Registerer)}
 	s.waker = newWaker(rdb.Subscribe(ctx, s.channel))
 	return s
 }
