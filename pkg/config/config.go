@@ -26,6 +26,10 @@ type Config struct {
 	IM     IMConfig     `mapstructure:"im"`
 	Queue  QueueConfig  `mapstructure:"queue"`
 	Stream StreamConfig `mapstructure:"stream"`
+	// Registry is this instance's heartbeat into the fleet registry.
+	Registry RegistryConfig `mapstructure:"registry"`
+	// Console is the admin console, /admin.
+	Console ConsoleConfig `mapstructure:"console"`
 	// Telemetry is trace export.
 	Telemetry TelemetryConfig `mapstructure:"telemetry"`
 }
@@ -119,6 +123,33 @@ type AuthConfig struct {
 	APIKeys []string `mapstructure:"api_keys"`
 	// Disabled accepts every request without a key. Default false.
 	Disabled bool `mapstructure:"disabled"`
+	// AdminKey guards /admin/api/...; empty turns the admin API off.
+	AdminKey string `mapstructure:"admin_key"`
+}
+
+// RegistryConfig is the instance's heartbeat into the fleet registry
+// (pkg/registry), which the console and the alerting read.
+type RegistryConfig struct {
+	// Interval is the time between heartbeats. Default 2s.
+	Interval time.Duration `mapstructure:"interval"`
+	// TTL is how long an instance without a heartbeat is still alive.
+	// Default 6s; at least twice the interval.
+	TTL time.Duration `mapstructure:"ttl"`
+	// Retain is how long a dead or stopped instance is still shown.
+	// Default 10m.
+	Retain time.Duration `mapstructure:"retain"`
+	// Window is the time the published rates and percentiles cover.
+	// Default 1m.
+	Window time.Duration `mapstructure:"window"`
+	// Address is where the fleet reaches this instance; empty is the
+	// listener's address, a wildcard host replaced by the hostname.
+	Address string `mapstructure:"address"`
+}
+
+// ConsoleConfig is the admin console.
+type ConsoleConfig struct {
+	// SessionTTL is how long a console login lasts. Default 12h.
+	SessionTTL time.Duration `mapstructure:"session_ttl"`
 }
 
 // MemoryConfig is conversation memory.

@@ -12,6 +12,7 @@ import (
 	"github.com/botfleet/botfleet/pkg/confparse"
 	"github.com/botfleet/botfleet/pkg/llm"
 	"github.com/botfleet/botfleet/pkg/memory"
+	"github.com/botfleet/botfleet/pkg/registry"
 	"github.com/botfleet/botfleet/pkg/stream"
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
@@ -36,6 +37,7 @@ var seedEnv = map[string]string{
 var (
 	mem     = memory.DefaultOptions()
 	streams = stream.DefaultOptions()
+	fleet   = registry.DefaultOptions()
 )
 
 // defaults are every key with its default value; a key that is not here is
@@ -78,6 +80,7 @@ var defaults = map[string]any{
 	"auth.api_key":  "",
 	"auth.api_keys": []string{},
 	"auth.disabled": false,
+	"auth.admin_key": "",
 
 	"memory.max_entries":     mem.MaxEntries,
 	"memory.idle_ttl":        mem.IdleTTL.String(),
@@ -154,6 +157,14 @@ var defaults = map[string]any{
 	"queue.max_deliveries":   5,
 	"queue.fair_every":       0,
 	"queue.dead_max_len":     10000,
+
+	"registry.interval": fleet.Interval.String(),
+	"registry.ttl":      fleet.TTL.String(),
+	"registry.retain":   fleet.Retain.String(),
+	"registry.window":   "1m",
+	"registry.address":  "",
+
+	"console.session_ttl": "12h",
 }
 
 // Sources are where Load reads from, lowest precedence first.
