@@ -18,8 +18,10 @@ import (
 	"github.com/botfleet/botfleet/pkg/config"
 	"github.com/botfleet/botfleet/pkg/httpapi"
 	"github.com/botfleet/botfleet/pkg/memory"
+	"github.com/botfleet/botfleet/pkg/registry"
 	"github.com/botfleet/botfleet/pkg/stream"
 	"github.com/botfleet/botfleet/pkg/telemetry"
+	"github.com/redis/go-redis/extra/redisprometheus/v9"
 )
 
 const usage = `Usage: bot [flags]
@@ -128,7 +130,8 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, logger *slo
 	}()
 	rdb := newRedis(cfg.Redis, cfg.Server.InstanceName, tracing)
 	defer rdb.Close()
-	router, err := newBackend(cfg.LLM, logger, metrics.Registerer)
+	metrics.Runtime.MustRegister(redisprometheus.NewCollector("botfleet", "redis", rdb))
+	router, err := newBackend(cfg.LLM, logger, metrics.Registerer, tracing)
 	if err != nil {
 		return err
 	}
@@ -148,14 +151,15 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, logger *slo
 		SystemPrompt: cfg.LLM.SystemPrompt, Model: router.Default(), CacheTTL: cacheTTL,
 		DefaultScope: cfg.Memory.DefaultScope, Streams: streams, Instance: cfg.Server.InstanceName, Registerer: metrics.Registerer,
 	})
-	ims := newIM(cfg, rdb, svc, logger, metrics)
+	ims := newIM(cfg, rdb, svc, logger, metrics, tracing)
+	reg := newRegistry(cfg, rdb)
 	api := httpapi.New(httpapi.Deps{
-		Logger: logger, Registerer: metrics.Registerer, Gatherer: metrics.Registry, Chat: svc,
+		Logger: logger, Registerer: metrics.Registerer, Gatherer: metrics.Gatherer, Chat: svc,
 		Ping:     store.Check,
 		Breakers: router.Breakers, Instance: cfg.Server.InstanceName,
 		APIKeys: append([]string{cfg.Auth.APIKey}, cfg.Auth.APIKeys...), AuthDisabled: cfg.Auth.Disabled,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, MaxMessageChars: cfg.Chat.MaxMessageChars,
-		Pprof: cfg.Server.Pprof, Tracing: tracing, Webhooks: ims.pipeline, Queues: ims.queues, Models: router.Models,
+		Pprof: cfg.Server.Pprof, Tracing: tracing, Webhooks: ims.pipeline, Admin: newConsole(cfg, reg, ims, svc, logger), Models: router.Models,
 		MetricsElsewhere: cfg.Server.MetricsListen != "", MetricsToken: cfg.Server.MetricsToken,
 		Stream: httpapi.StreamOptions{Heartbeat: sc.Heartbeat, WriteTimeout: sc.WriteTimeout, DetachOnDisconnect: sc.DetachOnDisconnect, MaxDuration: sc.MaxDuration},
 	})
@@ -192,6 +196,12 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, logger *slo
 			logger.Warn("queue: cannot create the consumer group yet; the workers keep trying", "err", err)
 		}
 	}
+	hb := startHeartbeat(reg.NewHeartbeat(registry.Source{
+		Name: cfg.Server.InstanceName, Address: advertised(cfg, ln), Gatherer: metrics.Registry,
+		Ready: store.Check, Draining: api.Draining, Breakers: router.Breakers,
+		QueueWorkers: ims.workers(), Platforms: ims.pipeline.Enabled(),
+	}, registry.HeartbeatOptions{Window: cfg.Registry.Window, Logger: logger}))
+	defer hb.stop(logger)
 
 	select {
 	case err := <-served:
@@ -200,6 +210,7 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, logger *slo
 	}
 	logger.Info("draining", "grace", cfg.Server.ShutdownGrace.String())
 	api.Drain()
+	hb.now()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGrace)
 	defer cancel()
 	// Queue workers stop taking jobs and finish the ones they run, within the

@@ -22,7 +22,10 @@ import (
 	"github.com/botfleet/botfleet/pkg/testenv"
 )
 
-const apiKey = "test-key"
+const (
+	apiKey   = "test-key"
+	adminKey = "test-admin-key-0123456789"
+)
 
 // instance is a bot started through run, as main would.
 type instance struct {

@@ -31,7 +31,9 @@ func (s *Server) routes() {
 	v1.GET("/models", s.handleModels())
 
 	e.POST("/webhook/:platform", s.handleWebhook())
-	e.GET("/admin/queues", s.handleQueues(), s.auth())
+	if s.deps.Admin != nil {
+		s.deps.Admin(e.Group("/admin"))
+	}
 
 	if s.deps.Pprof {
 		e.Group("/debug/pprof", s.auth()).Any("/*", echo.WrapHandler(http.HandlerFunc(pprofIndex)))

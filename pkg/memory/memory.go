@@ -30,13 +30,13 @@ import (
 // Entry is one message in a conversation's memory.
 type Entry struct {
 	// Role is "user" or "assistant".
-	Role string
+	Role string `json:"role"`
 	// Content is the message text.
-	Content string
+	Content string `json:"content"`
 	// Turn is the 1-based number of the turn the entry belongs to.
-	Turn int
+	Turn int `json:"turn"`
 	// Time is when the entry was written, in Unix seconds.
-	Time int64
+	Time int64 `json:"time"`
 }
 
 // Record is the stored outcome of a finished request.
