@@ -77,9 +77,9 @@ var defaults = map[string]any{
 	"redis.write_timeout": "2s",
 	"redis.max_retries":   2,
 
-	"auth.api_key":  "",
-	"auth.api_keys": []string{},
-	"auth.disabled": false,
+	"auth.api_key":   "",
+	"auth.api_keys":  []string{},
+	"auth.disabled":  false,
 	"auth.admin_key": "",
 
 	"memory.max_entries":     mem.MaxEntries,
