@@ -43,6 +43,10 @@ async function call(method, path, body) {
   return data;
 }
 
+// status shows msg; a poll that succeeds clears a poll's error, not an
+// action's message.
+let pollError = false;
+
 function status(msg, isError) {
   const s = $("status");
   s.hidden = !msg;
@@ -296,10 +300,12 @@ async function refresh() {
     if (view === "fleet" || view === "traffic") await showFleet();
     else if (view === "queues") await showQueues();
     $("updated").textContent = "updated " + new Date().toLocaleTimeString();
-    if (view !== "conversations") status("");
+    if (pollError) status("");
+    pollError = false;
   } catch (e) {
     if (e.status === 401) return showLogin(e.message);
     status(e.message, true);
+    pollError = true;
   }
   if (view !== "conversations") timer = setTimeout(refresh, interval);
 }
