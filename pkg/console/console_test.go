@@ -338,3 +338,28 @@ func TestFleetIsTheRegistry(t *testing.T) {
 		t.Fatalf("fleet: %d %s", a.status, a.body)
 	}
 }
+
+// Poll keeps a console open as a browser would: logged in, polling the
+// fleet; a wrong key fails at once.
+func TestPollIsAnOpenConsole(t *testing.T) {
+	f := newFixture(t, true)
+	if _, err := console.Poll(context.Background(), console.PollOptions{URL: f.srv.URL, AdminKey: apiKey}); err == nil {
+		t.Fatal("Poll with an API key: no error")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan console.PollStats)
+	go func() {
+		st, err := console.Poll(ctx, console.PollOptions{URL: f.srv.URL, AdminKey: adminKey, Interval: 5 * time.Millisecond})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- st
+	}()
+	testenv.WaitFor(t, 10*time.Second, "the poller's login", func() bool { return strings.Contains(f.logs.String(), `"msg":"admin: login"`) })
+	time.Sleep(50 * time.Millisecond) // what is under test: polls at the interval meanwhile
+	cancel()
+	st := <-done
+	if st.Polls < 3 || st.Failures != 0 || st.Bytes == 0 {
+		t.Fatalf("poll stats %+v", st)
+	}
+}
