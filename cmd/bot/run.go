@@ -27,7 +27,8 @@ import (
 const usage = `Usage: bot [flags]
 
 Runs one botfleet instance: POST /v1/chat, POST /webhook/<platform> with
-its queue workers, GET /health, /ready, /metrics.
+its queue workers, GET /health, /ready, /metrics, and the admin console
+/admin (with auth.admin_key); it heartbeats into the fleet registry.
 Settings come from the --config file, then the environment (WEB_PORT,
 INSTANCE_NAME, REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, REDIS_DB,
 MODEL_ENDPOINT, MODEL_SERVICE_KEY, API_KEY, and BOT_SECTION_KEY for every

@@ -56,7 +56,7 @@ OpenAI-compatible backend such as mockllm directly. telegram (POST
 /webhook/telegram: a private text update per request, --token as the
 webhook's secret token, im.telegram.secret_token) measures the bot's IM
 webhook path — verify, dedup, enqueue; success is 200 — while the replies go
-out from the queue afterwards (watch GET /admin/queues).
+out from the queue afterwards (watch GET /admin/api/queues, or the console).
 
 Rate search (--search): open-model steps at rising rates — --rates, or
 --rate × --step-factor^k up to --max-rate — each with its own warm-up,
