@@ -13,7 +13,9 @@ Writes bin/healthchecker's configuration for the local instances on PORT...
 (started by scripts/start_multiple_instances.sh: pid files
 run/instance_$PORT.pid, logs logs/instance_$PORT.log) to standard output or
 FILE. LISTEN sets the checker's own address (default 127.0.0.1:9090);
-BOT_BIN, RUN_DIR and LOG_DIR as for start_multiple_instances.sh.
+REGISTRY_REDIS the Redis it publishes its targets to (default
+REDIS_HOST:REDIS_PORT; empty for none); BOT_BIN, RUN_DIR and LOG_DIR as for
+start_multiple_instances.sh.
 
   scripts/render_healthchecker.sh -o deploy/healthchecker.example.yaml 8080 8081 8082 8083
 EOF
@@ -46,6 +48,7 @@ while [ $# -gt 0 ]; do
 done
 [ ${#ports[@]} -gt 0 ] || fail "no ports (see --help)"
 listen=${LISTEN:-127.0.0.1:9090}
+registry=${REGISTRY_REDIS-${REDIS_HOST:-127.0.0.1}:${REDIS_PORT:-6379}}
 
 render() {
 	cat <<EOF
@@ -64,6 +67,14 @@ alert:
   webhook: ""              # POST here when a target is marked failed; empty: log only
   kind: generic            # generic | dingtalk | feishu (robot message format)
   secret: ""               # robot signing secret (DingTalk / Feishu "signature" security)
+
+registry:                  # publish the targets' states to the fleet registry (the console's health-checker view)
+  redis: "$registry"   # the fleet's Redis, host:port; empty: publish nothing
+  password: ""
+  db: 0
+  key_prefix: bf           # the instances' redis.key_prefix
+  interval: 2s             # between publications
+  name: healthchecker      # this checker's name in the registry
 
 defaults:                  # every target inherits these and may override any of them
   period: 1s               # between probes

@@ -12,7 +12,7 @@ import (
 // newBackend builds the model router from the configuration: the seed's
 // single model (llm.provider, llm.model, llm.openai.*), every model of
 // llm.models, and the builtin model, each endpoint behind its breaker.
-func newBackend(c config.LLMConfig, logger *slog.Logger, reg prometheus.Registerer) (*llm.Router, error) {
+func newBackend(c config.LLMConfig, logger *slog.Logger, reg prometheus.Registerer, trace bool) (*llm.Router, error) {
 	builtin, err := llm.NewBuiltin(llm.BuiltinOptions{
 		FAQ: c.Builtin.FAQ, Fallback: c.Builtin.FallbackTemplate, FallbackConfidence: c.Builtin.FallbackConfidence,
 	})
@@ -29,7 +29,7 @@ func newBackend(c config.LLMConfig, logger *slog.Logger, reg prometheus.Register
 		o, err := llm.NewOpenAI(llm.OpenAIOptions{
 			BaseURL: c.OpenAI.BaseURL, APIKey: c.OpenAI.APIKey, Model: c.Model,
 			Temperature: &c.Temperature, MaxTokens: c.MaxTokens, Timeout: c.Timeout,
-			Retries: retries(c.Retries), Logprobs: c.OpenAI.Logprobs,
+			Retries: retries(c.Retries), Logprobs: c.OpenAI.Logprobs, Trace: trace,
 		})
 		if err != nil {
 			return nil, err
@@ -45,7 +45,7 @@ func newBackend(c config.LLMConfig, logger *slog.Logger, reg prometheus.Register
 		}
 	}
 	for _, mc := range c.Models {
-		m, err := modelOptions(c, mc, builtin, breaker)
+		m, err := modelOptions(c, mc, builtin, breaker, trace)
 		if err != nil {
 			return nil, err
 		}
@@ -62,7 +62,7 @@ func newBackend(c config.LLMConfig, logger *slog.Logger, reg prometheus.Register
 
 // modelOptions builds one model of llm.models; what it leaves out comes
 // from the llm section.
-func modelOptions(c config.LLMConfig, mc config.ModelConfig, builtin *llm.Builtin, breaker llm.BreakerOptions) (llm.ModelOptions, error) {
+func modelOptions(c config.LLMConfig, mc config.ModelConfig, builtin *llm.Builtin, breaker llm.BreakerOptions, trace bool) (llm.ModelOptions, error) {
 	m := llm.ModelOptions{Name: mc.Name, Breaker: breaker, Fallbacks: mc.Fallbacks, ContextTokens: mc.ContextTokens, MaxTokens: mc.MaxTokens}
 	if mc.Provider == "builtin" {
 		m.Endpoints = []llm.EndpointOptions{{Backend: builtin}}
@@ -86,7 +86,7 @@ func modelOptions(c config.LLMConfig, mc config.ModelConfig, builtin *llm.Builti
 	for _, ep := range mc.AllEndpoints() {
 		o, err := llm.NewOpenAI(llm.OpenAIOptions{
 			BaseURL: ep.BaseURL, APIKey: ep.APIKey, Model: upstream, Temperature: &temp, MaxTokens: mc.MaxTokens,
-			Timeout: timeout, Retries: retries(n), Logprobs: mc.Logprobs,
+			Timeout: timeout, Retries: retries(n), Logprobs: mc.Logprobs, Trace: trace,
 		})
 		if err != nil {
 			return m, err

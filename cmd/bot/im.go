@@ -16,6 +16,7 @@ import (
 	"github.com/botfleet/botfleet/pkg/queue"
 	"github.com/botfleet/botfleet/pkg/telemetry"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 )
 
 // imParts are the IM pipeline, its queue and this instance's workers (nil
@@ -34,9 +35,14 @@ type imParts struct {
 // newIM builds the enabled platforms' adapters, the pipeline and the queue
 // consumer; a platform is on when its secret is configured.
 func newIM(cfg *config.Config, rdb redis.UniversalClient, svc *chat.Service, logger *slog.Logger, m *telemetry.Metrics,
-	admit func(context.Context, *im.Message) (string, error)) *imParts {
+	admit func(context.Context, *im.Message) (string, error), trace bool) *imParts {
 	c := cfg.IM
 	client := im.NewHTTPClient(c.SendTimeout)
+	if trace {
+		// Replies carry the turn's trace context (traceparent) to the
+		// platform's API, with a client span per call.
+		client.Transport = otelhttp.NewTransport(http.DefaultTransport)
+	}
 	var adapters []im.Adapter
 
 	var links []func(*imParts)
@@ -130,17 +136,12 @@ func newIM(cfg *config.Config, rdb redis.UniversalClient, svc *chat.Service, log
 	return parts
 }
 
-// queues is GET /admin/queues: the streams' numbers and the latest dead letters.
-func (p *imParts) queues(ctx context.Context) (any, error) {
-	st, err := p.queue.Stats(ctx)
-	if err != nil {
-		return nil, err
+// workers is how many queue workers this instance runs.
+func (p *imParts) workers() int {
+	if p.consumer == nil {
+		return 0
 	}
-	dead, err := p.queue.DeadLetters(ctx, 20)
-	if err != nil {
-		return nil, err
-	}
-	return map[string]any{"streams": st.Streams, "dead_letters": st.DeadLetters, "dead": dead, "platforms": p.pipeline.Enabled()}, nil
+	return p.consumer.Options().Workers
 }
 
 // stopLinks closes the links and hands `one` links over (the drain's

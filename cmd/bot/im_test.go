@@ -738,7 +738,7 @@ func TestIMFailingJobEndsInDeadLetters(t *testing.T) {
 	r := testenv.StartRedis(t)
 	f := newFakePlatforms(t)
 	mock, env := mockBackend(t, mockllm.Options{Faults: mockllm.Faults{ErrorRate: 1, ErrorStatus: 503}})
-	bot := startBot(t, merge(env, redisEnv(r), imEnv(f), map[string]string{"BOT_QUEUE_MAX_DELIVERIES": "3", "INSTANCE_NAME": "dl"}))
+	bot := startBot(t, merge(env, redisEnv(r), imEnv(f), map[string]string{"BOT_QUEUE_MAX_DELIVERIES": "3", "INSTANCE_NAME": "dl", "BOT_AUTH_ADMIN_KEY": adminKey}))
 	e := ev{n: nextN(), user: "666", text: "this will never work"}
 	h, body := telegramEvent(f, e)
 	if status, _, _ := deliver(t, bot.url, "telegram", h, body); status != 200 {
@@ -756,8 +756,8 @@ func TestIMFailingJobEndsInDeadLetters(t *testing.T) {
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		req, _ := http.NewRequest("GET", bot.url+"/admin/queues", nil)
-		req.Header.Set("Authorization", "Bearer "+apiKey)
+		req, _ := http.NewRequest("GET", bot.url+"/admin/api/queues", nil)
+		req.Header.Set("Authorization", "Bearer "+adminKey)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

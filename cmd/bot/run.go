@@ -18,14 +18,17 @@ import (
 	"github.com/botfleet/botfleet/pkg/config"
 	"github.com/botfleet/botfleet/pkg/httpapi"
 	"github.com/botfleet/botfleet/pkg/memory"
+	"github.com/botfleet/botfleet/pkg/registry"
 	"github.com/botfleet/botfleet/pkg/stream"
 	"github.com/botfleet/botfleet/pkg/telemetry"
+	"github.com/redis/go-redis/extra/redisprometheus/v9"
 )
 
 const usage = `Usage: bot [flags]
 
 Runs one botfleet instance: POST /v1/chat, POST /webhook/<platform> with
-its queue workers, GET /health, /ready, /metrics.
+its queue workers, GET /health, /ready, /metrics, and the admin console
+/admin (with auth.admin_key); it heartbeats into the fleet registry.
 Settings come from the --config file, then the environment (WEB_PORT,
 INSTANCE_NAME, REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, REDIS_DB,
 MODEL_ENDPOINT, MODEL_SERVICE_KEY, API_KEY, and BOT_SECTION_KEY for every
@@ -132,7 +135,8 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, logger *slo
 		return err
 	}
 	defer rdb.Close()
-	router, err := newBackend(cfg.LLM, logger, metrics.Registerer)
+	metrics.Runtime.MustRegister(redisprometheus.NewCollector("botfleet", "redis", rdb))
+	router, err := newBackend(cfg.LLM, logger, metrics.Registerer, tracing)
 	if err != nil {
 		return err
 	}
@@ -155,9 +159,10 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, logger *slo
 	})
 	g := newGuards(cfg, rdb, logger, metrics.Registerer)
 	defer g.auth.Close()
-	ims := newIM(cfg, rdb, svc, logger, metrics, g.admitIM(cfg.RateLimit.PerConversation))
+	ims := newIM(cfg, rdb, svc, logger, metrics, g.admitIM(cfg.RateLimit.PerConversation), tracing)
+	reg := newRegistry(cfg, rdb)
 	api := httpapi.New(httpapi.Deps{
-		Logger: logger, Registerer: metrics.Registerer, Gatherer: metrics.Registry, Chat: svc,
+		Logger: logger, Registerer: metrics.Registerer, Gatherer: metrics.Gatherer, Chat: svc,
 		Ping:     store.Check,
 		Breakers: router.Breakers, Instance: cfg.Server.InstanceName,
 		Auth: g.auth, AuthDisabled: cfg.Auth.Disabled, AdminKey: cfg.Auth.AdminKey, TokenTTL: cfg.Auth.Token.TTL,
@@ -165,7 +170,7 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, logger *slo
 		TrustedProxies: g.proxies, CORSOrigins: cfg.Server.CORS.AllowOrigins, CORSMaxAge: cfg.Server.CORS.MaxAge, Filter: g.filter,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, MaxWebhookBodyBytes: cfg.Server.MaxWebhookBodyBytes,
 		MaxHeaderCount: cfg.Server.MaxHeaderCount, MaxMessageChars: cfg.Chat.MaxMessageChars,
-		Pprof: cfg.Server.Pprof, Tracing: tracing, Webhooks: ims.pipeline, Queues: ims.queues, Models: router.Models,
+		Pprof: cfg.Server.Pprof, Tracing: tracing, Webhooks: ims.pipeline, Admin: newConsole(cfg, reg, ims, svc, logger), Models: router.Models,
 		MetricsElsewhere: cfg.Server.MetricsListen != "", MetricsToken: cfg.Server.MetricsToken,
 		Links: ims.healthLinks(), OneBotWS: ims.onebotWS,
 		Stream: httpapi.StreamOptions{Heartbeat: sc.Heartbeat, WriteTimeout: sc.WriteTimeout, DetachOnDisconnect: sc.DetachOnDisconnect, MaxDuration: sc.MaxDuration},
@@ -205,6 +210,12 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, logger *slo
 		}
 	}
 	ims.links.Start(ctx)
+	hb := startHeartbeat(reg.NewHeartbeat(registry.Source{
+		Name: cfg.Server.InstanceName, Address: advertised(cfg, ln), Gatherer: metrics.Registry,
+		Ready: store.Check, Draining: api.Draining, Breakers: router.Breakers,
+		QueueWorkers: ims.workers(), Platforms: ims.pipeline.Enabled(),
+	}, registry.HeartbeatOptions{Window: cfg.Registry.Window, Logger: logger}))
+	defer hb.stop(logger)
 
 	select {
 	case err := <-served:
@@ -213,6 +224,7 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, logger *slo
 	}
 	logger.Info("draining", "grace", cfg.Server.ShutdownGrace.String())
 	api.Drain()
+	hb.now()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGrace)
 	defer cancel()
 	// Links close first and release their leases, so that another instance

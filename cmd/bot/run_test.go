@@ -21,7 +21,9 @@ import (
 	"github.com/botfleet/botfleet/pkg/testenv"
 )
 
-const apiKey = "test-key"
+const (
+	apiKey   = "test-key"
+)
 
 // instance is a bot started through run, as main would.
 type instance struct {

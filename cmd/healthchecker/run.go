@@ -35,6 +35,10 @@ stop, changed ones restart their workers, failed ones may restart again);
 SIGTERM or SIGINT stops checking and, by the file's on_exit, leaves
 supervised instances running ("leave", the default) or stops them ("stop").
 
+With registry.redis set, the targets' states are published every
+registry.interval into the fleet registry in Redis, where the instances'
+console (/admin) shows them.
+
 The configuration format is documented in deploy/healthchecker.example.yaml;
 restart strategies are supervise, pidfile, command and none.
 
@@ -164,7 +168,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}()
 
+	published := make(chan struct{})
+	go func() {
+		defer close(published)
+		publish(ctx, cfg.Registry, checker, logger)
+	}()
 	err = checker.Run(ctx)
+	<-published
 	if srv != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()

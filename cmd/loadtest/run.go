@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/botfleet/botfleet/pkg/console"
 	"github.com/botfleet/botfleet/pkg/loadtest"
 )
 
@@ -63,7 +64,7 @@ OpenAI-compatible backend such as mockllm directly. telegram (POST
 /webhook/telegram: a private text update per request, --token as the
 webhook's secret token, im.telegram.secret_token) measures the bot's IM
 webhook path — verify, dedup, enqueue; success is 200 — while the replies go
-out from the queue afterwards (watch GET /admin/queues).
+out from the queue afterwards (watch GET /admin/api/queues, or the console).
 
 Rate search (--search): open-model steps at rising rates — --rates, or
 --rate × --step-factor^k up to --max-rate — each with its own warm-up,
@@ -157,6 +158,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	pause := fs.Duration("pause", time.Second, "search: idle time between steps")
 	maxLate := fs.Float64("max-late", loadtest.DefaultMaxLate, "search: the largest `share` of a held step's requests that may go out late (over 10ms behind schedule)")
 	mdFile := fs.String("markdown", "", "search: write the table of steps as Markdown to `FILE`")
+	consoleKey := fs.String("console-key", "", "keep an admin console open on --url during the run, logged in with this admin `key` and polling /admin/api/fleet at the fleet's heartbeat interval as the page does: run with and without it to measure the console's cost")
 	stepCmd := fs.String("step-cmd", "", "search: shell `command` run as each step's window starts and after it was judged (see above)")
 	msgBytes := fs.Int("message-bytes", 0, "make every message exactly `N` bytes, unique to its conversation and turn (0: the short built-in texts)")
 	if err := fs.Parse(args); err != nil {
@@ -265,6 +267,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if !*quiet && *token == "" {
 		fmt.Fprintln(stderr, "loadtest: warning: no --token and $API_KEY is unset; requests carry no Authorization header")
 	}
+	if *consoleKey != "" {
+		stopConsole := openConsole(ctx, *url, *consoleKey, *quiet, stderr)
+		defer stopConsole()
+	}
 	if *search {
 		return runSearch(ctx, so, *stepCmd, *quiet, *jsonFile, *mdFile, stdout, stderr)
 	}
@@ -312,6 +318,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	return slo.Check(res)
+}
+
+// openConsole keeps a console open against url until the returned func
+// is called, which reports what it did on stderr.
+func openConsole(ctx context.Context, url, key string, quiet bool, stderr io.Writer) func() {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		st, err := console.Poll(ctx, console.PollOptions{URL: url, AdminKey: key})
+		switch {
+		case err != nil:
+			fmt.Fprintf(stderr, "loadtest: console: %v\n", err)
+		case !quiet:
+			fmt.Fprintf(stderr, "loadtest: console open during the run: %d polls of /admin/api/fleet, %d failed, %d bytes\n", st.Polls, st.Failures, st.Bytes)
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // runSearch runs a rate search, printing the table of steps on stdout as

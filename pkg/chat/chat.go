@@ -171,6 +171,28 @@ type Result struct {
 	SessionID string `json:"-"`
 }
 
+// Inspect returns the conversation r names and what it holds, for an
+// operator; it changes nothing.
+func (s *Service) Inspect(ctx context.Context, r Request) (Conversation, memory.Info, error) {
+	conv, err := s.Resolve(r)
+	if err != nil {
+		return conv, memory.Info{}, err
+	}
+	info, err := s.store.Inspect(ctx, conv.Key)
+	return conv, info, err
+}
+
+// Clear forgets the memory of the conversation r names; it reports whether
+// there was any.
+func (s *Service) Clear(ctx context.Context, r Request) (Conversation, bool, error) {
+	conv, err := s.Resolve(r)
+	if err != nil {
+		return conv, false, err
+	}
+	had, err := s.store.Clear(ctx, conv.Key)
+	return conv, had, err
+}
+
 // History returns the memory of the conversation r names, oldest first.
 func (s *Service) History(ctx context.Context, r Request) ([]memory.Entry, error) {
 	conv, err := s.Resolve(r)

@@ -13,37 +13,78 @@ import (
 //	botfleet_chat_turns_total{endpoint, outcome}        answered, replayed, cached, or failed
 //	botfleet_chat_turn_duration_seconds{endpoint}       the whole turn, lock wait and backend included
 //	botfleet_chat_turn_failures_total{endpoint, code}   failed turns by their fault code
+//	botfleet_chat_turns_in_flight{endpoint}             turns running now
+//	botfleet_chat_time_to_first_token_seconds{endpoint} streamed turns, from the request to the first piece sent
+//	botfleet_chat_cache_lookups_total{result}           first-turn cache reads: hit or miss
 type metrics struct {
 	turns    *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	failures *prometheus.CounterVec
+	inFlight *prometheus.GaugeVec
+	ttft     *prometheus.HistogramVec
+	cache    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
+	buckets := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
 	m := &metrics{
 		turns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "botfleet_chat_turns_total", Help: "Chat turns by endpoint and outcome (answered, replayed, cached, failed).",
 		}, []string{"endpoint", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "botfleet_chat_turn_duration_seconds", Help: "Chat turn time by endpoint, lock wait and backend call included.",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+			Buckets: buckets,
 		}, []string{"endpoint"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "botfleet_chat_turn_failures_total", Help: "Failed chat turns by endpoint and error code.",
 		}, []string{"endpoint", "code"}),
+		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "botfleet_chat_turns_in_flight", Help: "Chat turns running now, by endpoint.",
+		}, []string{"endpoint"}),
+		ttft: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "botfleet_chat_time_to_first_token_seconds", Help: "Streamed chat turns: time from the request to the first piece of the reply sent, lock wait included, by endpoint.",
+			Buckets: buckets,
+		}, []string{"endpoint"}),
+		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "botfleet_chat_cache_lookups_total", Help: "First-turn response cache reads by result (hit, miss).",
+		}, []string{"result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.turns, m.duration, m.failures)
+		reg.MustRegister(m.turns, m.duration, m.failures, m.inFlight, m.ttft, m.cache)
 	}
 	return m
 }
 
+func endpointOf(r Request) string {
+	if r.Endpoint == "" {
+		return "chat"
+	}
+	return r.Endpoint
+}
+
+// begin counts a turn in flight and, for a streamed one, times its first
+// piece; the returned func ends it.
+func (m *metrics) begin(r *Request, start time.Time) (end func()) {
+	endpoint := endpointOf(*r)
+	g := m.inFlight.WithLabelValues(endpoint)
+	g.Inc()
+	if emit := r.Stream; emit != nil {
+		first := true
+		ttft := m.ttft.WithLabelValues(endpoint)
+		r.Stream = func(e Event) error {
+			if first && e.Kind == "piece" {
+				first = false
+				ttft.Observe(time.Since(start).Seconds())
+			}
+			return emit(e)
+		}
+	}
+	return g.Dec
+}
+
 // observe counts one turn.
 func (m *metrics) observe(r Request, res Result, err error, elapsed time.Duration) {
-	endpoint := r.Endpoint
-	if endpoint == "" {
-		endpoint = "chat"
-	}
+	endpoint := endpointOf(r)
 	outcome := "answered"
 	switch {
 	case err != nil:
@@ -56,4 +97,13 @@ func (m *metrics) observe(r Request, res Result, err error, elapsed time.Duratio
 	}
 	m.turns.WithLabelValues(endpoint, outcome).Inc()
 	m.duration.WithLabelValues(endpoint).Observe(elapsed.Seconds())
+}
+
+// lookedUp counts a first-turn cache read.
+func (m *metrics) lookedUp(hit bool) {
+	result := "miss"
+	if hit {
+		result = "hit"
+	}
+	m.cache.WithLabelValues(result).Inc()
 }

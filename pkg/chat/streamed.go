@@ -133,7 +133,9 @@ type streamEnd struct {
 // died is stream.ErrStalled — the client sends its request again.
 func (s *Service) Resume(ctx context.Context, r Request) (res Result, err error) {
 	r.Endpoint = "resume"
-	defer func(start time.Time) { s.metrics.observe(r, res, err, time.Since(start)) }(time.Now())
+	start := time.Now()
+	defer s.metrics.begin(&r, start)()
+	defer func() { s.metrics.observe(r, res, err, time.Since(start)) }()
 	if s.opts.Streams == nil || r.ID == "" {
 		return Result{}, stream.ErrNotFound
 	}

@@ -20,7 +20,9 @@ import (
 // both messages and release the conversation. A streamed turn streams as
 // it answers, and resumes a run of the same request (see the package doc).
 func (s *Service) Turn(ctx context.Context, r Request) (res Result, err error) {
-	defer func(start time.Time) { s.metrics.observe(r, res, err, time.Since(start)) }(time.Now())
+	start := time.Now()
+	defer s.metrics.begin(&r, start)()
+	defer func() { s.metrics.observe(r, res, err, time.Since(start)) }()
 	if r.Stateless && r.ID == "" {
 		return s.direct(ctx, r)
 	}
@@ -71,6 +73,9 @@ func (s *Service) run(ctx context.Context, conv Conversation, reqID string, turn
 		}
 	}()
 	var put *memory.Put
+	if cacheKey != "" && turn.Number == 1 {
+		s.metrics.lookedUp(turn.Peeked != nil)
+	}
 	if turn.Number == 1 && turn.Peeked != nil && json.Unmarshal(turn.Peeked, &res) == nil {
 		res.Backend = "cache"
 	} else {

@@ -30,6 +30,10 @@ type Config struct {
 	RateLimit RateLimitConfig `mapstructure:"ratelimit"`
 	// Filter is the content filter.
 	Filter FilterConfig `mapstructure:"filter"`
+	// Registry is this instance's heartbeat into the fleet registry.
+	Registry RegistryConfig `mapstructure:"registry"`
+	// Console is the admin console, /admin.
+	Console ConsoleConfig `mapstructure:"console"`
 	// Telemetry is trace export.
 	Telemetry TelemetryConfig `mapstructure:"telemetry"`
 
@@ -260,6 +264,31 @@ type FilterConfig struct {
 	// Action is block (refuse the message) or flag (answer it, log and
 	// count it). Default block.
 	Action string `mapstructure:"action"`
+}
+
+// RegistryConfig is the instance's heartbeat into the fleet registry
+// (pkg/registry), which the console and the alerting read.
+type RegistryConfig struct {
+	// Interval is the time between heartbeats. Default 2s.
+	Interval time.Duration `mapstructure:"interval"`
+	// TTL is how long an instance without a heartbeat is still alive.
+	// Default 6s; at least twice the interval.
+	TTL time.Duration `mapstructure:"ttl"`
+	// Retain is how long a dead or stopped instance is still shown.
+	// Default 10m.
+	Retain time.Duration `mapstructure:"retain"`
+	// Window is the time the published rates and percentiles cover.
+	// Default 1m.
+	Window time.Duration `mapstructure:"window"`
+	// Address is where the fleet reaches this instance; empty is the
+	// listener's address, a wildcard host replaced by the hostname.
+	Address string `mapstructure:"address"`
+}
+
+// ConsoleConfig is the admin console.
+type ConsoleConfig struct {
+	// SessionTTL is how long a console login lasts. Default 12h.
+	SessionTTL time.Duration `mapstructure:"session_ttl"`
 }
 
 // MemoryConfig is conversation memory.

@@ -13,6 +13,7 @@ import (
 	"github.com/botfleet/botfleet/pkg/confparse"
 	"github.com/botfleet/botfleet/pkg/llm"
 	"github.com/botfleet/botfleet/pkg/memory"
+	"github.com/botfleet/botfleet/pkg/registry"
 	"github.com/botfleet/botfleet/pkg/stream"
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
@@ -37,6 +38,7 @@ var seedEnv = map[string]string{
 var (
 	mem     = memory.DefaultOptions()
 	streams = stream.DefaultOptions()
+	fleet   = registry.DefaultOptions()
 )
 
 // defaults are every key with its default value; a key that is not here is
@@ -96,11 +98,11 @@ var defaults = map[string]any{
 	"redis.write_timeout":            "2s",
 	"redis.max_retries":              2,
 
-	"auth.api_key":  "",
-	"auth.api_keys": []string{},
-	"auth.disabled": false,
+	"auth.api_key":   "",
+	"auth.api_keys":  []string{},
+	"auth.disabled":  false,
+	"auth.admin_key": "",
 
-	"auth.admin_key":      "",
 	"auth.cache_ttl":      "30s",
 	"auth.token.secrets":  []string{},
 	"auth.token.ttl":      "15m",
@@ -212,6 +214,14 @@ var defaults = map[string]any{
 	"queue.max_deliveries":   5,
 	"queue.fair_every":       0,
 	"queue.dead_max_len":     10000,
+
+	"registry.interval": fleet.Interval.String(),
+	"registry.ttl":      fleet.TTL.String(),
+	"registry.retain":   fleet.Retain.String(),
+	"registry.window":   "1m",
+	"registry.address":  "",
+
+	"console.session_ttl": "12h",
 }
 
 // modelKeyRE finds a non-empty api_key in llm.models as fmt prints it.

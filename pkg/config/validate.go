@@ -60,13 +60,24 @@ func (c *Config) validate(client bool) error {
 		{"stream.heartbeat", c.Stream.Heartbeat},
 		{"stream.write_timeout", c.Stream.WriteTimeout},
 		{"stream.max_duration", c.Stream.MaxDuration},
+		{"registry.interval", c.Registry.Interval},
+		{"registry.ttl", c.Registry.TTL},
+		{"registry.retain", c.Registry.Retain},
+		{"registry.window", c.Registry.Window},
+		{"console.session_ttl", c.Console.SessionTTL},
 	}
 	for _, p := range durations {
 		if p.d <= 0 {
 			return bad(p.key, "must be a positive duration, got %v", p.d)
 		}
 	}
-	switch {
+	switch a := c.Auth; {
+	case c.Registry.TTL < 2*c.Registry.Interval:
+		return bad("registry.ttl", "must be at least twice registry.interval (%v), got %v", c.Registry.Interval, c.Registry.TTL)
+	case a.AdminKey != "" && len(a.AdminKey) < 16:
+		return bad("auth.admin_key", "must be at least 16 characters")
+	case a.AdminKey != "" && (a.AdminKey == a.APIKey || slices.Contains(a.APIKeys, a.AdminKey)):
+		return bad("auth.admin_key", "must differ from every API key")
 	case c.Server.Port < 0 || c.Server.Port > 65535:
 		return bad("server.port", "must be 0..65535 (0 picks a free port), got %d", c.Server.Port)
 	case c.Server.MaxBodyBytes < 1024:

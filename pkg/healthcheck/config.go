@@ -60,6 +60,9 @@ type Config struct {
 	OnExit string `yaml:"on_exit"`
 	// Alert is where a target marked failed is reported.
 	Alert Alert `yaml:"alert"`
+	// Registry is where the checker publishes its targets' states for the
+	// fleet's console (pkg/registry); off without a Redis address.
+	Registry Registry `yaml:"registry"`
 	// Defaults are the settings every target inherits.
 	Defaults Settings `yaml:"-"`
 	// Targets are the instances to check.
@@ -76,6 +79,22 @@ type Alert struct {
 	Kind string `yaml:"kind"`
 	// Secret is the robot's signing secret; empty (default) means unsigned.
 	Secret string `yaml:"secret"`
+}
+
+// Registry is the fleet registry the checker publishes to.
+type Registry struct {
+	// Redis is the fleet's Redis, host:port; empty (default) publishes
+	// nothing.
+	Redis string `yaml:"redis"`
+	// Password and DB of that Redis; KeyPrefix the fleet's key prefix
+	// (redis.key_prefix of the instances, default "bf").
+	Password  string `yaml:"password"`
+	DB        int    `yaml:"db"`
+	KeyPrefix string `yaml:"key_prefix"`
+	// Interval is the time between publications. Default 2s.
+	Interval confparse.Duration `yaml:"interval"`
+	// Name names the checker in the registry. Default "healthchecker".
+	Name string `yaml:"name"`
 }
 
 // Settings are the probe and restart settings of a target. Every target
@@ -193,6 +212,7 @@ func DefaultConfig() *Config {
 		Listen:   "127.0.0.1:9090",
 		OnExit:   OnExitLeave,
 		Alert:    Alert{Kind: AlertGeneric},
+		Registry: Registry{KeyPrefix: "bf", Interval: confparse.Duration(2 * time.Second), Name: "healthchecker"},
 		Defaults: DefaultSettings(),
 	}
 }
@@ -243,6 +263,17 @@ func (c *Config) Validate() error {
 	if c.Alert.Webhook != "" {
 		if u, err := url.Parse(c.Alert.Webhook); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("alert.webhook: %q is not an http(s) URL", c.Alert.Webhook)
+		}
+	}
+	if r := c.Registry; r.Redis != "" {
+		if _, _, err := net.SplitHostPort(r.Redis); err != nil {
+			return fmt.Errorf("registry.redis: %q is not host:port", r.Redis)
+		}
+		if time.Duration(r.Interval) < 100*time.Millisecond {
+			return fmt.Errorf("registry.interval: must be at least 100ms, got %s", time.Duration(r.Interval))
+		}
+		if r.Name == "" || strings.ContainsAny(r.Name, " \t\n") {
+			return fmt.Errorf("registry.name: a name without spaces is required, got %q", r.Name)
 		}
 	}
 	if err := c.Defaults.validate("defaults"); err != nil {

@@ -21,6 +21,7 @@ type file struct {
 	Listen   string       `yaml:"listen"`
 	OnExit   string       `yaml:"on_exit"`
 	Alert    Alert        `yaml:"alert"`
+	Registry Registry     `yaml:"registry"`
 	Defaults overrides    `yaml:"defaults"`
 	Targets  []fileTarget `yaml:"targets"`
 }
@@ -85,13 +86,13 @@ func (o overrides) over(s Settings) Settings {
 // decode reads a configuration from YAML: defaults, then the file.
 func decode(b []byte) (*Config, error) {
 	d := DefaultConfig()
-	f := file{Listen: d.Listen, OnExit: d.OnExit, Alert: d.Alert}
+	f := file{Listen: d.Listen, OnExit: d.OnExit, Alert: d.Alert, Registry: d.Registry}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
 		return nil, errors.New(keyedError(b, err))
 	}
-	c := &Config{Listen: f.Listen, OnExit: f.OnExit, Alert: f.Alert, Defaults: f.Defaults.over(d.Defaults)}
+	c := &Config{Listen: f.Listen, OnExit: f.OnExit, Alert: f.Alert, Registry: f.Registry, Defaults: f.Defaults.over(d.Defaults)}
 	for _, ft := range f.Targets {
 		t := NewTarget(ft.Name, ft.Liveness, ft.overrides.over(c.Defaults))
 		t.Readiness = ft.Readiness

@@ -54,8 +54,9 @@ func (s *Server) observe() echo.MiddlewareFunc {
 			}
 			status := c.Response().Status
 			elapsed := time.Since(start)
-			s.metrics.requests.WithLabelValues(route, c.Request().Method, strconv.Itoa(status)).Inc()
-			s.metrics.duration.WithLabelValues(route).Observe(elapsed.Seconds())
+			method, code := methodLabel(c.Request().Method), strconv.Itoa(status)
+			s.metrics.requests.WithLabelValues(route, method, code).Inc()
+			s.metrics.duration.WithLabelValues(route, method, code).Observe(elapsed.Seconds())
 			if route != "/health" && route != "/ready" && route != "/metrics" {
 				s.deps.Logger.InfoContext(c.Request().Context(), "http",
 					"method", c.Request().Method, "path", c.Request().URL.Path, "status", status,
@@ -64,6 +65,16 @@ func (s *Server) observe() echo.MiddlewareFunc {
 			return nil
 		}
 	}
+}
+
+// methodLabel is a request's method as a metric label: a client's made-up
+// method is "other", so that it cannot grow the series without bound.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
 }
 
 // trace starts a server span per request, continuing the caller's W3C

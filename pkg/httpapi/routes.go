@@ -39,7 +39,6 @@ func (s *Server) routes() {
 	if s.deps.OneBotWS != nil {
 		e.GET("/onebot/v11/ws", echo.WrapHandler(s.deps.OneBotWS))
 	}
-	e.GET("/admin/queues", s.handleQueues(), secure(), s.authenticate())
 	keys := e.Group("/admin/api", secure(), s.bodyLimit(smallBodyBytes), s.adminOnly())
 	keys.GET("/keys", s.handleKeys())
 	keys.POST("/keys", s.handleCreateKey())
@@ -47,6 +46,9 @@ func (s *Server) routes() {
 	keys.DELETE("/keys/:id", s.handleRevokeKey())
 	keys.POST("/keys/:id/rotate", s.handleRotateKey())
 	keys.POST("/tokens/revoke", s.handleRevokeToken())
+	if s.deps.Admin != nil {
+		s.deps.Admin(e.Group("/admin"))
+	}
 
 	if s.deps.Pprof {
 		e.Group("/debug/pprof", s.authenticate()).Any("/*", echo.WrapHandler(http.HandlerFunc(pprofIndex)))

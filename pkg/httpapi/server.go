@@ -64,8 +64,9 @@ type Deps struct {
 	Tracing bool
 	// Webhooks handles POST /webhook/:platform; nil answers 404.
 	Webhooks Webhooks
-	// Queues reports the job queue for GET /admin/queues (behind auth).
-	Queues func(ctx context.Context) (any, error)
+	// Admin maps the admin console and its API on the /admin group
+	// (console.Console.Routes); nil leaves /admin unmapped.
+	Admin func(*echo.Group)
 	// MetricsElsewhere leaves /metrics off the API's port (the caller
 	// serves Server.Metrics on a listener of its own); MetricsToken, when
 	// set, is the Bearer token /metrics requires.
@@ -122,3 +123,6 @@ func (s *Server) Handler() http.Handler { return s.headerLimit(s.echo) }
 
 // Drain makes /ready answer 503 so that load balancers stop sending work.
 func (s *Server) Drain() { s.draining.Store(true) }
+
+// Draining tells whether Drain was called.
+func (s *Server) Draining() bool { return s.draining.Load() }

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"net/http"
-	"time"
 
 	"github.com/botfleet/botfleet/pkg/im"
 	"github.com/labstack/echo/v4"
@@ -37,21 +36,5 @@ func (s *Server) handleWebhook() echo.HandlerFunc {
 			return c.NoContent(resp.Status)
 		}
 		return c.Blob(resp.Status, resp.ContentType, resp.Body)
-	}
-}
-
-// handleQueues is GET /admin/queues: the queue's depth, lag and dead letters.
-func (s *Server) handleQueues() echo.HandlerFunc {
-	return func(c echo.Context) error {
-		if s.deps.Queues == nil {
-			return newError(http.StatusNotFound, "not_found", "no queue on this instance")
-		}
-		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
-		defer cancel()
-		v, err := s.deps.Queues(ctx)
-		if err != nil {
-			return err
-		}
-		return c.JSON(http.StatusOK, v)
 	}
 }

@@ -3,6 +3,8 @@ package im
 import (
 	"context"
 	"encoding/json"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // Outcomes of an event handed to the pipeline, by webhook or over a link.
@@ -65,9 +67,11 @@ func (p *Pipeline) admit(ctx context.Context, platform string, in *Inbound) (str
 		}
 	}
 	payload, _ := json.Marshal(m)
-	id, dup, err := p.q.Enqueue(ctx, m.Priority, "im:"+m.Key(), p.opts.DedupTTL, map[string]string{
-		"platform": m.Platform, "event": m.EventID, "msg": string(payload),
-	})
+	fields := map[string]string{"platform": m.Platform, "event": m.EventID, "msg": string(payload)}
+	// The job carries the webhook's trace context (traceparent), so that
+	// its turn and its reply, on whichever instance, join the trace.
+	otel.GetTextMapPropagator().Inject(ctx, propagation.MapCarrier(fields))
+	id, dup, err := p.q.Enqueue(ctx, m.Priority, "im:"+m.Key(), p.opts.DedupTTL, fields)
 	if err != nil {
 		return "", err
 	}

@@ -18,7 +18,14 @@ import (
 	"github.com/botfleet/botfleet/pkg/queue"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
+
+var tracer = otel.Tracer("github.com/botfleet/botfleet/pkg/im")
 
 // Chatter runs chat turns and names their conversations; *chat.Service is one.
 type Chatter interface {
@@ -233,7 +240,17 @@ func (m *Message) chatRequest() chat.Request {
 // Feishu closes the window: its reply carries a uuid derived from the
 // event, which Feishu dedups for an hour. A send that fails with a timeout
 // may likewise have been delivered.
-func (p *Pipeline) Handle(ctx context.Context, job *queue.Job) error {
+func (p *Pipeline) Handle(ctx context.Context, job *queue.Job) (err error) {
+	ctx = otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier(job.Fields))
+	ctx, span := tracer.Start(ctx, "im.job", trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("im.platform", job.Fields["platform"]), attribute.String("queue.priority", string(job.Priority)),
+			attribute.Int64("queue.deliveries", job.Deliveries)))
+	defer func() {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
 	var m Message
 	if err := json.Unmarshal([]byte(job.Fields["msg"]), &m); err != nil {
 		return queue.Permanent(fmt.Errorf("im: job %s holds no message: %w", job.ID, err))

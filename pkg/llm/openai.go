@@ -17,6 +17,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/packages/ssestream"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 )
 
 // Defaults of OpenAIOptions.
@@ -64,6 +65,10 @@ type OpenAIOptions struct {
 	// host, for high request rates. A given client is copied and its Timeout
 	// replaced by the Timeout option.
 	HTTPClient *http.Client
+	// Trace makes a client span of every HTTP attempt and sends the W3C
+	// trace context (traceparent) to the API (otelhttp). Off by default:
+	// it costs a span per attempt even when no trace is recorded.
+	Trace bool
 }
 
 // OpenAI is a Backend for any OpenAI-compatible chat completions endpoint
@@ -144,6 +149,13 @@ func NewOpenAI(opts OpenAIOptions) (*OpenAI, error) {
 	// when its per-attempt context expires, whereas a client timeout is an
 	// ordinary transport error that the SDK retries.
 	hc.Timeout = timeout
+	if opts.Trace {
+		rt := hc.Transport
+		if rt == nil {
+			rt = http.DefaultTransport
+		}
+		hc.Transport = otelhttp.NewTransport(rt)
+	}
 
 	client := openai.NewClient(
 		option.WithBaseURL(opts.BaseURL),

@@ -20,7 +20,7 @@ const TelegramPath = "/webhook/telegram"
 // picks the chat, a counter the update and message ids) and the
 // X-Telegram-Bot-Api-Secret-Token header, expecting 200. It measures the
 // webhook path — verification, fleet-wide dedup, enqueue — not the reply,
-// which the queue's workers send later (see /admin/queues and the
+// which the queue's workers send later (see /admin/api/queues and the
 // botfleet_queue_* metrics); continuity is not checked.
 type TelegramTarget struct {
 	url    string

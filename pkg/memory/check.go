@@ -5,8 +5,6 @@ import (
 	"errors"
 	"strconv"
 	"strings"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Check tells whether the store can take a turn now, in one round trip
@@ -55,17 +53,6 @@ func full(info string) bool {
 // storeStates are the values of botfleet_memory_store_state's state label.
 var storeStates = []string{"ok", "full", "unavailable"}
 
-func newStateGauge(reg prometheus.Registerer) *prometheus.GaugeVec {
-	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "botfleet_memory_store_state",
-		Help: "The conversation store (Redis) as the last readiness check saw it: 1 for the current state (ok, full, unavailable), 0 for the others.",
-	}, []string{"state"})
-	if reg != nil {
-		reg.MustRegister(g)
-	}
-	return g
-}
-
 func (s *Store) setState(err error) {
 	state := "ok"
 	switch {
@@ -80,6 +67,6 @@ func (s *Store) setState(err error) {
 		if st == state {
 			v = 1
 		}
-		s.state.WithLabelValues(st).Set(v)
+		s.metrics.state.WithLabelValues(st).Set(v)
 	}
 }

@@ -84,13 +84,13 @@ import (
 // Entry is one message in a conversation's memory.
 type Entry struct {
 	// Role is "user" or "assistant".
-	Role string
+	Role string `json:"role"`
 	// Content is the message text.
-	Content string
+	Content string `json:"content"`
 	// Turn is the 1-based number of the turn the entry belongs to.
-	Turn int
+	Turn int `json:"turn"`
 	// Time is when the entry was written, in Unix seconds.
-	Time int64
+	Time int64 `json:"time"`
 }
 
 // Record is the stored outcome of a finished request.
@@ -128,8 +128,7 @@ type Options struct {
 	// WaitReplicasTimeout bounds that wait; it must be shorter than the
 	// client's read timeout. Default DefaultWaitReplicasTimeout.
 	WaitReplicasTimeout time.Duration
-	// Registerer, when set, gets the store's metrics (the store-state
-	// gauge, see Check).
+	// Registerer, when set, gets the store's metrics (see metrics.go).
 	Registerer prometheus.Registerer
 }
 

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"sync/atomic"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -22,7 +21,7 @@ type Store struct {
 	waker   *waker
 	ticket  string
 	seq     atomic.Uint64
-	state   *prometheus.GaugeVec
+	metrics *metrics
 }
 
 // New returns a Store on rdb: a standalone, Sentinel (failover) or Cluster
@@ -32,7 +31,7 @@ func New(_ context.Context, rdb redis.UniversalClient, opts Options) *Store {
 	opts.setDefaults()
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	s := &Store{rdb: rdb, opts: opts, waker: newWaker(rdb), ticket: hex.EncodeToString(b[:]) + "-", state: newStateGauge(opts.Registerer)}
+	s := &Store{rdb: rdb, opts: opts, waker: newWaker(rdb), ticket: hex.EncodeToString(b[:]) + "-", metrics: newMetrics(opts.Registerer)}
 	s.cluster, _ = rdb.(*redis.ClusterClient)
 	return s
 }

@@ -67,6 +67,15 @@ type Turn struct {
 // once with Replay set; one in progress elsewhere is waited for and then
 // replayed, or taken over if its holder died.
 func (s *Store) Begin(ctx context.Context, r Request) (*Turn, error) {
+	ctx, span := tracer.Start(ctx, "memory.begin")
+	start := time.Now()
+	t, polls, err := s.begin(ctx, r)
+	s.metrics.waited(span, t, err, polls, time.Since(start))
+	return t, err
+}
+
+// begin is Begin; it also returns how many times it asked Redis.
+func (s *Store) begin(ctx context.Context, r Request) (_ *Turn, polls int, _ error) {
 	t := &Turn{s: s, k: s.keys(r.Conversation, r.ID), wake: s.wakeChannel(r.Conversation), ticket: s.newTicket()}
 	wake := s.waker.register(t.ticket)
 	defer s.waker.unregister(t.ticket, wake)
@@ -88,9 +97,10 @@ func (s *Store) Begin(ctx context.Context, r Request) (*Turn, error) {
 			also = func(p redis.Pipeliner) { peeked = p.Get(ctx, peek) }
 		}
 		res, err := s.eval(ctx, acquireScript, &t.k, args, also)
+		polls++
 		if err != nil {
 			t.abortQuietly()
-			return nil, err
+			return nil, polls, err
 		}
 		if peeked != nil {
 			if b, err := peeked.Bytes(); err == nil {
@@ -102,30 +112,30 @@ func (s *Store) Begin(ctx context.Context, r Request) (*Turn, error) {
 		switch str(res[0]) {
 		case "granted":
 			if len(res) < 3 {
-				return nil, fmt.Errorf("%w: short acquire reply", ErrUnavailable)
+				return nil, polls, fmt.Errorf("%w: short acquire reply", ErrUnavailable)
 			}
 			raw, _ := res[2].([]any)
 			t.History = make([]Entry, len(raw))
 			for i, e := range raw {
 				if err := decodeEntry(str(e), &t.History[i]); err != nil {
 					t.abortQuietly()
-					return nil, fmt.Errorf("memory: entry %d of %s: %w", i, r.Conversation, err)
+					return nil, polls, fmt.Errorf("memory: entry %d of %s: %w", i, r.Conversation, err)
 				}
 			}
 			t.Number = int(num(res[1])) + 1
 			t.timer = time.AfterFunc(s.opts.Lease/3, t.renew)
-			return t, nil
+			return t, polls, nil
 		case "done":
 			if err := t.confirm(ctx); err != nil {
-				return nil, err
+				return nil, polls, err
 			}
-			return &Turn{Replay: &Record{Turn: int(num(res[1])), Payload: []byte(str(res[2]))}}, nil
+			return &Turn{Replay: &Record{Turn: int(num(res[1])), Payload: []byte(str(res[2]))}}, polls, nil
 		case "conflict":
 			t.abortQuietly()
-			return nil, ErrConflict
+			return nil, polls, ErrConflict
 		case "inflight":
 			if r.Follow {
-				return &Turn{InProgress: true}, nil
+				return &Turn{InProgress: true}, polls, nil
 			}
 			if reqWake == nil {
 				reqWake = s.waker.register(t.k[kReq])
@@ -135,7 +145,7 @@ func (s *Store) Begin(ctx context.Context, r Request) (*Turn, error) {
 		case "queued":
 			wait = min(time.Duration(num(res[1]))*time.Millisecond+5*time.Millisecond, s.opts.Lease/3)
 		default:
-			return nil, fmt.Errorf("%w: unexpected acquire reply %q", ErrUnavailable, str(res[0]))
+			return nil, polls, fmt.Errorf("%w: unexpected acquire reply %q", ErrUnavailable, str(res[0]))
 		}
 		if release == nil {
 			// The first wait: listen for the conversation's wake-ups, then
@@ -153,13 +163,13 @@ func (s *Store) Begin(ctx context.Context, r Request) (*Turn, error) {
 			poll.Stop()
 			t.abortQuietly()
 			if str(res[0]) == "inflight" {
-				return nil, ErrInProgress
+				return nil, polls, ErrInProgress
 			}
-			return nil, ErrBusy
+			return nil, polls, ErrBusy
 		case <-ctx.Done():
 			poll.Stop()
 			t.abortQuietly()
-			return nil, ctx.Err()
+			return nil, polls, ctx.Err()
 		}
 		poll.Stop()
 	}

@@ -163,7 +163,7 @@ type StreamStats struct {
 	OldestAgeSeconds float64 `json:"oldest_age_seconds"`
 }
 
-// Stats are the whole queue's numbers, for /metrics and /admin/queues.
+// Stats are the whole queue's numbers, for /metrics and /admin/api/queues.
 type Stats struct {
 	Streams     []StreamStats `json:"streams"`
 	DeadLetters int64         `json:"dead_letters"`

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 type requestIDKey struct{}
@@ -25,7 +27,7 @@ func RequestID(ctx context.Context) string {
 
 // NewLogger returns a logger writing format ("json" or "text") at level
 // ("debug", "info", "warn", "error") to w. Every line carries the instance
-// name, and the request id of the context it was logged with.
+// name, and the request id and trace id of the context it was logged with.
 func NewLogger(w io.Writer, level, format, instance string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
@@ -39,12 +41,20 @@ func NewLogger(w io.Writer, level, format, instance string) (*slog.Logger, error
 	return slog.New(contextHandler{h}).With("instance", instance), nil
 }
 
-// contextHandler adds the request id from the record's context.
+// contextHandler adds the request id and the W3C trace id (the span's, or
+// the caller's traceparent when no span is recorded) from the record's
+// context.
 type contextHandler struct{ slog.Handler }
 
 func (h contextHandler) Handle(ctx context.Context, r slog.Record) error {
 	if id := RequestID(ctx); id != "" {
 		r.AddAttrs(slog.String("request_id", id))
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
+		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()))
+		if sc.HasSpanID() && !sc.IsRemote() {
+			r.AddAttrs(slog.String("span_id", sc.SpanID().String()))
+		}
 	}
 	return h.Handler.Handle(ctx, r)
 }

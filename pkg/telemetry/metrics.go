@@ -8,16 +8,22 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// Metrics are an instance's Prometheus registry, of its own so that
+// Metrics are an instance's Prometheus registries, of its own so that
 // several instances can live in one test process, and the metrics no
 // package owns yet. Every package registers its own metrics on Registerer.
 type Metrics struct {
-	// Registry gathers every metric of the instance, the Go and process
-	// ones included: it is what /metrics serves.
+	// Registry holds the packages' own metrics: counters, gauges and
+	// histograms in memory, so gathering it costs no I/O (the fleet
+	// heartbeat reads it).
 	Registry *prometheus.Registry
 	// Registerer registers on Registry with the label instance=<name>;
 	// packages register their metrics here.
 	Registerer prometheus.Registerer
+	// Runtime holds what is read when scraped: the Go runtime, the process,
+	// the Redis connection pool, the queue's numbers (read from Redis).
+	Runtime *prometheus.Registry
+	// Gatherer is every metric of the instance: what /metrics serves.
+	Gatherer prometheus.Gatherer
 	// QueueJobs counts queue jobs by priority and outcome: done, retry,
 	// dead, abandoned, lost.
 	QueueJobs *prometheus.CounterVec
@@ -45,10 +51,13 @@ func (m *Metrics) SetQueueStats(f func(ctx context.Context) ([]QueueStat, int64,
 
 // NewMetrics returns the metrics of an instance, labelled with its name.
 func NewMetrics(instance string) *Metrics {
-	reg := prometheus.NewRegistry()
+	reg, runtime := prometheus.NewRegistry(), prometheus.NewRegistry()
+	labels := prometheus.Labels{"instance": instance}
 	m := &Metrics{
 		Registry:   reg,
-		Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"instance": instance}, reg),
+		Registerer: prometheus.WrapRegistererWith(labels, reg),
+		Runtime:    runtime,
+		Gatherer:   prometheus.Gatherers{reg, runtime},
 	}
 	m.QueueJobs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "botfleet_queue_jobs_total", Help: "Queue jobs run by this instance, by priority and outcome (done, retry, dead, abandoned, lost).",
@@ -57,8 +66,9 @@ func NewMetrics(instance string) *Metrics {
 		Name: "botfleet_queue_job_duration_seconds", Help: "Queue job run time by priority.",
 		Buckets: []float64{.005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120},
 	}, []string{"priority"})
-	m.Registerer.MustRegister(m.QueueJobs, m.QueueJobDuration, queueCollector{m})
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.Registerer.MustRegister(m.QueueJobs, m.QueueJobDuration)
+	prometheus.WrapRegistererWith(labels, runtime).MustRegister(queueCollector{m})
+	runtime.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

@@ -15,7 +15,10 @@ import (
 
 // StartTracing exports this process's OpenTelemetry spans over OTLP/HTTP to
 // endpoint (a collector's base URL such as http://127.0.0.1:4318), keeping
-// ratio of new traces, and installs the W3C trace-context propagator. The
+// ratio of new traces, and installs the W3C trace-context propagator. A
+// caller's trace that is sampled is recorded; one that is not (nginx starts
+// every trace unsampled) is kept by the same ratio, decided on its trace id
+// so that every instance a trace crosses decides alike. The
 // returned function flushes and stops the export. An empty endpoint leaves
 // OpenTelemetry's no-op provider in place and returns a no-op stop.
 func StartTracing(ctx context.Context, endpoint string, ratio float64, instance string) (stop func(context.Context) error, err error) {
@@ -36,7 +39,8 @@ func StartTracing(ctx context.Context, endpoint string, ratio float64, instance 
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithBatcher(exp),
 		sdktrace.WithResource(res),
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))),
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio),
+			sdktrace.WithRemoteParentNotSampled(sdktrace.TraceIDRatioBased(ratio)))),
 	)
 	otel.SetTracerProvider(tp)
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
