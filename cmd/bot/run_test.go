@@ -22,7 +22,7 @@ import (
 )
 
 const (
-	apiKey   = "test-key"
+	apiKey = "test-key"
 )
 
 // instance is a bot started through run, as main would.

@@ -20,6 +20,7 @@ var fleetPorts = []int{8080, 8081, 8082, 8083, 18789, 9090}
 
 // TestMakeFleet runs the README's commands on a fresh checkout's default
 // ports: make fleet (twice: it is idempotent), the curl line it prints,
+// the README's own curl and bin/loadtest examples (checkReadmeCommands),
 // make fleet-status, and make fleet-down, which must leave no process and
 // no port behind. It is skipped when a port is taken (a developer's own
 // fleet is running); CI has them free.
@@ -76,6 +77,8 @@ func TestMakeFleet(t *testing.T) {
 	if err := json.Unmarshal(body, &reply); err != nil || reply.Reply == "" || reply.Turn != 1 || !strings.HasPrefix(reply.Instance, "bot-instance-808") {
 		t.Fatalf("the printed curl answered %q (%v); want a first-turn reply from an instance on 8080-8083", body, err)
 	}
+
+	checkReadmeCommands(t)
 
 	pids := fleetPids(t)
 	if len(pids) < 5 { // 4 instances + nginx (+ health checker, + Redis)
