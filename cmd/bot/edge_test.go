@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -349,18 +348,7 @@ func TestRedisStoppedFallsBackAsConfigured(t *testing.T) {
 func TestIPAllowListThroughNginx(t *testing.T) {
 	r := testenv.StartRedis(t)
 	bot := startBot(t, with(redisEnv(r), "BOT_SERVER_TRUSTED_PROXIES", "127.0.0.1/32", "BOT_LOG_LEVEL", "info"))
-	root, err := testenv.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	listen := testenv.Addr(testenv.FreePort(t))
-	render := exec.Command(filepath.Join(root, "scripts", "render_nginx.sh"))
-	render.Env = append(os.Environ(), "PRIMARIES="+strings.TrimPrefix(hostOf(bot.url), "127.0.0.1:"), "BACKUPS=", "LISTEN="+listen, "WORKERS=1")
-	conf, err := render.Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	testenv.StartNginx(t, string(conf))
+	n := testenv.StartNginx(t, renderNginx(t, bot.port()))
 	secret, _ := createKey(t, r, auth.Spec{AllowIPs: []string{"127.0.0.2"}})
 	from := func(src, url string, hdr ...string) chatReply {
 		t.Helper()
@@ -370,10 +358,10 @@ func TestIPAllowListThroughNginx(t *testing.T) {
 		defer func() { http.DefaultClient = old }()
 		return post(t, url, chatBody("allow", "hi "+src), append(bearerOf(secret), hdr...)...)
 	}
-	if res := from("127.0.0.2", "http://"+listen+"/v1/chat"); res.status != 200 {
+	if res := from("127.0.0.2", n.URL("/v1/chat")); res.status != 200 {
 		t.Fatalf("through nginx from the allowed address: %d %+v", res.status, res.Error)
 	}
-	if res := from("127.0.0.3", "http://"+listen+"/v1/chat"); res.status != 403 || res.Error.Code != "ip_not_allowed" {
+	if res := from("127.0.0.3", n.URL("/v1/chat")); res.status != 403 || res.Error.Code != "ip_not_allowed" {
 		t.Fatalf("through nginx from another address: %d %+v", res.status, res.Error)
 	}
 	for _, h := range [][]string{{"X-Forwarded-For", "127.0.0.2"}, {"X-Real-IP", "127.0.0.2"}} {
@@ -382,7 +370,7 @@ func TestIPAllowListThroughNginx(t *testing.T) {
 		}
 	}
 	// A client's own X-Forwarded-For through nginx is only a prefix: nginx appends the real peer.
-	if res := from("127.0.0.3", "http://"+listen+"/v1/chat", "X-Forwarded-For", "127.0.0.2"); res.status != 403 {
+	if res := from("127.0.0.3", n.URL("/v1/chat"), "X-Forwarded-For", "127.0.0.2"); res.status != 403 {
 		t.Fatalf("through nginx with a spoofed X-Forwarded-For: %d, want 403", res.status)
 	}
 	if logs := bot.logs.String(); !strings.Contains(logs, `"remote":"127.0.0.2"`) || !strings.Contains(logs, `"remote":"127.0.0.3"`) {

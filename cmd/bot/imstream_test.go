@@ -289,12 +289,8 @@ func renderNginx(t *testing.T, ports ...int) string {
 	for _, p := range ports {
 		primaries = append(primaries, strconv.Itoa(p))
 	}
-	bin := t.TempDir()
-	if err := testenv.BuildCommands(bin, "./cmd/fleetctl"); err != nil { // render_nginx.sh runs it
-		t.Fatal(err)
-	}
 	cmd := exec.Command(filepath.Join(root, "scripts", "render_nginx.sh"))
-	cmd.Env = append(os.Environ(), "PRIMARIES="+strings.Join(primaries, " "), "BACKUPS=", "FLEETCTL="+filepath.Join(bin, "fleetctl"),
+	cmd.Env = append(os.Environ(), "PRIMARIES="+strings.Join(primaries, " "), "BACKUPS=", "FLEETCTL="+toolPath(t, "fleetctl"),
 		"LISTEN="+testenv.Addr(testenv.FreePort(t)), "WORKERS=1")
 	out, err := cmd.Output()
 	if err != nil {
@@ -310,8 +306,7 @@ func TestIMOneBotReverseWebSocketThroughNginx(t *testing.T) {
 	env = merge(streamEnv(r, env), onebotStreamEnv())
 	a := startBot(t, with(env, "INSTANCE_NAME", "a"))
 	b := startBot(t, with(env, "INSTANCE_NAME", "b"))
-	port := func(i *instance) int { p, _ := strconv.Atoi(i.url[strings.LastIndexByte(i.url, ':')+1:]); return p }
-	n := testenv.StartNginx(t, renderNginx(t, port(a), port(b)))
+	n := testenv.StartNginx(t, renderNginx(t, a.port(), b.port()))
 	ws := "ws://" + n.Addrs[0] + "/onebot/v11/ws"
 
 	// A wrong token is refused before the upgrade, as JSON.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -30,6 +31,12 @@ type instance struct {
 	url  string
 	stop func() error
 	logs *testenv.Buffer
+}
+
+// port is the instance's TCP port.
+func (i *instance) port() int {
+	p, _ := strconv.Atoi(i.url[strings.LastIndexByte(i.url, ':')+1:])
+	return p
 }
 
 // startBot runs an instance with env on a port of its own choosing (port 0,

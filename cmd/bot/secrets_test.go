@@ -41,30 +41,32 @@ func leaked(logs string) []string {
 	return out
 }
 
-var botctl struct {
+// tools are the module's other commands the tests run (botctl, and
+// fleetctl under scripts/render_nginx.sh), built on first use, once.
+var tools struct {
 	once sync.Once
 	dir  string
 	err  error
 }
 
-// botctlPath builds cmd/botctl once for the test run.
-func botctlPath(t *testing.T) string {
+// toolPath returns the path of the command name ("botctl", "fleetctl").
+func toolPath(t *testing.T, name string) string {
 	t.Helper()
-	botctl.once.Do(func() {
-		if botctl.dir, botctl.err = os.MkdirTemp("", "botctl"); botctl.err == nil {
-			botctl.err = testenv.BuildCommands(botctl.dir, "./cmd/botctl")
+	tools.once.Do(func() {
+		if tools.dir, tools.err = os.MkdirTemp("", "bot-tools"); tools.err == nil {
+			tools.err = testenv.BuildCommands(tools.dir, "./cmd/botctl", "./cmd/fleetctl")
 		}
 	})
-	if botctl.err != nil {
-		t.Fatal(botctl.err)
+	if tools.err != nil {
+		t.Fatal(tools.err)
 	}
-	return filepath.Join(botctl.dir, "botctl")
+	return filepath.Join(tools.dir, name)
 }
 
 // runBotctl runs bin/botctl against r with args and returns its output.
 func runBotctl(t *testing.T, r *testenv.Redis, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.Command(botctlPath(t), args...)
+	cmd := exec.Command(toolPath(t, "botctl"), args...)
 	cmd.Env = append(os.Environ(), "REDIS_HOST=127.0.0.1", fmt.Sprintf("REDIS_PORT=%d", r.Port))
 	out, err := cmd.CombinedOutput()
 	return string(out), err
@@ -80,8 +82,8 @@ func TestMain(m *testing.M) {
 			fmt.Printf("no secret in %d bytes of instance logs\n", len(allLogs.String()))
 		}
 	}
-	if botctl.dir != "" {
-		os.RemoveAll(botctl.dir)
+	if tools.dir != "" {
+		os.RemoveAll(tools.dir)
 	}
 	os.Exit(code)
 }
