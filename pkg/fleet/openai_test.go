@@ -168,6 +168,60 @@ func TestOpenAIGoClientRetriesA503(t *testing.T) {
 	}
 }
 
+// The SDK retries a 429 of the fleet's own rate limit by itself, after the
+// Retry-After the fleet sent, and the turn is stored once.
+func TestOpenAIGoClientRetriesA429(t *testing.T) {
+	_, url := startMock(t, mockllm.Faults{}, 0)
+	f := startFleet(t, []int{1}, false, mockEnv(url, "BOT_RATELIMIT_PER_KEY=1")...)
+	var attempts []int // the status of each of the SDK's attempts
+	record := option.WithMiddleware(func(r *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+		res, err := next(r)
+		if err == nil {
+			attempts = append(attempts, res.StatusCode)
+		}
+		return res, err
+	})
+	ask := func(retries int, user string) error {
+		client := openai.NewClient(option.WithBaseURL(f.Nginx.URL("/v1/")), option.WithAPIKey(apiKey), option.WithMaxRetries(retries), record)
+		_, err := client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+			Model: "mock-1", User: openai.String(user), Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")},
+		})
+		return err
+	}
+	// Without retries a request over the limit (one a second) is the SDK's
+	// error with the fleet's status and code.
+	var apiErr *openai.Error
+	for i := 0; apiErr == nil; i++ {
+		if i == 10 {
+			t.Fatalf("ten requests in a row were all admitted under a limit of one a second: %v", attempts)
+		}
+		if err := ask(0, "limited"); err != nil && (!errors.As(err, &apiErr) || apiErr.StatusCode != 429 || apiErr.Code != "rate_limited") {
+			t.Fatalf("over the limit: %v, want the SDK's 429 error", err)
+		}
+	}
+	// With retries the SDK waits out the Retry-After and succeeds; a call
+	// whose first attempt came late enough to be admitted proves nothing,
+	// so the next one is made at once.
+	for i := 0; ; i++ {
+		attempts = nil
+		if err := ask(2, "retried-"+strconv.Itoa(i)); err != nil {
+			t.Fatalf("with the SDK's retries: %v (attempts %v)", err, attempts)
+		}
+		if len(attempts) > 1 {
+			if attempts[0] != 429 || attempts[len(attempts)-1] != 200 {
+				t.Fatalf("the SDK's attempts: %v, want a 429 retried into a 200", attempts)
+			}
+			if h := f.history(t, "api:default:c2c:retried-"+strconv.Itoa(i)); len(h) != 2 {
+				t.Fatalf("memory holds %d entries for the retried turn, want 2", len(h))
+			}
+			return
+		}
+		if i == 10 {
+			t.Fatal("ten requests in a row were all admitted under a limit of one a second")
+		}
+	}
+}
+
 // npmOpenAI is the official openai npm package, installed once into the
 // user's cache (from the npm registry) for the node tests.
 func npmOpenAI(t *testing.T) string {
@@ -197,7 +251,11 @@ func npmOpenAI(t *testing.T) string {
 
 const nodeClient = `
 const OpenAI = require('openai');
-const client = new OpenAI({ baseURL: process.env.BASE_URL, apiKey: process.env.KEY, maxRetries: 0 });
+// Every attempt's status, the SDK's retries included (the fleet limits the
+// key to one request a second, so the SDK meets 429s and retries them).
+const attempts = [];
+const counting = async (url, init) => { const r = await fetch(url, init); attempts.push(r.status); return r; };
+const client = new OpenAI({ baseURL: process.env.BASE_URL, apiKey: process.env.KEY, maxRetries: 3, fetch: counting });
 (async () => {
   const out = {};
   out.models = (await client.models.list()).data.map(m => m.id);
@@ -215,16 +273,23 @@ const client = new OpenAI({ baseURL: process.env.BASE_URL, apiKey: process.env.K
   } catch (e) {
     out.error = { name: e.constructor.name, status: e.status, code: e.code, type: e.type };
   }
+  // A turn whose first attempt was limited and then retried by the SDK (a
+  // turn admitted at once proves nothing, so the next is sent at once).
+  for (out.retriedTurns = 1; out.retriedTurns <= 10; out.retriedTurns++) {
+    const before = attempts.length;
+    await client.chat.completions.create({ model: 'mock-1', user: 'node-retried', messages: [{ role: 'user', content: 'hi' }] });
+    if (attempts.length - before > 1) { out.retried = attempts.slice(before); break; }
+  }
   console.log(JSON.stringify(out));
 })().catch(e => { console.error(e); process.exit(1); });
 `
 
 // The official openai npm package, run by node, talks to the fleet
-// through nginx unchanged.
+// through nginx unchanged, and retries the fleet's 429s by itself.
 func TestOpenAINodeClientThroughNginx(t *testing.T) {
 	modules := npmOpenAI(t)
 	_, url := startMock(t, mockllm.Faults{Chunks: 5}, 0)
-	f := startFleet(t, []int{1, 1}, false, mockEnv(url)...)
+	f := startFleet(t, []int{1, 1}, false, mockEnv(url, "BOT_RATELIMIT_PER_KEY=1")...)
 	script := filepath.Join(t.TempDir(), "client.js")
 	if err := os.WriteFile(script, []byte(nodeClient), 0o644); err != nil {
 		t.Fatal(err)
@@ -244,6 +309,8 @@ func TestOpenAINodeClientThroughNginx(t *testing.T) {
 		Plain    string   `json:"plain"`
 		Streamed string   `json:"streamed"`
 		Pieces   int      `json:"pieces"`
+		Retried  []int    `json:"retried"`
+		Turns    int      `json:"retriedTurns"`
 		Error    struct {
 			Name   string `json:"name"`
 			Status int    `json:"status"`
@@ -261,6 +328,12 @@ func TestOpenAINodeClientThroughNginx(t *testing.T) {
 	}
 	if got.Error.Name != "NotFoundError" || got.Error.Status != 404 || got.Error.Code != "model_not_found" || got.Error.Type != "invalid_request_error" {
 		t.Fatalf("the SDK's error: %+v", got.Error)
+	}
+	if r := got.Retried; len(r) < 2 || r[0] != 429 || r[len(r)-1] != 200 {
+		t.Fatalf("the SDK's attempts at a limited turn: %v, want a 429 retried into a 200", r)
+	}
+	if h := f.history(t, "api:default:c2c:node-retried"); len(h) != 2*got.Turns {
+		t.Fatalf("memory holds %d entries after %d turns, want each turn once", len(h), got.Turns)
 	}
 }
 
