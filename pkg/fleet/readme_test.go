@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,6 +57,32 @@ func readmeCommands(t *testing.T, section string) []string {
 // everything else runs as the README writes it.
 var durationFlag = regexp.MustCompile(`--(duration|warmup) [0-9a-z]+`)
 
+// onlyLoadBound reports whether a loadtest that exited 1 failed only on
+// what the machine's load decides — p99 over its objective, fewer requests
+// achieved than offered, requests sent late — and not on errors or
+// broken continuity: it has at least one verdict ("SLO broken: ..." or a
+// search step's "no: ...") and each part of each names only those.
+func onlyLoadBound(out string) bool {
+	verdicts := 0
+	for _, line := range strings.Split(out, "\n") {
+		_, v, ok := strings.Cut(line, "SLO broken: ")
+		if !ok {
+			_, v, ok = strings.Cut(line, " no: ")
+		}
+		if !ok {
+			continue
+		}
+		verdicts++
+		for _, part := range strings.Split(v, "; ") {
+			part = strings.TrimSpace(part)
+			if !strings.HasPrefix(part, "p99 ") && !strings.HasPrefix(part, "achieved ") && !strings.HasPrefix(part, "late ") {
+				return false
+			}
+		}
+	}
+	return verdicts > 0
+}
+
 // checkReadmeCommands runs, against the fleet make fleet started, the
 // README's first chat (its curl) and every bin/loadtest example of "Load
 // testing", as written but for shorter durations, in a folder of the
@@ -100,7 +127,13 @@ func checkReadmeCommands(t *testing.T) {
 		cmd.Dir = dir
 		out, err := cmd.CombinedOutput()
 		cancel()
-		if err != nil || strings.Contains(string(out), "status_401") {
+		var exit *exec.ExitError
+		switch {
+		case strings.Contains(string(out), "status_401"):
+			t.Errorf("README's %q was refused (401):\n%s", c, out)
+		case errors.As(err, &exit) && exit.ExitCode() == 1 && onlyLoadBound(string(out)):
+			t.Logf("README's %q ran; its objective was not met on this machine's load (exit 1, as the README says):\n%s", c, out)
+		case err != nil:
 			t.Errorf("README's %q: %v\n%s", c, err, out)
 		}
 	}
@@ -110,6 +143,21 @@ func checkReadmeCommands(t *testing.T) {
 	for _, report := range []string{"out.json", "out.html", "steps.md"} {
 		if _, err := os.Stat(filepath.Join(dir, report)); err != nil {
 			t.Errorf("README's loadtest examples wrote no %s", report)
+		}
+	}
+}
+
+func TestOnlyLoadBound(t *testing.T) {
+	for out, want := range map[string]bool{
+		"      500     500.0    92.5ms     391ms     427ms     452ms       0      0  no: p99 391ms > 50ms\nloadtest: rate search: no step held": true,
+		"  500 ...  no: p99 91ms > 50ms; achieved 400 < 95% of offered; late 3.0% > 1.0%":                                                       true,
+		"loadtest: SLO broken: p99 912ms > 800ms":                                           true,
+		"loadtest: SLO broken: p99 912ms > 800ms; error rate 5.00% > 1.00% (status_503: 5)": false,
+		"  500 ...  no: 3 errors (status_503: 3)":                                           false,
+		"loadtest: connection refused":                                                      false,
+	} {
+		if got := onlyLoadBound(out); got != want {
+			t.Errorf("onlyLoadBound(%q) = %v, want %v", out, got, want)
 		}
 	}
 }
