@@ -16,7 +16,11 @@ import (
 )
 
 // Rows are the rows Run knows, in the order it runs them.
-var Rows = []string{"baseline", "openai", "scaling", "users", "soak", "overhead", "growth", "builtin", "cold", "go"}
+var Rows = []string{"baseline", "openai", "scaling", "users", "soak", "overhead", "growth", "builtin", "cold", "go", "redis"}
+
+// afterFleet are the rows that run once the bench fleet is stopped, so
+// that they get the machine.
+var afterFleet = []string{"go", "redis"}
 
 // Options configure Run. Zero fields take the defaults of a full run, or of
 // a quick one when Quick is set.
@@ -202,7 +206,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 
-	fleetRows := slices.ContainsFunc(Rows[:len(Rows)-1], r.wants)
+	fleetRows := slices.ContainsFunc(Rows, func(row string) bool { return !slices.Contains(afterFleet, row) && r.wants(row) })
 	if fleetRows {
 		r.logf("bench fleet: redis-server, mockllm, %d instances, nginx (logs in %s)", o.Instances, filepath.Join(o.Dir, "logs"))
 		r.f, err = startFleet(ctx, o.Root, o.Bin, o.Dir, o.Instances)
@@ -240,6 +244,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			r.note("row go failed: %v", err)
 		}
 	}
+	if r.wants("redis") && ctx.Err() == nil {
+		r.logf("row redis: chat turns on Redis standalone and on Clusters of 1, 2 and 3 masters (pkg/capacity)")
+		if err := r.redisCapacity(ctx); err != nil {
+			r.note("row redis failed: %v", err)
+		}
+	}
 	r.rep.Pending = pending
 	r.rep.DurationS = round(time.Since(begin).Seconds(), 0)
 	return r.rep, ctx.Err()
@@ -249,7 +259,6 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 // function in the steps of Run, with its fields in Report, when it does.
 var pending = []Pending{
 	{"streaming", "time to first token and time per chunk through the fleet vs straight at mockllm (`stream: true` on `/v1/chat/completions`): the bot streams since issue 8 landed while this harness was written; the row needs a streaming target in loadtest that times the first content event and the gaps between events (a Target whose response is read event by event), then a function here like overhead's"},
-	{"cluster", "Redis Cluster with 1, 2 and 3 masters: when the fleet runs on a Cluster (startFleet then starts one)"},
 	{"admin", "the admin console's cost per turn: when the console lands"},
 }
 

@@ -99,7 +99,7 @@ func TestRunMeasuresTheFleet(t *testing.T) {
 	}
 	slices.Sort(keys)
 	want := []string{"cold_start", "commit", "duration_s", "generated_at", "go_benchmarks", "growth", "machine", "notes",
-		"overhead", "pending", "quick", "redis_round_trips", "scaling", "schema", "searches", "settings", "soak", "users"}
+		"overhead", "pending", "quick", "redis_capacity", "redis_round_trips", "scaling", "schema", "searches", "settings", "soak", "users"}
 	if !slices.Equal(keys, want) {
 		t.Errorf("bench.json keys %v, want %v (README, Performance, documents them)", keys, want)
 	}

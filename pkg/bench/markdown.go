@@ -118,6 +118,7 @@ func (r *Report) WriteMarkdown(w io.Writer, soakSVG string) error {
 	r.mdSoak(&m, soakSVG)
 	r.mdCold(&m)
 	r.mdGo(&m)
+	r.mdRedis(&m)
 	m.p("## Findings of the profiling work")
 	m.p("")
 	m.b.WriteString(strings.TrimSpace(findings) + "\n\n")
@@ -493,4 +494,35 @@ func (r *Report) mdGo(m *md) {
 			fmt.Sprintf("%.1f µs", b.NsPerOp/1e3), f0(b.BytesPerOp), f0(b.AllocsPerOp)})
 	}
 	m.table([]string{"benchmark", "time/op", "B/op", "allocs/op"}, rows)
+}
+
+func (r *Report) mdRedis(m *md) {
+	rc := r.Redis
+	if rc == nil {
+		return
+	}
+	m.p("## Redis: what a turn costs it, per topology")
+	m.p("")
+	m.p("`go test -run '^$' -bench BenchmarkTurns -benchtime %dx ./pkg/capacity`, after the bench fleet was stopped: %d turns", rc.Turns, rc.Turns)
+	m.p("(Begin and Commit, two round trips, as pkg/chat runs them) from four Stores with 64 in flight and no backend,")
+	m.p("against a standalone redis-server and Clusters of 1, 2 and 3 masters started on loopback. The client and every")
+	m.p("master share this machine's %d cores, so the turns/s driven stop growing with masters here; the ceiling —", r.Machine.CPUs)
+	m.p("where the busiest master would use its whole core (Redis runs commands on one) — is what grows:")
+	m.p("")
+	var rows [][]string
+	for _, t := range rc.Topologies {
+		rows = append(rows, []string{t.Name, f0(t.TurnsPerSecond), f1(t.RedisCPUUSPerTurn) + " µs", fmt.Sprintf("%.2f", t.BusiestMasterCores),
+			f0(t.CeilingTurnsPerSecond), f0(t.BytesPerTurn) + " B"})
+	}
+	m.table([]string{"topology", "turns/s driven", "Redis CPU per turn (all masters)", "busiest master, cores", "ceiling turns/s", "memory per turn"}, rows)
+	m.p("What is kept (`MEMORY USAGE`, `BenchmarkFootprint`): a history entry %.0f B (100-byte messages, 300-byte replies),", rc.EntryBytes)
+	m.p("a conversation at memory.max_entries 100 %.0f B, a finished request's record %.0f B (kept memory.idempotency_ttl).",
+		rc.ConversationBytes, rc.RequestBytes)
+	if one := r.search("openai_1_instance"); one != nil && one.MaxSustainedRPS > 0 && len(rc.Topologies) > 0 && rc.Topologies[0].CeilingTurnsPerSecond > 0 {
+		c := rc.Topologies[0].CeilingTurnsPerSecond
+		m.p("One %s Redis reaches a core at about %.0f turns/s; one instance sustains %.0f turns/s (row openai_1_instance),",
+			rc.Topologies[0].Name, c, one.MaxSustainedRPS)
+		m.p("so one Redis serves about **%.0f instances** before it is the bottleneck (the README's capacity model).", c/one.MaxSustainedRPS)
+	}
+	m.p("")
 }

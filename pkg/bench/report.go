@@ -43,6 +43,8 @@ type Report struct {
 	Soak *Soak `json:"soak"`
 	// GoBenchmarks are the Go benchmarks of the turn path.
 	GoBenchmarks []GoBenchmark `json:"go_benchmarks"`
+	// Redis is what a turn costs Redis on each topology (row redis).
+	Redis *RedisCapacity `json:"redis_capacity"`
 	// RedisRoundTrips is what TestTurnsAreTwoRoundTrips counted (0: not
 	// run or failed; see Notes).
 	RedisRoundTrips int `json:"redis_round_trips"`
@@ -234,6 +236,38 @@ type GoBenchmark struct {
 	NsPerOp     float64 `json:"ns_per_op"`
 	BytesPerOp  float64 `json:"bytes_per_op"`
 	AllocsPerOp float64 `json:"allocs_per_op"`
+}
+
+// RedisCapacity is pkg/capacity's benchmarks: the Redis side of chat turns
+// (four Stores, 64 turns in flight, no backend) on each topology, and the
+// bytes what is stored takes.
+type RedisCapacity struct {
+	Turns      int        `json:"turns"`
+	Topologies []Topology `json:"topologies"`
+	// EntryBytes is one history entry (a 100-byte message or a 300-byte
+	// reply), ConversationBytes a history of memory.max_entries (100) of
+	// them, RequestBytes a finished request's record (MEMORY USAGE).
+	EntryBytes        float64 `json:"entry_bytes"`
+	ConversationBytes float64 `json:"conversation_bytes"`
+	RequestBytes      float64 `json:"request_bytes"`
+}
+
+// Topology is one deployment's figures.
+type Topology struct {
+	Name    string `json:"name"`
+	Masters int    `json:"masters"`
+	// TurnsPerSecond is what the one client process drove (on this
+	// machine the clients and every master share its cores).
+	TurnsPerSecond float64 `json:"turns_per_second"`
+	// RedisCPUUSPerTurn is the masters' CPU per turn, summed (INFO cpu).
+	RedisCPUUSPerTurn float64 `json:"redis_cpu_us_per_turn"`
+	// BusiestMasterCores is the busiest master's CPU during the run.
+	BusiestMasterCores float64 `json:"busiest_master_cores"`
+	// CeilingTurnsPerSecond is where the busiest master would use a whole
+	// core (Redis runs commands on one): TurnsPerSecond / BusiestMasterCores.
+	CeilingTurnsPerSecond float64 `json:"ceiling_turns_per_second"`
+	// BytesPerTurn is used_memory's growth per turn.
+	BytesPerTurn float64 `json:"bytes_per_turn"`
 }
 
 // Pending is a row that lands later.

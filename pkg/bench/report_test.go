@@ -88,3 +88,28 @@ func TestGrowthVerdict(t *testing.T) {
 		t.Errorf("verdict %q", v)
 	}
 }
+
+// The redis row reads pkg/capacity's benchmark output as go test prints it.
+func TestRedisCapacityRead(t *testing.T) {
+	out := `goos: linux
+pkg: github.com/botfleet/botfleet/pkg/capacity
+BenchmarkTurns/standalone-2         	    2000	    184055 ns/op	      2428 B/turn	         0.5192 busiest-master-cores	        75.63 redis-µs/turn	      6864 turns/s
+--- BENCH: BenchmarkTurns/standalone-2
+    capacity_test.go:38: 1 masters: 6864 turns/s (2000 in 291ms)
+BenchmarkTurns/masters=3-2          	    2000	    279413 ns/op	      3439 B/turn	         0.1765 busiest-master-cores	       107.1 redis-µs/turn	      4810 turns/s
+BenchmarkFootprint-2                	       1	  18481590 ns/op	     22880 B/conversation	       227.8 B/entry	       680.0 B/request
+PASS
+`
+	var rc RedisCapacity
+	rc.read([]byte(out), "capacity.txt")
+	want := []Topology{
+		{Name: "standalone", Masters: 1, TurnsPerSecond: 6864, RedisCPUUSPerTurn: 75.63, BusiestMasterCores: 0.5192, CeilingTurnsPerSecond: 13220, BytesPerTurn: 2428},
+		{Name: "cluster, 3 masters", Masters: 3, TurnsPerSecond: 4810, RedisCPUUSPerTurn: 107.1, BusiestMasterCores: 0.1765, CeilingTurnsPerSecond: 27252, BytesPerTurn: 3439},
+	}
+	if len(rc.Topologies) != len(want) || rc.Topologies[0] != want[0] || rc.Topologies[1] != want[1] {
+		t.Fatalf("topologies %+v, want %+v", rc.Topologies, want)
+	}
+	if rc.EntryBytes != 227.8 || rc.ConversationBytes != 22880 || rc.RequestBytes != 680 {
+		t.Fatalf("footprint %+v", rc)
+	}
+}
