@@ -26,7 +26,8 @@ vet:
 	$(GO) vet ./...
 	cd $(K8S_CHECK) && $(GO) vet ./...
 
-test: deps vet ## vet, every test with the race detector, each fuzz target for 2s, then the k8s manifests' check
+test: vet ## vet, what the tests run if missing (as root), every test with the race detector, each fuzz target for 2s, then the k8s manifests' check
+	@scripts/install_deps.sh --tests
 	$(GO) test -race -count=1 -timeout 15m ./...
 	@GO=$(GO) FUZZTIME=2s scripts/fuzz.sh
 	$(MAKE) test-k8s

@@ -1,27 +1,32 @@
 #!/usr/bin/env bash
-# install_deps.sh — make sure the system programs botfleet needs are here:
-# redis-server (shared memory), redis-sentinel (the Sentinel tests), nginx (the fleet's load balancer) and curl
-# (the fleet scripts' probes), and for the tests etcd (the store of the
-# kube-apiserver that checks deploy/k8s) and systemd-analyze (the units'
-# check), from Debian's packages. As root it installs what is missing; otherwise it
-# prints the exact command to run and fails.
+# install_deps.sh — make sure the system programs botfleet needs are here,
+# from Debian's packages (see --help). As root it installs what is missing;
+# otherwise it prints the exact command to run and fails.
 set -euo pipefail
 
 case "${1:-}" in
 -h | --help)
 	cat <<'EOF2'
-Usage: scripts/install_deps.sh
+Usage: scripts/install_deps.sh [--tests]
 
-Makes sure the programs botfleet needs are installed: redis-server and
-redis-cli (shared memory), nginx (the fleet's load balancer) and curl (the
-scripts' probes), from Debian's packages; Go 1.26+ must be on PATH. As root
-it installs what is missing (apt-get); otherwise it prints the exact
+Makes sure the programs botfleet needs are installed, from Debian's
+packages: redis-server, redis-cli and redis-sentinel (shared memory), nginx
+(the fleet's load balancer), curl (the scripts' probes), etcd (the store of
+the kube-apiserver that checks deploy/k8s) and systemd-analyze (the units'
+check). Go 1.26+ must be on PATH.
+
+  --tests   also what only the tests run: promtool (prometheus; the alert
+            rules), chromium (the console in a real browser), node and npm
+            (the official openai npm client) and docker-compose (the compose
+            file's check)
+
+As root it installs what is missing (apt-get); otherwise it prints the exact
 command to run and exits 1. Nothing missing: it exits 0 silently.
-make deps, make run, make fleet and make test run it first.
+make deps, make run and make bench run it first; make test runs it with --tests.
 EOF2
 	exit 0
 	;;
-"") ;;
+"" | --tests) ;;
 *)
 	echo "install_deps: unexpected argument $1 (see --help)" >&2
 	exit 2
@@ -36,6 +41,13 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+if [ "${1:-}" = --tests ]; then
+	command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+	command -v chromium >/dev/null 2>&1 || need+=(chromium)
+	command -v node >/dev/null 2>&1 || need+=(nodejs)
+	command -v npm >/dev/null 2>&1 || need+=(npm)
+	command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+fi
 
 if ! command -v go >/dev/null 2>&1; then
 	echo "install_deps: Go is not on PATH; install Go 1.26 or newer (https://go.dev/doc/install)" >&2

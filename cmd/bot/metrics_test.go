@@ -164,7 +164,7 @@ func TestMetricsCountEveryTurnExactly(t *testing.T) {
 			t.Errorf("/metrics lacks %s", name)
 		}
 	}
-	promtool := testenv.Program(t, "promtool", "prometheus")
+	promtool := testenv.LookPath(t, "promtool")
 	cmd := exec.Command(promtool, "check", "metrics")
 	cmd.Stdin = strings.NewReader(text)
 	if out, err := cmd.CombinedOutput(); err != nil {

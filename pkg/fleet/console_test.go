@@ -31,7 +31,7 @@ type browser struct {
 
 func startBrowser(t *testing.T) *browser {
 	t.Helper()
-	exe := testenv.Program(t, "chromium", "chromium")
+	exe := testenv.LookPath(t, "chromium")
 	// The flags /work/.library/env/machines/go.md names: as root, no
 	// sandbox; and nothing that reaches for the network.
 	opts := []chromedp.ExecAllocatorOption{

@@ -81,14 +81,10 @@ func TestDockerCompose(t *testing.T) {
 	if len(ngx.Volumes) == 0 || !strings.HasPrefix(ngx.Volumes[0], "./nginx/docker.conf:") || len(ngx.Ports) == 0 || !strings.HasPrefix(ngx.Ports[0], "18789:") {
 		t.Fatalf("nginx service must mount nginx/docker.conf and publish 18789: %+v", ngx)
 	}
-	if dc, err := exec.LookPath("docker-compose"); err == nil {
-		root, _ := testenv.ModuleRoot()
-		cmd := exec.Command(dc, "-f", filepath.Join(root, "docker-compose.yml"), "config", "-q")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("docker-compose config: %v\n%s", err, out)
-		}
-	} else {
-		t.Log("docker-compose not installed: `docker-compose config` not run (.ci/run installs it)")
+	root, _ := testenv.ModuleRoot()
+	cmd := exec.Command(testenv.LookPath(t, "docker-compose"), "-f", filepath.Join(root, "docker-compose.yml"), "config", "-q")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("docker-compose config: %v\n%s", err, out)
 	}
 }
 

@@ -18,7 +18,7 @@ import (
 // for 10 minutes and not at 0.5 %, AllPrimariesDown when only the backup
 // serves, ...).
 func TestPrometheusRules(t *testing.T) {
-	promtool := testenv.Program(t, "promtool", "prometheus")
+	promtool := testenv.LookPath(t, "promtool")
 	dir := filepath.Join(root, "deploy", "prometheus")
 	rules, _ := filepath.Glob(filepath.Join(dir, "rules", "*.yml"))
 	tests, _ := filepath.Glob(filepath.Join(dir, "tests", "*.yml"))

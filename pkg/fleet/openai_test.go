@@ -21,6 +21,7 @@ import (
 
 	"github.com/botfleet/botfleet/pkg/memory"
 	"github.com/botfleet/botfleet/pkg/mockllm"
+	"github.com/botfleet/botfleet/pkg/testenv"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 )
@@ -226,11 +227,8 @@ func TestOpenAIGoClientRetriesA429(t *testing.T) {
 // user's cache (from the npm registry) for the node tests.
 func npmOpenAI(t *testing.T) string {
 	t.Helper()
-	for _, tool := range []string{"node", "npm"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is not installed: apt-get install nodejs npm (the official openai client runs on it)", tool)
-		}
-	}
+	testenv.LookPath(t, "node")
+	testenv.LookPath(t, "npm")
 	cache, err := os.UserCacheDir()
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ package testenv
 
 import (
 	"net"
-	"os"
 	"os/exec"
 	"strconv"
 	"syscall"
@@ -33,7 +32,7 @@ func LookPath(t testing.TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		t.Fatalf("testenv: %s not found on PATH; install what the tests need with: sudo scripts/install_deps.sh", name)
+		t.Fatalf("testenv: %s not found on PATH; install what the tests need with: sudo scripts/install_deps.sh --tests (make test runs it)", name)
 	}
 	return p
 }
@@ -52,21 +51,4 @@ func killGroup(cmd *exec.Cmd, sig syscall.Signal) {
 	}
 	_ = syscall.Kill(-cmd.Process.Pid, sig)
 	_ = cmd.Wait()
-}
-
-// Program returns the path of a program some tests need that make deps
-// does not install, from Debian's package pkg. Without it the test fails
-// in CI (CI=true: .ci/run installs it) and is skipped elsewhere, saying
-// how to install it.
-func Program(t testing.TB, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("testenv: %s not found on PATH in CI; .ci/run must install Debian's %s package", name, pkg)
-	}
-	t.Skipf("testenv: %s not found on PATH; install it with: sudo apt-get install -y %s", name, pkg)
-	return ""
 }
