@@ -16,7 +16,7 @@ import (
 )
 
 // Rows are the rows Run knows, in the order it runs them.
-var Rows = []string{"baseline", "openai", "scaling", "users", "soak", "overhead", "growth", "builtin", "cold", "go", "redis"}
+var Rows = []string{"baseline", "openai", "scaling", "users", "soak", "overhead", "streaming", "growth", "builtin", "cold", "go", "redis"}
 
 // afterFleet are the rows that run once the bench fleet is stopped, so
 // that they get the machine.
@@ -220,7 +220,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		run  func(context.Context) error
 	}{
 		{"baseline", r.baseline}, {"openai", r.openai}, {"scaling", r.scaling}, {"users", r.users},
-		{"soak", r.soak}, {"overhead", r.overhead}, {"growth", r.growth}, {"builtin", r.builtin}, {"cold", r.cold},
+		{"soak", r.soak}, {"overhead", r.overhead}, {"streaming", r.streaming}, {"growth", r.growth}, {"builtin", r.builtin}, {"cold", r.cold},
 	}
 	for _, s := range steps {
 		if !r.wants(s.name) {
@@ -257,10 +257,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 
 // pending are the rows that land with work still to come; each becomes a
 // function in the steps of Run, with its fields in Report, when it does.
-var pending = []Pending{
-	{"streaming", "time to first token and time per chunk through the fleet vs straight at mockllm (`stream: true` on `/v1/chat/completions`): the bot streams since issue 8 landed while this harness was written; the row needs a streaming target in loadtest that times the first content event and the gaps between events (a Target whose response is read event by event), then a function here like overhead's"},
-	{"admin", "the admin console's cost per turn: when the console lands"},
-}
+var pending []Pending
 
 // lock makes dir the run's own; a second harness on the same dir is
 // refused while the first one's pid lives.

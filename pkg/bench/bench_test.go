@@ -45,12 +45,12 @@ func testOptions(t *testing.T, rows ...string) Options {
 		ColdStarts: 1, Users: 4}
 }
 
-// TestRunMeasuresTheFleet runs the baseline, openai and cold rows on a real
+// TestRunMeasuresTheFleet runs the baseline, openai, streaming and cold rows on a real
 // fleet (redis-server, mockllm, two instances, three nginx servers): every
 // step was measured, the openai row has its CPU per turn, cores and a CPU
 // profile, and the report has the stable top-level keys.
 func TestRunMeasuresTheFleet(t *testing.T) {
-	o := testOptions(t, "baseline", "openai", "cold")
+	o := testOptions(t, "baseline", "openai", "streaming", "cold")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute) // a hang guard, not a timing assertion
 	defer cancel()
 	rep, err := Run(ctx, o)
@@ -85,6 +85,17 @@ func TestRunMeasuresTheFleet(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(o.Dir, "search_openai.json")); err != nil {
 		t.Errorf("the search's loadtest JSON: %v", err)
 	}
+	if len(rep.Streaming) != len(streamingConcurrency) {
+		t.Fatalf("streaming rows %+v, notes %v", rep.Streaming, rep.Notes)
+	}
+	for _, s := range rep.Streaming {
+		for _, l := range []StreamLatency{s.Direct, s.Fleet} {
+			// Every piece mockllm sends reaches the client as a piece of its own.
+			if l.Streams == 0 || l.Errors != 0 || l.Pieces != streamChunks*l.Streams || l.TTFTP50MS <= 0 || l.GapP50MS <= 0 {
+				t.Errorf("streaming c=%d: %+v", s.Concurrency, l)
+			}
+		}
+	}
 	var b strings.Builder
 	if err := rep.WriteJSON(&b); err != nil {
 		t.Fatal(err)
@@ -99,7 +110,7 @@ func TestRunMeasuresTheFleet(t *testing.T) {
 	}
 	slices.Sort(keys)
 	want := []string{"cold_start", "commit", "duration_s", "generated_at", "go_benchmarks", "growth", "machine", "notes",
-		"overhead", "pending", "quick", "redis_capacity", "redis_round_trips", "scaling", "schema", "searches", "settings", "soak", "users"}
+		"overhead", "pending", "quick", "redis_capacity", "redis_round_trips", "scaling", "schema", "searches", "settings", "soak", "streaming", "users"}
 	if !slices.Equal(keys, want) {
 		t.Errorf("bench.json keys %v, want %v (README, Performance, documents them)", keys, want)
 	}
@@ -107,7 +118,7 @@ func TestRunMeasuresTheFleet(t *testing.T) {
 	if err := rep.WriteMarkdown(&md, ""); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## Against the issue's targets", "### openai: nginx → bot → mockllm", "## Cold start to ready", "## Rows to come"} {
+	for _, want := range []string{"## Against the issue's targets", "### openai: nginx → bot → mockllm", "## Cold start to ready", "## Streaming: time to first piece and between pieces"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("BENCHMARKS.md lacks %q", want)
 		}

@@ -112,6 +112,7 @@ func (r *Report) WriteMarkdown(w io.Writer, soakSVG string) error {
 	r.mdSearches(&m)
 	r.mdCPU(&m)
 	r.mdOverhead(&m)
+	r.mdStreaming(&m)
 	r.mdGrowth(&m)
 	r.mdScaling(&m)
 	r.mdUsers(&m)
@@ -122,12 +123,14 @@ func (r *Report) WriteMarkdown(w io.Writer, soakSVG string) error {
 	m.p("## Findings of the profiling work")
 	m.p("")
 	m.b.WriteString(strings.TrimSpace(findings) + "\n\n")
-	m.p("## Rows to come")
-	m.p("")
-	for _, p := range r.Pending {
-		m.p("- **%s**: %s.", p.Row, p.Why)
+	if len(r.Pending) > 0 {
+		m.p("## Rows to come")
+		m.p("")
+		for _, p := range r.Pending {
+			m.p("- **%s**: %s.", p.Row, p.Why)
+		}
+		m.p("")
 	}
-	m.p("")
 	if len(r.Notes) > 0 {
 		m.p("## Notes of this run")
 		m.p("")
@@ -525,4 +528,29 @@ func (r *Report) mdRedis(m *md) {
 		m.p("so one Redis serves about **%.0f instances** before it is the bottleneck (the README's capacity model).", c/one.MaxSustainedRPS)
 	}
 	m.p("")
+}
+
+func (r *Report) mdStreaming(m *md) {
+	if len(r.Streaming) == 0 {
+		return
+	}
+	m.p("## Streaming: time to first piece and between pieces")
+	m.p("")
+	m.p("The same streamed completions (`stream: true` on `/v1/chat/completions`, closed model, each client one stream after")
+	m.p("another) straight at mockllm and through nginx → bot → mockllm; mockllm sends every reply in %d pieces %v apart.",
+		streamChunks, streamChunkDelay)
+	m.p("Time to first piece is from the request sent to the first content event read; a gap is between two content events.")
+	m.p("")
+	var rows [][]string
+	for _, s := range r.Streaming {
+		for _, p := range []struct {
+			name string
+			l    StreamLatency
+		}{{"mockllm", s.Direct}, {"fleet", s.Fleet}} {
+			rows = append(rows, []string{fmt.Sprint(s.Concurrency), p.name, fmt.Sprint(p.l.Streams), fmt.Sprint(p.l.Errors),
+				f2(p.l.TTFTP50MS), f2(p.l.TTFTP99MS), f2(p.l.GapP50MS), f2(p.l.GapP99MS), f0(p.l.PiecesPerS)})
+		}
+		rows = append(rows, []string{fmt.Sprint(s.Concurrency), "**added**", "", "", f2(s.AddedTTFTP50MS), f2(s.AddedTTFTP99MS), "", "", ""})
+	}
+	m.table([]string{"streams in flight", "path", "streams", "errors", "first piece p50 ms", "p99 ms", "gap p50 ms", "gap p99 ms", "pieces/s"}, rows)
 }

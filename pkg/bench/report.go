@@ -31,6 +31,9 @@ type Report struct {
 	// Overhead is the same closed-model load straight at mockllm and
 	// through nginx → bot → mockllm, per concurrency.
 	Overhead []Overhead `json:"overhead"`
+	// Streaming is the same streamed completions straight at mockllm and
+	// through nginx → bot → mockllm, per concurrency.
+	Streaming []Streaming `json:"streaming"`
 	// Growth is the cost of a turn by history length and message size.
 	Growth []Growth `json:"growth"`
 	// Scaling is one instance against two.
@@ -236,6 +239,32 @@ type GoBenchmark struct {
 	NsPerOp     float64 `json:"ns_per_op"`
 	BytesPerOp  float64 `json:"bytes_per_op"`
 	AllocsPerOp float64 `json:"allocs_per_op"`
+}
+
+// Streaming is one concurrency of the streaming row.
+type Streaming struct {
+	Concurrency int           `json:"concurrency"`
+	Direct      StreamLatency `json:"direct"`
+	Fleet       StreamLatency `json:"fleet"`
+	// AddedTTFTP50MS and AddedTTFTP99MS are the fleet's time to first
+	// piece minus mockllm's own.
+	AddedTTFTP50MS float64 `json:"added_ttft_p50_ms"`
+	AddedTTFTP99MS float64 `json:"added_ttft_p99_ms"`
+}
+
+// StreamLatency is one path's streams: time to the first content piece
+// (from the request sent), the gaps between pieces, and pieces per second
+// over the run.
+type StreamLatency struct {
+	Streams    int     `json:"streams"`
+	Errors     int     `json:"errors"`
+	FirstError string  `json:"first_error,omitempty"`
+	Pieces     int     `json:"pieces"`
+	PiecesPerS float64 `json:"pieces_per_s"`
+	TTFTP50MS  float64 `json:"ttft_p50_ms"`
+	TTFTP99MS  float64 `json:"ttft_p99_ms"`
+	GapP50MS   float64 `json:"gap_p50_ms"`
+	GapP99MS   float64 `json:"gap_p99_ms"`
 }
 
 // RedisCapacity is pkg/capacity's benchmarks: the Redis side of chat turns
