@@ -310,8 +310,8 @@ func checkRedis(t *testing.T, objs []*unstructured.Unstructured, cfg *config.Con
 	for i := range *sts.Spec.Replicas {
 		want = append(want, fmt.Sprintf("%s-%d.%s:26379", sts.Name, i, sts.Spec.ServiceName))
 	}
-	if !slices.Equal(cfg.Redis.Addrs, want) {
-		t.Errorf("redis.addrs %v, want the StatefulSet's sentinels %v", cfg.Redis.Addrs, want)
+	if !slices.Equal(cfg.Redis.Sentinels, want) {
+		t.Errorf("redis.sentinels %v, want the StatefulSet's sentinels %v", cfg.Redis.Sentinels, want)
 	}
 	named(t, objs, "Service", sts.Spec.ServiceName)
 }
