@@ -16,7 +16,7 @@ import (
 )
 
 // Rows are the rows Run knows, in the order it runs them.
-var Rows = []string{"baseline", "openai", "scaling", "users", "soak", "overhead", "streaming", "growth", "builtin", "cold", "go", "redis"}
+var Rows = []string{"baseline", "openai", "scaling", "users", "soak", "overhead", "streaming", "console", "growth", "builtin", "cold", "go", "redis"}
 
 // afterFleet are the rows that run once the bench fleet is stopped, so
 // that they get the machine.
@@ -220,7 +220,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		run  func(context.Context) error
 	}{
 		{"baseline", r.baseline}, {"openai", r.openai}, {"scaling", r.scaling}, {"users", r.users},
-		{"soak", r.soak}, {"overhead", r.overhead}, {"streaming", r.streaming}, {"growth", r.growth}, {"builtin", r.builtin}, {"cold", r.cold},
+		{"soak", r.soak}, {"overhead", r.overhead}, {"streaming", r.streaming}, {"console", r.console}, {"growth", r.growth}, {"builtin", r.builtin}, {"cold", r.cold},
 	}
 	for _, s := range steps {
 		if !r.wants(s.name) {

@@ -45,12 +45,12 @@ func testOptions(t *testing.T, rows ...string) Options {
 		ColdStarts: 1, Users: 4}
 }
 
-// TestRunMeasuresTheFleet runs the baseline, openai, streaming and cold rows on a real
+// TestRunMeasuresTheFleet runs the baseline, openai, streaming, console and cold rows on a real
 // fleet (redis-server, mockllm, two instances, three nginx servers): every
 // step was measured, the openai row has its CPU per turn, cores and a CPU
 // profile, and the report has the stable top-level keys.
 func TestRunMeasuresTheFleet(t *testing.T) {
-	o := testOptions(t, "baseline", "openai", "streaming", "cold")
+	o := testOptions(t, "baseline", "openai", "streaming", "console", "cold")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute) // a hang guard, not a timing assertion
 	defer cancel()
 	rep, err := Run(ctx, o)
@@ -96,6 +96,9 @@ func TestRunMeasuresTheFleet(t *testing.T) {
 			}
 		}
 	}
+	if c := rep.Console; c == nil || c.Polls == 0 || c.PollFailures != 0 || c.With.RPS == 0 || c.Before.RPS == 0 || c.After.RPS == 0 {
+		t.Errorf("console row %+v, notes %v", c, rep.Notes)
+	}
 	var b strings.Builder
 	if err := rep.WriteJSON(&b); err != nil {
 		t.Fatal(err)
@@ -109,7 +112,7 @@ func TestRunMeasuresTheFleet(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	want := []string{"cold_start", "commit", "duration_s", "generated_at", "go_benchmarks", "growth", "machine", "notes",
+	want := []string{"cold_start", "commit", "console", "duration_s", "generated_at", "go_benchmarks", "growth", "machine", "notes",
 		"overhead", "pending", "quick", "redis_capacity", "redis_round_trips", "scaling", "schema", "searches", "settings", "soak", "streaming", "users"}
 	if !slices.Equal(keys, want) {
 		t.Errorf("bench.json keys %v, want %v (README, Performance, documents them)", keys, want)
@@ -118,7 +121,7 @@ func TestRunMeasuresTheFleet(t *testing.T) {
 	if err := rep.WriteMarkdown(&md, ""); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## Against the issue's targets", "### openai: nginx → bot → mockllm", "## Cold start to ready", "## Streaming: time to first piece and between pieces"} {
+	for _, want := range []string{"## Against the issue's targets", "### openai: nginx → bot → mockllm", "## Cold start to ready", "## Streaming: time to first piece and between pieces", "## The console's cost"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("BENCHMARKS.md lacks %q", want)
 		}

@@ -153,7 +153,7 @@ func (f *fleet) botURL(i int) string         { return "http://" + addr(f.botPort
 func (f *fleet) botEnv(c botConfig, port int) []string {
 	env := []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
-		"API_KEY=" + Key, "REDIS_HOST=127.0.0.1", "REDIS_PORT=" + strconv.Itoa(f.redisPort),
+		"API_KEY=" + Key, "BOT_AUTH_ADMIN_KEY=" + AdminKey, "REDIS_HOST=127.0.0.1", "REDIS_PORT=" + strconv.Itoa(f.redisPort),
 		"WEB_PORT=" + strconv.Itoa(port), "INSTANCE_NAME=bench-" + strconv.Itoa(port),
 		"BOT_SERVER_PPROF=true", "BOT_LLM_PROVIDER=" + c.Backend,
 		"BOT_MEMORY_MAX_ENTRIES=" + strconv.Itoa(c.MaxEntries),

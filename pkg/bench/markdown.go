@@ -113,6 +113,7 @@ func (r *Report) WriteMarkdown(w io.Writer, soakSVG string) error {
 	r.mdCPU(&m)
 	r.mdOverhead(&m)
 	r.mdStreaming(&m)
+	r.mdConsole(&m)
 	r.mdGrowth(&m)
 	r.mdScaling(&m)
 	r.mdUsers(&m)
@@ -553,4 +554,29 @@ func (r *Report) mdStreaming(m *md) {
 		rows = append(rows, []string{fmt.Sprint(s.Concurrency), "**added**", "", "", f2(s.AddedTTFTP50MS), f2(s.AddedTTFTP99MS), "", "", ""})
 	}
 	m.table([]string{"streams in flight", "path", "streams", "errors", "first piece p50 ms", "p99 ms", "gap p50 ms", "gap p99 ms", "pieces/s"}, rows)
+}
+
+func (r *Report) mdConsole(m *md) {
+	c := r.Console
+	if c == nil {
+		return
+	}
+	m.p("## The console's cost")
+	m.p("")
+	m.p("The same open-model load (%g turns/s, half the sustained rate, through nginx) three times: without a console, with one", c.RateRPS)
+	m.p("open (logged in, polling `/admin/api/fleet` at the heartbeat interval as the page does: %d polls, %d failed, %d bytes),",
+		c.Polls, c.PollFailures, c.PollBytes)
+	m.p("and without again; the runs without show the noise.")
+	m.p("")
+	var rows [][]string
+	for _, p := range []struct {
+		name string
+		l    Latency
+	}{{"without", c.Before}, {"with the console open", c.With}, {"without, again", c.After}} {
+		rows = append(rows, []string{p.name, f1(p.l.RPS), f2(p.l.P50MS), f2(p.l.P99MS), fmt.Sprint(p.l.Errors)})
+	}
+	m.table([]string{"run", "turns/s", "p50 ms", "p99 ms", "errors"}, rows)
+	m.p("With the console: %s the throughput of the runs without, P99 %+.2f ms against their mean (they differ by %.2f ms between themselves).",
+		x(c.RatioRPS), c.AddedP99MS, c.NoiseP99MS)
+	m.p("")
 }

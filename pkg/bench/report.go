@@ -34,6 +34,9 @@ type Report struct {
 	// Streaming is the same streamed completions straight at mockllm and
 	// through nginx → bot → mockllm, per concurrency.
 	Streaming []Streaming `json:"streaming"`
+	// Console is the fleet under the same load without and with an admin
+	// console open.
+	Console *Console `json:"console"`
 	// Growth is the cost of a turn by history length and message size.
 	Growth []Growth `json:"growth"`
 	// Scaling is one instance against two.
@@ -239,6 +242,24 @@ type GoBenchmark struct {
 	NsPerOp     float64 `json:"ns_per_op"`
 	BytesPerOp  float64 `json:"bytes_per_op"`
 	AllocsPerOp float64 `json:"allocs_per_op"`
+}
+
+// Console is the console row: the same open-model load before, with and
+// after an open console.
+type Console struct {
+	RateRPS float64 `json:"rate_rps"`
+	Before  Latency `json:"before"`
+	With    Latency `json:"with"`
+	After   Latency `json:"after"`
+	// Polls, PollFailures and PollBytes are what the console did.
+	Polls        int   `json:"polls"`
+	PollFailures int   `json:"poll_failures"`
+	PollBytes    int64 `json:"poll_bytes"`
+	// RatioRPS is With over the mean of Before and After; AddedP99MS With's
+	// P99 minus their mean; NoiseP99MS how far Before and After differ.
+	RatioRPS   float64 `json:"ratio_rps"`
+	AddedP99MS float64 `json:"added_p99_ms"`
+	NoiseP99MS float64 `json:"noise_p99_ms"`
 }
 
 // Streaming is one concurrency of the streaming row.

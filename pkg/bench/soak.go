@@ -51,22 +51,10 @@ type SoakSample struct {
 func (r *run) soak(ctx context.Context) error {
 	rate := r.o.SoakRate
 	if rate == 0 {
-		s := r.searches["openai"]
-		if s == nil {
-			r.logf("soak: searching the sustained rate first (row openai)")
-			if err := r.openai(ctx); err != nil {
-				return err
-			}
-			s = r.searches["openai"]
+		var err error
+		if rate, err = r.halfRate(ctx, "soak"); err != nil {
+			return err
 		}
-		rate = math.Round(s.MaxSustainedRPS / 2)
-		if rate == 0 && len(s.Steps) > 0 {
-			rate = math.Round(s.Steps[0].RateRPS / 2)
-			r.note("soak: no openai step held; the soak runs at half its lowest step, %g turns/s", rate)
-		}
-	}
-	if rate <= 0 {
-		return fmt.Errorf("no sustained rate to halve")
 	}
 	if err := r.f.startBots(ctx, botConfig{Backend: "openai", MaxEntries: r.o.MaxEntries}); err != nil {
 		return err
