@@ -204,6 +204,36 @@ func TestTenantsCannotReadEachOther(t *testing.T) {
 	}
 }
 
+// A streamed turn is its key's own: another key naming its stream id gets
+// 404, as for a stream that never was; its own key reads it back whole.
+func TestStreamsAreTheirKeysOwn(t *testing.T) {
+	r := testenv.StartRedis(t)
+	bot := startBot(t, with(redisEnv(r), "BOT_CACHE_ENABLED", "false"))
+	alice, _ := createKey(t, r, auth.Spec{Name: "alice"})
+	bob, _ := createKey(t, r, auth.Spec{Name: "bob"})
+	body := `{"session_id":"streamed","message":"alice's streamed secret","stream":true}`
+	if status, _, raw := send(t, bot.url+"/v1/chat", body, append(bearerOf(alice), "Idempotency-Key", "alice-stream")...); status != 200 || !strings.Contains(string(raw), "event: done") {
+		t.Fatalf("alice's streamed turn: %d %s", status, raw)
+	}
+	read := func(secret string) (int, string) {
+		req, _ := http.NewRequest("GET", bot.url+"/v1/chat/streams/alice-stream", nil)
+		req.Header.Set("Authorization", "Bearer "+secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(raw)
+	}
+	if status, raw := read(bob); status != 404 || strings.Contains(raw, "alice") || !strings.Contains(raw, `"error"`) {
+		t.Fatalf("bob reading alice's stream: %d %s", status, raw)
+	}
+	if status, raw := read(alice); status != 200 || !strings.Contains(raw, "event: done") {
+		t.Fatalf("alice reading her stream back: %d %s", status, raw)
+	}
+}
+
 func tokenFor(t *testing.T, url, secret string) (int, string, string) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", url+"/auth/token", nil)
