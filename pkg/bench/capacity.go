@@ -77,6 +77,9 @@ func topology(res *benchfmt.Result) Topology {
 	if n, ok := strings.CutPrefix(t.Name, "masters="); ok {
 		t.Masters, _ = strconv.Atoi(n)
 		t.Name = "cluster, " + n + " masters"
+		if t.Masters == 1 {
+			t.Name = "cluster, 1 master"
+		}
 	}
 	t.TurnsPerSecond, _ = res.Value("turns/s")
 	t.RedisCPUUSPerTurn, _ = res.Value("redis-µs/turn")

@@ -157,6 +157,9 @@ func (f *fleet) botEnv(c botConfig, port int) []string {
 		"WEB_PORT=" + strconv.Itoa(port), "INSTANCE_NAME=bench-" + strconv.Itoa(port),
 		"BOT_SERVER_PPROF=true", "BOT_LLM_PROVIDER=" + c.Backend,
 		"BOT_MEMORY_MAX_ENTRIES=" + strconv.Itoa(c.MaxEntries),
+		// The load generator is one client address: the fleet's per-IP
+		// limit (ratelimit.per_ip, 1000/s) would cap every row above it.
+		"BOT_RATELIMIT_PER_IP=0",
 		// The growth rows send 10 KB messages.
 		"BOT_CHAT_MAX_MESSAGE_CHARS=" + strconv.Itoa(maxMessageChars),
 	}

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -96,6 +97,7 @@ pkg: github.com/botfleet/botfleet/pkg/capacity
 BenchmarkTurns/standalone-2         	    2000	    184055 ns/op	      2428 B/turn	         0.5192 busiest-master-cores	        75.63 redis-µs/turn	      6864 turns/s
 --- BENCH: BenchmarkTurns/standalone-2
     capacity_test.go:38: 1 masters: 6864 turns/s (2000 in 291ms)
+BenchmarkTurns/masters=1-2          	    2000	    195471 ns/op	      2452 B/turn	         0.4887 busiest-master-cores	        83.52 redis-µs/turn	      5851 turns/s
 BenchmarkTurns/masters=3-2          	    2000	    279413 ns/op	      3439 B/turn	         0.1765 busiest-master-cores	       107.1 redis-µs/turn	      4810 turns/s
 BenchmarkFootprint-2                	       1	  18481590 ns/op	     22880 B/conversation	       227.8 B/entry	       680.0 B/request
 PASS
@@ -104,9 +106,10 @@ PASS
 	rc.read([]byte(out), "capacity.txt")
 	want := []Topology{
 		{Name: "standalone", Masters: 1, TurnsPerSecond: 6864, RedisCPUUSPerTurn: 75.63, BusiestMasterCores: 0.5192, CeilingTurnsPerSecond: 13220, BytesPerTurn: 2428},
+		{Name: "cluster, 1 master", Masters: 1, TurnsPerSecond: 5851, RedisCPUUSPerTurn: 83.52, BusiestMasterCores: 0.4887, CeilingTurnsPerSecond: 11973, BytesPerTurn: 2452},
 		{Name: "cluster, 3 masters", Masters: 3, TurnsPerSecond: 4810, RedisCPUUSPerTurn: 107.1, BusiestMasterCores: 0.1765, CeilingTurnsPerSecond: 27252, BytesPerTurn: 3439},
 	}
-	if len(rc.Topologies) != len(want) || rc.Topologies[0] != want[0] || rc.Topologies[1] != want[1] {
+	if !slices.Equal(rc.Topologies, want) {
 		t.Fatalf("topologies %+v, want %+v", rc.Topologies, want)
 	}
 	if rc.EntryBytes != 227.8 || rc.ConversationBytes != 22880 || rc.RequestBytes != 680 {
