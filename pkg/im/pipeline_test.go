@@ -164,6 +164,8 @@ func TestSendWaitsForAnotherWorkersMark(t *testing.T) {
 	// A live worker is sending: this one waits for its "sent" and sends nothing.
 	p.leases.Acquire(ctx, "bf:im:sending:telegram:live-sender", "busy", time.Minute)
 	go func() {
+		// The thing under test: the other worker is still sending while
+		// Handle waits, and reports "sent" only later.
 		time.Sleep(200 * time.Millisecond)
 		p.rdb.Set(ctx, "bf:im:sent:telegram:live-sender", "sent", time.Hour)
 	}()

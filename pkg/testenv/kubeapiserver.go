@@ -135,21 +135,17 @@ func (s *KubeAPIServer) ready() error {
 
 // waitHTTP polls url until it answers 200 or the timeout passes.
 func waitHTTP(url string, c *http.Client, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
+	return poll(timeout, func() error {
 		resp, err := c.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("GET %s: %s", url, resp.Status)
-		}
-		if time.Now().After(deadline) {
+		if err != nil {
 			return err
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s: %s", url, resp.Status)
+		}
+		return nil
+	})
 }
 
 func ecKeyPEM(t testing.TB) []byte {
