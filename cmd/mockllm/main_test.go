@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -49,18 +50,19 @@ func start(t *testing.T, args []string, env map[string]string) (string, context.
 
 func waitHealthy(t *testing.T, base string) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	var last error
+	ready := testenv.Eventually(10*time.Second, func() bool {
 		resp, err := http.Get(base + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		if err != nil {
+			last = err
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/health never became ready: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
+		resp.Body.Close()
+		last = fmt.Errorf("GET /health: %s", resp.Status)
+		return resp.StatusCode == http.StatusOK
+	})
+	if !ready {
+		t.Fatalf("/health never became ready: %v", last)
 	}
 }
 
