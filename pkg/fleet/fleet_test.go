@@ -436,9 +436,9 @@ func TestBlueGreenDuringStream(t *testing.T) {
 	t.Logf("deploy green:\n%s", out)
 	only("green", green)
 	watches("green", green, f.Members)
-	// Asserting an absence: this bounds the observation window, longer than
-	// the checker takes to restart a failed target, for no event follows it.
-	time.Sleep(4 * time.Second)
+	// Asserting an absence (no blue instance brought back), with no event
+	// after it to wait for.
+	time.Sleep(4 * time.Second) // bounds the observation window: longer than the checker takes to restart a failed target
 	for _, m := range f.Members {
 		if listening(m.Port) {
 			t.Errorf("blue %s listens after the switch to green", m.Name())

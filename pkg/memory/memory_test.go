@@ -283,9 +283,9 @@ func testRenewalKeepsSlowTurnAlive(t *testing.T, top testenv.Topology) {
 		turn, _ := runTurn(t, s, "c2c:7", "behind", "y")
 		got <- turn
 	}()
-	// The thing under test: the lease runs out on Redis's clock (no clock to
-	// inject there) unless the store renews it; only renewal keeps the turn.
-	time.Sleep(4 * lease)
+	// The lease runs out on Redis's clock (no clock to inject there) unless
+	// the store renews it; only renewal keeps the turn.
+	time.Sleep(4 * lease) // the thing under test: longer than the lease
 	if err := slow.Commit(ctx, "x", "slow reply", time.Now(), nil, nil); err != nil {
 		t.Fatalf("slow turn lost its lease: %v", err)
 	}

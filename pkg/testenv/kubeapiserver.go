@@ -90,22 +90,21 @@ func StartKubeAPIServer(t testing.TB, etcd *Etcd) *KubeAPIServer {
 	s := &KubeAPIServer{URL: "https://" + Addr(port), Token: token, CAFile: filepath.Join(certDir, "apiserver.crt")}
 	// The certificate appears once the server has made it; until then the
 	// readiness probe cannot verify it, and answers nothing meaningful.
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		err := s.ready()
-		if err == nil {
-			return s
-		}
+	var err error
+	ready := Eventually(2*time.Minute, func() bool {
 		select {
 		case werr := <-exited:
 			exited <- werr
 			t.Fatalf("testenv: kube-apiserver exited (%v) before it was ready:\n%s", werr, tail(log.String(), 4000))
-		case <-time.After(100 * time.Millisecond):
+		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("testenv: kube-apiserver on %s not ready within 2m: %v\n%s", s.URL, err, tail(log.String(), 4000))
-		}
+		err = s.ready()
+		return err == nil
+	})
+	if !ready {
+		t.Fatalf("testenv: kube-apiserver on %s not ready within 2m: %v\n%s", s.URL, err, tail(log.String(), 4000))
 	}
+	return s
 }
 
 // ready reports nil once GET /readyz answers 200.
