@@ -48,7 +48,7 @@ func TestFailoverDuringChatTurns(t *testing.T) {
 		}
 		promoted := promote()
 		served = time.Now()
-		waitUntil(t, "the new master's replicas", func() bool { return promoted.Replicated(wait) >= wait })
+		testenv.WaitFor(t, time.Minute, "the new master's replicas", func() bool { return promoted.Replicated(wait) >= wait })
 		return killed, served
 	}
 	cases := []struct {
@@ -160,15 +160,18 @@ func streamThroughFailover(t *testing.T, top testenv.Topology, kill func() (kill
 		}
 		return n
 	}
-	waitUntil(t, "a steady stream", func() bool { return successes() >= 20*convs })
+	testenv.WaitFor(t, time.Minute, "a steady stream", func() bool { return successes() >= 20*convs })
 	lagFrom := time.Now()
 	killed, served := kill()
 	switched := time.Now()
 	t.Logf("replicas cut off at -%v, master killed at +0, a replica promoted at +%v, with %d replicas at +%v",
 		killed.Sub(lagFrom).Round(time.Millisecond), served.Sub(killed).Round(time.Millisecond), waitReplicas, switched.Sub(killed).Round(time.Millisecond))
 	recovered := successes()
-	waitUntil(t, "the stream to go on after the failover", func() bool { return successes() >= recovered+20*convs })
-	time.Sleep(time.Second) // the thing under test: a second more of error-free stream
+	testenv.WaitFor(t, time.Minute, "the stream to go on after the failover", func() bool { return successes() >= recovered+20*convs })
+	// More of the stream, in which a late error would show: 40 more answered
+	// turns per conversation (about a second).
+	more := successes()
+	testenv.WaitFor(t, time.Minute, "40 more answered turns per conversation", func() bool { return successes() >= more+40*convs })
 	close(stop)
 	wg.Wait()
 
@@ -243,17 +246,5 @@ func streamThroughFailover(t *testing.T, top testenv.Topology, kill func() (kill
 		} else if a.at.Before(lagFrom.Add(-100*time.Millisecond)) || a.at.After(killed.Add(time.Second)) {
 			t.Errorf("%s (turn %d) was answered at %+v and lost: only turns the replicas had not seen when the master died may be", a.key, a.turn, a.at.Sub(killed))
 		}
-	}
-}
-
-// waitUntil polls cond until it holds, failing the test after a minute.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -227,16 +227,11 @@ func (f *fakePlatforms) repliesTo(platform, msg string) []reply {
 // waitReply waits for the reply to message msg.
 func (f *fakePlatforms) waitReply(t *testing.T, platform, msg string) reply {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if rs := f.repliesTo(platform, msg); len(rs) > 0 {
-			return rs[0]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: no reply to message %s; replies so far: %+v", platform, msg, f.all())
-		}
-		time.Sleep(10 * time.Millisecond)
+	var rs []reply
+	if !testenv.Eventually(20*time.Second, func() bool { rs = f.repliesTo(platform, msg); return len(rs) > 0 }) {
+		t.Fatalf("%s: no reply to message %s; replies so far: %+v", platform, msg, f.all())
 	}
+	return rs[0]
 }
 
 // imEnv turns every platform on against the fakes, with short queue timings.
@@ -528,7 +523,9 @@ func TestIMSameEventThreeTimesAnswersOnce(t *testing.T) {
 				}
 			}
 		}
-		time.Sleep(500 * time.Millisecond) // let anything wrongly queued run
+		// Every queued job finished (a job leaves the stream once answered):
+		// a duplicate wrongly queued would have answered again by now.
+		testenv.WaitFor(t, 20*time.Second, "every queued job to finish", func() bool { return queued(t, r) == 0 })
 		for _, p := range platforms {
 			n := 0
 			for _, rep := range f.all() {
@@ -634,7 +631,8 @@ func TestIMRejectsForgedRequestsAndQueuesNothing(t *testing.T) {
 	if status, _, _ := deliver(t, bot.url, "feishu", http.Header{}, body); status != 401 {
 		t.Fatalf("challenge with a wrong token: %d", status)
 	}
-	time.Sleep(200 * time.Millisecond)
+	// No wait: a webhook answers once its job is queued, and a job stays in
+	// the stream until it is answered; nothing queued now means no work.
 	if len(f.all()) != 0 || mock.Stats().Calls != 0 || queued(t, r) != 0 {
 		t.Fatalf("rejected requests caused work: replies %v, calls %d", f.all(), mock.Stats().Calls)
 	}
@@ -663,13 +661,8 @@ func TestIMJobAbandonedByADrainingInstanceIsFinishedByAnother(t *testing.T) {
 	if status, _, resp := deliver(t, a.url, "telegram", h, body); status != 200 {
 		t.Fatalf("webhook: %d %s", status, resp)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for hung.Stats().Calls == 0 { // a's worker is inside the turn, at the backend
-		if time.Now().After(deadline) {
-			t.Fatal("a never took the job")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	// a's worker is inside the turn, at the backend.
+	testenv.WaitFor(t, 10*time.Second, "a to take the job", func() bool { return hung.Stats().Calls > 0 })
 	b := startBot(t, merge(okEnv, base, map[string]string{"INSTANCE_NAME": "b"}))
 	_ = b
 	killed := time.Now()
@@ -681,7 +674,8 @@ func TestIMJobAbandonedByADrainingInstanceIsFinishedByAnother(t *testing.T) {
 	if !strings.HasSuffix(rep.text, ": are you there") {
 		t.Fatalf("reply %q", rep.text)
 	}
-	time.Sleep(1500 * time.Millisecond) // longer than claim_idle: nothing answers it again
+	// Answered, the job leaves the stream: no instance can claim it again.
+	testenv.WaitFor(t, 20*time.Second, "the answered job to leave the queue", func() bool { return queued(t, r) == 0 })
 	if n := len(f.repliesTo("telegram", strconv.Itoa(e.n))); n != 1 {
 		t.Fatalf("%d replies, want 1", n)
 	}
@@ -717,12 +711,8 @@ func TestIMUrgentIsAnsweredBeforeQueuedNormalOnes(t *testing.T) {
 			t.Fatalf("urgent: %d", status)
 		}
 		release()
-		deadline := time.Now().Add(20 * time.Second)
-		for len(f.all()) < normal+1 {
-			if time.Now().After(deadline) {
-				t.Fatalf("only %d replies", len(f.all()))
-			}
-			time.Sleep(10 * time.Millisecond)
+		if !testenv.Eventually(20*time.Second, func() bool { return len(f.all()) >= normal+1 }) {
+			t.Fatalf("only %d replies", len(f.all()))
 		}
 		order := []string{}
 		for _, rep := range f.all() {
@@ -754,8 +744,7 @@ func TestIMFailingJobEndsInDeadLetters(t *testing.T) {
 			Depth    int64  `json:"depth"`
 		} `json:"streams"`
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	dead := testenv.Eventually(20*time.Second, func() bool {
 		req, _ := http.NewRequest("GET", bot.url+"/admin/api/queues", nil)
 		req.Header.Set("Authorization", "Bearer "+adminKey)
 		resp, err := http.DefaultClient.Do(req)
@@ -764,13 +753,10 @@ func TestIMFailingJobEndsInDeadLetters(t *testing.T) {
 		}
 		_ = json.NewDecoder(resp.Body).Decode(&q)
 		resp.Body.Close()
-		if q.DeadLetters == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no dead letter: %+v", q)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return q.DeadLetters == 1
+	})
+	if !dead {
+		t.Fatalf("no dead letter: %+v", q)
 	}
 	dl := q.Dead[0].Fields
 	if dl["dead_deliveries"] != "3" || dl["event"] != strconv.Itoa(e.n) || dl["platform"] != "telegram" || !strings.Contains(dl["dead_reason"], "unavailable") {
@@ -815,17 +801,17 @@ func startProcess(t *testing.T, bin string, env map[string]string) (*exec.Cmd, s
 		}
 	})
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if resp, err := http.Get(url + "/health"); err == nil {
+	serves := testenv.Eventually(10*time.Second, func() bool {
+		resp, err := http.Get(url + "/health")
+		if err == nil {
 			resp.Body.Close()
-			return cmd, url, logs
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the bot process never served:\n%s", logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+		return err == nil
+	})
+	if !serves {
+		t.Fatalf("the bot process never served:\n%s", logs.String())
 	}
+	return cmd, url, logs
 }
 
 // buildBot builds this command (without the race detector) for tests that
@@ -852,17 +838,14 @@ func TestIMJobOfASIGKILLedInstanceIsFinishedOnceByAnother(t *testing.T) {
 	base := merge(redisEnv(r), imEnv(f), map[string]string{"BOT_MEMORY_LEASE": "1s", "API_KEY": apiKey, "BOT_LOG_LEVEL": "warn"})
 
 	cmd, url, logs := startProcess(t, bin, merge(hungEnv, base, map[string]string{"INSTANCE_NAME": "doomed"}))
-	deadline := time.Now().Add(10 * time.Second)
 	e := ev{n: nextN(), user: "4040", chat: "4040", text: "still there?"}
 	h, body := telegramEvent(f, e)
 	if status, _, resp := deliver(t, url, "telegram", h, body); status != 200 {
 		t.Fatalf("webhook: %d %s", status, resp)
 	}
-	for hung.Stats().Calls == 0 { // the process's worker is inside the turn
-		if time.Now().After(deadline) {
-			t.Fatalf("the process never took the job:\n%s", logs.String())
-		}
-		time.Sleep(10 * time.Millisecond)
+	// The process's worker is inside the turn.
+	if !testenv.Eventually(10*time.Second, func() bool { return hung.Stats().Calls > 0 }) {
+		t.Fatalf("the process never took the job:\n%s", logs.String())
 	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -875,7 +858,8 @@ func TestIMJobOfASIGKILLedInstanceIsFinishedOnceByAnother(t *testing.T) {
 	if !strings.HasSuffix(rep.text, ": still there?") || !strings.HasPrefix(rep.text, "mock n=2 ") {
 		t.Fatalf("reply %q", rep.text)
 	}
-	time.Sleep(1500 * time.Millisecond) // longer than claim_idle: nothing answers it again
+	// Answered, the job leaves the stream: no instance can claim it again.
+	testenv.WaitFor(t, 20*time.Second, "the answered job to leave the queue", func() bool { return queued(t, r) == 0 })
 	if n := len(f.repliesTo("telegram", strconv.Itoa(e.n))); n != 1 || hung.Stats().Calls != 1 || healthy.Stats().Calls != 1 || queued(t, r) != 0 {
 		t.Fatalf("replies %d, calls hung %d healthy %d, queued %d", n, hung.Stats().Calls, healthy.Stats().Calls, queued(t, r))
 	}
@@ -894,13 +878,7 @@ func TestIMDrainFinishesTheRunningJob(t *testing.T) {
 	if status, _, resp := deliver(t, bot.url, "onebot", h, body); status != 204 {
 		t.Fatalf("webhook: %d %s", status, resp)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for mock.Stats().Calls == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the job never started")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.WaitFor(t, 10*time.Second, "the job to start", func() bool { return mock.Stats().Calls > 0 })
 	if err := bot.stop(); err != nil { // SIGTERM: the drain waits for the job
 		t.Fatalf("drain: %v", err)
 	}
@@ -925,16 +903,12 @@ func TestIMRedisOutageIsA503ThenWorkResumes(t *testing.T) {
 		t.Fatalf("webhook without Redis: %d %s, want 503 so that the platform retries", status, resp)
 	}
 	r.Start() // a fresh, empty Redis: the workers recreate the consumer group
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	recovered := testenv.Eventually(15*time.Second, func() bool {
 		status, _, _ = deliver(t, bot.url, "telegram", h, body) // Telegram's retry
-		if status == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("webhook never recovered: %d", status)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return status == 200
+	})
+	if !recovered {
+		t.Fatalf("webhook never recovered: %d", status)
 	}
 	rep := f.waitReply(t, "telegram", strconv.Itoa(e.n))
 	if !strings.HasSuffix(rep.text, ": during the outage") {

@@ -38,17 +38,18 @@ func links(t *testing.T, url string) []linkState {
 // waitLink waits until the instance's link of platform is in state.
 func waitLink(t *testing.T, url, platform, state string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		for _, l := range links(t, url) {
+	var seen []linkState
+	reached := testenv.Eventually(20*time.Second, func() bool {
+		seen = links(t, url)
+		for _, l := range seen {
 			if l.Platform == platform && l.State == state {
-				return
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: link %s never %s: %+v", url, platform, state, links(t, url))
-		}
-		time.Sleep(20 * time.Millisecond)
+		return false
+	})
+	if !reached {
+		t.Fatalf("%s: link %s never %s: %+v", url, platform, state, seen)
 	}
 }
 
@@ -206,12 +207,8 @@ func TestIMOneBotForwardEveryThreeInstancesAnswerEachEventOnce(t *testing.T) {
 	}
 	waitClients := func(n int) {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for f.Clients() != n {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d sockets connected, want %d", f.Clients(), n)
-			}
-			time.Sleep(20 * time.Millisecond)
+		if !testenv.Eventually(20*time.Second, func() bool { return f.Clients() == n }) {
+			t.Fatalf("%d sockets connected, want %d", f.Clients(), n)
 		}
 	}
 	waitClients(3)
@@ -240,12 +237,7 @@ func TestIMOneBotForwardEveryThreeInstancesAnswerEachEventOnce(t *testing.T) {
 	}
 	f.Push(imtest.PrivateMessage(10001, 600, 43, "after the drop"))
 	ids = append(ids, "600")
-	for deadline := time.Now().Add(20 * time.Second); f.Opened() < 4; { // the victim reconnects
-		if time.Now().After(deadline) {
-			t.Fatal("the dropped instance never reconnected")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.WaitFor(t, 20*time.Second, "the dropped instance to reconnect", func() bool { return f.Opened() >= 4 })
 	waitClients(3)
 	f.Push(imtest.PrivateMessage(10001, 601, 42, "once more"))
 	ids = append(ids, "601")
@@ -321,18 +313,14 @@ func TestIMOneBotReverseWebSocketThroughNginx(t *testing.T) {
 
 	f.DialReverse(ws, obToken)
 	var holder, other *instance
-	deadline := time.Now().Add(20 * time.Second)
-	for holder == nil {
+	testenv.WaitFor(t, 20*time.Second, "the reverse socket to reach an instance", func() bool {
 		for _, i := range []*instance{a, b} {
 			if l := links(t, i.url); len(l) == 1 && l[0].State == "connected" {
 				holder = i
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the reverse socket never reached an instance")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return holder != nil
+	})
 	other = map[*instance]*instance{a: b, b: a}[holder]
 	if l := links(t, other.url); l[0].State != "listening" || l[0].Connections != "incoming" {
 		t.Fatalf("the other instance's view: %+v", l)
@@ -385,11 +373,8 @@ func TestIMDingTalkStreamEveryInstanceConnectsEachMessageAnsweredOnce(t *testing
 	// and memory continues.
 	opened := f.Opened()
 	f.Disconnect()
-	for deadline := time.Now().Add(20 * time.Second); f.Opened() < opened+2 || f.Connections() != 2; {
-		if time.Now().After(deadline) {
-			t.Fatalf("reconnected %d of 2", f.Opened()-opened)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !testenv.Eventually(20*time.Second, func() bool { return f.Opened() >= opened+2 && f.Connections() == 2 }) {
+		t.Fatalf("reconnected %d of 2", f.Opened()-opened)
 	}
 	f.Push(f.RobotMessage("dmsg-after", "staff0", "after the restart"))
 	answeredOnce(t, f, append(ids, "dmsg-after"))
@@ -460,11 +445,8 @@ func TestIMFeishuLongConnectionFragmentsAndBadFrames(t *testing.T) {
 	if s := f.To("om_950")[0]; !strings.HasPrefix(s.Text, "mock n=10 ") {
 		t.Fatalf("reply %q: memory did not continue", s.Text)
 	}
-	for deadline := time.Now().Add(10 * time.Second); f.Unacked() != 0 || f.Pings() == 0; {
-		if time.Now().After(deadline) {
-			t.Fatalf("unacked %d, pings %d", f.Unacked(), f.Pings())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !testenv.Eventually(10*time.Second, func() bool { return f.Unacked() == 0 && f.Pings() > 0 }) {
+		t.Fatalf("unacked %d, pings %d", f.Unacked(), f.Pings())
 	}
 	if f.Opened() != 2 {
 		t.Fatalf("%d connections opened: a bad frame broke one", f.Opened())

@@ -260,19 +260,11 @@ llm:
 	if err := mock.SetFaults(mockllm.Faults{}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for i := 0; ; i++ {
-		res := complete(t, bot.url, fmt.Sprintf(`{"model":"flaky","user":"fb","messages":[{"role":"user","content":"healed %d"}]}`, i))
-		if res.status != 200 {
-			t.Fatalf("after healing: %+v", res)
-		}
-		if res.header.Get("X-Bot-Backend") == "openai" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("traffic never returned to the healed model")
-		}
-		time.Sleep(100 * time.Millisecond) // polling for the breaker's open timeout to pass
+	testenv.WaitFor(t, 10*time.Second, "the breaker's open timeout to pass (half-open in /health)", func() bool {
+		return strings.Contains(getJSON(t, bot.url+"/health"), `"flaky":"half-open"`)
+	})
+	if res := complete(t, bot.url, `{"model":"flaky","user":"fb","messages":[{"role":"user","content":"healed"}]}`); res.status != 200 || res.header.Get("X-Bot-Backend") != "openai" {
+		t.Fatalf("the half-open breaker's probe after healing: %+v, want the healed model", res)
 	}
 	if m := getJSON(t, bot.url+"/health"); !strings.Contains(m, `"flaky":"closed"`) {
 		t.Fatalf("/health: %s", m)

@@ -334,16 +334,11 @@ func TestBreakerOpensFailsFastAndCloses(t *testing.T) {
 	if err := mock.SetFaults(mockllm.Faults{}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		res := post(t, bot.url+"/v1/chat", chatBody("br", "healed"))
-		if res.status == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("breaker never closed after the backend healed: %d %+v", res.status, res.Error)
-		}
-		time.Sleep(100 * time.Millisecond)
+	testenv.WaitFor(t, 10*time.Second, "the breaker's open timeout to pass (half-open in /health)", func() bool {
+		return strings.Contains(getJSON(t, bot.url+"/health"), `"mock-1":"half-open"`)
+	})
+	if res := post(t, bot.url+"/v1/chat", chatBody("br", "healed")); res.status != 200 {
+		t.Fatalf("the half-open breaker's probe after the backend healed: %d %+v", res.status, res.Error)
 	}
 	if health := getJSON(t, bot.url+"/health"); !strings.Contains(health, `"mock-1":"closed"`) {
 		t.Fatalf("breaker not closed: %s", health)
@@ -457,13 +452,7 @@ func TestRedisOutageIsA503AndHeals(t *testing.T) {
 		t.Fatalf("chat during the outage: %d %+v %v", res.status, res.Error, res.header)
 	}
 	r.Start()
-	deadline := time.Now().Add(10 * time.Second)
-	for status(t, bot.url+"/ready") != 200 {
-		if time.Now().After(deadline) {
-			t.Fatal("/ready never recovered")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.WaitFor(t, 10*time.Second, "/ready to recover", func() bool { return status(t, bot.url+"/ready") == 200 })
 	if res := post(t, bot.url+"/v1/chat", chatBody("out2", "after")); res.status != 200 {
 		t.Fatalf("after the outage: %d %+v", res.status, res.Error)
 	}
@@ -471,11 +460,11 @@ func TestRedisOutageIsA503AndHeals(t *testing.T) {
 
 func TestDrainFinishesInFlightTurns(t *testing.T) {
 	r := testenv.StartRedis(t)
-	_, env := mockBackend(t, mockllm.Options{Faults: mockllm.Faults{Latency: 500 * time.Millisecond}})
+	mock, env := mockBackend(t, mockllm.Options{Faults: mockllm.Faults{Latency: 500 * time.Millisecond}})
 	bot := startBot(t, merge(env, redisEnv(r)))
 	got := make(chan chatReply)
 	go func() { got <- post(t, bot.url+"/v1/chat", chatBody("drain", "slow one")) }()
-	time.Sleep(100 * time.Millisecond) // the turn is at the backend now
+	testenv.WaitFor(t, 10*time.Second, "the turn to reach the backend", func() bool { return mock.Stats().Calls > 0 })
 	stopped := make(chan error)
 	go func() { stopped <- bot.stop() }()
 	if res := <-got; res.status != 200 || res.Turn != 1 {

@@ -67,10 +67,7 @@ func TestKeysLifecycle(t *testing.T) {
 	if err != nil || !strings.Contains(out, "bf_") || strings.Contains(out, created.Secret) {
 		t.Fatalf("rotate: %v\n%s", err, out)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !a.Live() && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.WaitFor(t, 10*time.Second, "the authenticator's cache to be live", a.Live)
 	out, _, err = botctl(t, r, "keys", "revoke", id)
 	if err != nil || !strings.Contains(out, "confirmed by 1 of 1 instances") {
 		t.Fatalf("revoke: %v\n%s", err, out)

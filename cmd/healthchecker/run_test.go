@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/botfleet/botfleet/pkg/healthcheck"
+	"github.com/botfleet/botfleet/pkg/testenv"
 )
 
 // syncBuffer is a bytes.Buffer safe for the logger and the test at once.
@@ -99,21 +100,20 @@ func startRun(t *testing.T, args ...string) (base string, logs *syncBuffer, stop
 		return runErr
 	}
 	t.Cleanup(func() { stop() })
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if m := serving.FindStringSubmatch(logs.String()); m != nil {
-			return "http://" + m[1], logs, stop
-		}
+	var m []string
+	serves := testenv.Eventually(10*time.Second, func() bool {
 		select {
 		case err := <-done:
 			t.Fatalf("run returned early: %v\n%s", err, logs)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no serving line:\n%s", logs)
-		}
-		time.Sleep(10 * time.Millisecond)
+		m = serving.FindStringSubmatch(logs.String())
+		return m != nil
+	})
+	if !serves {
+		t.Fatalf("no serving line:\n%s", logs)
 	}
+	return "http://" + m[1], logs, stop
 }
 
 func getStatus(t *testing.T, base string) healthcheck.StatusReport {
@@ -130,17 +130,6 @@ func getStatus(t *testing.T, base string) healthcheck.StatusReport {
 	return rep
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within 15s: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestTargetFlagReportsOnly(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
 	defer up.Close()
@@ -148,7 +137,7 @@ func TestTargetFlagReportsOnly(t *testing.T) {
 	defer down.Close()
 	base, logs, stop := startRun(t, "--target", "up="+up.URL+"/health", "--target", "down="+down.URL+"/health", "--log-level", "debug")
 	// Default settings: first probe after 1s + jitter, threshold 3 at 2s.
-	waitFor(t, "up healthy, down unhealthy", func() bool {
+	testenv.WaitFor(t, 15*time.Second, "up healthy, down unhealthy", func() bool {
 		rep := getStatus(t, base)
 		return len(rep.Targets) == 2 && rep.Targets[0].State == healthcheck.StateHealthy && rep.Targets[1].State == healthcheck.StateUnhealthy
 	})
@@ -195,17 +184,17 @@ func TestSIGHUPReloadsConfig(t *testing.T) {
 		}
 		return strings.Join(n, ",")
 	}
-	waitFor(t, "a healthy", func() bool { return names() == "a:healthy" })
+	testenv.WaitFor(t, 15*time.Second, "a healthy", func() bool { return names() == "a:healthy" })
 
 	write("b", "c")
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "b and c after SIGHUP", func() bool { return names() == "b:healthy,c:healthy" })
+	testenv.WaitFor(t, 15*time.Second, "b and c after SIGHUP", func() bool { return names() == "b:healthy,c:healthy" })
 
 	os.WriteFile(p, []byte("bogus: 1\n"), 0o644)
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
-	waitFor(t, "bad reload logged", func() bool { return strings.Contains(logs.String(), "reload failed") })
+	testenv.WaitFor(t, 15*time.Second, "bad reload logged", func() bool { return strings.Contains(logs.String(), "reload failed") })
 	if names() != "b:healthy,c:healthy" {
 		t.Fatalf("a bad reload changed the targets: %s", names())
 	}

@@ -258,7 +258,7 @@ func TestSearch(t *testing.T) {
 		}
 		mu.Unlock()
 		if n > 30 { // above 150 req/s over the last 200ms
-			time.Sleep(80 * time.Millisecond)
+			time.Sleep(80 * time.Millisecond) // the thing under test: a server slow past its capacity
 		}
 		req, _ := http.NewRequestWithContext(r.Context(), r.Method, inner+r.URL.Path, r.Body)
 		req.Header = r.Header.Clone()

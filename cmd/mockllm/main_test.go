@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -29,38 +30,39 @@ func start(t *testing.T, args []string, env map[string]string) (string, context.
 		done <- run(ctx, append([]string{"mockllm", "--addr", "127.0.0.1:0"}, args...),
 			func(k string) string { return env[k] }, &stdout, &stderr)
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if m := baseURLRe.FindStringSubmatch(stdout.String()); m != nil {
-			base := strings.TrimSuffix(m[1], "/v1")
-			waitHealthy(t, base)
-			return base, cancel, done
-		}
+	var m []string
+	listens := testenv.Eventually(10*time.Second, func() bool {
 		select {
 		case err := <-done:
 			t.Fatalf("run returned early: %v; stderr: %s", err, stderr.String())
-		case <-time.After(10 * time.Millisecond):
+		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no listen line in %q", stdout.String())
-		}
+		m = baseURLRe.FindStringSubmatch(stdout.String())
+		return m != nil
+	})
+	if !listens {
+		t.Fatalf("no listen line in %q", stdout.String())
 	}
+	base := strings.TrimSuffix(m[1], "/v1")
+	waitHealthy(t, base)
+	return base, cancel, done
 }
 
 func waitHealthy(t *testing.T, base string) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	var last error
+	ready := testenv.Eventually(10*time.Second, func() bool {
 		resp, err := http.Get(base + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		if err != nil {
+			last = err
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/health never became ready: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
+		resp.Body.Close()
+		last = fmt.Errorf("GET /health: %s", resp.Status)
+		return resp.StatusCode == http.StatusOK
+	})
+	if !ready {
+		t.Fatalf("/health never became ready: %v", last)
 	}
 }
 

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"sync"
@@ -44,13 +45,7 @@ func instance(t *testing.T, rdb redis.UniversalClient, opts Options) *Authentica
 
 func waitLive(t *testing.T, a *Authenticator, want bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for a.Live() != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("authenticator live = %v, want %v", a.Live(), want)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.WaitFor(t, 10*time.Second, fmt.Sprintf("authenticator live = %v", want), func() bool { return a.Live() == want })
 }
 
 func TestRevocationReachesEveryInstanceBeforeRevokeReturns(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,6 +41,8 @@ type fixture struct {
 	reg   *registry.Registry
 	logs  *testenv.Buffer
 	now   time.Time
+	// fleetPolls counts the GETs of /admin/api/fleet the server received.
+	fleetPolls atomic.Int64
 }
 
 func newFixture(t *testing.T, admin bool) *fixture {
@@ -68,7 +71,13 @@ func newFixture(t *testing.T, admin bool) *fixture {
 	t.Cleanup(func() { authn.Close() })
 	api := httpapi.New(httpapi.Deps{Logger: logger, Instance: "t1", Auth: authn, MaxBodyBytes: 4096,
 		Chat: f.chat, Admin: console.New(opts).Routes})
-	f.srv = httptest.NewServer(api.Handler())
+	h := api.Handler()
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/admin/api/fleet" {
+			f.fleetPolls.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	}))
 	t.Cleanup(f.srv.Close)
 	return f
 }
@@ -359,7 +368,7 @@ func TestPollIsAnOpenConsole(t *testing.T) {
 		done <- st
 	}()
 	testenv.WaitFor(t, 10*time.Second, "the poller's login", func() bool { return strings.Contains(f.logs.String(), `"msg":"admin: login"`) })
-	time.Sleep(50 * time.Millisecond) // what is under test: polls at the interval meanwhile
+	testenv.WaitFor(t, 10*time.Second, "three polls of /admin/api/fleet", func() bool { return f.fleetPolls.Load() >= 3 })
 	cancel()
 	st := <-done
 	if st.Polls < 3 || st.Failures != 0 || st.Bytes == 0 {

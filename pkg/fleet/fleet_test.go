@@ -115,7 +115,7 @@ func TestLoadBalancing(t *testing.T) {
 		// nginx tries a failed instance again after its fail_timeout (2s;
 		// until then it answers 503 itself); then the backup gets nothing.
 		quiet := 0
-		ok := eventually(30*time.Second, func() bool {
+		ok := testenv.Eventually(30*time.Second, func() bool {
 			r, err := f.Chat(session, "again")
 			switch {
 			case err != nil:
@@ -234,13 +234,25 @@ func TestRollingRestartDuringStream(t *testing.T) {
 	}
 	stop := make(chan struct{})
 	done := make(chan *stream, 2)
-	for range 2 {
-		go func() { done <- f.runStream(stop, 20, nil) }()
+	progress := []chan int{make(chan int, 1), make(chan int, 1)}
+	for _, p := range progress {
+		go func() { done <- f.runStream(stop, 20, p) }()
 	}
 	start := time.Now()
 	out := f.Script("rolling_restart.sh", append(f.ports(f.Members), "SETTLE=1")...)
 	took := time.Since(start)
-	time.Sleep(500 * time.Millisecond) // some turns after the last restart too
+	// Some turns after the last restart too: five more of each stream (the
+	// first turn received may predate the restart).
+	for i, p := range progress {
+		for range 6 {
+			select {
+			case <-p:
+			case <-time.After(30 * time.Second):
+				close(stop)
+				t.Fatalf("stream %d made no progress after the rolling restart", i)
+			}
+		}
+	}
 	close(stop)
 	total := 0
 	for range 2 {
@@ -301,7 +313,7 @@ func TestRedisOutage(t *testing.T) {
 	f.Redis.Start()
 	back := time.Now()
 	var first chatReply
-	if !eventually(30*time.Second, func() bool {
+	if !testenv.Eventually(30*time.Second, func() bool {
 		r, err := f.Chat(newID(), "after the outage")
 		first = r
 		return err == nil && r.Status == http.StatusOK
@@ -312,7 +324,7 @@ func TestRedisOutage(t *testing.T) {
 	// Every primary serves again (nginx probes an ejected one after
 	// fail_timeout), and every instance is ready.
 	served := map[string]bool{}
-	if !eventually(30*time.Second, func() bool {
+	if !testenv.Eventually(30*time.Second, func() bool {
 		served[f.MustChat(t, newID(), "hello").Instance] = true
 		for _, m := range f.Primaries() {
 			if !served[m.Name()] {
@@ -328,7 +340,7 @@ func TestRedisOutage(t *testing.T) {
 		// dials again within a second (go-redis's retry), so readiness may
 		// trail the first answers a little.
 		status := 0
-		if !eventually(10*time.Second, func() bool {
+		if !testenv.Eventually(10*time.Second, func() bool {
 			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/ready", m.Port))
 			if err != nil {
 				return false
@@ -424,7 +436,9 @@ func TestBlueGreenDuringStream(t *testing.T) {
 	t.Logf("deploy green:\n%s", out)
 	only("green", green)
 	watches("green", green, f.Members)
-	time.Sleep(4 * time.Second) // longer than the checker takes to restart a failed target
+	// Asserting an absence (no blue instance brought back), with no event
+	// after it to wait for.
+	time.Sleep(4 * time.Second) // bounds the observation window: longer than the checker takes to restart a failed target
 	for _, m := range f.Members {
 		if listening(m.Port) {
 			t.Errorf("blue %s listens after the switch to green", m.Name())

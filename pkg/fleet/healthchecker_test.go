@@ -114,7 +114,7 @@ func runHealthChecker(t *testing.T, f *testFleet, h *healthChecker, conf string)
 			t.Logf("health checker log:\n%s", h.Log.String())
 		}
 	})
-	if !eventually(10*time.Second, func() bool {
+	if !testenv.Eventually(10*time.Second, func() bool {
 		select {
 		case <-exited:
 			return true
@@ -180,7 +180,7 @@ func TestHealthCheckerRevivesKilledInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	var newPid int
-	ok := eventually(60*time.Second, func() bool {
+	ok := testenv.Eventually(60*time.Second, func() bool {
 		newPid = f.Pid(victim.Port)
 		if newPid == 0 || newPid == pid || !processAlive(newPid) {
 			return false
@@ -201,7 +201,7 @@ func TestHealthCheckerRevivesKilledInstance(t *testing.T) {
 	t.Logf("health checker: %s killed (pid %d), serving again as pid %d after %v", victim.Name(), pid, newPid, revived.Round(time.Millisecond))
 
 	// nginx sends it traffic again once its fail_timeout has passed.
-	if !eventually(30*time.Second, func() bool {
+	if !testenv.Eventually(30*time.Second, func() bool {
 		return f.MustChat(t, newID(), "hello").Instance == victim.Name()
 	}) {
 		t.Errorf("nginx does not send the revived %s any traffic", victim.Name())

@@ -406,17 +406,3 @@ func processAlive(pid int) bool {
 	i := bytes.LastIndexByte(b, ')')
 	return i >= 0 && !bytes.HasPrefix(bytes.TrimSpace(b[i+1:]), []byte("Z"))
 }
-
-// eventually polls cond every 50ms until it is true or timeout passes.
-func eventually(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/botfleet/botfleet/pkg/testenv"
 )
 
 // The local fleet's fixed ports (README, Makefile, nginx/nginx.conf,
@@ -121,7 +123,7 @@ func TestMakeFleet(t *testing.T) {
 		if name == "redis" && redisWasUp {
 			continue
 		}
-		if !eventually(5*time.Second, func() bool { return !processAlive(pid) }) {
+		if !testenv.Eventually(5*time.Second, func() bool { return !processAlive(pid) }) {
 			t.Errorf("after make fleet-down, %s (pid %d) is still running", name, pid)
 		}
 	}

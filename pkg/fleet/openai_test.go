@@ -490,12 +490,8 @@ func TestCompletionsDisconnectCancelsTheBackend(t *testing.T) {
 		}
 	}
 	cancel() // the stop button
-	deadline := time.Now().Add(10 * time.Second)
-	for mock.Stats().Cancelled < 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the backend call was not cancelled: %+v", mock.Stats())
-		}
-		time.Sleep(20 * time.Millisecond) // polling the mock's counter
+	if !testenv.Eventually(10*time.Second, func() bool { return mock.Stats().Cancelled >= 1 }) {
+		t.Fatalf("the backend call was not cancelled: %+v", mock.Stats())
 	}
 	if h := f.history(t, "api:default:c2c:stopper"); len(h) != 0 {
 		t.Fatalf("a cancelled turn was stored: %+v", h)

@@ -163,7 +163,7 @@ func TestFleetScriptOwnsWhatItStarts(t *testing.T) {
 		t.Fatalf("nginx master %d, group %v", master, workers)
 	}
 	syscall.Kill(master, syscall.SIGKILL)
-	if !eventually(5*time.Second, func() bool { return !processAlive(master) }) || !listening(f.nginx) {
+	if !testenv.Eventually(5*time.Second, func() bool { return !processAlive(master) }) || !listening(f.nginx) {
 		t.Fatalf("after kill -9 of the master %d: alive %v, port %d listening %v", master, processAlive(master), f.nginx, listening(f.nginx))
 	}
 	if out, err := f.run("status", "BOT_CHAT_MAX_MESSAGE_CHARS=20"); err == nil || !strings.Contains(out, "ORPHANED") {
@@ -180,7 +180,7 @@ func TestFleetScriptOwnsWhatItStarts(t *testing.T) {
 	}
 	master, workers = f.pid("nginx/nginx.pid"), f.nginxGroup()
 	syscall.Kill(master, syscall.SIGKILL)
-	eventually(5*time.Second, func() bool { return !processAlive(master) })
+	testenv.Eventually(5*time.Second, func() bool { return !processAlive(master) })
 
 	out = f.must("down")
 	t.Logf("down:\n%s", out)

@@ -20,6 +20,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/botfleet/botfleet/pkg/testenv"
 )
 
 // fastSettings are small timings for tests.
@@ -73,18 +75,6 @@ func startChecker(t *testing.T, cfg *Config, p Prober) (c *Checker, stop func())
 	return c, stop
 }
 
-// eventually polls cond until it holds or the bound passes.
-func eventually(t *testing.T, bound time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(bound)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", bound, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func statusOf(c *Checker, name string) TargetStatus {
 	for _, s := range c.Status() {
 		if s.Name == name {
@@ -132,11 +122,11 @@ func TestTwoFailuresDoNotRestartThreeDo(t *testing.T) {
 	cfg.Targets = []Target{a, b}
 	c, _ := startChecker(t, cfg, p)
 
-	eventually(t, 10*time.Second, "b restarted once and healthy", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "b restarted once and healthy", func() bool {
 		s := statusOf(c, "b")
 		return s.Restarts.Total == 1 && s.State == StateHealthy
 	})
-	eventually(t, 10*time.Second, "a probed 20 times", func() bool { return p.count("http://a/health") >= 20 })
+	testenv.WaitFor(t, 10*time.Second, "a probed 20 times", func() bool { return p.count("http://a/health") >= 20 })
 	if s := statusOf(c, "a"); s.Restarts.Total != 0 || s.State != StateHealthy || lines(markA) != 0 {
 		t.Fatalf("a (2 failures, threshold 3) was restarted: %+v", s)
 	}
@@ -165,7 +155,7 @@ func TestReadinessFailuresNeverRestart(t *testing.T) {
 	cfg.Targets = []Target{tg}
 	c, _ := startChecker(t, cfg, nil)
 
-	eventually(t, 10*time.Second, "30 failed readiness probes", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "30 failed readiness probes", func() bool {
 		s := statusOf(c, "bot")
 		return s.Readiness != nil && s.Readiness.ConsecutiveFailures >= 30
 	})
@@ -251,12 +241,12 @@ func TestBudgetMarksFailedAndAlertsOnce(t *testing.T) {
 			cfg.Targets = []Target{tg}
 			c, _ := startChecker(t, cfg, p)
 
-			eventually(t, 10*time.Second, "target failed and alert posted", func() bool {
+			testenv.WaitFor(t, 10*time.Second, "target failed and alert posted", func() bool {
 				return statusOf(c, "bot-x").State == StateFailed && hook.count() >= 1
 			})
 			// Failures go on; no more restarts, no second alert.
 			probes := p.count("http://x/health")
-			eventually(t, 10*time.Second, "20 more probes", func() bool { return p.count("http://x/health") >= probes+20 })
+			testenv.WaitFor(t, 10*time.Second, "20 more probes", func() bool { return p.count("http://x/health") >= probes+20 })
 			st := statusOf(c, "bot-x")
 			if hook.count() != 1 || st.Restarts.Total != 3 || lines(marker) != 3 || st.State != StateFailed {
 				t.Fatalf("alerts %d, restarts %d (command ran %d times), state %s; want 1 alert, 3 restarts, failed",
@@ -266,7 +256,7 @@ func TestBudgetMarksFailedAndAlertsOnce(t *testing.T) {
 
 			// Healthy on its own: the failed state clears.
 			healthy.Store("yes", true)
-			eventually(t, 10*time.Second, "healthy again", func() bool { return statusOf(c, "bot-x").State == StateHealthy })
+			testenv.WaitFor(t, 10*time.Second, "healthy again", func() bool { return statusOf(c, "bot-x").State == StateHealthy })
 		})
 	}
 }
@@ -340,7 +330,7 @@ func TestStatusAndMetricsEndpoints(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Targets = []Target{tg}
 	c, _ := startChecker(t, cfg, p)
-	eventually(t, 10*time.Second, "healthy and unready", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "healthy and unready", func() bool {
 		s := statusOf(c, "bot-1")
 		return s.State == StateHealthy && s.Readiness.State == ResultFailure
 	})
@@ -384,7 +374,7 @@ func TestReloadAddsRemovesChanges(t *testing.T) {
 	cfg.Listen = ""
 	cfg.Targets = []Target{NewTarget("a", "http://a/health", s), NewTarget("b", "http://b/health", s)}
 	c, _ := startChecker(t, cfg, p)
-	eventually(t, 10*time.Second, "both healthy", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "both healthy", func() bool {
 		return statusOf(c, "a").State == StateHealthy && statusOf(c, "b").State == StateHealthy
 	})
 
@@ -403,9 +393,11 @@ func TestReloadAddsRemovesChanges(t *testing.T) {
 	if strings.Join(names, ",") != "b,c" {
 		t.Fatalf("targets after reload: %v", names)
 	}
-	eventually(t, 10*time.Second, "c probed", func() bool { return statusOf(c, "c").State == StateHealthy })
-	aProbes := p.count("http://a/health")
-	time.Sleep(200 * time.Millisecond)
+	testenv.WaitFor(t, 10*time.Second, "c probed", func() bool { return statusOf(c, "c").State == StateHealthy })
+	// c probes at a's period: while c is probed five more times, a removed
+	// target still probed would be too.
+	aProbes, cProbes := p.count("http://a/health"), p.count("http://c/health")
+	testenv.WaitFor(t, 10*time.Second, "five more probes of c", func() bool { return p.count("http://c/health") >= cProbes+5 })
 	if n := p.count("http://a/health"); n != aProbes {
 		t.Fatalf("removed target a still probed (%d -> %d)", aProbes, n)
 	}

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/botfleet/botfleet/pkg/testenv"
 )
 
 // clock is a settable clock for pause leases.
@@ -53,7 +55,7 @@ func TestPauseLeaseHoldsRestartsUntilItEnds(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	eventually(t, 10*time.Second, "healthy", func() bool { return statusOf(c, "bot-p").State == StateHealthy })
+	testenv.WaitFor(t, 10*time.Second, "healthy", func() bool { return statusOf(c, "bot-p").State == StateHealthy })
 
 	srv := httptest.NewServer(c.Handler())
 	defer srv.Close()
@@ -79,12 +81,12 @@ func TestPauseLeaseHoldsRestartsUntilItEnds(t *testing.T) {
 
 	down.Store(true)
 	probes := p.count(tg.Liveness)
-	eventually(t, 10*time.Second, "30 failed probes while paused", func() bool { return p.count(tg.Liveness) >= probes+30 })
+	testenv.WaitFor(t, 10*time.Second, "30 failed probes while paused", func() bool { return p.count(tg.Liveness) >= probes+30 })
 	if n := lines(marker); n != 0 {
 		t.Fatalf("restarted %d times while paused", n)
 	}
 	clk.Add(time.Minute) // the lease runs out
-	eventually(t, 10*time.Second, "restarted after the lease ended", func() bool { return lines(marker) >= 1 })
+	testenv.WaitFor(t, 10*time.Second, "restarted after the lease ended", func() bool { return lines(marker) >= 1 })
 
 	// Resume ends a pause at once.
 	if _, err := c.Pause("bot-p", 0, time.Minute); err != nil {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/botfleet/botfleet/pkg/proc"
+	"github.com/botfleet/botfleet/pkg/testenv"
 )
 
 // targetSource is a tiny instance: GET /health and /ready answer 200 with
@@ -118,10 +119,7 @@ func killGroup(t *testing.T, pid int) {
 	}
 	syscall.Kill(-pid, syscall.SIGKILL)
 	syscall.Kill(pid, syscall.SIGKILL)
-	deadline := time.Now().Add(5 * time.Second)
-	for alive(pid) && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.Eventually(5*time.Second, func() bool { return !alive(pid) })
 }
 
 // processSettings are small timings for tests with real processes.
@@ -151,7 +149,7 @@ func supervisedTarget(t *testing.T, bin string, port int) Target {
 func waitUp(t *testing.T, c *Checker, name string, port int, not int) int {
 	t.Helper()
 	var pid int
-	eventually(t, 20*time.Second, name+" up with a new pid", func() bool {
+	testenv.WaitFor(t, 20*time.Second, name+" up with a new pid", func() bool {
 		s := statusOf(c, name)
 		pid = s.PID
 		return s.State == StateHealthy && pid > 0 && pid != not && alive(pid) && healthy(port)
@@ -214,7 +212,7 @@ func TestPIDFileRestartsViaCommand(t *testing.T) {
 	if err := writePIDFile(pidfile, pid); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "script's instance up", func() bool { return healthy(port) })
+	testenv.WaitFor(t, 10*time.Second, "script's instance up", func() bool { return healthy(port) })
 
 	tg := NewTarget("bot", "http://127.0.0.1:"+strconv.Itoa(port)+"/health", processSettings())
 	tg.Restart = Restart{
@@ -225,7 +223,7 @@ func TestPIDFileRestartsViaCommand(t *testing.T) {
 	cfg.Listen = ""
 	cfg.Targets = []Target{tg}
 	c, _ := startChecker(t, cfg, nil)
-	eventually(t, 10*time.Second, "healthy with the script's pid", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "healthy with the script's pid", func() bool {
 		s := statusOf(c, "bot")
 		return s.State == StateHealthy && s.PID == pid
 	})
@@ -234,7 +232,7 @@ func TestPIDFileRestartsViaCommand(t *testing.T) {
 	syscall.Kill(pid, syscall.SIGKILL)
 	<-waited
 	var pid2 int
-	eventually(t, 20*time.Second, "restarted with a new pid in the pid file", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "restarted with a new pid in the pid file", func() bool {
 		pid2, _ = readPIDFile(pidfile)
 		return pid2 > 0 && pid2 != pid && alive(pid2) && healthy(port) && statusOf(c, "bot").State == StateHealthy
 	})
@@ -262,10 +260,15 @@ func TestCrashLoopBacksOffThenFails(t *testing.T) {
 	cfg.Targets = []Target{tg}
 	c, _ := startChecker(t, cfg, nil)
 
-	eventually(t, 30*time.Second, "failed with an alert", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "failed with an alert", func() bool {
 		return statusOf(c, "crasher").State == StateFailed && hook.count() == 1
 	})
-	time.Sleep(time.Second) // nothing more may happen
+	// The checker watches on without acting: ten more failed probes (a
+	// second, past the longest backoff) and still no restart.
+	failures := statusOf(c, "crasher").Liveness.ConsecutiveFailures
+	testenv.WaitFor(t, 30*time.Second, "ten more failed probes of the failed target", func() bool {
+		return statusOf(c, "crasher").Liveness.ConsecutiveFailures >= failures+10
+	})
 	b, err := os.ReadFile(starts)
 	if err != nil {
 		t.Fatal(err)
@@ -344,7 +347,7 @@ func TestReloadStopsRemovedSupervisedAndClearsFailed(t *testing.T) {
 	c, _ := startChecker(t, cfg, nil)
 	pid := waitUp(t, c, sup.Name, port, 0)
 	t.Cleanup(func() { killGroup(t, pid) })
-	eventually(t, 10*time.Second, "down failed", func() bool { return statusOf(c, "down").State == StateFailed })
+	testenv.WaitFor(t, 10*time.Second, "down failed", func() bool { return statusOf(c, "down").State == StateFailed })
 	if n := lines(marker); n != 1 {
 		t.Fatalf("down restarted %d times, want 1", n)
 	}
@@ -355,10 +358,10 @@ func TestReloadStopsRemovedSupervisedAndClearsFailed(t *testing.T) {
 	if err := c.Reload(next); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "removed supervised instance stopped", func() bool { return !alive(pid) })
+	testenv.WaitFor(t, 10*time.Second, "removed supervised instance stopped", func() bool { return !alive(pid) })
 	// The reload cleared the failed state: restarts are allowed again.
-	eventually(t, 10*time.Second, "down restarted after the reload", func() bool { return lines(marker) >= 2 })
-	eventually(t, 10*time.Second, "down failed again", func() bool { return statusOf(c, "down").State == StateFailed })
+	testenv.WaitFor(t, 10*time.Second, "down restarted after the reload", func() bool { return lines(marker) >= 2 })
+	testenv.WaitFor(t, 10*time.Second, "down failed again", func() bool { return statusOf(c, "down").State == StateFailed })
 }
 
 // The pid file helpers the tests use are pkg/proc's.
@@ -400,7 +403,7 @@ func TestPIDFileRestartKeepsTheLaunchSpec(t *testing.T) {
 		Argv: []string{bin, "--port", ps}, Dir: work, Log: filepath.Join(dir, "instance.out"),
 		Env: append(os.Environ(), "INSTANCE_NAME=as-launched", "WEB_PORT=1"),
 	})
-	eventually(t, 10*time.Second, "launched instance up", func() bool { return healthy(port) })
+	testenv.WaitFor(t, 10*time.Second, "launched instance up", func() bool { return healthy(port) })
 
 	tg := NewTarget("bot", "http://127.0.0.1:"+ps+"/health", processSettings())
 	tg.Restart = Restart{
@@ -411,11 +414,11 @@ func TestPIDFileRestartKeepsTheLaunchSpec(t *testing.T) {
 	cfg.Listen = ""
 	cfg.Targets = []Target{tg}
 	c, _ := startChecker(t, cfg, nil)
-	eventually(t, 10*time.Second, "adopted", func() bool { return statusOf(c, "bot").PID == pid })
+	testenv.WaitFor(t, 10*time.Second, "adopted", func() bool { return statusOf(c, "bot").PID == pid })
 
 	syscall.Kill(pid, syscall.SIGKILL)
 	var pid2 int
-	eventually(t, 20*time.Second, "restarted", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "restarted", func() bool {
 		pid2, _ = readPIDFile(pidfile)
 		return pid2 != pid && alive(pid2) && healthy(port)
 	})
@@ -447,7 +450,7 @@ func TestPIDFileForeignPIDIsLeftAlone(t *testing.T) {
 	pidfile := filepath.Join(dir, "instance.pid")
 	ps := strconv.Itoa(port)
 	pid := launched(t, pidfile, proc.Spec{Argv: []string{bin, "--port", ps}, Dir: dir})
-	eventually(t, 10*time.Second, "launched instance up", func() bool { return healthy(port) })
+	testenv.WaitFor(t, 10*time.Second, "launched instance up", func() bool { return healthy(port) })
 
 	tg := NewTarget("bot", "http://127.0.0.1:"+ps+"/health", processSettings())
 	tg.Restart = Restart{Strategy: StrategyPIDFile, Command: []string{bin, "--port", "{{.Port}}"}, Dir: dir, PIDFile: "instance.pid"}
@@ -455,7 +458,7 @@ func TestPIDFileForeignPIDIsLeftAlone(t *testing.T) {
 	cfg.Listen = ""
 	cfg.Targets = []Target{tg}
 	c, _ := startChecker(t, cfg, nil)
-	eventually(t, 10*time.Second, "adopted", func() bool { return statusOf(c, "bot").PID == pid })
+	testenv.WaitFor(t, 10*time.Second, "adopted", func() bool { return statusOf(c, "bot").PID == pid })
 
 	// An unrelated process's pid lands in the instance's pid file (it has
 	// a process group of its own, as the instance had), then the instance
@@ -471,7 +474,7 @@ func TestPIDFileForeignPIDIsLeftAlone(t *testing.T) {
 	}
 	syscall.Kill(pid, syscall.SIGKILL)
 	var pid2 int
-	eventually(t, 20*time.Second, "restarted beside the foreign process", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "restarted beside the foreign process", func() bool {
 		pid2, _ = readPIDFile(pidfile)
 		return pid2 != foreign.Process.Pid && alive(pid2) && healthy(port)
 	})

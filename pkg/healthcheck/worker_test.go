@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/botfleet/botfleet/pkg/testenv"
 )
 
 // scriptProber fails or succeeds by a per-URL function of the call number
@@ -160,9 +162,7 @@ func TestWorkerFirstProbeAfterInitialDelayWithJitter(t *testing.T) {
 		start := time.Now()
 		done := make(chan struct{})
 		go func() { w.run(ctx); close(done) }()
-		for p.count("http://t/health") == 0 {
-			time.Sleep(5 * time.Millisecond)
-		}
+		testenv.WaitFor(t, 10*time.Second, "the first probe", func() bool { return p.count("http://t/health") > 0 })
 		cancel()
 		<-done
 		first := p.calls["http://t/health"][0].Sub(start)

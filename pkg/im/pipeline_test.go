@@ -164,7 +164,7 @@ func TestSendWaitsForAnotherWorkersMark(t *testing.T) {
 	// A live worker is sending: this one waits for its "sent" and sends nothing.
 	p.leases.Acquire(ctx, "bf:im:sending:telegram:live-sender", "busy", time.Minute)
 	go func() {
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond) // the thing under test: the other worker still sends while Handle waits
 		p.rdb.Set(ctx, "bf:im:sent:telegram:live-sender", "sent", time.Hour)
 	}()
 	if err := p.Handle(ctx, js[1]); err != nil {

@@ -93,7 +93,7 @@ func TestBreakerOpensFailsFastAndRecovers(t *testing.T) {
 	if err := m.SetFaults(mockllm.Faults{}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(openTimeout + 50*time.Millisecond)
+	testenv.WaitFor(t, 10*time.Second, "the circuit to turn half-open after OpenTimeout", func() bool { return b.State() == llm.StateHalfOpen })
 	r, err := b.Complete(ctx, req)
 	if err != nil {
 		t.Fatalf("after OpenTimeout with the mock healed: %v", err)
@@ -127,7 +127,7 @@ func TestBreakerHalfOpenFailureReopens(t *testing.T) {
 		llm.BreakerOptions{Failures: 1, OpenTimeout: 100 * time.Millisecond, OnStateChange: tr.record}, nil)
 	req := llm.Request{Messages: []llm.Message{user("hi")}}
 	_, _ = b.Complete(context.Background(), req)
-	time.Sleep(150 * time.Millisecond)
+	testenv.WaitFor(t, 10*time.Second, "the circuit to turn half-open after OpenTimeout", func() bool { return b.State() == llm.StateHalfOpen })
 	if _, err := b.Complete(context.Background(), req); errors.Is(err, llm.ErrBreakerOpen) || err == nil {
 		t.Fatalf("probe: err = %v, want the backend's failure", err)
 	}

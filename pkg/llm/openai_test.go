@@ -18,6 +18,7 @@ import (
 
 	"github.com/botfleet/botfleet/pkg/llm"
 	"github.com/botfleet/botfleet/pkg/mockllm"
+	"github.com/botfleet/botfleet/pkg/testenv"
 )
 
 // sentRequest is what the backend put on the wire.
@@ -299,9 +300,7 @@ func TestOpenAIContextCanceled(t *testing.T) {
 	o := newOpenAI(t, llm.OpenAIOptions{BaseURL: m.URL})
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { // cancel once the request is in flight at the mock
-		for len(m.requests()) == 0 {
-			time.Sleep(time.Millisecond)
-		}
+		testenv.Eventually(10*time.Second, func() bool { return len(m.requests()) > 0 })
 		cancel()
 	}()
 	_, err := o.Complete(ctx, llm.Request{Messages: []llm.Message{user("hi")}})

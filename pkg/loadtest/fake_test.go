@@ -70,7 +70,7 @@ func (f *fakeChat) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.hold(arrival)
 	}
 	if f.delay > 0 {
-		time.Sleep(f.delay)
+		time.Sleep(f.delay) // the thing under test: a fake server's deliberate latency
 	}
 	f.mu.Lock()
 	if f.turns == nil {

@@ -64,7 +64,7 @@ func TestCoordinatedOmission(t *testing.T) {
 			pauseTo = pauseFrom.Add(time.Second)
 		})
 		if !arrival.Before(pauseFrom) && arrival.Before(pauseTo) {
-			time.Sleep(time.Until(pauseTo))
+			time.Sleep(time.Until(pauseTo)) // the thing under test: the server's pause the generator must not omit
 		}
 	}}
 	res := mustRun(t, Options{URL: serve(t, f), Rate: 200, Duration: 3 * time.Second, Sessions: 1000, Seed: 2})
@@ -132,7 +132,7 @@ func TestMaxInflight(t *testing.T) {
 		cur++
 		peak = max(peak, cur)
 		mu.Unlock()
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // the thing under test: a slow server that keeps requests in flight
 		mu.Lock()
 		cur--
 		mu.Unlock()

@@ -33,7 +33,7 @@ func capacity(perSecond float64) func(time.Time) {
 		free = start.Add(service)
 		done := free
 		mu.Unlock()
-		time.Sleep(time.Until(done))
+		time.Sleep(time.Until(done)) // the thing under test: the fake server's service time
 	}
 }
 

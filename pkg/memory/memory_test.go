@@ -128,7 +128,7 @@ func testConcurrentRepeatRunsOnce(t *testing.T, top testenv.Topology) {
 				payloads[i] = string(turn.Replay.Payload)
 				return
 			}
-			time.Sleep(50 * time.Millisecond) // a slow backend keeps the others waiting
+			time.Sleep(50 * time.Millisecond) // the thing under test: a slow backend keeps the others waiting
 			commits.Store(i, true)
 			payloads[i] = fmt.Sprint("reply from ", i)
 			if err := turn.Commit(context.Background(), "hi", payloads[i], time.Now(), []byte(payloads[i]), nil); err != nil {
@@ -283,7 +283,9 @@ func testRenewalKeepsSlowTurnAlive(t *testing.T, top testenv.Topology) {
 		turn, _ := runTurn(t, s, "c2c:7", "behind", "y")
 		got <- turn
 	}()
-	time.Sleep(4 * lease) // longer than the lease: only renewal keeps the turn
+	// The lease runs out on Redis's clock (no clock to inject there) unless
+	// the store renews it; only renewal keeps the turn.
+	time.Sleep(4 * lease) // the thing under test: longer than the lease
 	if err := slow.Commit(ctx, "x", "slow reply", time.Now(), nil, nil); err != nil {
 		t.Fatalf("slow turn lost its lease: %v", err)
 	}
@@ -441,11 +443,11 @@ func TestScriptsStayOnOneSlot(t *testing.T) {
 // waitForQueue waits until conv's queue holds n tickets.
 func waitForQueue(t *testing.T, rdb redis.UniversalClient, s *Store, conv string, n int64) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for rdb.LLen(context.Background(), s.keys(conv, "")[kQueue]).Val() != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never had %d tickets queued", conv, n)
-		}
-		time.Sleep(time.Millisecond)
+	var queued int64
+	if !testenv.Eventually(10*time.Second, func() bool {
+		queued = rdb.LLen(context.Background(), s.keys(conv, "")[kQueue]).Val()
+		return queued == n
+	}) {
+		t.Fatalf("%s never had %d tickets queued (last seen: %d)", conv, n, queued)
 	}
 }

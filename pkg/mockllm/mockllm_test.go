@@ -18,6 +18,8 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+
+	"github.com/botfleet/botfleet/pkg/testenv"
 )
 
 var history = []Message{
@@ -887,11 +889,7 @@ func TestStreamChunksDelayAndCut(t *testing.T) {
 	}
 	cancel() // the client goes away while the mock waits for its first chunk
 	resp.Body.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for s.Stats().Cancelled != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("stats %+v, want the cancelled call counted", s.Stats())
-		}
-		time.Sleep(5 * time.Millisecond) // polling the server's counter
+	if !testenv.Eventually(5*time.Second, func() bool { return s.Stats().Cancelled == 1 }) {
+		t.Fatalf("stats %+v, want the cancelled call counted", s.Stats())
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/botfleet/botfleet/pkg/testenv"
 )
@@ -27,7 +28,7 @@ func TestRequeueAndDropDeadLetters(t *testing.T) {
 	enqueue(t, q, Urgent, "first")
 	enqueue(t, q, Batch, "second")
 	var dead []DeadLetter
-	waitFor(t, "two dead letters", func() bool {
+	testenv.WaitFor(t, 15*time.Second, "two dead letters", func() bool {
 		var err error
 		dead, err = q.DeadLetters(ctx, 10)
 		return err == nil && len(dead) == 2

@@ -39,21 +39,6 @@ func newQueue(t *testing.T, top testenv.Topology) *Queue {
 	return New(top.UniversalClient(), prefix, 0)
 }
 
-// waitFor polls cond until it holds, failing the test after a deadline.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.After(15 * time.Second)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
-}
-
 func start(t *testing.T, q *Queue, opts ConsumerOptions, h Handler) *Consumer {
 	t.Helper()
 	if opts.Name == "" {
@@ -186,12 +171,12 @@ func testUrgentBeforeNormalBeforeBatch(t *testing.T, top testenv.Topology) {
 		mu.Unlock()
 		return nil
 	})
-	waitFor(t, "11 jobs", func() bool { mu.Lock(); defer mu.Unlock(); return len(order) == 11 })
+	testenv.WaitFor(t, 15*time.Second, "11 jobs", func() bool { mu.Lock(); defer mu.Unlock(); return len(order) == 11 })
 	want := []string{"u0", "n0", "n1", "n2", "n3", "n4", "b0", "b1", "b2", "b3", "b4"}
 	if fmt.Sprint(order) != fmt.Sprint(want) {
 		t.Fatalf("order %v, want %v", order, want)
 	}
-	waitFor(t, "empty streams", func() bool { return depth(stats(t, q)) == 0 })
+	testenv.WaitFor(t, 15*time.Second, "empty streams", func() bool { return depth(stats(t, q)) == 0 })
 }
 
 func testKilledConsumerJobIsReclaimedAndFinishedOnce(t *testing.T, top testenv.Topology) {
@@ -223,7 +208,7 @@ func testKilledConsumerJobIsReclaimedAndFinishedOnce(t *testing.T, top testenv.T
 	age(t, q, Normal, id, a.Options().ClaimIdle) // a's heartbeats stopped claim_idle ago
 	blockUntil(t, optsB.Clock.(*clockwork.FakeClock), 1)
 	optsB.Clock.(*clockwork.FakeClock).Advance(a.Options().ReclaimInterval)
-	waitFor(t, "the job to be finished by b", func() bool { return runs.Load() == 1 && depth(stats(t, q)) == 0 })
+	testenv.WaitFor(t, 15*time.Second, "the job to be finished by b", func() bool { return runs.Load() == 1 && depth(stats(t, q)) == 0 })
 	if holder, _ := pending(t, q, Normal, id); runs.Load() != 1 || deliveries.Load() != 2 || holder != "" {
 		t.Fatalf("runs %d deliveries %d, pending with %q; want 1 run on the 2nd delivery, nothing pending", runs.Load(), deliveries.Load(), holder)
 	}
@@ -245,12 +230,12 @@ func testHeartbeatKeepsALongJobFromBeingReclaimed(t *testing.T, top testenv.Topo
 	clockA := clockwork.NewFakeClock()
 	a := start(t, q, ConsumerOptions{Name: "a", Workers: 1, Block: 50 * time.Millisecond, Clock: clockA}, h)
 	id := enqueue(t, q, Normal, "long")
-	waitFor(t, "the job to start", func() bool { return runs.Load() == 1 })
+	testenv.WaitFor(t, 15*time.Second, "the job to start", func() bool { return runs.Load() == 1 })
 	claimIdle := a.Options().ClaimIdle
 	age(t, q, Normal, id, claimIdle) // claim_idle has passed on Redis's clock ...
 	blockUntil(t, clockA, 3)         // (a's reclaimer, the job's deadline and its heartbeat)
 	clockA.Advance(claimIdle / 3)    // ... and a's heartbeat is due
-	waitFor(t, "the heartbeat to renew the job", func() bool { _, idle := pending(t, q, Normal, id); return idle < claimIdle })
+	testenv.WaitFor(t, 15*time.Second, "the heartbeat to renew the job", func() bool { _, idle := pending(t, q, Normal, id); return idle < claimIdle })
 	clockB := clockwork.NewFakeClock()
 	start(t, q, ConsumerOptions{Name: "b", Workers: 1, Block: 50 * time.Millisecond, Clock: clockB}, h)
 	blockUntil(t, clockB, 1) // b's first reclaim has run
@@ -258,7 +243,7 @@ func testHeartbeatKeepsALongJobFromBeingReclaimed(t *testing.T, top testenv.Topo
 		t.Fatalf("a running job was reclaimed: held by %q, %d runs", holder, runs.Load())
 	}
 	close(release)
-	waitFor(t, "the job to finish", func() bool { return depth(stats(t, q)) == 0 })
+	testenv.WaitFor(t, 15*time.Second, "the job to finish", func() bool { return depth(stats(t, q)) == 0 })
 	if runs.Load() != 1 {
 		t.Fatalf("%d runs, want 1", runs.Load())
 	}
@@ -298,17 +283,17 @@ func testBatchJobHeldPastClaimIdleIsNotRunTwice(t *testing.T, top testenv.Topolo
 	}
 	ran := make(chan struct{})
 	go func() { a.runBatch(batch); close(ran) }()
-	waitFor(t, "a to run the first", func() bool { _, ok := ranByA.Load("first"); return ok })
+	testenv.WaitFor(t, 15*time.Second, "a to run the first", func() bool { _, ok := ranByA.Load("first"); return ok })
 	age(t, q, Normal, second, a.Options().ClaimIdle) // the second waited past claim_idle
 	start(t, q, ConsumerOptions{Name: "b", Workers: 1, Block: 50 * time.Millisecond, Clock: clockwork.NewFakeClock()},
 		func(ctx context.Context, j *Job) error { ranByB.Store(j.Fields["key"], true); return nil })
-	waitFor(t, "b to reclaim and run the second", func() bool { _, ok := ranByB.Load("second"); return ok })
+	testenv.WaitFor(t, 15*time.Second, "b to reclaim and run the second", func() bool { _, ok := ranByB.Load("second"); return ok })
 	close(release)
 	<-ran
 	if _, ok := ranByA.Load("second"); ok || fmt.Sprint(outcomes) != "[urgent done normal lost]" {
 		t.Fatalf("a's outcomes %v (ran the second: %v), want the second lost to b and not run", outcomes, ok)
 	}
-	waitFor(t, "empty streams", func() bool { return depth(stats(t, q)) == 0 })
+	testenv.WaitFor(t, 15*time.Second, "empty streams", func() bool { return depth(stats(t, q)) == 0 })
 }
 
 func testFailingJobEndsInDeadLetters(t *testing.T, top testenv.Topology) {
@@ -321,7 +306,7 @@ func testFailingJobEndsInDeadLetters(t *testing.T, top testenv.Topology) {
 			return fmt.Errorf("backend said no (try %d)", j.Deliveries)
 		})
 	enqueue(t, q, Urgent, "doomed")
-	waitFor(t, "a dead letter", func() bool { return stats(t, q).DeadLetters == 1 })
+	testenv.WaitFor(t, 15*time.Second, "a dead letter", func() bool { return stats(t, q).DeadLetters == 1 })
 	dl, err := q.DeadLetters(context.Background(), 10)
 	if err != nil {
 		t.Fatal(err)
@@ -349,7 +334,7 @@ func testPermanentErrorIsDeadAtOnce(t *testing.T, top testenv.Topology) {
 		return Permanent(errors.New("session webhook expired"))
 	})
 	enqueue(t, q, Normal, "p")
-	waitFor(t, "a dead letter", func() bool { return stats(t, q).DeadLetters == 1 })
+	testenv.WaitFor(t, 15*time.Second, "a dead letter", func() bool { return stats(t, q).DeadLetters == 1 })
 	if runs.Load() != 1 {
 		t.Fatalf("runs %d", runs.Load())
 	}
@@ -373,7 +358,7 @@ func testDrainFinishesInFlightJobs(t *testing.T, top testenv.Topology) {
 		defer cancel()
 		stopped <- c.Stop(ctx)
 	}()
-	waitFor(t, "the drain to begin", c.isStopping)
+	testenv.WaitFor(t, 15*time.Second, "the drain to begin", c.isStopping)
 	close(release) // the job finishes during the drain
 	if err := <-stopped; err != nil {
 		t.Fatal(err)
@@ -428,7 +413,7 @@ func testFairEveryLetsBatchThroughAnUrgentFlood(t *testing.T, top testenv.Topolo
 		mu.Unlock()
 		return nil
 	})
-	waitFor(t, "5 jobs", func() bool { mu.Lock(); defer mu.Unlock(); return len(order) == 5 })
+	testenv.WaitFor(t, 15*time.Second, "5 jobs", func() bool { mu.Lock(); defer mu.Unlock(); return len(order) == 5 })
 	if fmt.Sprint(order) != "[u0 b0 u1 u2 u3]" {
 		t.Fatalf("order %v: every 2nd take should look at batch first", order)
 	}
@@ -451,7 +436,7 @@ func TestScriptsStayOnOneSlot(t *testing.T) {
 			return nil
 		})
 	enqueue(t, q, Normal, "slots")
-	waitFor(t, "the retried job to finish", func() bool { return runs.Load() == 2 && depth(stats(t, q)) == 0 })
+	testenv.WaitFor(t, 15*time.Second, "the retried job to finish", func() bool { return runs.Load() == 2 && depth(stats(t, q)) == 0 })
 	for name, sc := range map[string]*redis.Script{"enqueue": enqueueScript, "take": takeScript, "touch": touchScript, "reclaim": reclaimScript} {
 		if !check.Ran(sc.Hash()) {
 			t.Errorf("the %s script never ran on the Cluster", name)

@@ -156,25 +156,20 @@ func TestAReservationWhoseInstanceDiedLeavesNoSpend(t *testing.T) {
 	if _, d, _ := l.Reserve(ctx, "dead", q, 800); d.Allowed {
 		t.Fatal("a second turn while the dead one holds the slot")
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		res, d, err := l.Reserve(ctx, "dead", q, 800)
+	var res *Reservation
+	testenv.WaitFor(t, 10*time.Second, "the dead instance's reservation to expire", func() bool {
+		r, d, err := l.Reserve(ctx, "dead", q, 800)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d.Allowed {
-			u, _ := l.Usage(ctx, "dead")
-			if u.Spent != 0 || u.Reserved != 800 {
-				t.Fatalf("after the dead reservation expired: %+v, want nothing spent and only the new 800 reserved", u)
-			}
-			_ = res.Settle(ctx, 10)
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the dead instance's reservation never expired")
-		}
-		time.Sleep(20 * time.Millisecond)
+		res = r
+		return d.Allowed
+	})
+	u, _ := l.Usage(ctx, "dead")
+	if u.Spent != 0 || u.Reserved != 800 {
+		t.Fatalf("after the dead reservation expired: %+v, want nothing spent and only the new 800 reserved", u)
 	}
+	_ = res.Settle(ctx, 10)
 }
 
 func TestSettleIsIdempotentAndEachAdmissionOneRoundTrip(t *testing.T) {

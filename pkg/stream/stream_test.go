@@ -110,12 +110,8 @@ func TestFollowIsLive(t *testing.T) {
 	for i := range 20 {
 		w.Piece(fmt.Sprint(i, " "))
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(c.String(), "1.21=19") {
-		if time.Now().After(deadline) {
-			t.Fatalf("the follower saw %q", c.String())
-		}
-		time.Sleep(5 * time.Millisecond) // polling the follower's progress
+	if !testenv.Eventually(5*time.Second, func() bool { return strings.Contains(c.String(), "1.21=19") }) {
+		t.Fatalf("the follower saw %q", c.String())
 	}
 	commit(t, s, w, `{}`)
 	if err := <-done; err != nil {

@@ -90,22 +90,21 @@ func StartKubeAPIServer(t testing.TB, etcd *Etcd) *KubeAPIServer {
 	s := &KubeAPIServer{URL: "https://" + Addr(port), Token: token, CAFile: filepath.Join(certDir, "apiserver.crt")}
 	// The certificate appears once the server has made it; until then the
 	// readiness probe cannot verify it, and answers nothing meaningful.
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		err := s.ready()
-		if err == nil {
-			return s
-		}
+	var err error
+	ready := Eventually(2*time.Minute, func() bool {
 		select {
 		case werr := <-exited:
 			exited <- werr
 			t.Fatalf("testenv: kube-apiserver exited (%v) before it was ready:\n%s", werr, tail(log.String(), 4000))
-		case <-time.After(100 * time.Millisecond):
+		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("testenv: kube-apiserver on %s not ready within 2m: %v\n%s", s.URL, err, tail(log.String(), 4000))
-		}
+		err = s.ready()
+		return err == nil
+	})
+	if !ready {
+		t.Fatalf("testenv: kube-apiserver on %s not ready within 2m: %v\n%s", s.URL, err, tail(log.String(), 4000))
 	}
+	return s
 }
 
 // ready reports nil once GET /readyz answers 200.
@@ -135,21 +134,17 @@ func (s *KubeAPIServer) ready() error {
 
 // waitHTTP polls url until it answers 200 or the timeout passes.
 func waitHTTP(url string, c *http.Client, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
+	return poll(timeout, func() error {
 		resp, err := c.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("GET %s: %s", url, resp.Status)
-		}
-		if time.Now().After(deadline) {
+		if err != nil {
 			return err
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s: %s", url, resp.Status)
+		}
+		return nil
+	})
 }
 
 func ecKeyPEM(t testing.TB) []byte {

@@ -132,16 +132,16 @@ func StartNginx(t testing.TB, conf string) *Nginx {
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for _, a := range n.Addrs {
-		for !dialable(a) {
+		accepts := Eventually(time.Until(deadline), func() bool {
 			select {
 			case <-exited:
 				t.Fatalf("testenv: nginx exited at start: %s\n%s", n.out.String(), n.ErrorLog())
 			default:
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("testenv: nginx does not accept on %s: %s\n%s", a, n.out.String(), n.ErrorLog())
-			}
-			time.Sleep(20 * time.Millisecond)
+			return dialable(a)
+		})
+		if !accepts {
+			t.Fatalf("testenv: nginx does not accept on %s: %s\n%s", a, n.out.String(), n.ErrorLog())
 		}
 	}
 	return n
@@ -186,24 +186,20 @@ func (n *Nginx) Reload(conf string) {
 	// Old and new workers both accept for a moment; the new configuration
 	// is the only one served once every old worker has exited (they finish
 	// their in-flight requests first).
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		now := children(pid)
-		fresh, old := 0, 0
-		for c := range now {
+	var fresh, old int
+	replaced := Eventually(15*time.Second, func() bool {
+		fresh, old = 0, 0
+		for c := range children(pid) {
 			if before[c] {
 				old++
 			} else {
 				fresh++
 			}
 		}
-		if fresh > 0 && old == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			n.t.Fatalf("testenv: reload: after SIGHUP, %d new and %d old nginx workers\n%s", fresh, old, n.ErrorLog())
-		}
-		time.Sleep(20 * time.Millisecond)
+		return fresh > 0 && old == 0
+	})
+	if !replaced {
+		n.t.Fatalf("testenv: reload: after SIGHUP, %d new and %d old nginx workers\n%s", fresh, old, n.ErrorLog())
 	}
 }
 

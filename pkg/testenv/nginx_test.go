@@ -185,10 +185,7 @@ func TestStartNginxAndReload(t *testing.T) {
 		t.Errorf("reload replaced the master")
 	}
 	// nginx logs a request just after answering it.
-	for i := 0; i < 100 && !strings.Contains(n.AccessLog(), "upstream=127.0.0.1:"+b+" "); i++ {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !strings.Contains(n.AccessLog(), "upstream=127.0.0.1:"+b+" ") {
+	if !testenv.Eventually(2*time.Second, func() bool { return strings.Contains(n.AccessLog(), "upstream=127.0.0.1:"+b+" ") }) {
 		t.Errorf("access log lacks the upstream address:\n%s", n.AccessLog())
 	}
 }

@@ -208,14 +208,12 @@ func (r *Redis) Env() map[string]string {
 // poll calls f until it returns nil or d has passed, and returns its last
 // error.
 func poll(d time.Duration, f func() error) error {
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	var err error
+	Eventually(d, func() bool {
+		err = f()
+		return err == nil
+	})
+	return err
 }
 
 // command runs one command on this server, with a short deadline and no

@@ -168,19 +168,14 @@ func (p *redisPod) waitSentinelReplicas(t *testing.T, n int) {
 // logs after timeout.
 func (p *redisPod) eventually(t *testing.T, timeout time.Duration, what string, cond func(context.Context) bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	held := testenv.Eventually(timeout, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		done := cond(ctx)
-		cancel()
-		if done {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: no %s within %v\nredis.log:\n%s\nsentinel.log:\n%s", p.ip, what, timeout,
-				readFile(t, filepath.Join(p.dir, "redis.log")), readFile(t, filepath.Join(p.dir, "sentinel.log")))
-		}
-		time.Sleep(100 * time.Millisecond)
+		defer cancel()
+		return cond(ctx)
+	})
+	if !held {
+		t.Fatalf("%s: no %s within %v\nredis.log:\n%s\nsentinel.log:\n%s", p.ip, what, timeout,
+			readFile(t, filepath.Join(p.dir, "redis.log")), readFile(t, filepath.Join(p.dir, "sentinel.log")))
 	}
 }
 
