@@ -21,6 +21,7 @@ type fakeChat struct {
 	delay  time.Duration                 // added before answering
 	hold   func(arrival time.Time)       // called on arrival; may block
 	log    func(session, message string) // sees every accepted call, in arrival order
+	refuse func(session string) bool     // true: 503 with Retry-After (an overloaded server)
 
 	k     atomic.Int64
 	mu    sync.Mutex
@@ -57,6 +58,10 @@ func (f *fakeChat) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil || req.Message == "" || req.SessionID == "" {
 		fail(http.StatusBadRequest, "bad_request")
+		return
+	}
+	if f.refuse != nil && f.refuse(req.SessionID) {
+		fail(http.StatusServiceUnavailable, "overloaded")
 		return
 	}
 	k := f.k.Add(1)

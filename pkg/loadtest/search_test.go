@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"hash/crc32"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -15,44 +17,42 @@ import (
 	"github.com/botfleet/botfleet/pkg/mockllm"
 )
 
-// capacity returns a hold function that makes a fakeChat a single server of
-// perSecond requests per second: each request waits for the ones before it
-// and takes 1/perSecond (a D/D/1 queue, kept in virtual time so sleep
-// granularity does not add up). Below that rate nothing waits; above it the
-// queue, and the latency, grow without bound.
-func capacity(perSecond float64) func(time.Time) {
-	var mu sync.Mutex
-	var free time.Time
-	service := time.Duration(float64(time.Second) / perSecond)
-	return func(arrival time.Time) {
-		mu.Lock()
-		start := free
-		if free.Before(arrival) {
-			start = arrival
-		}
-		free = start.Add(service)
-		done := free
-		mu.Unlock()
-		time.Sleep(time.Until(done)) // the thing under test: the fake server's service time
+// stepOf is the 1-based search step a session id belongs to: every step
+// starts conversations of its own, "<prefix>s<k>-...".
+func stepOf(prefix, session string) int {
+	rest, ok := strings.CutPrefix(session, prefix+"s")
+	if !ok {
+		return 0
 	}
+	k, _ := strconv.Atoi(rest[:strings.IndexByte(rest, '-')])
+	return k
 }
 
-// TestSearchFindsTheCapacity drives a server of 300 req/s capacity with the
-// default ladder: the search must stop at the first step above the capacity
-// and report the step below it (a loose band: not a timing assertion; a p99
-// bound of 100ms tolerates the bursts of a generator starved of CPU, while
-// the queue of an overloaded step passes 150ms).
+// TestSearchFindsTheCapacity drives, with the default ladder, a server
+// that sheds load (503 for every other conversation) in a step offered
+// above its capacity of 300 req/s — it knows a request's step by its
+// session id — so the course
+// of the search is the server's, not this machine's load: it must run the
+// steps that hold, stop at the first that breaks and report the one below
+// it. The latency and lateness objectives have judge's own test; here they
+// are set out of reach.
 func TestSearchFindsTheCapacity(t *testing.T) {
-	const capRate = 300
-	f := &fakeChat{hold: capacity(capRate)}
+	const capRate, prefix = 300, "search-"
+	ladder := []float64{100, 150, 225, 338, 506, 759, 1139, 1709}
+	f := &fakeChat{refuse: func(session string) bool {
+		k := stepOf(prefix, session)
+		return k > 0 && ladder[k-1] > capRate && crc32.ChecksumIEEE([]byte(session))%2 == 0
+	}}
 	var events []string
 	var mu sync.Mutex
 	opts := SearchOptions{
-		Options: Options{URL: serve(t, f), Rate: 100, Warmup: 200 * time.Millisecond, Duration: 1500 * time.Millisecond, Turns: -1, Seed: 7},
-		Factor:  1.5,
-		MaxRate: 2000,
-		P99:     100 * time.Millisecond,
-		MaxLate: 0.5, // a generator starved of CPU sends late; the overloaded step breaks p99 anyway
+		Options: Options{URL: serve(t, f), Rate: 100, Warmup: 200 * time.Millisecond, Duration: 1500 * time.Millisecond, Turns: -1, Seed: 7,
+			SessionPrefix: prefix},
+		Factor:      1.5,
+		MaxRate:     2000,
+		P99:         time.Minute,
+		MaxLate:     1,
+		MinAchieved: 0.01,
 		OnStep: func(e StepEvent) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -62,8 +62,8 @@ func TestSearchFindsTheCapacity(t *testing.T) {
 			}
 		},
 	}
-	if got, want := opts.Ladder(), []float64{100, 150, 225, 338, 506, 759, 1139, 1709}; !slices.Equal(got, want) {
-		t.Fatalf("ladder %v, want %v", got, want)
+	if got := opts.Ladder(); !slices.Equal(got, ladder) {
+		t.Fatalf("ladder %v, want %v", got, ladder)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -79,8 +79,8 @@ func TestSearchFindsTheCapacity(t *testing.T) {
 	if sr.Interrupted {
 		t.Fatal("interrupted")
 	}
-	if sr.MaxSustainedRPS < capRate/3 || sr.MaxSustainedRPS > capRate {
-		t.Errorf("max sustained %v req/s, want within [%v, %v] for a server of %v req/s", sr.MaxSustainedRPS, capRate/3, capRate, capRate)
+	if sr.MaxSustainedRPS != 225 || len(sr.Steps) != 4 {
+		t.Errorf("max sustained %v req/s after %d steps, want 225 after 4 (the first above %v breaks)", sr.MaxSustainedRPS, len(sr.Steps), capRate)
 	}
 	last := sr.Steps[len(sr.Steps)-1]
 	if last.Held {
@@ -91,8 +91,8 @@ func TestSearchFindsTheCapacity(t *testing.T) {
 			t.Errorf("step %v broke (%v) but the search went on", st.Rate, st.Broken)
 		}
 	}
-	if last.Rate < capRate/2 {
-		t.Errorf("broke at %v req/s, well below the capacity %v: %v", last.Rate, capRate, last.Broken)
+	if last.Rate != 338 || len(last.Broken) == 0 || !strings.Contains(strings.Join(last.Broken, "; "), "errors (status_503") {
+		t.Errorf("broke at %v req/s (%v), want 338 on its errors", last.Rate, last.Broken)
 	}
 	if sr.Best == nil || sr.Best.Rate != sr.MaxSustainedRPS {
 		t.Errorf("best step %+v, max sustained %v", sr.Best, sr.MaxSustainedRPS)
