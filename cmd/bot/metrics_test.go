@@ -80,7 +80,7 @@ func TestMetricsCountEveryTurnExactly(t *testing.T) {
 	r := testenv.StartRedis(t)
 	f := newFakePlatforms(t)
 	bot := startBot(t, merge(redisEnv(r), imEnv(f), map[string]string{
-		"BOT_AUTH_ADMIN_KEY": adminKey, "BOT_REGISTRY_INTERVAL": "100ms", "BOT_REGISTRY_TTL": "1s", "INSTANCE_NAME": "metered",
+		"BOT_AUTH_ADMIN_KEY": adminKey, "BOT_REGISTRY_INTERVAL": "100ms", "BOT_REGISTRY_TTL": "30s", "INSTANCE_NAME": "metered",
 	}))
 	for i := range 3 { // plain /v1/chat: first turns, cache misses
 		if res := post(t, bot.url+"/v1/chat", chatBody(fmt.Sprint("plain-", i), fmt.Sprint("plain question ", i))); res.status != 200 {
@@ -173,11 +173,19 @@ func TestMetricsCountEveryTurnExactly(t *testing.T) {
 
 	// The heartbeat reads the same counters.
 	reg := registry.New(r.Client(), registry.Options{})
-	testenv.WaitFor(t, 10*time.Second, "the heartbeat to report every turn", func() bool {
+	var seen string
+	if !testenv.Eventually(30*time.Second, func() bool {
 		fl, err := reg.Read(context.Background())
-		return err == nil && len(fl.Instances) == 1 && fl.Instances[0].Traffic.Turns == 10 &&
-			fl.Instances[0].Traffic.Duration.Count() == 10 && fl.Instances[0].QueueWorkers == 4
-	})
+		if err != nil || len(fl.Instances) != 1 {
+			seen = fmt.Sprintf("%d instances, %v", len(fl.Instances), err)
+			return false
+		}
+		in := fl.Instances[0]
+		seen = fmt.Sprintf("turns %d, duration count %d, queue workers %d", in.Traffic.Turns, in.Traffic.Duration.Count(), in.QueueWorkers)
+		return in.Traffic.Turns == 10 && in.Traffic.Duration.Count() == 10 && in.QueueWorkers == 4
+	}) {
+		t.Fatalf("the heartbeat does not report every turn: %s; want 10 turns, 10 timed, 4 queue workers", seen)
+	}
 
 	// A failed turn (a request id reused with another message) makes the
 	// failure counters exist too, for the dashboard's check.
