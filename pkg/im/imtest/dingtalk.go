@@ -1,12 +1,10 @@
 package imtest
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,42 +22,29 @@ import (
 // connection. Replies come to the session webhook
 // /robot/sendBySession?session=<msgId>.
 type DingTalk struct {
-	*record
-	sockets
-	URL       string
-	Redeliver time.Duration
-	id, sec   string
+	gateway
+	id, sec string
 
 	mu      sync.Mutex
 	tickets map[string]bool
 	unacked map[string]string // frame messageId → data
-	ctx     context.Context
-	seq     atomic.Int64
 	acks    atomic.Int64
-	pings   atomic.Int64
 }
 
 // NewDingTalk serves the gateway of the app with clientID and secret until
 // the test ends.
 func NewDingTalk(t testing.TB, clientID, secret string) *DingTalk {
-	ctx, cancel := context.WithCancel(context.Background())
-	f := &DingTalk{record: newRecord(), Redeliver: time.Second, id: clientID, sec: secret,
-		tickets: map[string]bool{}, unacked: map[string]string{}, ctx: ctx}
+	f := &DingTalk{id: clientID, sec: secret, tickets: map[string]bool{}, unacked: map[string]string{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1.0/gateway/connections/open", f.open)
 	mux.HandleFunc("GET /connect", f.connect)
 	mux.HandleFunc("POST /robot/sendBySession", f.session)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() { cancel(); srv.Close() })
-	f.URL = srv.URL
-	go f.redeliver()
+	f.serve(t, mux, f.redeliver())
 	return f
 }
 
-// Acks counts the CALLBACK frames acknowledged; Pings the SYSTEM pings
-// answered.
-func (f *DingTalk) Acks() int64  { return f.acks.Load() }
-func (f *DingTalk) Pings() int64 { return f.pings.Load() }
+// Acks counts the CALLBACK frames acknowledged.
+func (f *DingTalk) Acks() int64 { return f.acks.Load() }
 
 func (f *DingTalk) open(w http.ResponseWriter, r *http.Request) {
 	var b struct {
@@ -156,9 +141,11 @@ func (f *DingTalk) deliver(id, data string) {
 	_ = c.Write(f.ctx, websocket.MessageText, b)
 }
 
-func (f *DingTalk) redeliver() {
+// redeliver is the gateway's redelivery: a message unacknowledged for
+// Redeliver since a tick first saw it goes again.
+func (f *DingTalk) redeliver() func() {
 	sent := map[string]time.Time{}
-	every(f.ctx, f.Redeliver/2, func() {
+	return func() {
 		f.mu.Lock()
 		due := map[string]string{}
 		for id, data := range f.unacked {
@@ -173,7 +160,7 @@ func (f *DingTalk) redeliver() {
 		for id, data := range due {
 			f.deliver(id, data)
 		}
-	})
+	}
 }
 
 // Unacked counts the pushed messages not acknowledged yet.

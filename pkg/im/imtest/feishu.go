@@ -1,12 +1,10 @@
 package imtest
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,17 +22,11 @@ import (
 // connection, split in parts when asked; sent again until a response
 // frame with code 200 comes), and the tenant token and reply APIs.
 type Feishu struct {
-	*record
-	sockets
-	URL       string
-	Redeliver time.Duration
-	app, sec  string
+	gateway
+	app, sec string
 
 	mu      sync.Mutex
 	unacked map[string]pushed
-	ctx     context.Context
-	seq     atomic.Int64
-	pings   atomic.Int64
 	uuids   map[string]string
 	updated map[string]time.Time
 	tooFast atomic.Int64
@@ -48,8 +40,7 @@ type pushed struct {
 
 // NewFeishu serves the app appID with secret until the test ends.
 func NewFeishu(t testing.TB, appID, secret string) *Feishu {
-	ctx, cancel := context.WithCancel(context.Background())
-	f := &Feishu{record: newRecord(), Redeliver: time.Second, app: appID, sec: secret, unacked: map[string]pushed{}, uuids: map[string]string{}, updated: map[string]time.Time{}, ctx: ctx}
+	f := &Feishu{app: appID, sec: secret, unacked: map[string]pushed{}, uuids: map[string]string{}, updated: map[string]time.Time{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /callback/ws/endpoint", f.endpoint)
 	mux.HandleFunc("GET /ws", f.ws)
@@ -58,15 +49,9 @@ func NewFeishu(t testing.TB, appID, secret string) *Feishu {
 	})
 	mux.HandleFunc("POST /open-apis/im/v1/messages/{id}/reply", f.reply)
 	mux.HandleFunc("PATCH /open-apis/im/v1/messages/{id}", f.update)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() { cancel(); srv.Close() })
-	f.URL = srv.URL
-	go f.redeliver()
+	f.serve(t, mux, f.redeliver)
 	return f
 }
-
-// Pings counts the pings answered.
-func (f *Feishu) Pings() int64 { return f.pings.Load() }
 
 // Unacked counts the events not answered with code 200 yet.
 func (f *Feishu) Unacked() int {
@@ -152,22 +137,22 @@ func (f *Feishu) deliver(id, event string, parts int) {
 	}
 }
 
+// redeliver is the gateway's redelivery: an event unanswered for
+// Redeliver since it last went goes again.
 func (f *Feishu) redeliver() {
-	every(f.ctx, f.Redeliver/2, func() {
-		f.mu.Lock()
-		due := map[string]pushed{}
-		for id, p := range f.unacked {
-			if time.Since(p.at) >= f.Redeliver {
-				p.at = time.Now()
-				f.unacked[id] = p
-				due[id] = p
-			}
+	f.mu.Lock()
+	due := map[string]pushed{}
+	for id, p := range f.unacked {
+		if time.Since(p.at) >= f.Redeliver {
+			p.at = time.Now()
+			f.unacked[id] = p
+			due[id] = p
 		}
-		f.mu.Unlock()
-		for id, p := range due {
-			f.deliver(id, p.event, p.parts)
-		}
-	})
+	}
+	f.mu.Unlock()
+	for id, p := range due {
+		f.deliver(id, p.event, p.parts)
+	}
 }
 
 func (f *Feishu) reply(w http.ResponseWriter, r *http.Request) {
