@@ -4,6 +4,8 @@
 # old colour; roll back the same way.
 set -euo pipefail
 SCRIPT=bluegreen
+# shellcheck disable=SC2034 # read by scripts/lib.sh
+NEEDS_ARGS=1
 
 usage() {
 	cat <<'EOF'
@@ -36,12 +38,6 @@ Environment:
 EOF
 }
 
-case "${1:-}" in -h | --help | "")
-	usage
-	[ -n "${1:-}" ] || exit 2
-	exit 0
-	;;
-esac
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh

@@ -2,6 +2,8 @@
 # fleet.sh — the local fleet behind make fleet / fleet-down / fleet-status.
 set -euo pipefail
 SCRIPT=fleet
+# shellcheck disable=SC2034 # read by scripts/lib.sh
+NEEDS_ARGS=1
 
 usage() {
 	cat <<'EOF'
@@ -37,12 +39,6 @@ Environment:
 EOF
 }
 
-case "${1:-}" in -h | --help | "")
-	usage
-	[ -n "${1:-}" ] || exit 2
-	exit 0
-	;;
-esac
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh

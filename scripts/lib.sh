@@ -16,6 +16,24 @@ DEFAULT_PORTS="8080 8081 8082 8083"
 # The health checker's configuration (make fleet renders it).
 HC_CONFIG=${HEALTHCHECKER_CONFIG:-$RUN_DIR/healthchecker.yaml}
 
+# A script that defines usage before sourcing this file answers -h and
+# --help with it; one that sets NEEDS_ARGS also prints it, and exits 2,
+# when run without arguments.
+if declare -F usage >/dev/null; then
+	case "${1:-}" in
+	-h | --help)
+		usage
+		exit 0
+		;;
+	"")
+		if [ -n "${NEEDS_ARGS:-}" ]; then
+			usage
+			exit 2
+		fi
+		;;
+	esac
+fi
+
 say() { echo "${SCRIPT:-fleet}: $*"; }
 warn() { echo "${SCRIPT:-fleet}: $*" >&2; }
 die() {

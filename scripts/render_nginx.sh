@@ -32,11 +32,6 @@ Example (the committed local-fleet config):
 EOF2
 }
 
-case "${1:-}" in -h | --help)
-	usage
-	exit 0
-	;;
-esac
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh

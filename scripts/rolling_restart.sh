@@ -32,11 +32,6 @@ takes (BOT_BIN, CONFIG, RUN_DIR, LOG_DIR, API_KEY, REDIS_HOST, ...).
 EOF
 }
 
-case "${1:-}" in -h | --help)
-	usage
-	exit 0
-	;;
-esac
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh

@@ -25,11 +25,6 @@ Environment:
 EOF
 }
 
-case "${1:-}" in -h | --help)
-	usage
-	exit 0
-	;;
-esac
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh

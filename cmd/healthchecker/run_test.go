@@ -19,24 +19,6 @@ import (
 	"github.com/botfleet/botfleet/pkg/testenv"
 )
 
-// syncBuffer is a bytes.Buffer safe for the logger and the test at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func noenv(string) string { return "" }
 
 func TestHelpAndUsageErrors(t *testing.T) {
@@ -78,9 +60,9 @@ func TestHelpAndUsageErrors(t *testing.T) {
 var serving = regexp.MustCompile(`"msg":"serving".*?"addr":"([^"]+)"`)
 
 // startRun runs the command until the test ends and returns its /status URL.
-func startRun(t *testing.T, args ...string) (base string, logs *syncBuffer, stop func() error) {
+func startRun(t *testing.T, args ...string) (base string, logs *testenv.Buffer, stop func() error) {
 	t.Helper()
-	logs = &syncBuffer{}
+	logs = &testenv.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

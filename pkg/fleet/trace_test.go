@@ -1,9 +1,7 @@
 package fleet
 
 import (
-	"encoding/hex"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,68 +11,24 @@ import (
 
 	"github.com/botfleet/botfleet/pkg/mockllm"
 	"github.com/botfleet/botfleet/pkg/testenv"
-	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	"google.golang.org/protobuf/proto"
 )
 
 // span is one span as the instances exported it.
-type span struct {
-	name, trace, id, parent string
-}
-
-// otlpReceiver is a local OTLP/HTTP trace endpoint: it decodes what the
-// instances' exporters send (protobuf) and keeps every span.
-type otlpReceiver struct {
-	mu    sync.Mutex
-	spans []span
-}
-
-func (o *otlpReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	var req coltrace.ExportTraceServiceRequest
-	if r.URL.Path != "/v1/traces" || proto.Unmarshal(body, &req) != nil {
-		http.Error(w, "bad export", http.StatusBadRequest)
-		return
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	for _, rs := range req.GetResourceSpans() {
-		for _, ss := range rs.GetScopeSpans() {
-			for _, s := range ss.GetSpans() {
-				o.spans = append(o.spans, span{name: s.GetName(), trace: hex.EncodeToString(s.GetTraceId()),
-					id: hex.EncodeToString(s.GetSpanId()), parent: hex.EncodeToString(s.GetParentSpanId())})
-			}
-		}
-	}
-	w.Header().Set("Content-Type", "application/x-protobuf")
-}
-
-// trace returns the spans of one trace.
-func (o *otlpReceiver) trace(id string) []span {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	var out []span
-	for _, s := range o.spans {
-		if s.trace == id {
-			out = append(out, s)
-		}
-	}
-	return out
-}
+type span = testenv.Span
 
 // under tells whether s descends from the span root within spans.
 func under(spans []span, s span, root string) bool {
 	byID := map[string]span{}
 	for _, x := range spans {
-		byID[x.id] = x
+		byID[x.ID] = x
 	}
-	for p, ok := s.parent, true; ok && p != ""; {
+	for p, ok := s.Parent, true; ok && p != ""; {
 		if p == root {
 			return true
 		}
 		var next span
 		next, ok = byID[p]
-		p = next.parent
+		p = next.Parent
 	}
 	return false
 }
@@ -112,9 +66,7 @@ func (h *headerRecorder) carried(traceID string) []string {
 // to the backend; an IM message's webhook, queued job and reply to the
 // platform's API are one trace too.
 func TestTraceOfATurnThroughNginx(t *testing.T) {
-	rec := &otlpReceiver{}
-	col := httptest.NewServer(rec)
-	defer col.Close()
+	col := testenv.StartOTLP(t)
 	llm := &headerRecorder{next: mockllm.New(mockllm.Options{})}
 	llmSrv := httptest.NewServer(llm)
 	defer llmSrv.Close()
@@ -138,16 +90,16 @@ func TestTraceOfATurnThroughNginx(t *testing.T) {
 	var spans []span
 	var server span
 	testenv.WaitFor(t, 30*time.Second, "the turn's spans at the receiver", func() bool {
-		spans = rec.trace(traceID)
+		spans = col.Trace(traceID)
 		for _, s := range spans {
-			if s.name == "POST /v1/chat" {
+			if s.Name == "POST /v1/chat" {
 				server = s
 			}
 		}
-		return server.id != "" && count(spans, "llm.complete") == 1 && count(spans, "HTTP POST") >= 1 && redisSpans(spans) >= 2
+		return server.ID != "" && count(spans, "llm.complete") == 1 && count(spans, "HTTP POST") >= 1 && redisSpans(spans) >= 2
 	})
-	if server.parent != traceID[:16] {
-		t.Errorf("the HTTP span's parent is %q, want nginx's (the request id's first 16 digits)", server.parent)
+	if server.Parent != traceID[:16] {
+		t.Errorf("the HTTP span's parent is %q, want nginx's (the request id's first 16 digits)", server.Parent)
 	}
 	for _, want := range []string{"memory.begin", "llm.complete", "HTTP POST"} {
 		if count(spans, want) != 1 {
@@ -158,8 +110,8 @@ func TestTraceOfATurnThroughNginx(t *testing.T) {
 		t.Errorf("%d Redis round trips in the trace, want the turn's 2: %+v", n, spans)
 	}
 	for _, s := range spans {
-		if s.id != server.id && !under(spans, s, server.id) {
-			t.Errorf("span %q is not under the HTTP span", s.name)
+		if s.ID != server.ID && !under(spans, s, server.ID) {
+			t.Errorf("span %q is not under the HTTP span", s.Name)
 		}
 	}
 	if got := llm.carried(traceID); len(got) != 1 || !strings.HasPrefix(got[0], "/v1/chat/completions ") {
@@ -178,7 +130,7 @@ func TestTraceOfATurnThroughNginx(t *testing.T) {
 		t.Errorf("the platform call with the trace is %q, want sendMessage", got)
 	}
 	testenv.WaitFor(t, 30*time.Second, "the IM job's spans", func() bool {
-		s := rec.trace(traceIM)
+		s := col.Trace(traceIM)
 		return count(s, "POST /webhook/:platform") == 1 && count(s, "im.job") == 1 && count(s, "llm.complete") == 1
 	})
 }
@@ -186,7 +138,7 @@ func TestTraceOfATurnThroughNginx(t *testing.T) {
 func count(spans []span, name string) int {
 	n := 0
 	for _, s := range spans {
-		if s.name == name {
+		if s.Name == name {
 			n++
 		}
 	}
@@ -196,7 +148,7 @@ func count(spans []span, name string) int {
 func redisSpans(spans []span) int {
 	n := 0
 	for _, s := range spans {
-		if strings.HasPrefix(s.name, "redis.") || strings.Contains(s.name, "evalsha") {
+		if strings.HasPrefix(s.Name, "redis.") || strings.Contains(s.Name, "evalsha") {
 			n++
 		}
 	}

@@ -20,7 +20,7 @@ import (
 // failed start, until the instance is up, the budget is spent (the target
 // is then marked failed and the alert fired) or ctx ends.
 func (t *target) recover(ctx context.Context, reason string) {
-	t.liveness.hold()
+	t.liveness.setOnHold(true)
 	defer t.liveness.release()
 	for {
 		now := time.Now()

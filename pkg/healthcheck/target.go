@@ -255,7 +255,7 @@ func (t *target) handle(ctx context.Context, ev event) {
 		}
 		t.mu.Unlock()
 		if failed || t.cfg.Restart.Strategy == StrategyNone {
-			t.liveness.resume() // keep watching: it may recover on its own
+			t.liveness.setOnHold(false) // keep watching: it may recover on its own
 			return
 		}
 		if t.paused(t.now()) {

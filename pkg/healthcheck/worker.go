@@ -163,17 +163,11 @@ func (w *worker) setHoldOnFailure(on bool) {
 	w.mu.Unlock()
 }
 
-// resume resumes probing, keeping the runs and the reported result.
-func (w *worker) resume() {
+// setOnHold stops probing (until release), or resumes it keeping the runs
+// and the reported result.
+func (w *worker) setOnHold(on bool) {
 	w.mu.Lock()
-	w.onHold = false
-	w.mu.Unlock()
-}
-
-// hold stops probing until release.
-func (w *worker) hold() {
-	w.mu.Lock()
-	w.onHold = true
+	w.onHold = on
 	w.mu.Unlock()
 }
 

@@ -5,10 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
-	"net/url"
-	"strings"
 	"unicode/utf8"
 )
 
@@ -27,14 +24,11 @@ type ChatTarget struct {
 // host and an optional path prefix), sending "Authorization: Bearer token"
 // when token is not empty.
 func NewChatTarget(baseURL, token string) (*ChatTarget, error) {
-	u, err := url.Parse(baseURL)
+	base, err := serviceURL(baseURL)
 	if err != nil {
-		return nil, fmt.Errorf("url %q: %w", baseURL, err)
+		return nil, err
 	}
-	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("url %q: want http://host[:port] or https://host[:port]", baseURL)
-	}
-	t := &ChatTarget{url: strings.TrimSuffix(u.String(), "/") + ChatPath}
+	t := &ChatTarget{url: base + ChatPath}
 	if token != "" {
 		t.auth = "Bearer " + token
 	}

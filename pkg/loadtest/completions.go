@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 )
 
@@ -36,14 +34,11 @@ type CompletionsTarget struct {
 // when empty) and sending "Authorization: Bearer token" when token is not
 // empty.
 func NewCompletionsTarget(baseURL, token, model string) (*CompletionsTarget, error) {
-	u, err := url.Parse(baseURL)
+	base, err := serviceURL(baseURL)
 	if err != nil {
-		return nil, fmt.Errorf("url %q: %w", baseURL, err)
+		return nil, err
 	}
-	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("url %q: want http://host[:port] or https://host[:port]", baseURL)
-	}
-	base := strings.TrimSuffix(strings.TrimSuffix(u.String(), "/"), "/v1")
+	base = strings.TrimSuffix(base, "/v1")
 	if model == "" {
 		model = DefaultModel
 	}

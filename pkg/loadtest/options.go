@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"cmp"
 	"math"
 	"net/http"
 	"time"
@@ -196,24 +197,12 @@ func (o *Options) validate() error {
 		return fe.err()
 	}
 
-	if o.URL == "" {
-		o.URL = DefaultURL
-	}
-	if o.Duration == 0 {
-		o.Duration = DefaultDuration
-	}
-	if o.Turns == 0 {
-		o.Turns = DefaultTurns
-	}
-	if o.Timeout == 0 {
-		o.Timeout = DefaultTimeout
-	}
-	if o.MaxInflight == 0 {
-		o.MaxInflight = DefaultMaxInflight
-	}
-	if o.LateAfter == 0 {
-		o.LateAfter = DefaultLateAfter
-	}
+	o.URL = cmp.Or(o.URL, DefaultURL)
+	o.Duration = cmp.Or(o.Duration, DefaultDuration)
+	o.Turns = cmp.Or(o.Turns, DefaultTurns)
+	o.Timeout = cmp.Or(o.Timeout, DefaultTimeout)
+	o.MaxInflight = cmp.Or(o.MaxInflight, DefaultMaxInflight)
+	o.LateAfter = cmp.Or(o.LateAfter, DefaultLateAfter)
 	if o.ProgressEvery <= 0 {
 		o.ProgressEvery = DefaultProgressEvery
 	}

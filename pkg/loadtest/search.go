@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -141,21 +142,11 @@ func (o *SearchOptions) validate() error {
 	if o.Options.Users > 0 {
 		fe.add("Users", "must be 0: the rate search drives the open model")
 	}
-	if o.Factor == 0 {
-		o.Factor = DefaultSearchFactor
-	}
-	if o.MaxRate == 0 {
-		o.MaxRate = DefaultSearchMaxRate
-	}
-	if o.P99 == 0 {
-		o.P99 = DefaultSearchP99
-	}
-	if o.MinAchieved == 0 {
-		o.MinAchieved = DefaultMinAchieved
-	}
-	if o.MaxLate == 0 {
-		o.MaxLate = DefaultMaxLate
-	}
+	o.Factor = cmp.Or(o.Factor, DefaultSearchFactor)
+	o.MaxRate = cmp.Or(o.MaxRate, DefaultSearchMaxRate)
+	o.P99 = cmp.Or(o.P99, DefaultSearchP99)
+	o.MinAchieved = cmp.Or(o.MinAchieved, DefaultMinAchieved)
+	o.MaxLate = cmp.Or(o.MaxLate, DefaultMaxLate)
 	if !(o.Factor > 1) || math.IsInf(o.Factor, 0) {
 		fe.add("Factor", "must be above 1, got %v", o.Factor)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 )
@@ -102,4 +103,17 @@ func NewTargetConfig(name string, c TargetConfig) (Target, error) {
 		return nil, fmt.Errorf("unknown target %q (known: %s)", name, strings.Join(TargetNames(), ", "))
 	}
 	return mk(c)
+}
+
+// serviceURL is baseURL (scheme, host and an optional path prefix) checked
+// and without a trailing slash, for a target to add its endpoint to.
+func serviceURL(baseURL string) (string, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return "", fmt.Errorf("url %q: %w", baseURL, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return "", fmt.Errorf("url %q: want http://host[:port] or https://host[:port]", baseURL)
+	}
+	return strings.TrimSuffix(u.String(), "/"), nil
 }

@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net/http"
-	"net/url"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -31,17 +29,14 @@ type TelegramTarget struct {
 // NewTelegramTarget returns the telegram target of the bot at baseURL,
 // sending secret (the bot's im.telegram.secret_token) with every update.
 func NewTelegramTarget(baseURL, secret string) (*TelegramTarget, error) {
-	u, err := url.Parse(baseURL)
+	base, err := serviceURL(baseURL)
 	if err != nil {
-		return nil, fmt.Errorf("url %q: %w", baseURL, err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("url %q: want http://host[:port] or https://host[:port]", baseURL)
+		return nil, err
 	}
 	if secret == "" {
 		return nil, fmt.Errorf("target telegram: --token must be the webhook's secret token (im.telegram.secret_token)")
 	}
-	t := &TelegramTarget{url: strings.TrimSuffix(u.String(), "/") + TelegramPath, secret: secret}
+	t := &TelegramTarget{url: base + TelegramPath, secret: secret}
 	// Update ids unique across runs, so the bot's dedup never drops a
 	// request of a later run as a retry of an earlier one.
 	t.next.Store(time.Now().UnixMilli() * 1000)

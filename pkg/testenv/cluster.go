@@ -109,13 +109,7 @@ func (c *Cluster) Nodes() []*Redis {
 }
 
 // Addrs are the masters' addresses, the seeds a client starts from.
-func (c *Cluster) Addrs() []string {
-	out := make([]string, len(c.Masters))
-	for i, m := range c.Masters {
-		out[i] = m.Addr
-	}
-	return out
-}
+func (c *Cluster) Addrs() []string { return addrs(c.Masters) }
 
 // Client returns a Cluster client, closed when the test ends.
 func (c *Cluster) Client() *redis.ClusterClient {

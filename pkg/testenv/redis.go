@@ -249,3 +249,12 @@ func (r *Redis) running() bool {
 	defer r.mu.Unlock()
 	return r.cmd != nil
 }
+
+// addrs are the servers' addresses.
+func addrs(rs []*Redis) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.Addr
+	}
+	return out
+}

@@ -138,13 +138,7 @@ func StartSentinel(t testing.TB, o SentinelOptions) *Sentinel {
 }
 
 // SentinelAddrs are the sentinels' addresses.
-func (s *Sentinel) SentinelAddrs() []string {
-	out := make([]string, len(s.Sentinels))
-	for i, sn := range s.Sentinels {
-		out[i] = sn.Addr
-	}
-	return out
-}
+func (s *Sentinel) SentinelAddrs() []string { return addrs(s.Sentinels) }
 
 // Client returns a client that follows the master through the sentinels,
 // closed when the test ends.

@@ -1,12 +1,10 @@
 package imtest
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,52 +22,29 @@ import (
 // connection. Replies come to the session webhook
 // /robot/sendBySession?session=<msgId>.
 type DingTalk struct {
-	*record
-	URL       string
-	Redeliver time.Duration
-	id, sec   string
+	gateway
+	id, sec string
 
 	mu      sync.Mutex
-	conns   []*websocket.Conn
-	next    int
 	tickets map[string]bool
 	unacked map[string]string // frame messageId → data
-	ctx     context.Context
-	seq     atomic.Int64
 	acks    atomic.Int64
-	pings   atomic.Int64
-	opened  atomic.Int64
 }
 
 // NewDingTalk serves the gateway of the app with clientID and secret until
 // the test ends.
 func NewDingTalk(t testing.TB, clientID, secret string) *DingTalk {
-	ctx, cancel := context.WithCancel(context.Background())
-	f := &DingTalk{record: newRecord(), Redeliver: time.Second, id: clientID, sec: secret,
-		tickets: map[string]bool{}, unacked: map[string]string{}, ctx: ctx}
+	f := &DingTalk{id: clientID, sec: secret, tickets: map[string]bool{}, unacked: map[string]string{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1.0/gateway/connections/open", f.open)
 	mux.HandleFunc("GET /connect", f.connect)
 	mux.HandleFunc("POST /robot/sendBySession", f.session)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() { cancel(); srv.Close() })
-	f.URL = srv.URL
-	go f.redeliver()
+	f.serve(t, mux, f.redeliver())
 	return f
 }
 
-// Acks counts the CALLBACK frames acknowledged; Pings the SYSTEM pings
-// answered; Opened the connections opened.
-func (f *DingTalk) Acks() int64   { return f.acks.Load() }
-func (f *DingTalk) Pings() int64  { return f.pings.Load() }
-func (f *DingTalk) Opened() int64 { return f.opened.Load() }
-
-// Connections is the number of open Stream connections.
-func (f *DingTalk) Connections() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.conns)
-}
+// Acks counts the CALLBACK frames acknowledged.
+func (f *DingTalk) Acks() int64 { return f.acks.Load() }
 
 func (f *DingTalk) open(w http.ResponseWriter, r *http.Request) {
 	var b struct {
@@ -103,20 +78,7 @@ func (f *DingTalk) connect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer c.CloseNow()
-	f.opened.Add(1)
-	f.mu.Lock()
-	f.conns = append(f.conns, c)
-	f.mu.Unlock()
-	defer func() {
-		f.mu.Lock()
-		for i, x := range f.conns {
-			if x == c {
-				f.conns = append(f.conns[:i], f.conns[i+1:]...)
-				break
-			}
-		}
-		f.mu.Unlock()
-	}()
+	defer f.join(c)()
 	f.system(c, "ping", `{"opaque":"p1"}`)
 	for {
 		_, raw, err := c.Read(f.ctx)
@@ -153,10 +115,7 @@ func (f *DingTalk) system(c *websocket.Conn, topic, data string) {
 
 // Disconnect sends every connection the gateway's SYSTEM disconnect.
 func (f *DingTalk) Disconnect() {
-	f.mu.Lock()
-	conns := append([]*websocket.Conn(nil), f.conns...)
-	f.mu.Unlock()
-	for _, c := range conns {
+	for _, c := range f.all() {
 		f.system(c, "disconnect", `{"reason":"server restart"}`)
 	}
 }
@@ -172,30 +131,21 @@ func (f *DingTalk) Push(data string) {
 }
 
 func (f *DingTalk) deliver(id, data string) {
-	f.mu.Lock()
-	if len(f.conns) == 0 {
-		f.mu.Unlock()
+	c := f.pick()
+	if c == nil {
 		return // redelivered once a connection is open
 	}
-	c := f.conns[f.next%len(f.conns)]
-	f.next++
-	f.mu.Unlock()
 	b, _ := json.Marshal(map[string]any{"specVersion": "1.0", "type": "CALLBACK", "data": data,
 		"headers": map[string]string{"topic": "/v1.0/im/bot/messages/get", "messageId": id, "contentType": "application/json",
 			"time": fmt.Sprint(time.Now().UnixMilli()), "appId": "app-1"}})
 	_ = c.Write(f.ctx, websocket.MessageText, b)
 }
 
-func (f *DingTalk) redeliver() {
-	t := time.NewTicker(f.Redeliver / 2)
-	defer t.Stop()
+// redeliver is the gateway's redelivery: a message unacknowledged for
+// Redeliver since a tick first saw it goes again.
+func (f *DingTalk) redeliver() func() {
 	sent := map[string]time.Time{}
-	for {
-		select {
-		case <-f.ctx.Done():
-			return
-		case <-t.C:
-		}
+	return func() {
 		f.mu.Lock()
 		due := map[string]string{}
 		for id, data := range f.unacked {

@@ -1,12 +1,10 @@
 package imtest
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,19 +22,11 @@ import (
 // connection, split in parts when asked; sent again until a response
 // frame with code 200 comes), and the tenant token and reply APIs.
 type Feishu struct {
-	*record
-	URL       string
-	Redeliver time.Duration
-	app, sec  string
+	gateway
+	app, sec string
 
 	mu      sync.Mutex
-	conns   []*websocket.Conn
-	next    int
 	unacked map[string]pushed
-	ctx     context.Context
-	seq     atomic.Int64
-	pings   atomic.Int64
-	opened  atomic.Int64
 	uuids   map[string]string
 	updated map[string]time.Time
 	tooFast atomic.Int64
@@ -50,8 +40,7 @@ type pushed struct {
 
 // NewFeishu serves the app appID with secret until the test ends.
 func NewFeishu(t testing.TB, appID, secret string) *Feishu {
-	ctx, cancel := context.WithCancel(context.Background())
-	f := &Feishu{record: newRecord(), Redeliver: time.Second, app: appID, sec: secret, unacked: map[string]pushed{}, uuids: map[string]string{}, updated: map[string]time.Time{}, ctx: ctx}
+	f := &Feishu{app: appID, sec: secret, unacked: map[string]pushed{}, uuids: map[string]string{}, updated: map[string]time.Time{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /callback/ws/endpoint", f.endpoint)
 	mux.HandleFunc("GET /ws", f.ws)
@@ -60,16 +49,9 @@ func NewFeishu(t testing.TB, appID, secret string) *Feishu {
 	})
 	mux.HandleFunc("POST /open-apis/im/v1/messages/{id}/reply", f.reply)
 	mux.HandleFunc("PATCH /open-apis/im/v1/messages/{id}", f.update)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() { cancel(); srv.Close() })
-	f.URL = srv.URL
-	go f.redeliver()
+	f.serve(t, mux, f.redeliver)
 	return f
 }
-
-// Pings counts the pings answered; Opened the connections opened.
-func (f *Feishu) Pings() int64  { return f.pings.Load() }
-func (f *Feishu) Opened() int64 { return f.opened.Load() }
 
 // Unacked counts the events not answered with code 200 yet.
 func (f *Feishu) Unacked() int {
@@ -94,20 +76,7 @@ func (f *Feishu) ws(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer c.CloseNow()
-	f.opened.Add(1)
-	f.mu.Lock()
-	f.conns = append(f.conns, c)
-	f.mu.Unlock()
-	defer func() {
-		f.mu.Lock()
-		for i, x := range f.conns {
-			if x == c {
-				f.conns = append(f.conns[:i], f.conns[i+1:]...)
-				break
-			}
-		}
-		f.mu.Unlock()
-	}()
+	defer f.join(c)()
 	for {
 		_, raw, err := c.Read(f.ctx)
 		if err != nil {
@@ -149,23 +118,16 @@ func (f *Feishu) Push(event string, parts int) {
 // Send writes raw bytes as one binary message to every connection (a
 // frame that is not pbbp2, a frame of an unknown type…).
 func (f *Feishu) Send(raw []byte) {
-	f.mu.Lock()
-	conns := append([]*websocket.Conn(nil), f.conns...)
-	f.mu.Unlock()
-	for _, c := range conns {
+	for _, c := range f.all() {
 		_ = c.Write(f.ctx, websocket.MessageBinary, raw)
 	}
 }
 
 func (f *Feishu) deliver(id, event string, parts int) {
-	f.mu.Lock()
-	if len(f.conns) == 0 {
-		f.mu.Unlock()
-		return
+	c := f.pick()
+	if c == nil {
+		return // redelivered once a connection is open
 	}
-	c := f.conns[f.next%len(f.conns)]
-	f.next++
-	f.mu.Unlock()
 	size := (len(event) + parts - 1) / parts
 	for i := range parts {
 		part := event[min(i*size, len(event)):min((i+1)*size, len(event))]
@@ -175,28 +137,21 @@ func (f *Feishu) deliver(id, event string, parts int) {
 	}
 }
 
+// redeliver is the gateway's redelivery: an event unanswered for
+// Redeliver since it last went goes again.
 func (f *Feishu) redeliver() {
-	t := time.NewTicker(f.Redeliver / 2)
-	defer t.Stop()
-	for {
-		select {
-		case <-f.ctx.Done():
-			return
-		case <-t.C:
+	f.mu.Lock()
+	due := map[string]pushed{}
+	for id, p := range f.unacked {
+		if time.Since(p.at) >= f.Redeliver {
+			p.at = time.Now()
+			f.unacked[id] = p
+			due[id] = p
 		}
-		f.mu.Lock()
-		due := map[string]pushed{}
-		for id, p := range f.unacked {
-			if time.Since(p.at) >= f.Redeliver {
-				p.at = time.Now()
-				f.unacked[id] = p
-				due[id] = p
-			}
-		}
-		f.mu.Unlock()
-		for id, p := range due {
-			f.deliver(id, p.event, p.parts)
-		}
+	}
+	f.mu.Unlock()
+	for id, p := range due {
+		f.deliver(id, p.event, p.parts)
 	}
 }
 
