@@ -35,7 +35,7 @@ func newBackend(c config.LLMConfig, logger *slog.Logger, reg prometheus.Register
 			return nil, err
 		}
 		seed := llm.ModelOptions{Name: c.Model, OwnedBy: host(c.OpenAI.BaseURL), Endpoints: []llm.EndpointOptions{{Backend: o}},
-			Breaker: breaker, ContextTokens: c.ContextTokens, MaxTokens: c.MaxTokens}
+			Breaker: breaker, ContextTokens: c.ContextTokens, MaxTokens: c.MaxTokens, Images: c.Images}
 		if c.Fallback == "builtin" {
 			seed.Fallbacks = []string{"builtin"}
 		}
@@ -63,7 +63,8 @@ func newBackend(c config.LLMConfig, logger *slog.Logger, reg prometheus.Register
 // modelOptions builds one model of llm.models; what it leaves out comes
 // from the llm section.
 func modelOptions(c config.LLMConfig, mc config.ModelConfig, builtin *llm.Builtin, breaker llm.BreakerOptions, trace bool) (llm.ModelOptions, error) {
-	m := llm.ModelOptions{Name: mc.Name, Breaker: breaker, Fallbacks: mc.Fallbacks, ContextTokens: mc.ContextTokens, MaxTokens: mc.MaxTokens}
+	m := llm.ModelOptions{Name: mc.Name, Breaker: breaker, Fallbacks: mc.Fallbacks, ContextTokens: mc.ContextTokens, MaxTokens: mc.MaxTokens,
+		Images: mc.Images}
 	if mc.Provider == "builtin" {
 		m.Endpoints = []llm.EndpointOptions{{Backend: builtin}}
 		return m, nil

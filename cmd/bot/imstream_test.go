@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -453,6 +454,9 @@ func TestIMFeishuLongConnectionFragmentsAndBadFrames(t *testing.T) {
 	}
 }
 
+// Pictures are downloaded through the platform's API, size-limited and
+// type-checked, and the one taken reaches the model (llm.images) as an
+// image input; memory names the attachments.
 func TestIMImagesAreDownloadedSizeLimitedAndTypeChecked(t *testing.T) {
 	r := testenv.StartRedis(t)
 	f := imtest.NewTelegram(t, tgToken, tgUsername)
@@ -460,8 +464,9 @@ func TestIMImagesAreDownloadedSizeLimitedAndTypeChecked(t *testing.T) {
 	f.File("small-png", png)
 	f.File("huge-png", append([]byte("\x89PNG\r\n\x1a\n"), make([]byte, 5000)...))
 	f.File("elf", append([]byte("\x7fELF"), make([]byte, 100)...))
-	_, env := mockBackend(t, mockllm.Options{})
-	bot := startBot(t, merge(streamEnv(r, env), telegramStreamEnv(f), map[string]string{"BOT_IM_MEDIA_MAX_BYTES": "1000", "INSTANCE_NAME": "m"}))
+	mock, env := mockBackend(t, mockllm.Options{})
+	bot := startBot(t, merge(streamEnv(r, env), telegramStreamEnv(f), map[string]string{"BOT_IM_MEDIA_MAX_BYTES": "1000", "INSTANCE_NAME": "m",
+		"BOT_LLM_IMAGES": "true"}))
 	f.Push(1, imtest.Photo(1, 42, "what is this?", "thumb", "small-png"))
 	f.Push(2, imtest.Photo(2, 43, "", "huge-png")) // an image alone, no caption: still answered
 	f.Push(3, imtest.Photo(3, 44, "and this", "elf"))
@@ -472,6 +477,10 @@ func TestIMImagesAreDownloadedSizeLimitedAndTypeChecked(t *testing.T) {
 	}
 	if s := f.To("2")[0]; !strings.HasSuffix(s.Text, ": [the user sent 1 attachment(s)]") {
 		t.Fatalf("reply %q", s.Text)
+	}
+	// Only the picture taken went to the model, as itself.
+	if st := mock.Stats(); st.Images != 1 || st.LastImage != "data:image/png;base64,"+base64.StdEncoding.EncodeToString(png) {
+		t.Fatalf("the model got %d images, the last %.60q; want the small PNG", st.Images, st.LastImage)
 	}
 	metrics := getJSON(t, bot.url+"/metrics")
 	for _, want := range []string{`botfleet_im_attachments_total{instance="m",outcome="taken",platform="telegram"} 1`,

@@ -100,6 +100,12 @@ type Request struct {
 	ID string
 	// Message is the user's text.
 	Message string
+	// Images are pictures sent with the message: the model gets them when
+	// it takes image input (llm.ModelOptions.Images); memory keeps the
+	// text alone, so a caller names them in Message (as the IM pipeline
+	// does) when later turns should know. A turn with images is never
+	// answered from the response cache.
+	Images []llm.Image
 	// Endpoint labels the turn in metrics: "chat", "completions", "im".
 	Endpoint string
 

@@ -166,13 +166,13 @@ func (s *Service) prompt(history []memory.Entry, r Request) []llm.Message {
 	for _, e := range history {
 		msgs = append(msgs, llm.Message{Role: e.Role, Content: e.Content})
 	}
-	return append(msgs, llm.Message{Role: llm.RoleUser, Content: r.Message})
+	return append(msgs, llm.Message{Role: llm.RoleUser, Content: r.Message, Images: r.Images})
 }
 
 // cacheable tells the turns the response cache may answer: a plain first
 // turn with the configured prompt and sampling.
 func (s *Service) cacheable(r Request) bool {
-	return s.opts.CacheTTL > 0 && r.Stream == nil && !r.Stateless && r.System == "" &&
+	return s.opts.CacheTTL > 0 && r.Stream == nil && !r.Stateless && r.System == "" && len(r.Images) == 0 &&
 		r.Params.Temperature == nil && r.Params.TopP == nil && r.Params.MaxTokens == 0 && len(r.Params.Stop) == 0
 }
 

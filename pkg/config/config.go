@@ -362,6 +362,9 @@ type LLMConfig struct {
 	// ContextTokens is the seed model's context window; 0 sends the whole
 	// history.
 	ContextTokens int `mapstructure:"context_tokens"`
+	// Images says the seed model takes image input: pictures from IM
+	// platforms are sent to it. Default false: the text alone.
+	Images bool `mapstructure:"images"`
 	// Timeout is per attempt, default 30s; Retries default 3.
 	Timeout time.Duration `mapstructure:"timeout"`
 	Retries int           `mapstructure:"retries"`
@@ -396,6 +399,8 @@ type ModelConfig struct {
 	// MaxTokens caps replies; ContextTokens is the context window.
 	MaxTokens     int `mapstructure:"max_tokens"`
 	ContextTokens int `mapstructure:"context_tokens"`
+	// Images says the model takes image input.
+	Images bool `mapstructure:"images"`
 	// Fallbacks are models tried in order when this one is unavailable.
 	Fallbacks []string `mapstructure:"fallbacks"`
 	// Logprobs asks for token log-probabilities to compute confidence.

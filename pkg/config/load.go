@@ -142,6 +142,7 @@ var defaults = map[string]any{
 	"llm.temperature":                 0.7,
 	"llm.max_tokens":                  0,
 	"llm.context_tokens":              0,
+	"llm.images":                      false,
 	"llm.models":                      []map[string]any{},
 	"llm.default_model":               "",
 	"llm.timeout":                     llm.DefaultOpenAITimeout.String(),

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/botfleet/botfleet/pkg/llm"
 )
 
 // Attachment is an image or file received with a message, downloaded
@@ -116,10 +118,10 @@ func readMedia(ctx context.Context, d Downloader, m *Message, ref string, limit 
 	return buf.Bytes(), nil
 }
 
-// turnText is the message as the model gets it: its text, and a line per
-// attachment (the model takes no image input yet: see the report). The
-// line names what the event named, not what the download gave, so that a
-// job run again asks the same turn.
+// turnText is the message as memory keeps it and the model reads it: its
+// text, and a line naming the attachments (the images themselves go to a
+// model that takes them, see images). The line names what the event named,
+// not what the download gave, so that a job run again asks the same turn.
 func (m *Message) turnText() string {
 	if len(m.MediaURLs) == 0 {
 		return m.Text
@@ -130,6 +132,17 @@ func (m *Message) turnText() string {
 	}
 	lines = append(lines, fmt.Sprintf("[the user sent %d attachment(s)]", len(m.MediaURLs)))
 	return strings.Join(lines, "\n")
+}
+
+// images are the attachments downloaded as images, for the model's input.
+func (m *Message) images() []llm.Image {
+	var out []llm.Image
+	for _, a := range m.Attachments {
+		if a.Kind == "image" && a.Error == "" && len(a.Data) > 0 {
+			out = append(out, llm.Image{MIME: a.MIME, Data: a.Data})
+		}
+	}
+	return out
 }
 
 // OpenURL GETs a media URL with the headers (name, value pairs) and

@@ -215,7 +215,7 @@ func (p *Pipeline) prepare(m *Message) string {
 // chatRequest is the turn that answers m: its platform is its tenant, the
 // event id its request id.
 func (m *Message) chatRequest() chat.Request {
-	r := chat.Request{Platform: m.Platform, Scope: m.Scope, UserID: m.SenderID, ID: m.EventID, Message: m.turnText(), Endpoint: "im"}
+	r := chat.Request{Platform: m.Platform, Scope: m.Scope, UserID: m.SenderID, ID: m.EventID, Message: m.turnText(), Images: m.images(), Endpoint: "im"}
 	if m.IsGroup() {
 		r.GroupID = m.ChatID
 	}

@@ -3,6 +3,7 @@ package llm
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 
 	"github.com/botfleet/botfleet/pkg/fault"
@@ -41,22 +42,51 @@ func CountTokens(text string) int {
 	return n
 }
 
+// imageTokens is what one image counts for in a prompt: OpenAI's count
+// for a high-detail image of up to 1024×1024 pixels (85 + 4 tiles × 170).
+const imageTokens = 765
+
 // PromptTokens counts a prompt's tokens, message overheads included.
 func PromptTokens(msgs []Message) int {
 	n := replyPriming
 	for _, m := range msgs {
-		n += perMessage + CountTokens(m.Content)
+		n += messageTokens(m)
 	}
 	return n
 }
 
-// fit returns req with the oldest history left out, so that the prompt and
+// messageTokens counts one message's tokens, its overhead and images
+// included.
+func messageTokens(m Message) int {
+	return perMessage + CountTokens(m.Content) + len(m.Images)*imageTokens
+}
+
+// withoutImages returns msgs with no message's Images, copying only when
+// one has some.
+func withoutImages(msgs []Message) []Message {
+	for i := range msgs {
+		if len(msgs[i].Images) > 0 {
+			out := slices.Clone(msgs)
+			for j := range out {
+				out[j].Images = nil
+			}
+			return out
+		}
+	}
+	return msgs
+}
+
+// fit returns req as the model takes it: without images unless it takes
+// image input, and with the oldest history left out, so that the prompt and
 // the room for the reply fit the model's context window: the system
 // messages and the last message always stay, then the newest history
 // that fits. The caller's stored history is not touched. Byte counts bound
 // token counts from above, so a prompt that fits by bytes is sent as it is
 // without being tokenized.
 func (m *model) fit(req Request) (Request, error) {
+	if !m.opts.Images {
+		req.Messages = withoutImages(req.Messages)
+	}
 	window := m.opts.ContextTokens
 	if window <= 0 || len(req.Messages) == 0 {
 		return req, nil
@@ -68,7 +98,7 @@ func (m *model) fit(req Request) (Request, error) {
 	budget := window - room - replyPriming
 	upper := 0
 	for _, msg := range req.Messages {
-		upper += perMessage + len(msg.Content)
+		upper += perMessage + len(msg.Content) + len(msg.Images)*imageTokens
 	}
 	if upper <= budget {
 		return req, nil
@@ -76,11 +106,11 @@ func (m *model) fit(req Request) (Request, error) {
 	last := len(req.Messages) - 1
 	keep := make([]bool, len(req.Messages))
 	keep[last] = true
-	used := perMessage + CountTokens(req.Messages[last].Content)
+	used := messageTokens(req.Messages[last])
 	for i, msg := range req.Messages[:last] {
 		if msg.Role == RoleSystem {
 			keep[i] = true
-			used += perMessage + CountTokens(msg.Content)
+			used += messageTokens(msg)
 		}
 	}
 	if used > budget {
@@ -92,7 +122,7 @@ func (m *model) fit(req Request) (Request, error) {
 		if keep[i] {
 			continue
 		}
-		n := perMessage + CountTokens(req.Messages[i].Content)
+		n := messageTokens(req.Messages[i])
 		if used+n > budget {
 			break
 		}

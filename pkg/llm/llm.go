@@ -46,6 +46,18 @@ type Message struct {
 	Role string
 	// Content is the message text.
 	Content string
+	// Images are pictures sent with a user message. A model that takes
+	// image input (ModelOptions.Images) gets them after the text; any
+	// other gets the text alone.
+	Images []Image
+}
+
+// Image is a picture sent with a message.
+type Image struct {
+	// MIME is its content type, e.g. "image/png".
+	MIME string
+	// Data are its bytes.
+	Data []byte
 }
 
 // Request is one completion request: the whole prompt, that is the system

@@ -3,6 +3,7 @@ package llm
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -171,8 +172,10 @@ func NewOpenAI(opts OpenAIOptions) (*OpenAI, error) {
 // wireParams is the chat completion request as sent: the subset of
 // OpenAI's request body every compatible server understands.
 type wireParams struct {
-	Model         string             `json:"model"`
-	Messages      []wireMessage      `json:"messages"`
+	Model string `json:"model"`
+	// Messages are []wireMessage, or []wirePartsMessage when a message has
+	// images (one boxing per request, not a per-message interface).
+	Messages      any                `json:"messages"`
 	Temperature   *float64           `json:"temperature,omitempty"`
 	TopP          *float64           `json:"top_p,omitempty"`
 	MaxTokens     int                `json:"max_tokens,omitempty"`
@@ -189,6 +192,52 @@ type wireStreamOptions struct {
 type wireMessage struct {
 	Role    string `json:"role"`
 	Content string `json:"content"`
+}
+
+// wirePartsMessage is a message whose content is parts: its text, then its
+// images as data URLs.
+type wirePartsMessage struct {
+	Role    string     `json:"role"`
+	Content []wirePart `json:"content"`
+}
+
+type wirePart struct {
+	Type     string        `json:"type"`
+	Text     string        `json:"text,omitempty"`
+	ImageURL *wireImageURL `json:"image_url,omitempty"`
+}
+
+type wireImageURL struct {
+	URL string `json:"url"`
+}
+
+// wireMessages is msgs as sent: plain text messages, or content parts for
+// all when one has images.
+func wireMessages(msgs []Message) (any, error) {
+	images := false
+	for i, m := range msgs {
+		if m.Role != RoleSystem && m.Role != RoleUser && m.Role != RoleAssistant {
+			return nil, fmt.Errorf("llm.openai: %w: message %d has unknown role %q", ErrRejected, i, m.Role)
+		}
+		images = images || len(m.Images) > 0
+	}
+	if !images {
+		out := make([]wireMessage, len(msgs))
+		for i, m := range msgs {
+			out[i] = wireMessage{Role: m.Role, Content: m.Content}
+		}
+		return out, nil
+	}
+	out := make([]wirePartsMessage, len(msgs))
+	for i, m := range msgs {
+		parts := []wirePart{{Type: "text", Text: m.Content}}
+		for _, img := range m.Images {
+			url := "data:" + img.MIME + ";base64," + base64.StdEncoding.EncodeToString(img.Data)
+			parts = append(parts, wirePart{Type: "image_url", ImageURL: &wireImageURL{URL: url}})
+		}
+		out[i] = wirePartsMessage{Role: m.Role, Content: parts}
+	}
+	return out, nil
 }
 
 // wireCompletion is the part of a chat completion response, or of one
@@ -256,13 +305,11 @@ func (o *OpenAI) Complete(ctx context.Context, req Request) (Reply, error) {
 		return Reply{}, fmt.Errorf("llm.openai: %w: no messages", ErrRejected)
 	}
 	params := o.params
-	params.Messages = make([]wireMessage, len(req.Messages))
-	for i, m := range req.Messages {
-		if m.Role != RoleSystem && m.Role != RoleUser && m.Role != RoleAssistant {
-			return Reply{}, fmt.Errorf("llm.openai: %w: message %d has unknown role %q", ErrRejected, i, m.Role)
-		}
-		params.Messages[i] = wireMessage(m)
+	msgs, err := wireMessages(req.Messages)
+	if err != nil {
+		return Reply{}, err
 	}
+	params.Messages = msgs
 	p := req.Params
 	if p.Temperature != nil {
 		params.Temperature = p.Temperature

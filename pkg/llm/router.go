@@ -60,6 +60,10 @@ type ModelOptions struct {
 	// MaxTokens is the room kept for the reply when the request sets no
 	// max tokens. Default 0: none beyond the prompt.
 	MaxTokens int
+	// Images says the model takes image input: a user message's Images
+	// are sent to it (OpenAI's image_url content parts). Default false:
+	// they are left out and the message's text goes alone.
+	Images bool
 }
 
 // EndpointOptions are one backend of a model.

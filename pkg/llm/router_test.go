@@ -2,8 +2,10 @@ package llm_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -232,7 +234,7 @@ func TestRouterFitsThePromptToTheContextWindow(t *testing.T) {
 	if n := llm.PromptTokens(sent); n > 200-50 || len(sent) >= len(msgs) || len(sent) < 4 {
 		t.Fatalf("sent %d of %d messages, %d tokens; want it trimmed under 150", len(sent), len(msgs), n)
 	}
-	if sent[0] != msgs[0] || sent[len(sent)-1] != msgs[len(msgs)-1] || sent[len(sent)-2] != msgs[len(msgs)-2] {
+	if !reflect.DeepEqual(sent[0], msgs[0]) || !reflect.DeepEqual(sent[len(sent)-2:], msgs[len(msgs)-2:]) {
 		t.Fatalf("trimmed wrongly: first %+v, last two %+v", sent[0], sent[len(sent)-2:])
 	}
 	_, err := r.Complete(context.Background(), llm.Request{Messages: []llm.Message{user(strings.Repeat("long text ", 200))}})
@@ -248,5 +250,38 @@ func TestRouterStreamsTheBuiltinWordByWord(t *testing.T) {
 		Stream: func(d string) error { pieces = append(pieces, d); return nil }})
 	if err != nil || len(pieces) < 3 || strings.Join(pieces, "") != res.Content {
 		t.Fatalf("pieces %q, reply %q, %v", pieces, res.Content, err)
+	}
+}
+
+// A user message's images reach a model that takes image input as
+// OpenAI's image_url parts (data URLs) after its text; a model that does
+// not gets the text alone; an image counts in the context window.
+func TestRouterSendsImagesOnlyToModelsThatTakeThem(t *testing.T) {
+	mock := newMock(t, mockllm.Options{})
+	backend := newOpenAI(t, llm.OpenAIOptions{BaseURL: mock.URL})
+	r := newRouter(t, llm.RouterOptions{Models: []llm.ModelOptions{
+		{Name: "vision", Endpoints: one(backend), Images: true},
+		{Name: "text", Endpoints: one(backend)},
+		{Name: "small-vision", Endpoints: one(backend), Images: true, ContextTokens: 500},
+	}})
+	png := []byte("\x89PNG\r\n\x1a\nnot really an image")
+	msg := llm.Message{Role: llm.RoleUser, Content: "what is in this picture?", Images: []llm.Image{{MIME: "image/png", Data: png}}}
+	reply, err := r.Complete(context.Background(), llm.Request{Model: "vision", Messages: []llm.Message{msg}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "data:image/png;base64," + base64.StdEncoding.EncodeToString(png)
+	if st := mock.Stats(); st.Images != 1 || st.LastImage != want || !strings.HasSuffix(reply.Content, ": what is in this picture?") {
+		t.Fatalf("the vision model got %d images, the last %q; replied %q", st.Images, st.LastImage, reply.Content)
+	}
+	if _, err := r.Complete(context.Background(), llm.Request{Model: "text", Messages: []llm.Message{msg}}); err != nil {
+		t.Fatal(err)
+	}
+	sent := mock.requests()
+	if st := mock.Stats(); st.Images != 1 || sent[len(sent)-1].Body.Messages[0].Content != "what is in this picture?" {
+		t.Fatalf("the text model got images (%d in all) or lost the text: %+v", st.Images, sent[len(sent)-1].Body.Messages)
+	}
+	if _, err := r.Complete(context.Background(), llm.Request{Model: "small-vision", Messages: []llm.Message{msg}}); fault.Of(err).Code != "context_length_exceeded" {
+		t.Fatalf("an image in a 500-token window: %v, want context_length_exceeded", err)
 	}
 }

@@ -198,6 +198,10 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "'messages' must contain at least one message.", "invalid_request_error", "")
 		return
 	}
+	if n := len(req.Images); n > 0 {
+		s.images.Add(int64(n))
+		s.lastImage.Store(&req.Images[n-1])
+	}
 
 	f := s.faults.Load()
 	delay := f.Latency

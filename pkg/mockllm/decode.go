@@ -19,6 +19,9 @@ type chatRequest struct {
 	Stream       bool
 	Logprobs     bool
 	IncludeUsage bool // stream_options.include_usage
+	// Images are the URLs of the messages' image_url content parts, in
+	// order (counted in Stats.Images).
+	Images []string
 }
 
 // decodeChat reads a chat completion request with gjson rather than
@@ -45,7 +48,7 @@ func decodeChat(body []byte) (chatRequest, error) {
 		case "model":
 			req.Model, err = str(v, "model")
 		case "messages":
-			req.Messages, err = messages(v)
+			req.Messages, req.Images, err = messages(v)
 		case "stream":
 			req.Stream, err = boolean(v, "stream")
 		case "logprobs":
@@ -76,15 +79,17 @@ func decodeChat(body []byte) (chatRequest, error) {
 	return req, err
 }
 
-// messages reads the messages array; a missing or null one is empty.
-func messages(v gjson.Result) ([]Message, error) {
+// messages reads the messages array, and the URLs of its image parts; a
+// missing or null one is empty.
+func messages(v gjson.Result) ([]Message, []string, error) {
 	if v.Type == gjson.Null {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if !v.IsArray() {
-		return nil, fmt.Errorf("messages: want an array, got %.40s", v.Raw)
+		return nil, nil, fmt.Errorf("messages: want an array, got %.40s", v.Raw)
 	}
 	var msgs []Message
+	var images []string
 	var err error
 	v.ForEach(func(_, m gjson.Result) bool {
 		i := len(msgs)
@@ -98,7 +103,7 @@ func messages(v gjson.Result) ([]Message, error) {
 			case "role":
 				msg.Role, err = str(f, "role")
 			case "content":
-				msg.Content, err = content(f)
+				msg.Content, err = content(f, &images)
 			}
 			return err == nil
 		})
@@ -109,12 +114,13 @@ func messages(v gjson.Result) ([]Message, error) {
 		msgs = append(msgs, msg)
 		return true
 	})
-	return msgs, err
+	return msgs, images, err
 }
 
 // content is a message's content: a string, null, or an array of content
-// parts whose "text" parts are concatenated in order.
-func content(v gjson.Result) (string, error) {
+// parts whose "text" parts are concatenated in order; the URLs of its
+// "image_url" parts are added to images.
+func content(v gjson.Result, images *[]string) (string, error) {
 	switch {
 	case v.Type == gjson.String:
 		return valid(v.Str), nil
@@ -135,8 +141,19 @@ func content(v gjson.Result) (string, error) {
 			if text, err = str(p.Get("text"), "content text"); err != nil {
 				return false
 			}
-			if typ == "text" {
+			switch typ {
+			case "text":
 				b.WriteString(text)
+			case "image_url":
+				var url string
+				if url, err = str(p.Get("image_url.url"), "content image_url.url"); err != nil {
+					return false
+				}
+				if url == "" {
+					err = errors.New("content: an image_url part needs image_url.url")
+					return false
+				}
+				*images = append(*images, url)
 			}
 			return true
 		})

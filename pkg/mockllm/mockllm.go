@@ -184,6 +184,10 @@ type Stats struct {
 	// Cancelled counts calls whose client went away before the answer was
 	// complete.
 	Cancelled int64 `json:"cancelled"`
+	// Images counts the image_url content parts received; LastImage is
+	// the newest one's URL (a data: URL carries the image itself).
+	Images    int64  `json:"images"`
+	LastImage string `json:"last_image,omitempty"`
 }
 
 // StreamTimes are when the newest stream sent its first and its last
@@ -215,6 +219,8 @@ type Server struct {
 	errors    atomic.Int64
 	streams   atomic.Int64
 	cancelled atomic.Int64
+	images    atomic.Int64
+	lastImage atomic.Pointer[string]
 	first     atomic.Int64
 	last      atomic.Int64
 }
@@ -259,7 +265,11 @@ func (s *Server) Faults() Faults { return *s.faults.Load() }
 
 // Stats returns the counters.
 func (s *Server) Stats() Stats {
-	return Stats{Calls: s.calls.Load(), Errors: s.errors.Load(), Streams: s.streams.Load(), Cancelled: s.cancelled.Load()}
+	st := Stats{Calls: s.calls.Load(), Errors: s.errors.Load(), Streams: s.streams.Load(), Cancelled: s.cancelled.Load(), Images: s.images.Load()}
+	if p := s.lastImage.Load(); p != nil {
+		st.LastImage = *p
+	}
+	return st
 }
 
 // Reset zeroes the counters.
@@ -268,6 +278,8 @@ func (s *Server) Reset() {
 	s.errors.Store(0)
 	s.streams.Store(0)
 	s.cancelled.Store(0)
+	s.images.Store(0)
+	s.lastImage.Store(nil)
 	s.first.Store(0)
 	s.last.Store(0)
 }
