@@ -513,12 +513,22 @@ func (r *Report) mdRedis(m *md) {
 	m.p("master share this machine's %d cores, so the turns/s driven stop growing with masters here; the ceiling —", r.Machine.CPUs)
 	m.p("where the busiest master would use its whole core (Redis runs commands on one) — is what grows:")
 	m.p("")
+	var one *Topology // the Cluster of one master, what the others are divided by
+	for i, t := range rc.Topologies {
+		if t.Name != "standalone" && t.Masters == 1 {
+			one = &rc.Topologies[i]
+		}
+	}
 	var rows [][]string
 	for _, t := range rc.Topologies {
-		rows = append(rows, []string{t.Name, f0(t.TurnsPerSecond), f1(t.RedisCPUUSPerTurn) + " µs", fmt.Sprintf("%.2f", t.BusiestMasterCores),
-			f0(t.CeilingTurnsPerSecond), f0(t.BytesPerTurn) + " B"})
+		vsOne, drivenVsOne := "", ""
+		if one != nil && t.Name != "standalone" {
+			vsOne, drivenVsOne = x(ratio(t.CeilingTurnsPerSecond, one.CeilingTurnsPerSecond)), x(ratio(t.TurnsPerSecond, one.TurnsPerSecond))
+		}
+		rows = append(rows, []string{t.Name, f0(t.TurnsPerSecond), drivenVsOne, f1(t.RedisCPUUSPerTurn) + " µs", fmt.Sprintf("%.2f", t.BusiestMasterCores),
+			f0(t.CeilingTurnsPerSecond), vsOne, f0(t.BytesPerTurn) + " B"})
 	}
-	m.table([]string{"topology", "turns/s driven", "Redis CPU per turn (all masters)", "busiest master, cores", "ceiling turns/s", "memory per turn"}, rows)
+	m.table([]string{"topology", "turns/s driven", "÷ 1 master", "Redis CPU per turn (all masters)", "busiest master, cores", "ceiling turns/s", "÷ 1 master", "memory per turn"}, rows)
 	m.p("What is kept (`MEMORY USAGE`, `BenchmarkFootprint`): a history entry %.0f B (100-byte messages, 300-byte replies),", rc.EntryBytes)
 	m.p("a conversation at memory.max_entries 100 %.0f B, a finished request's record %.0f B (kept memory.idempotency_ttl).",
 		rc.ConversationBytes, rc.RequestBytes)
