@@ -59,9 +59,10 @@ var durationFlag = regexp.MustCompile(`--(duration|warmup) [0-9a-z]+`)
 
 // onlyLoadBound reports whether a loadtest that exited 1 failed only on
 // what the machine's load decides — p99 over its objective, fewer requests
-// achieved than offered, requests sent late — and not on errors or
-// broken continuity: it has at least one verdict ("SLO broken: ..." or a
-// search step's "no: ...") and each part of each names only those.
+// achieved than offered, requests sent late or never sent before the
+// window ended ("dropped", the generator's own) — and not on the fleet's
+// errors or broken continuity: it has at least one verdict ("SLO broken:
+// ..." or a search step's "no: ...") and each part of each names only those.
 func onlyLoadBound(out string) bool {
 	verdicts := 0
 	for _, line := range strings.Split(out, "\n") {
@@ -75,13 +76,18 @@ func onlyLoadBound(out string) bool {
 		verdicts++
 		for _, part := range strings.Split(v, "; ") {
 			part = strings.TrimSpace(part)
-			if !strings.HasPrefix(part, "p99 ") && !strings.HasPrefix(part, "achieved ") && !strings.HasPrefix(part, "late ") {
+			if !strings.HasPrefix(part, "p99 ") && !strings.HasPrefix(part, "achieved ") && !strings.HasPrefix(part, "late ") &&
+				!onlyDropped.MatchString(part) {
 				return false
 			}
 		}
 	}
 	return verdicts > 0
 }
+
+// onlyDropped is a verdict's errors when every one is the generator's
+// own: requests never sent before the window ended.
+var onlyDropped = regexp.MustCompile(`^(\d+ errors|error rate \S+ > \S+) \(dropped \d+\)$`)
 
 // checkReadmeCommands runs, against the fleet make fleet started, the
 // README's first chat (its curl) and every bin/loadtest example of "Load
