@@ -418,6 +418,64 @@ func TestIMDingTalkStreamOneHolderDrainsUnderASteadyFlow(t *testing.T) {
 	}
 }
 
+// kill -9 of the instance holding DingTalk's one connection under a
+// steady flow: the standby connects within the lease, the messages the
+// dead holder never acknowledged come again by the gateway's redelivery,
+// and every message is answered once.
+func TestIMDingTalkStreamOneHolderKilledUnderASteadyFlow(t *testing.T) {
+	bin := buildBot(t)
+	r := testenv.StartRedis(t)
+	f := imtest.NewDingTalk(t, "dingclient", dtSecret)
+	_, env := mockBackend(t, mockllm.Options{})
+	env = merge(streamEnv(r, env), dingtalkStreamEnv(f, "one"), map[string]string{"API_KEY": apiKey, "BOT_LOG_LEVEL": "warn"})
+	cmd, url, _ := startProcess(t, bin, with(env, "INSTANCE_NAME", "doomed"))
+	waitLink(t, url, "dingtalk", "connected")
+	survivor := startBot(t, with(env, "INSTANCE_NAME", "survivor"))
+	waitLink(t, survivor.url, "dingtalk", "standby")
+	var ids []string
+	tick := time.NewTicker(30 * time.Millisecond) // the steady flow under test
+	defer tick.Stop()
+	for i := range 60 {
+		<-tick.C
+		id := fmt.Sprint("killed-flow", i)
+		f.Push(f.RobotMessage(id, fmt.Sprint("staff", i%5), fmt.Sprint("steady ", i)))
+		ids = append(ids, id)
+		if i == 20 {
+			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if f.Connections() > 1 {
+			t.Fatalf("two instances hold the one connection")
+		}
+	}
+	waitLink(t, survivor.url, "dingtalk", "connected")
+	answeredOnce(t, f, ids)
+	testenv.WaitFor(t, 30*time.Second, "every message acknowledged", func() bool { return f.Unacked() == 0 })
+}
+
+// A message that arrives while Redis is paused cannot be queued, so it is
+// not acknowledged; once Redis is back the gateway's redelivery brings it
+// again and it is answered once.
+func TestIMDingTalkStreamAcknowledgesOnlyWhatIsQueued(t *testing.T) {
+	r := testenv.StartRedis(t)
+	f := imtest.NewDingTalk(t, "dingclient", dtSecret)
+	_, env := mockBackend(t, mockllm.Options{})
+	env = merge(streamEnv(r, env), dingtalkStreamEnv(f, "every"), map[string]string{"BOT_REDIS_READ_TIMEOUT": "500ms"})
+	a := startBot(t, with(env, "INSTANCE_NAME", "a"))
+	waitLink(t, a.url, "dingtalk", "connected")
+	acked := f.Acks()
+	r.Pause()
+	f.Push(f.RobotMessage("while-paused", "staff1", "are you there?"))
+	time.Sleep(3 * time.Second) // the outage under test: deliveries and redeliveries meet a Redis that does not answer
+	if f.Acks() != acked || f.Unacked() != 1 {
+		t.Fatalf("while Redis was paused %d acks were sent, %d messages left unacked; want none sent, one left", f.Acks()-acked, f.Unacked())
+	}
+	r.Resume()
+	answeredOnce(t, f, []string{"while-paused"})
+	testenv.WaitFor(t, 30*time.Second, "the message acknowledged", func() bool { return f.Unacked() == 0 })
+}
+
 func TestIMFeishuLongConnectionFragmentsAndBadFrames(t *testing.T) {
 	r := testenv.StartRedis(t)
 	f := imtest.NewFeishu(t, fsAppID, fsSecret)
