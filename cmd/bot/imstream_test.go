@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -290,6 +291,46 @@ func renderNginx(t *testing.T, ports ...int) string {
 		t.Fatalf("render nginx: %v", err)
 	}
 	return string(out)
+}
+
+// OneBot's forward WebSocket on split endpoints: events come on /event,
+// the replies go as API calls on /api; two instances, each event answered
+// once, memory continuing.
+func TestIMOneBotForwardSplitEndpoints(t *testing.T) {
+	r := testenv.StartRedis(t)
+	f := imtest.NewOneBot(t, 10001, obToken)
+	_, env := mockBackend(t, mockllm.Options{})
+	env = merge(streamEnv(r, env), onebotStreamEnv("BOT_IM_ONEBOT_WS_URL", f.URL, "BOT_IM_ONEBOT_WS_ENDPOINTS", "split"))
+	for _, name := range []string{"a", "b"} {
+		waitLink(t, startBot(t, with(env, "INSTANCE_NAME", name)).url, "onebot", "connected")
+	}
+	testenv.WaitFor(t, 20*time.Second, "an /event socket per instance", func() bool { return f.Clients() == 2 })
+	var ids []string
+	for i := range 4 {
+		id := int64(700 + i)
+		f.Push(imtest.PrivateMessage(10001, id, 42, fmt.Sprint("split ", i)))
+		ids = append(ids, strconv.FormatInt(id, 10))
+	}
+	answeredOnce(t, f, ids)
+	// The four turns of user 42, in whatever order the queue ran them, each
+	// saw the ones before: prompts of 2, 4, 6 and 8 messages.
+	var ns []string
+	for _, id := range ids {
+		s := f.To(id)[0]
+		ns = append(ns, strings.Fields(s.Text)[1])
+		if s.Chat != "private:42" {
+			t.Fatalf("reply %+v went elsewhere", s)
+		}
+	}
+	if slices.Sort(ns); strings.Join(ns, " ") != "n=2 n=4 n=6 n=8" {
+		t.Fatalf("prompt sizes %v: memory did not continue", ns)
+	}
+	if onEvents, onAPI := f.Calls(); onEvents != 0 || onAPI < 4 {
+		t.Fatalf("API calls: %d on the /event sockets, %d on /api; want every reply on /api", onEvents, onAPI)
+	}
+	if f.Refused() != 0 {
+		t.Fatalf("%d sockets refused", f.Refused())
+	}
 }
 
 func TestIMOneBotReverseWebSocketThroughNginx(t *testing.T) {

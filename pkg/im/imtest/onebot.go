@@ -35,6 +35,9 @@ type OneBot struct {
 
 	refused atomic.Int64
 	opened  atomic.Int64
+	// calls counts the API calls by the kind of socket they came on:
+	// [0] one that carries events (universal or /event), [1] /api.
+	calls [2]atomic.Int64
 	msgID   atomic.Int64
 }
 
@@ -48,6 +51,10 @@ func NewOneBot(t testing.TB, self int64, token string) *OneBot {
 	f.URL = "ws" + strings.TrimPrefix(srv.URL, "http")
 	return f
 }
+
+// Calls counts the API calls that came on sockets carrying events
+// (universal or split /event) and on split /api sockets.
+func (f *OneBot) Calls() (onEvents, onAPI int64) { return f.calls[0].Load(), f.calls[1].Load() }
 
 // Refused counts connections refused for a wrong or missing access token.
 func (f *OneBot) Refused() int64 { return f.refused.Load() }
@@ -107,6 +114,11 @@ func (f *OneBot) handle(c *websocket.Conn, events bool) {
 		}
 		if json.Unmarshal(frame, &call) != nil {
 			continue
+		}
+		if events {
+			f.calls[0].Add(1)
+		} else {
+			f.calls[1].Add(1)
 		}
 		data, retcode := f.api(call.Action, call.Params)
 		out, _ := json.Marshal(map[string]any{"status": map[bool]string{true: "ok", false: "failed"}[retcode == 0],
