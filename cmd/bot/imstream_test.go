@@ -132,12 +132,22 @@ func TestIMTelegramLongPollingAnswersOnceAndRemembers(t *testing.T) {
 	if s := f.To("2")[0]; !strings.HasPrefix(s.Text, "mock n=4 ") {
 		t.Fatalf("memory did not continue: %q", s.Text)
 	}
+	// Updates getUpdates may return that are no message of ours, or
+	// malformed: passed over (the offset moves past them), the next one
+	// answered once.
+	for id, junk := range map[int64]string{3: `{"update_id":3}`, 4: `{"update_id":4,"message":"not an object"}`,
+		5: `{"update_id":5,"edited_message":{"message_id":1,"chat":{"id":42,"type":"private"},"text":"edited"}}`,
+		6: `{"update_id":6,"message":{"message_id":6,"text":"no chat, no sender"}}`} {
+		f.Push(id, junk)
+	}
+	f.Push(7, imtest.Message(7, 42, "after the odd ones"))
+	answeredOnce(t, f, []string{"1", "2", "7"})
 	if f.Conflicts() != 0 || f.Unconfirmed() != 0 {
 		t.Fatalf("conflicts %d, unconfirmed updates %d", f.Conflicts(), f.Unconfirmed())
 	}
 	metrics := getJSON(t, b.url+"/metrics")
 	for _, want := range []string{`botfleet_im_link_leader{instance="b",platform="telegram"} 1`, `botfleet_im_link_up{instance="b",platform="telegram"} 1`,
-		`botfleet_im_link_events_total{instance="b",outcome="queued",platform="telegram"} 1`} {
+		`botfleet_im_link_events_total{instance="b",outcome="queued",platform="telegram"} 2`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
@@ -425,6 +435,19 @@ func TestIMDingTalkStreamEveryInstanceConnectsEachMessageAnsweredOnce(t *testing
 	}
 	if f.Unacked() != 0 || f.Pings() < 2 || f.Acks() < int64(len(ids)+1) {
 		t.Fatalf("unacked %d, acks %d, pings answered %d", f.Unacked(), f.Acks(), f.Pings())
+	}
+	// Frames a connection may carry that are not messages, or are broken:
+	// survived, the connections kept, the next message answered once.
+	for _, junk := range []string{`{not json`, `[1,2]`, `{"type":"WAT","headers":{"messageId":"j1"}}`,
+		`{"specVersion":"1.0","type":"CALLBACK","headers":{"topic":"/v1.0/im/bot/messages/get","messageId":"j2"},"data":"{broken"}`,
+		`{"specVersion":"1.0","type":"EVENT","headers":{"topic":"/unknown/topic","messageId":"j3"},"data":"{}"}`,
+		`{"specVersion":"1.0","type":"SYSTEM","headers":{"topic":"no-such-system-topic","messageId":"j4"},"data":"{}"}`} {
+		f.PushFrame(junk)
+	}
+	f.Push(f.RobotMessage("dmsg-after-junk", "staff1", "still there?"))
+	answeredOnce(t, f, append(ids, "dmsg-after", "dmsg-after-junk"))
+	if f.Connections() != 2 {
+		t.Fatalf("%d connections after the junk frames, want both kept", f.Connections())
 	}
 }
 

@@ -130,6 +130,14 @@ func (f *DingTalk) Push(data string) {
 	f.deliver(id, data)
 }
 
+// PushFrame writes frame as it is to every open connection: for frames a
+// real connection may carry that are not messages, or are broken.
+func (f *DingTalk) PushFrame(frame string) {
+	for _, c := range f.all() {
+		_ = c.Write(f.ctx, websocket.MessageText, []byte(frame))
+	}
+}
+
 func (f *DingTalk) deliver(id, data string) {
 	c := f.pick()
 	if c == nil {
