@@ -38,7 +38,7 @@ type OneBot struct {
 	// calls counts the API calls by the kind of socket they came on:
 	// [0] one that carries events (universal or /event), [1] /api.
 	calls [2]atomic.Int64
-	msgID   atomic.Int64
+	msgID atomic.Int64
 }
 
 // NewOneBot serves the forward WebSocket of account self, requiring token
