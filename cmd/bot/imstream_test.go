@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/botfleet/botfleet/pkg/im/feishu"
 	"github.com/botfleet/botfleet/pkg/im/imtest"
 	"github.com/botfleet/botfleet/pkg/mockllm"
+	"github.com/botfleet/botfleet/pkg/registry"
 	"github.com/botfleet/botfleet/pkg/testenv"
 )
 
@@ -151,6 +153,20 @@ func TestIMTelegramLongPollingAnswersOnceAndRemembers(t *testing.T) {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+	// The fleet registry (the console's Fleet view) shows the link too.
+	reg := registry.New(r.Client(), registry.Options{})
+	var seen map[string]string
+	if !testenv.Eventually(20*time.Second, func() bool {
+		fl, err := reg.Read(context.Background())
+		for _, in := range fl.Instances {
+			if err == nil && in.Name == "b" {
+				seen = in.Links
+			}
+		}
+		return seen["telegram"] == "connected b"
+	}) {
+		t.Fatalf("the registry shows b's links as %v, want telegram connected, held by b", seen)
 	}
 }
 

@@ -213,7 +213,7 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, logger *slo
 	hb := startHeartbeat(reg.NewHeartbeat(registry.Source{
 		Name: cfg.Server.InstanceName, Address: advertised(cfg, ln), Gatherer: metrics.Registry,
 		Ready: store.Check, Draining: api.Draining, Breakers: router.Breakers,
-		QueueWorkers: ims.workers(), Platforms: ims.pipeline.Enabled(),
+		QueueWorkers: ims.workers(), Platforms: ims.pipeline.Enabled(), Links: ims.links.Summary,
 	}, registry.HeartbeatOptions{Window: cfg.Registry.Window, Logger: logger}))
 	defer hb.stop(logger)
 

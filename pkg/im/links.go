@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -207,6 +208,20 @@ func (l *Links) States() []LinkState {
 		h.mu.Lock()
 		out[i] = h.st
 		h.mu.Unlock()
+	}
+	return out
+}
+
+// Summary is States as the fleet registry shows them: platform → state,
+// with a `one` link's holder after a space ("standby a").
+func (l *Links) Summary() map[string]string {
+	states := l.States()
+	if len(states) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(states))
+	for _, st := range states {
+		out[st.Platform] = strings.TrimSpace(st.State + " " + st.Holder)
 	}
 	return out
 }

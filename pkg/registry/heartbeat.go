@@ -42,6 +42,10 @@ type Source struct {
 	QueueWorkers int
 	// Platforms are the IM platforms it serves.
 	Platforms []string
+	// Links reports its IM long connections: platform → state
+	// (connecting, connected, standby, stopped), with the holder of a
+	// `one` link after a space, e.g. "standby a".
+	Links func() map[string]string
 }
 
 // Instance is one instance's record.
@@ -57,6 +61,7 @@ type Instance struct {
 	Breakers     map[string]string `json:"breakers,omitempty"`
 	QueueWorkers int               `json:"queue_workers"`
 	Platforms    []string          `json:"platforms,omitempty"`
+	Links        map[string]string `json:"im_links,omitempty"`
 	MemoryBytes  uint64            `json:"memory_bytes"`
 	Goroutines   int               `json:"goroutines"`
 	Traffic      Traffic           `json:"traffic"`
@@ -179,6 +184,9 @@ func (h *Heartbeat) record(ctx context.Context) Instance {
 	}
 	if h.src.Breakers != nil {
 		rec.Breakers = h.src.Breakers()
+	}
+	if h.src.Links != nil {
+		rec.Links = h.src.Links()
 	}
 	rec.MemoryBytes, rec.Goroutines = goMemory(), runtime.NumGoroutine()
 	if h.src.Gatherer != nil {
