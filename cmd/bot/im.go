@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/botfleet/botfleet/pkg/chat"
 	"github.com/botfleet/botfleet/pkg/config"
@@ -102,17 +101,7 @@ func newIM(cfg *config.Config, rdb redis.UniversalClient, svc *chat.Service, log
 		Registerer: m.Registerer, Media: im.MediaOptions{MaxBytes: c.MediaMaxBytes, Types: c.MediaTypes},
 		StreamReplies: c.StreamReplies, Admit: admit,
 	}, logger)
-	m.SetQueueStats(func(ctx context.Context) ([]telemetry.QueueStat, int64, error) {
-		st, err := q.Stats(ctx)
-		if err != nil {
-			return nil, 0, err
-		}
-		out := make([]telemetry.QueueStat, len(st.Streams))
-		for i, s := range st.Streams {
-			out[i] = telemetry.QueueStat{Priority: string(s.Priority), Depth: s.Depth, Pending: s.Pending, Lag: s.Lag, OldestAge: s.OldestAgeSeconds}
-		}
-		return out, st.DeadLetters, nil
-	})
+	m.ScrapeRegisterer.MustRegister(q.Collector())
 	parts := &imParts{pipeline: p, queue: q, links: im.NewLinks(rdb, p, im.LinksOptions{
 		Prefix: cfg.Redis.KeyPrefix, Instance: cfg.Server.InstanceName, Lease: c.LinkLease, Logger: logger,
 		Registerer: m.Registerer,
@@ -128,10 +117,7 @@ func newIM(cfg *config.Config, rdb redis.UniversalClient, svc *chat.Service, log
 		Name: queue.NewConsumerName(cfg.Server.InstanceName), Workers: qc.Workers, JobTimeout: qc.JobTimeout,
 		Block: qc.Block, ClaimIdle: qc.ClaimIdle, ReclaimInterval: qc.ReclaimInterval, RetryBackoff: qc.RetryBackoff,
 		MaxDeliveries: int64(qc.MaxDeliveries), FairEvery: qc.FairEvery, Logger: logger,
-		Observe: func(p queue.Priority, outcome string, elapsed time.Duration) {
-			m.QueueJobs.WithLabelValues(string(p), outcome).Inc()
-			m.QueueJobDuration.WithLabelValues(string(p)).Observe(elapsed.Seconds())
-		},
+		Observe: queue.NewMetrics(m.Registerer).Observe,
 	}, p.Handle)
 	return parts
 }
