@@ -4,9 +4,11 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/auth"
 	"github.com/botfleet/botfleet/pkg/chat"
 	"github.com/botfleet/botfleet/pkg/config"
 	"github.com/botfleet/botfleet/pkg/console"
@@ -22,14 +24,28 @@ func newRegistry(cfg *config.Config, rdb redis.UniversalClient) *registry.Regist
 }
 
 // newConsole is /admin: the fleet from reg, the queue q, the conversations
-// of svc, behind auth.admin_key (off without one).
-func newConsole(cfg *config.Config, reg *registry.Registry, ims *imParts, svc *chat.Service, logger *slog.Logger) func(*echo.Group) {
+// of svc, the keys of g, behind auth.admin_key (off without one).
+func newConsole(cfg *config.Config, reg *registry.Registry, ims *imParts, svc *chat.Service, g *guards, logger *slog.Logger) func(*echo.Group) {
 	opts := console.Options{
 		SessionTTL: cfg.Console.SessionTTL, Fleet: reg, Queues: ims.queue, Conversations: svc,
+		Keys: g.auth.Store(), TokenTTL: cfg.Auth.Token.TTL,
 		Platforms: ims.pipeline.Enabled(), Logger: logger,
 	}
+	if g.limiter != nil {
+		opts.Quotas = g.limiter
+	}
 	if key := cfg.Auth.AdminKey; key != "" {
-		opts.Authorize, opts.SessionSecret = console.AdminKey(key), console.SessionSecret(key)
+		admin := console.AdminKey(key)
+		opts.Authorize = func(r *http.Request) error {
+			err := admin(r)
+			var outcome error
+			if err != nil {
+				outcome = auth.ErrAdminRequired
+			}
+			g.auth.Count("admin", outcome)
+			return err
+		}
+		opts.SessionSecret = console.SessionSecret(key)
 	}
 	return console.New(opts).Routes
 }

@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -13,7 +14,12 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-var errBadRequest = fault.New(http.StatusBadRequest, "invalid_request", "the request cannot be served as sent")
+var (
+	errBadRequest  = fault.New(http.StatusBadRequest, "invalid_request", "the request cannot be served as sent")
+	errInvalidJSON = fault.New(http.StatusBadRequest, "invalid_json", "malformed JSON body")
+	errUnsupported = fault.New(http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json")
+	errTooLarge    = fault.New(http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes", maxKeyBodyBytes))
+)
 
 // readTimeout bounds every Redis read of the console.
 const readTimeout = 2 * time.Second

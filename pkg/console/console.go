@@ -4,11 +4,15 @@
 // read per poll, never a request to another instance), its traffic from
 // the instances' own counters, the job queue with its dead letters, and
 // conversations looked up by what names them (chat.Service.Resolve makes
-// the key).
+// the key), and the managed API keys (pkg/auth's store: list, create,
+// rotate, revoke; a new secret is in its write's answer only). The keys'
+// JSON is also the admin API scripts and botctl use, with the admin key
+// as their Bearer credential.
 //
 // The page is plain HTML, CSS and JavaScript embedded in the binary
 // (go:embed); it polls one endpoint per view at the registry's heartbeat
-// interval, and not at all while its tab is hidden.
+// interval, and not at all while its tab is hidden (the keys, a read of
+// every key, are read when their view opens and after each change).
 //
 // Access: every route wants the admin credential — Options.Authorize
 // judges a request's own (an Authorization: Bearer header, for scripts),
@@ -82,6 +86,13 @@ type Options struct {
 	Fleet         Fleet
 	Queues        Queues
 	Conversations Conversations
+	// Keys are the managed API keys (list, create, rotate, revoke); nil
+	// answers their routes 404. Quotas, when set, adds each key's quota
+	// use. TokenTTL is the longest an access token lives, how long a
+	// revoked token is remembered.
+	Keys     Keys
+	Quotas   Quotas
+	TokenTTL time.Duration
 	// Platforms are the IM platforms on, for the conversation lookup.
 	Platforms []string
 	// Logger gets the audit log: every admin write, every failed login.
@@ -140,6 +151,12 @@ func (c *Console) Routes(g *echo.Group) {
 	g.DELETE("/api/queues/dead/:id", c.handleDrop())
 	g.GET("/api/conversations", c.handleConversation())
 	g.DELETE("/api/conversations", c.handleClear())
+	g.GET("/api/keys", c.handleKeys())
+	g.POST("/api/keys", c.handleCreateKey())
+	g.GET("/api/keys/:id", c.handleKey())
+	g.DELETE("/api/keys/:id", c.handleRevokeKey())
+	g.POST("/api/keys/:id/rotate", c.handleRotateKey())
+	g.POST("/api/tokens/revoke", c.handleRevokeToken())
 }
 
 // headers sets the security headers of every console answer.
@@ -156,6 +173,9 @@ func (c *Console) headers() echo.MiddlewareFunc {
 			h.Set("Cross-Origin-Resource-Policy", "same-origin")
 			h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
 			h.Set("Cache-Control", "no-store")
+			if secure(ec.Request()) {
+				h.Set("Strict-Transport-Security", "max-age=31536000")
+			}
 			return next(ec)
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/botfleet/botfleet/pkg/llm"
 	"github.com/botfleet/botfleet/pkg/memory"
 	"github.com/botfleet/botfleet/pkg/queue"
+	"github.com/botfleet/botfleet/pkg/ratelimit"
 	"github.com/botfleet/botfleet/pkg/registry"
 	"github.com/botfleet/botfleet/pkg/testenv"
 	"github.com/redis/go-redis/v9"
@@ -39,6 +40,7 @@ type fixture struct {
 	chat  *chat.Service
 	queue *queue.Queue
 	reg   *registry.Registry
+	auth  *auth.Authenticator
 	logs  *testenv.Buffer
 	now   time.Time
 	// fleetPolls counts the GETs of /admin/api/fleet the server received.
@@ -62,13 +64,15 @@ func newFixture(t *testing.T, admin bool) *fixture {
 	f := &fixture{rdb: rdb, chat: chat.New(store, router, chat.Options{Model: "builtin"}), queue: queue.New(rdb, "bf", 0),
 		reg: registry.New(rdb, registry.Options{}), logs: &testenv.Buffer{}, now: time.Now()}
 	logger := slog.New(slog.NewJSONHandler(f.logs, nil))
+	authn := auth.New(rdb, auth.Options{Bootstrap: []string{apiKey}})
+	t.Cleanup(func() { authn.Close() })
+	f.auth = authn
 	opts := console.Options{Fleet: f.reg, Queues: f.queue, Conversations: f.chat, Platforms: []string{"telegram"},
+		Keys: authn.Store(), Quotas: ratelimit.New(rdb, ratelimit.Options{}), TokenTTL: time.Hour,
 		Logger: logger, SessionTTL: time.Hour, Now: func() time.Time { return f.now }}
 	if admin {
 		opts.Authorize, opts.SessionSecret = console.AdminKey(adminKey), console.SessionSecret(adminKey)
 	}
-	authn := auth.New(rdb, auth.Options{Bootstrap: []string{apiKey}})
-	t.Cleanup(func() { authn.Close() })
 	api := httpapi.New(httpapi.Deps{Logger: logger, Instance: "t1", Auth: authn, MaxBodyBytes: 4096,
 		Chat: f.chat, Admin: console.New(opts).Routes})
 	h := api.Handler()
@@ -147,6 +151,8 @@ func TestAdminWantsTheAdminCredential(t *testing.T) {
 		{"GET", "/admin/api/fleet"}, {"GET", "/admin/api/queues"}, {"GET", "/admin/api/session"},
 		{"GET", "/admin/api/conversations?user_id=1"}, {"DELETE", "/admin/api/conversations?user_id=1"},
 		{"POST", "/admin/api/queues/dead/1-1/requeue"}, {"DELETE", "/admin/api/queues/dead/1-1"}, {"POST", "/admin/api/logout"},
+		{"GET", "/admin/api/keys"}, {"POST", "/admin/api/keys"}, {"GET", "/admin/api/keys/key_000000000000"},
+		{"DELETE", "/admin/api/keys/key_000000000000"}, {"POST", "/admin/api/keys/key_000000000000/rotate"}, {"POST", "/admin/api/tokens/revoke"},
 	}
 	for _, r := range routes {
 		for _, hdr := range [][]string{nil, {"Authorization", "Bearer " + apiKey}, {"Authorization", "Bearer " + adminKey + "x"}} {

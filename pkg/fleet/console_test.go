@@ -153,7 +153,7 @@ func startChecker(t *testing.T, f *testFleet) {
 // The console in a real browser, through nginx, on a running fleet: log
 // in, see every instance and the health checker's view, kill one and
 // watch it turn dead, look up a conversation made through the API and
-// clear it, requeue a dead letter.
+// clear it, requeue a dead letter, make an API key, use it and revoke it.
 func TestConsoleInABrowser(t *testing.T) {
 	b := startBrowser(t)
 	tg := &fakeTelegram{}
@@ -246,4 +246,42 @@ func TestConsoleInABrowser(t *testing.T) {
 	if !strings.Contains(b.eval(`document.getElementById("status").textContent`), "requeued") {
 		t.Errorf("no confirmation of the requeue on the page")
 	}
+
+	// A key made in the page: its secret, shown once, serves a turn
+	// through the fleet; revoked in the page, it is refused everywhere.
+	b.run(chromedp.Click(chromedp.CSS(`#nav a[data-view="keys"]`)), chromedp.WaitVisible(chromedp.CSS("#key-form")),
+		chromedp.SendKeys(chromedp.CSS("#key-name"), "browser test"), chromedp.SendKeys(chromedp.CSS("#key-owner"), "team-ops"),
+		chromedp.SendKeys(chromedp.CSS("#key-expires"), "30d"), chromedp.SendKeys(chromedp.CSS("#key-ips"), "127.0.0.1"),
+		chromedp.SendKeys(chromedp.CSS("#key-rps"), "50"), chromedp.SendKeys(chromedp.CSS("#key-in-flight"), "4"),
+		chromedp.Click(chromedp.CSS("#key-form button")))
+	b.waitFor(15*time.Second, "the new key's secret", `document.getElementById("secret-value").textContent.startsWith("bf_") && !document.getElementById("secret").hidden`)
+	secret := b.eval(`document.getElementById("secret-value").textContent`)
+	id := b.eval(`document.getElementById("secret-key").textContent`)
+	keyRow := `document.querySelector('` + keyCSS(id) + `')`
+	b.waitFor(10*time.Second, "the new key in the list", `!!`+keyRow+` && `+keyRow+`.querySelector("td.state").textContent === "active"`)
+	if got := b.eval(keyRow + `.textContent`); !strings.Contains(got, "team-ops") || !strings.Contains(got, "50/s · 4 in flight") || !strings.Contains(got, "127.0.0.1/32") {
+		t.Fatalf("the key's row: %q", got)
+	}
+	b.screenshot("keys-created")
+	r, err := f.Chat("keys-conv", "hello with a key made in the console", "Authorization", "Bearer "+secret)
+	if err != nil || r.Status != http.StatusOK {
+		t.Fatalf("a turn with the console's key: %+v %v", r, err)
+	}
+	b.run(chromedp.Click(chromedp.CSS("#secret-done")))
+	if got := b.eval(`document.getElementById("secret").hidden + " " + document.documentElement.outerHTML.includes(` + strconv.Quote(secret) + `)`); got != "true false" {
+		t.Fatalf("after dismissal, hidden and in the page: %s", got)
+	}
+	b.run(chromedp.Click(chromedp.CSS(keyCSS(id)+" button.danger:last-child")), chromedp.Click(chromedp.CSS(keyCSS(id)+" button.danger:last-child"))) // the second click confirms
+	b.waitFor(15*time.Second, "the key revoked in the list", keyRow+`.querySelector("td.state").textContent === "revoked"`)
+	if got := b.eval(`document.getElementById("status").textContent`); !strings.Contains(got, "revoked "+id) {
+		t.Errorf("no confirmation of the revocation on the page: %q", got)
+	}
+	b.screenshot("keys")
+	r, err = f.Chat("keys-conv", "and after the revocation", "Authorization", "Bearer "+secret)
+	if err != nil || r.Status != http.StatusUnauthorized || r.Error.Code != "key_revoked" {
+		t.Fatalf("a turn with the revoked key: %+v %v, want 401 key_revoked", r, err)
+	}
 }
+
+// keyCSS selects the Keys view's row of key id.
+func keyCSS(id string) string { return `#keys tr[data-key-id="` + id + `"]` }

@@ -20,7 +20,7 @@ const (
 	lingerTime  = 5 * time.Second
 )
 
-// smallBodyBytes bounds the bodies of the token and admin routes.
+// smallBodyBytes bounds the body of the token route.
 const smallBodyBytes = 16 << 10
 
 // ipExtractor takes the client address from X-Forwarded-For (the nearest
@@ -147,21 +147,6 @@ func (s *Server) cors() echo.MiddlewareFunc {
 			"Idempotent-Replayed", "X-Bot-Backend", "x-should-retry"},
 		MaxAge: int(s.deps.CORSMaxAge.Seconds()),
 	})
-}
-
-// secure sets the admin surface's security headers.
-func secure() echo.MiddlewareFunc {
-	headers := middleware.SecureWithConfig(middleware.SecureConfig{
-		ContentTypeNosniff: "nosniff", XFrameOptions: "DENY", HSTSMaxAge: 31536000,
-		ContentSecurityPolicy: "default-src 'none'; frame-ancestors 'none'", ReferrerPolicy: "no-referrer",
-	})
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		h := headers(next)
-		return func(c echo.Context) error {
-			c.Response().Header().Set("Cache-Control", "no-store")
-			return h(c)
-		}
-	}
 }
 
 // screen runs the content filter on a message from source: a blocked

@@ -39,13 +39,6 @@ func (s *Server) routes() {
 	if s.deps.OneBotWS != nil {
 		e.GET("/onebot/v11/ws", echo.WrapHandler(s.deps.OneBotWS))
 	}
-	keys := e.Group("/admin/api", secure(), s.bodyLimit(smallBodyBytes), s.adminOnly())
-	keys.GET("/keys", s.handleKeys())
-	keys.POST("/keys", s.handleCreateKey())
-	keys.GET("/keys/:id", s.handleKey())
-	keys.DELETE("/keys/:id", s.handleRevokeKey())
-	keys.POST("/keys/:id/rotate", s.handleRotateKey())
-	keys.POST("/tokens/revoke", s.handleRevokeToken())
 	if s.deps.Admin != nil {
 		s.deps.Admin(e.Group("/admin"))
 	}

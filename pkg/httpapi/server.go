@@ -36,10 +36,6 @@ type Deps struct {
 	// Auth checks Bearer credentials; AuthDisabled accepts anyone.
 	Auth         *auth.Authenticator
 	AuthDisabled bool
-	// AdminKey guards /admin/api/...; empty turns it off. TokenTTL is the
-	// longest an access token lives.
-	AdminKey string
-	TokenTTL time.Duration
 	// Limiter applies Limits and the keys' quotas; nil limits nothing.
 	Limiter *ratelimit.Limiter
 	Limits  Limits

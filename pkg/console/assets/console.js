@@ -1,6 +1,7 @@
 // botfleet console: plain JavaScript, no build step. Each view polls one
 // endpoint at the registry's heartbeat interval, and nothing while the tab
-// is hidden. Every value goes into the page as text (textContent), never
+// is hidden; the Keys view reads on opening and after each change. A new
+// key's secret is only ever in the page's secret box until dismissed. Every value goes into the page as text (textContent), never
 // as HTML.
 "use strict";
 
@@ -242,10 +243,12 @@ function confirmButton(label, action) {
   return b;
 }
 
-async function act(method, path, done) {
+// act makes a write and says done: a message, or a function of the
+// answer returning one.
+async function act(method, path, done, body) {
   try {
-    await call(method, path);
-    status(done);
+    const r = await call(method, path, body);
+    status(typeof done === "function" ? done(r) : done);
     refresh();
   } catch (e) {
     status(e.message, true);
@@ -291,6 +294,87 @@ async function lookUp(query) {
   }
 }
 
+// ---- keys
+
+function keyState(k, now) {
+  if (k.revoked) return "revoked";
+  return new Date(k.expires) <= now ? "expired" : "active";
+}
+
+function limitsText(l) {
+  const parts = [];
+  if (l.rps) parts.push(l.rps + "/s");
+  if (l.rpm) parts.push(l.rpm + "/min");
+  if (l.in_flight) parts.push(l.in_flight + " in flight");
+  if (l.tpm) parts.push(l.tpm + " tokens/min");
+  if (l.budget) parts.push(l.budget + " tokens in all");
+  return parts.join(" · ") || "fleet defaults";
+}
+
+const when = (t) => el("td", { title: t }, new Date(t).toLocaleString());
+
+async function showKeys() {
+  const r = await call("GET", "/keys");
+  const now = new Date();
+  $("key-count").textContent = r.keys.length;
+  $("no-keys").hidden = r.keys.length > 0;
+  fill($("keys").tBodies[0], r.keys.map((k) => keyRow(k, now)));
+}
+
+function keyRow(k, now) {
+  const state = keyState(k, now);
+  const path = "/keys/" + encodeURIComponent(k.id);
+  const actions = state !== "active" ? [] : [
+    confirmButton("Rotate", () => act("POST", path + "/rotate", (r) => showSecret(r.key.id, r.secret) + "rotated " + k.id + propagated(r.propagation))),
+    " ",
+    confirmButton("Revoke", () => act("DELETE", path, (r) => "revoked " + k.id + propagated(r.propagation))),
+  ];
+  const u = k.usage;
+  return el("tr", { "data-key-id": k.id, class: "state-" + state },
+    el("td", {}, el("code", {}, k.id)),
+    el("td", {}, k.name || "–"),
+    el("td", {}, k.owner || "–"),
+    el("td", { class: "state", title: k.revoked ? "revoked " + new Date(k.revoked).toLocaleString() : "" }, state),
+    when(k.created),
+    when(k.expires),
+    el("td", {}, (k.allow_ips || []).join(", ") || "any"),
+    el("td", {}, (k.models || []).join(", ") || "all"),
+    el("td", {}, limitsText(k.limits || {})),
+    el("td", {}, u ? u.Spent + " tokens spent" + (u.InFlight ? " · " + u.InFlight + " in flight" : "") : "–"),
+    el("td", {}, ...actions),
+  );
+}
+
+// propagated says how many instances confirmed a key change.
+function propagated(p) {
+  return p ? " (confirmed by " + p.acked + " of " + p.instances + " instances in " + ms(p.elapsed_ns / 1e9) + ")" : "";
+}
+
+// showSecret puts a new secret in the page, the one place it is ever
+// shown; hideSecret takes it out again, and nothing else keeps it.
+function showSecret(id, secret) {
+  $("secret-key").textContent = id;
+  $("secret-value").textContent = secret;
+  $("secret").hidden = false;
+  return "";
+}
+
+function hideSecret() {
+  $("secret-value").textContent = "";
+  $("secret-key").textContent = "";
+  $("secret").hidden = true;
+}
+
+function keySpec() {
+  const list = (id) => $(id).value.split(",").map((v) => v.trim()).filter(Boolean);
+  const num = (id) => ($(id).value === "" ? undefined : Number($(id).value));
+  return {
+    name: $("key-name").value.trim(), owner: $("key-owner").value.trim(), expires_in: $("key-expires").value.trim(),
+    allow_ips: list("key-ips"), models: list("key-models"),
+    limits: { rps: num("key-rps"), rpm: num("key-rpm"), in_flight: num("key-in-flight"), tpm: num("key-tpm"), budget: num("key-budget") },
+  };
+}
+
 // ---- navigation and polling
 
 async function refresh() {
@@ -299,6 +383,7 @@ async function refresh() {
   try {
     if (view === "fleet" || view === "traffic") await showFleet();
     else if (view === "queues") await showQueues();
+    else if (view === "keys") await showKeys();
     $("updated").textContent = "updated " + new Date().toLocaleTimeString();
     if (pollError) status("");
     pollError = false;
@@ -307,11 +392,12 @@ async function refresh() {
     status(e.message, true);
     pollError = true;
   }
-  if (view !== "conversations") timer = setTimeout(refresh, interval);
+  if (view !== "conversations" && view !== "keys") timer = setTimeout(refresh, interval);
 }
 
 function show(name) {
-  view = ["fleet", "traffic", "queues", "conversations"].includes(name) ? name : "fleet";
+  view = ["fleet", "traffic", "queues", "conversations", "keys"].includes(name) ? name : "fleet";
+  if (view !== "keys") hideSecret();
   for (const s of document.querySelectorAll(".view")) s.hidden = s.id !== "view-" + view;
   for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.dataset.view === view);
   refresh();
@@ -320,6 +406,7 @@ function show(name) {
 function showLogin(msg) {
   session = null;
   clearTimeout(timer);
+  hideSecret();
   $("nav").hidden = true;
   $("logout").hidden = true;
   for (const s of document.querySelectorAll(".view")) s.hidden = true;
@@ -368,6 +455,14 @@ document.addEventListener("DOMContentLoaded", async () => {
       status(e.message, true);
     }
   }), { id: "conv-clear" }));
+  $("key-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    act("POST", "/keys", (r) => {
+      $("key-form").reset();
+      return showSecret(r.key.id, r.secret) + "created " + r.key.id;
+    }, keySpec());
+  });
+  $("secret-done").addEventListener("click", hideSecret);
   window.addEventListener("hashchange", () => show(location.hash.slice(1)));
   document.addEventListener("visibilitychange", refresh);
   try {
