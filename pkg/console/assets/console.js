@@ -113,6 +113,10 @@ async function showFleet() {
 
 function instanceRow(i, now) {
   const breakers = Object.entries(i.breakers || {}).map(([name, st]) => el("span", { class: "breaker " + st, title: name + ": " + st }, name));
+  const links = Object.entries(i.im_links || {}).map(([platform, st]) => {
+    const [state, holder] = st.split(" ");
+    return el("span", { class: "link " + state, title: platform + ": " + st + (holder ? " (held by " + holder + ")" : "") }, platform + " " + state);
+  });
   const build = i.build.commit ? i.build.version + " " + i.build.commit.slice(0, 7) + (i.build.modified ? "+" : "") : i.build.version;
   return el("tr", { "data-instance": i.name, class: "state-" + i.state },
     el("td", {}, i.name),
@@ -125,6 +129,7 @@ function instanceRow(i, now) {
     el("td", {}, ms(i.latency.p99)),
     el("td", {}, bytes(i.memory_bytes)),
     el("td", {}, i.queue_workers),
+    el("td", {}, ...links),
     el("td", {}, ...breakers),
     el("td", {}, ago(i.heartbeat_at, now)),
   );
