@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/keyspace"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
@@ -45,7 +46,7 @@ type Options struct {
 
 func (o *Options) setDefaults() {
 	if o.Prefix == "" {
-		o.Prefix = "bf"
+		o.Prefix = keyspace.DefaultPrefix
 	}
 	if o.CacheTTL <= 0 {
 		o.CacheTTL = 30 * time.Second

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/keyspace"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -33,7 +34,7 @@ type Store struct {
 // NewStore returns the key store on rdb.
 func NewStore(rdb redis.UniversalClient, opts StoreOptions) *Store {
 	if opts.Prefix == "" {
-		opts.Prefix = "bf"
+		opts.Prefix = keyspace.DefaultPrefix
 	}
 	if opts.AckTimeout <= 0 {
 		opts.AckTimeout = 2 * time.Second

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/botfleet/botfleet/pkg/confparse"
+	"github.com/botfleet/botfleet/pkg/keyspace"
 )
 
 // Restart strategies.
@@ -212,7 +213,7 @@ func DefaultConfig() *Config {
 		Listen:   "127.0.0.1:9090",
 		OnExit:   OnExitLeave,
 		Alert:    Alert{Kind: AlertGeneric},
-		Registry: Registry{KeyPrefix: "bf", Interval: confparse.Duration(2 * time.Second), Name: "healthchecker"},
+		Registry: Registry{KeyPrefix: keyspace.DefaultPrefix, Interval: confparse.Duration(2 * time.Second), Name: "healthchecker"},
 		Defaults: DefaultSettings(),
 	}
 }

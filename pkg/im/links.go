@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/keyspace"
 	"github.com/botfleet/botfleet/pkg/lease"
 	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,7 +63,7 @@ type LinksOptions struct {
 
 func (o *LinksOptions) setDefaults() {
 	if o.Prefix == "" {
-		o.Prefix = "bf"
+		o.Prefix = keyspace.DefaultPrefix
 	}
 	if o.Lease <= 0 {
 		o.Lease = 15 * time.Second

@@ -14,6 +14,7 @@ import (
 
 	"github.com/botfleet/botfleet/pkg/chat"
 	"github.com/botfleet/botfleet/pkg/fault"
+	"github.com/botfleet/botfleet/pkg/keyspace"
 	"github.com/botfleet/botfleet/pkg/lease"
 	"github.com/botfleet/botfleet/pkg/queue"
 	"github.com/prometheus/client_golang/prometheus"
@@ -76,7 +77,7 @@ type Options struct {
 
 func (o *Options) setDefaults() {
 	if o.Prefix == "" {
-		o.Prefix = "bf"
+		o.Prefix = keyspace.DefaultPrefix
 	}
 	if o.GroupScope == "" {
 		o.GroupScope = chat.ScopeMember

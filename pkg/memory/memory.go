@@ -78,6 +78,7 @@ import (
 	"time"
 
 	"github.com/botfleet/botfleet/pkg/fault"
+	"github.com/botfleet/botfleet/pkg/keyspace"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -135,7 +136,7 @@ type Options struct {
 // DefaultOptions are the values zero options take; the configuration's
 // defaults are these too.
 func DefaultOptions() Options {
-	return Options{Prefix: "bf", MaxEntries: 100, IdleTTL: 30 * time.Minute, Lease: 5 * time.Second,
+	return Options{Prefix: keyspace.DefaultPrefix, MaxEntries: 100, IdleTTL: 30 * time.Minute, Lease: 5 * time.Second,
 		WaitTimeout: 30 * time.Second, IdempotencyTTL: 24 * time.Hour}
 }
 

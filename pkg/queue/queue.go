@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/botfleet/botfleet/pkg/fault"
+	"github.com/botfleet/botfleet/pkg/keyspace"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -80,7 +81,7 @@ type Queue struct {
 // the dead-letter stream; 0 means 10000.
 func New(rdb redis.UniversalClient, prefix string, deadMaxLen int64) *Queue {
 	if prefix == "" {
-		prefix = "bf"
+		prefix = keyspace.DefaultPrefix
 	}
 	if deadMaxLen <= 0 {
 		deadMaxLen = 10000

@@ -45,6 +45,7 @@ import (
 	"time"
 
 	"github.com/botfleet/botfleet/pkg/fault"
+	"github.com/botfleet/botfleet/pkg/keyspace"
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -123,7 +124,7 @@ type Options struct {
 
 func (o *Options) setDefaults() {
 	if o.Prefix == "" {
-		o.Prefix = "bf"
+		o.Prefix = keyspace.DefaultPrefix
 	}
 	if o.Fallback == "" {
 		o.Fallback = FailClosed

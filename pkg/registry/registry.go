@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/botfleet/botfleet/pkg/fault"
+	"github.com/botfleet/botfleet/pkg/keyspace"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -53,7 +54,7 @@ type Options struct {
 // DefaultOptions are the values zero options take; the configuration's
 // defaults are these too.
 func DefaultOptions() Options {
-	return Options{Prefix: "bf", Interval: 2 * time.Second, TTL: 6 * time.Second, Retain: 10 * time.Minute}
+	return Options{Prefix: keyspace.DefaultPrefix, Interval: 2 * time.Second, TTL: 6 * time.Second, Retain: 10 * time.Minute}
 }
 
 func (o *Options) setDefaults() {

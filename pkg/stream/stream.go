@@ -43,6 +43,7 @@ import (
 	"time"
 
 	"github.com/botfleet/botfleet/pkg/fault"
+	"github.com/botfleet/botfleet/pkg/keyspace"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -66,7 +67,7 @@ type Options struct {
 // DefaultOptions are the values zero options take; the configuration's
 // defaults are these too.
 func DefaultOptions() Options {
-	return Options{Prefix: "bf", TTL: 10 * time.Minute, FlushInterval: 25 * time.Millisecond, StallAfter: 6 * time.Second, Block: time.Second}
+	return Options{Prefix: keyspace.DefaultPrefix, TTL: 10 * time.Minute, FlushInterval: 25 * time.Millisecond, StallAfter: 6 * time.Second, Block: time.Second}
 }
 
 func (o *Options) setDefaults() {

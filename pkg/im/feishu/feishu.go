@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/botfleet/botfleet/pkg/im"
+	"github.com/botfleet/botfleet/pkg/keyspace"
 	"github.com/botfleet/botfleet/pkg/lease"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/singleflight"
@@ -82,7 +83,7 @@ func New(o Options) *Adapter {
 		o.MaxSkew = 24 * time.Hour
 	}
 	if o.Prefix == "" {
-		o.Prefix = "bf"
+		o.Prefix = keyspace.DefaultPrefix
 	}
 	if o.Client == nil {
 		o.Client = im.NewHTTPClient(0)

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/botfleet/botfleet/pkg/im"
+	"github.com/botfleet/botfleet/pkg/keyspace"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -67,7 +68,7 @@ func New(o Options) *Adapter {
 		o.Client = im.NewHTTPClient(0)
 	}
 	if o.Prefix == "" {
-		o.Prefix = "bf"
+		o.Prefix = keyspace.DefaultPrefix
 	}
 	if o.CallTimeout <= 0 {
 		o.CallTimeout = im.DefaultSendTimeout

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/botfleet/botfleet/pkg/im"
+	"github.com/botfleet/botfleet/pkg/keyspace"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -46,7 +47,7 @@ func (a *Adapter) Poller(rdb redis.UniversalClient, prefix string, timeout time.
 		timeout = DefaultPollTimeout
 	}
 	if prefix == "" {
-		prefix = "bf"
+		prefix = keyspace.DefaultPrefix
 	}
 	bot, _, _ := strings.Cut(a.o.BotToken, ":")
 	return &Poller{a: a, rdb: rdb, key: prefix + ":im:telegram:offset:" + bot, timeout: timeout,
