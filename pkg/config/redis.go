@@ -149,5 +149,10 @@ func (r RedisConfig) Options(name string) (*redis.UniversalOptions, error) {
 		ReadTimeout:   r.ReadTimeout,
 		WriteTimeout:  r.WriteTimeout,
 		MaxRetries:    r.MaxRetries,
+		// RESP2: the fleet uses no RESP3 push (no client-side caching), and
+		// on RESP3 go-redis peeks for pushes before every command, a read
+		// syscall each — 113 → 96 µs of client CPU for a turn's two round
+		// trips (BENCHMARKS.md, findings).
+		Protocol: 2,
 	}, nil
 }
