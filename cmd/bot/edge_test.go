@@ -282,7 +282,7 @@ func TestSecretsStayOutOfDebugLogs(t *testing.T) {
 	f := newFakePlatforms(t)
 	_, env := mockBackend(t, mockllm.Options{})
 	bot := startBot(t, merge(env, guardEnv(r), imEnv(f), map[string]string{"BOT_LOG_LEVEL": "debug", "MODEL_SERVICE_KEY": "model-service-key-secret"}))
-	noteSecret("model-service-key-secret")
+	testenv.NoteSecret("model-service-key-secret")
 	secret, k := createKey(t, r, auth.Spec{AllowIPs: []string{"10.0.0.1"}})
 	for _, cred := range []string{secret, secret + "x", apiKey + "x", "bf_" + strings.Repeat("f", 64), adminKey} {
 		post(t, bot.url+"/v1/chat", chatBody("sec", "hi"), bearerOf(cred)...)
@@ -297,7 +297,7 @@ func TestSecretsStayOutOfDebugLogs(t *testing.T) {
 	h.Set("X-Telegram-Bot-Api-Secret-Token", tgSecret+"x")
 	deliver(t, bot.url, "telegram", h, body)
 	f.waitReply(t, "telegram", strconv.Itoa(e.n))
-	if l := leaked(bot.logs.String()); len(l) > 0 {
+	if l := testenv.Leaked(bot.logs.String()); len(l) > 0 {
 		t.Fatalf("secrets in the debug logs: %v", l)
 	}
 	if !strings.Contains(bot.logs.String(), `"level":"DEBUG"`) && !strings.Contains(bot.logs.String(), `"level":"INFO"`) {

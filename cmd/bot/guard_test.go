@@ -35,7 +35,7 @@ func createKey(t *testing.T, r *testenv.Redis, spec auth.Spec) (string, *auth.Ke
 	if err != nil {
 		t.Fatal(err)
 	}
-	noteSecret(secret)
+	testenv.NoteSecret(secret)
 	return secret, k
 }
 
@@ -138,7 +138,7 @@ func TestBotctlRevocationIsRefusedEverywhereOnTheNextRequest(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &created); err != nil || !strings.HasPrefix(created.Secret, "bf_") {
 		t.Fatalf("botctl output %q: %v", out, err)
 	}
-	noteSecret(created.Secret)
+	testenv.NoteSecret(created.Secret)
 	for i, b := range bots {
 		if res := post(t, b.url+"/v1/chat", chatBody("rv", fmt.Sprint("before ", i)), bearerOf(created.Secret)...); res.status != 200 {
 			t.Fatalf("before revocation on %s: %d %+v", b.url, res.status, res.Error)
@@ -253,7 +253,7 @@ func tokenFor(t *testing.T, url, secret string) (int, string, string) {
 	raw, _ := io.ReadAll(resp.Body)
 	_ = json.Unmarshal(raw, &body)
 	if resp.StatusCode == 200 {
-		noteSecret(body.Token)
+		testenv.NoteSecret(body.Token)
 		if body.Type != "Bearer" || body.In < 890 || body.In > 900 || resp.Header.Get("Cache-Control") != "no-store" {
 			t.Fatalf("token answer %s %v", raw, resp.Header)
 		}
@@ -343,7 +343,7 @@ func TestAdminKeysAPI(t *testing.T) {
 		Secret string   `json:"secret"`
 	}
 	h := adminDo(t, "POST", api, `{"name":"web","owner":"team","expires_in":"7d","allow_ips":["127.0.0.1"],"limits":{"rps":5,"in_flight":2}}`, 201, &created)
-	noteSecret(created.Secret)
+	testenv.NoteSecret(created.Secret)
 	for k, v := range map[string]string{"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Cache-Control": "no-store",
 		"Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'", "Referrer-Policy": "no-referrer"} {
 		if h.Get(k) != v {
@@ -374,7 +374,7 @@ func TestAdminKeysAPI(t *testing.T) {
 		Propagation auth.Propagation
 	}
 	adminDo(t, "POST", api+"/"+created.Key.ID+"/rotate", "", 200, &rotated)
-	noteSecret(rotated.Secret)
+	testenv.NoteSecret(rotated.Secret)
 	if res := post(t, bot.url+"/v1/chat", chatBody("adm", "hi"), bearerOf(created.Secret)...); res.status != 401 {
 		t.Fatalf("old secret after rotation: %d", res.status)
 	}
