@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/botfleet/botfleet/pkg/auth"
+	"github.com/botfleet/botfleet/pkg/mockllm"
 	"github.com/botfleet/botfleet/pkg/ratelimit"
 	"github.com/botfleet/botfleet/pkg/testenv"
 )
@@ -403,5 +404,56 @@ func TestAdminKeysAPI(t *testing.T) {
 	off := startBot(t, redisEnv(r))
 	if s := status(t, off.url+"/admin/api/keys"); s != 404 {
 		t.Fatalf("admin API without an admin key: %d, want 404", s)
+	}
+}
+
+// A key allowed only model small gets small on both chat APIs, and for big a
+// 403 model_not_allowed — OpenAI-shaped on /v1/chat/completions, before any
+// stream begins — that reaches no model and stores nothing; the bootstrap
+// key, which names no models, may use big.
+func TestKeyAllowedModelsRefuseTheOthers(t *testing.T) {
+	r := testenv.StartRedis(t)
+	mock, env := mockBackend(t, mockllm.Options{})
+	conf := writeConfig(t, fmt.Sprintf(`
+llm:
+  models:
+    - name: small
+      base_url: %[1]s
+    - name: big
+      base_url: %[1]s
+`, env["MODEL_ENDPOINT"]))
+	bot := startBot(t, merge(redisEnv(r), map[string]string{"BOT_CONFIG": conf, "BOT_CACHE_ENABLED": "false"}))
+	secret, _ := createKey(t, r, auth.Spec{Name: "small-only", Models: []string{"small"}})
+	key := bearerOf(secret)
+	completion := func(model string, stream bool) string {
+		return fmt.Sprintf(`{"model":%q,"stream":%t,"user":"m1","messages":[{"role":"user","content":"hi"}]}`, model, stream)
+	}
+	if res := complete(t, bot.url, completion("small", false), key...); res.status != 200 || res.Model != "small" || seen(t, res.content()) != 2 {
+		t.Fatalf("small: %d %+v", res.status, res)
+	}
+	calls := mock.Stats().Calls
+	for _, stream := range []bool{false, true} {
+		res := complete(t, bot.url, completion("big", stream), key...)
+		if e := res.Error; res.status != 403 || e == nil || e.Type != "permission_error" || e.Code != "model_not_allowed" ||
+			!strings.Contains(e.Message, "model") || res.header.Get("X-Should-Retry") != "false" {
+			t.Fatalf("big (stream %t): %d %+v %v", stream, res.status, e, res.header)
+		}
+	}
+	chat := post(t, bot.url+"/v1/chat", `{"message":"hi","session_id":"m2","model":"big"}`, key...)
+	if chat.status != 403 || chat.Error == nil || chat.Error.Code != "model_not_allowed" {
+		t.Fatalf("/v1/chat with big: %d %+v", chat.status, chat.Error)
+	}
+	if got := mock.Stats().Calls; got != calls {
+		t.Fatalf("refused requests reached the model: %d calls, want %d", got, calls)
+	}
+	// Nothing stored: the next turns are the conversations' first and second.
+	if res := complete(t, bot.url, completion("small", false), key...); res.status != 200 || seen(t, res.content()) != 4 {
+		t.Fatalf("small after big: %d %+v", res.status, res)
+	}
+	if res := post(t, bot.url+"/v1/chat", `{"message":"hi","session_id":"m2","model":"small"}`, key...); res.status != 200 || res.Turn != 1 {
+		t.Fatalf("/v1/chat with small after big: %d %+v", res.status, res)
+	}
+	if res := complete(t, bot.url, completion("big", false)); res.status != 200 || res.Model != "big" {
+		t.Fatalf("the bootstrap key with big: %d %+v", res.status, res)
 	}
 }
