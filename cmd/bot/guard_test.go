@@ -44,9 +44,41 @@ func bearerOf(secret string) []string { return []string{"Authorization", "Bearer
 
 func TestKeyRateLimitHoldsAcrossInstances(t *testing.T) {
 	r := testenv.StartRedis(t)
-	a, b := startBot(t, redisEnv(r)), startBot(t, redisEnv(r))
+	bots := []*instance{startBot(t, redisEnv(r)), startBot(t, redisEnv(r))}
 	const n = 10
 	secret, _ := createKey(t, r, auth.Spec{Name: "limited", Limits: auth.Limits{RequestsPerSecond: n}})
+	burst(t, n, func(i int) chatReply {
+		return post(t, bots[i%2].url+"/v1/chat", chatBody(fmt.Sprint("rl", i), "hi"), bearerOf(secret)...)
+	})
+}
+
+// The per-IP limit (ratelimit.per_ip) is the fleet's, in Redis: one client
+// address spreading 3N requests over two instances within a second gets N
+// (± what refills meanwhile) and 429s with Retry-After and RateLimit-*
+// headers for the rest; another address (127.0.0.2) is not touched by it.
+func TestIPRateLimitHoldsAcrossInstances(t *testing.T) {
+	r := testenv.StartRedis(t)
+	const n = 10
+	env := with(redisEnv(r), "BOT_RATELIMIT_PER_IP", strconv.Itoa(n))
+	bots := []*instance{startBot(t, env), startBot(t, env)}
+	burst(t, n, func(i int) chatReply {
+		return post(t, bots[i%2].url+"/v1/chat", chatBody(fmt.Sprint("ip", i), "hi"))
+	})
+	for i := range n {
+		res := postFrom(t, "127.0.0.2", bots[i%2].url+"/v1/chat", chatBody(fmt.Sprint("other", i), "hi"))
+		if res.status != 200 || res.header.Get("RateLimit-Limit") != strconv.Itoa(n) || res.header.Get("RateLimit-Remaining") == "" {
+			t.Fatalf("request %d from 127.0.0.2 after 127.0.0.1 went over the limit: %d %+v %v", i, res.status, res.Error, res.header)
+		}
+	}
+}
+
+// burst sends 3n requests at once (send(i) sends the i-th) under a limit of
+// n a second: n of them, plus what refills while they arrive, are admitted
+// with RateLimit-* headers, the rest refused 429 rate_limited with
+// Retry-After, RateLimit-Remaining 0 and no x-should-retry (a rate, not a
+// budget).
+func burst(t *testing.T, n int, send func(i int) chatReply) {
+	t.Helper()
 	var ok atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -54,7 +86,7 @@ func TestKeyRateLimitHoldsAcrossInstances(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res := post(t, []*instance{a, b}[i%2].url+"/v1/chat", chatBody(fmt.Sprint("rl", i), "hi"), bearerOf(secret)...)
+			res := send(i)
 			h := res.header
 			switch res.status {
 			case 200:
@@ -78,7 +110,7 @@ func TestKeyRateLimitHoldsAcrossInstances(t *testing.T) {
 	// GCRA admits the burst of n plus what refills while the requests arrive.
 	tolerance := int64(float64(n)*elapsed.Seconds()) + 1
 	t.Logf("%d of %d requests over two instances in %v admitted at %d/s (tolerance +%d)", ok.Load(), 3*n, elapsed, n, tolerance)
-	if got := ok.Load(); got < n || got > n+tolerance {
+	if got := ok.Load(); got < int64(n) || got > int64(n)+tolerance {
 		t.Fatalf("%d admitted, want %d +%d", got, n, tolerance)
 	}
 }
