@@ -24,7 +24,7 @@ mapfile -t dirs < <(grep -rl --include='*_test.go' '^func Fuzz' cmd pkg | xargs 
 failed=0
 for d in "${dirs[@]}"; do
 	for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$d"/*_test.go | sed 's/^func //' | sort -u); do
-		printf 'fuzz %-28s %-18s %s\n' "./$d" "$target" "$FUZZTIME"
+		printf 'fuzz %-28s %-20s %s\n' "./$d" "$target" "$FUZZTIME"
 		if ! out=$("$GO" test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "./$d" 2>&1); then
 			printf '%s\n' "$out" >&2
 			failed=1

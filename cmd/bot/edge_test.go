@@ -282,7 +282,7 @@ func TestSecretsStayOutOfDebugLogs(t *testing.T) {
 	f := newFakePlatforms(t)
 	_, env := mockBackend(t, mockllm.Options{})
 	bot := startBot(t, merge(env, guardEnv(r), imEnv(f), map[string]string{"BOT_LOG_LEVEL": "debug", "MODEL_SERVICE_KEY": "model-service-key-secret"}))
-	noteSecret("model-service-key-secret")
+	testenv.NoteSecret("model-service-key-secret")
 	secret, k := createKey(t, r, auth.Spec{AllowIPs: []string{"10.0.0.1"}})
 	for _, cred := range []string{secret, secret + "x", apiKey + "x", "bf_" + strings.Repeat("f", 64), adminKey} {
 		post(t, bot.url+"/v1/chat", chatBody("sec", "hi"), bearerOf(cred)...)
@@ -297,7 +297,7 @@ func TestSecretsStayOutOfDebugLogs(t *testing.T) {
 	h.Set("X-Telegram-Bot-Api-Secret-Token", tgSecret+"x")
 	deliver(t, bot.url, "telegram", h, body)
 	f.waitReply(t, "telegram", strconv.Itoa(e.n))
-	if l := leaked(bot.logs.String()); len(l) > 0 {
+	if l := testenv.Leaked(bot.logs.String()); len(l) > 0 {
 		t.Fatalf("secrets in the debug logs: %v", l)
 	}
 	if !strings.Contains(bot.logs.String(), `"level":"DEBUG"`) && !strings.Contains(bot.logs.String(), `"level":"INFO"`) {
@@ -338,6 +338,18 @@ func TestRedisStoppedFallsBackAsConfigured(t *testing.T) {
 	}
 }
 
+// postFrom is post from the loopback address src (127.0.0.2, …) rather
+// than 127.0.0.1; it swaps http.DefaultClient, so nothing else may send
+// meanwhile.
+func postFrom(t *testing.T, src, url, body string, headers ...string) chatReply {
+	t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+	old := http.DefaultClient
+	http.DefaultClient = &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	defer func() { http.DefaultClient = old }()
+	return post(t, url, body, headers...)
+}
+
 // TestIPAllowListThroughNginx: a key allowed only from 127.0.0.2 works
 // through nginx (which the instance trusts for X-Forwarded-For) from there
 // and from nowhere else; a client that is not nginx cannot claim the
@@ -349,11 +361,7 @@ func TestIPAllowListThroughNginx(t *testing.T) {
 	secret, _ := createKey(t, r, auth.Spec{AllowIPs: []string{"127.0.0.2"}})
 	from := func(src, url string, hdr ...string) chatReply {
 		t.Helper()
-		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
-		old := http.DefaultClient
-		http.DefaultClient = &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
-		defer func() { http.DefaultClient = old }()
-		return post(t, url, chatBody("allow", "hi "+src), append(bearerOf(secret), hdr...)...)
+		return postFrom(t, src, url, chatBody("allow", "hi "+src), append(bearerOf(secret), hdr...)...)
 	}
 	if res := from("127.0.0.2", n.URL("/v1/chat")); res.status != 200 {
 		t.Fatalf("through nginx from the allowed address: %d %+v", res.status, res.Error)

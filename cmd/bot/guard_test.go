@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/botfleet/botfleet/pkg/auth"
+	"github.com/botfleet/botfleet/pkg/mockllm"
 	"github.com/botfleet/botfleet/pkg/ratelimit"
 	"github.com/botfleet/botfleet/pkg/testenv"
 )
@@ -35,7 +36,7 @@ func createKey(t *testing.T, r *testenv.Redis, spec auth.Spec) (string, *auth.Ke
 	if err != nil {
 		t.Fatal(err)
 	}
-	noteSecret(secret)
+	testenv.NoteSecret(secret)
 	return secret, k
 }
 
@@ -43,9 +44,41 @@ func bearerOf(secret string) []string { return []string{"Authorization", "Bearer
 
 func TestKeyRateLimitHoldsAcrossInstances(t *testing.T) {
 	r := testenv.StartRedis(t)
-	a, b := startBot(t, redisEnv(r)), startBot(t, redisEnv(r))
+	bots := []*instance{startBot(t, redisEnv(r)), startBot(t, redisEnv(r))}
 	const n = 10
 	secret, _ := createKey(t, r, auth.Spec{Name: "limited", Limits: auth.Limits{RequestsPerSecond: n}})
+	burst(t, n, func(i int) chatReply {
+		return post(t, bots[i%2].url+"/v1/chat", chatBody(fmt.Sprint("rl", i), "hi"), bearerOf(secret)...)
+	})
+}
+
+// The per-IP limit (ratelimit.per_ip) is the fleet's, in Redis: one client
+// address spreading 3N requests over two instances within a second gets N
+// (± what refills meanwhile) and 429s with Retry-After and RateLimit-*
+// headers for the rest; another address (127.0.0.2) is not touched by it.
+func TestIPRateLimitHoldsAcrossInstances(t *testing.T) {
+	r := testenv.StartRedis(t)
+	const n = 10
+	env := with(redisEnv(r), "BOT_RATELIMIT_PER_IP", strconv.Itoa(n))
+	bots := []*instance{startBot(t, env), startBot(t, env)}
+	burst(t, n, func(i int) chatReply {
+		return post(t, bots[i%2].url+"/v1/chat", chatBody(fmt.Sprint("ip", i), "hi"))
+	})
+	for i := range n {
+		res := postFrom(t, "127.0.0.2", bots[i%2].url+"/v1/chat", chatBody(fmt.Sprint("other", i), "hi"))
+		if res.status != 200 || res.header.Get("RateLimit-Limit") != strconv.Itoa(n) || res.header.Get("RateLimit-Remaining") == "" {
+			t.Fatalf("request %d from 127.0.0.2 after 127.0.0.1 went over the limit: %d %+v %v", i, res.status, res.Error, res.header)
+		}
+	}
+}
+
+// burst sends 3n requests at once (send(i) sends the i-th) under a limit of
+// n a second: n of them, plus what refills while they arrive, are admitted
+// with RateLimit-* headers, the rest refused 429 rate_limited with
+// Retry-After, RateLimit-Remaining 0 and no x-should-retry (a rate, not a
+// budget).
+func burst(t *testing.T, n int, send func(i int) chatReply) {
+	t.Helper()
 	var ok atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -53,7 +86,7 @@ func TestKeyRateLimitHoldsAcrossInstances(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res := post(t, []*instance{a, b}[i%2].url+"/v1/chat", chatBody(fmt.Sprint("rl", i), "hi"), bearerOf(secret)...)
+			res := send(i)
 			h := res.header
 			switch res.status {
 			case 200:
@@ -77,7 +110,7 @@ func TestKeyRateLimitHoldsAcrossInstances(t *testing.T) {
 	// GCRA admits the burst of n plus what refills while the requests arrive.
 	tolerance := int64(float64(n)*elapsed.Seconds()) + 1
 	t.Logf("%d of %d requests over two instances in %v admitted at %d/s (tolerance +%d)", ok.Load(), 3*n, elapsed, n, tolerance)
-	if got := ok.Load(); got < n || got > n+tolerance {
+	if got := ok.Load(); got < int64(n) || got > int64(n)+tolerance {
 		t.Fatalf("%d admitted, want %d +%d", got, n, tolerance)
 	}
 }
@@ -138,7 +171,7 @@ func TestBotctlRevocationIsRefusedEverywhereOnTheNextRequest(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &created); err != nil || !strings.HasPrefix(created.Secret, "bf_") {
 		t.Fatalf("botctl output %q: %v", out, err)
 	}
-	noteSecret(created.Secret)
+	testenv.NoteSecret(created.Secret)
 	for i, b := range bots {
 		if res := post(t, b.url+"/v1/chat", chatBody("rv", fmt.Sprint("before ", i)), bearerOf(created.Secret)...); res.status != 200 {
 			t.Fatalf("before revocation on %s: %d %+v", b.url, res.status, res.Error)
@@ -253,7 +286,7 @@ func tokenFor(t *testing.T, url, secret string) (int, string, string) {
 	raw, _ := io.ReadAll(resp.Body)
 	_ = json.Unmarshal(raw, &body)
 	if resp.StatusCode == 200 {
-		noteSecret(body.Token)
+		testenv.NoteSecret(body.Token)
 		if body.Type != "Bearer" || body.In < 890 || body.In > 900 || resp.Header.Get("Cache-Control") != "no-store" {
 			t.Fatalf("token answer %s %v", raw, resp.Header)
 		}
@@ -343,7 +376,7 @@ func TestAdminKeysAPI(t *testing.T) {
 		Secret string   `json:"secret"`
 	}
 	h := adminDo(t, "POST", api, `{"name":"web","owner":"team","expires_in":"7d","allow_ips":["127.0.0.1"],"limits":{"rps":5,"in_flight":2}}`, 201, &created)
-	noteSecret(created.Secret)
+	testenv.NoteSecret(created.Secret)
 	for k, v := range map[string]string{"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Cache-Control": "no-store",
 		"Content-Security-Policy": "default-src 'none'", "Referrer-Policy": "no-referrer"} {
 		if !strings.HasPrefix(h.Get(k), v) {
@@ -374,7 +407,7 @@ func TestAdminKeysAPI(t *testing.T) {
 		Propagation auth.Propagation
 	}
 	adminDo(t, "POST", api+"/"+created.Key.ID+"/rotate", "", 200, &rotated)
-	noteSecret(rotated.Secret)
+	testenv.NoteSecret(rotated.Secret)
 	if res := post(t, bot.url+"/v1/chat", chatBody("adm", "hi"), bearerOf(created.Secret)...); res.status != 401 {
 		t.Fatalf("old secret after rotation: %d", res.status)
 	}
@@ -403,5 +436,56 @@ func TestAdminKeysAPI(t *testing.T) {
 	off := startBot(t, redisEnv(r))
 	if s := status(t, off.url+"/admin/api/keys"); s != 404 {
 		t.Fatalf("admin API without an admin key: %d, want 404", s)
+	}
+}
+
+// A key allowed only model small gets small on both chat APIs, and for big a
+// 403 model_not_allowed — OpenAI-shaped on /v1/chat/completions, before any
+// stream begins — that reaches no model and stores nothing; the bootstrap
+// key, which names no models, may use big.
+func TestKeyAllowedModelsRefuseTheOthers(t *testing.T) {
+	r := testenv.StartRedis(t)
+	mock, env := mockBackend(t, mockllm.Options{})
+	conf := writeConfig(t, fmt.Sprintf(`
+llm:
+  models:
+    - name: small
+      base_url: %[1]s
+    - name: big
+      base_url: %[1]s
+`, env["MODEL_ENDPOINT"]))
+	bot := startBot(t, merge(redisEnv(r), map[string]string{"BOT_CONFIG": conf, "BOT_CACHE_ENABLED": "false"}))
+	secret, _ := createKey(t, r, auth.Spec{Name: "small-only", Models: []string{"small"}})
+	key := bearerOf(secret)
+	completion := func(model string, stream bool) string {
+		return fmt.Sprintf(`{"model":%q,"stream":%t,"user":"m1","messages":[{"role":"user","content":"hi"}]}`, model, stream)
+	}
+	if res := complete(t, bot.url, completion("small", false), key...); res.status != 200 || res.Model != "small" || seen(t, res.content()) != 2 {
+		t.Fatalf("small: %d %+v", res.status, res)
+	}
+	calls := mock.Stats().Calls
+	for _, stream := range []bool{false, true} {
+		res := complete(t, bot.url, completion("big", stream), key...)
+		if e := res.Error; res.status != 403 || e == nil || e.Type != "permission_error" || e.Code != "model_not_allowed" ||
+			!strings.Contains(e.Message, "model") || res.header.Get("X-Should-Retry") != "false" {
+			t.Fatalf("big (stream %t): %d %+v %v", stream, res.status, e, res.header)
+		}
+	}
+	chat := post(t, bot.url+"/v1/chat", `{"message":"hi","session_id":"m2","model":"big"}`, key...)
+	if chat.status != 403 || chat.Error == nil || chat.Error.Code != "model_not_allowed" {
+		t.Fatalf("/v1/chat with big: %d %+v", chat.status, chat.Error)
+	}
+	if got := mock.Stats().Calls; got != calls {
+		t.Fatalf("refused requests reached the model: %d calls, want %d", got, calls)
+	}
+	// Nothing stored: the next turns are the conversations' first and second.
+	if res := complete(t, bot.url, completion("small", false), key...); res.status != 200 || seen(t, res.content()) != 4 {
+		t.Fatalf("small after big: %d %+v", res.status, res)
+	}
+	if res := post(t, bot.url+"/v1/chat", `{"message":"hi","session_id":"m2","model":"small"}`, key...); res.status != 200 || res.Turn != 1 {
+		t.Fatalf("/v1/chat with small after big: %d %+v", res.status, res)
+	}
+	if res := complete(t, bot.url, completion("big", false)); res.status != 200 || res.Model != "big" {
+		t.Fatalf("the bootstrap key with big: %d %+v", res.status, res)
 	}
 }

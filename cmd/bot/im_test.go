@@ -779,7 +779,8 @@ func TestIMFailingJobEndsInDeadLetters(t *testing.T) {
 }
 
 // startProcess runs the bot binary with env on a free port and waits
-// for /health; the process is killed when the test ends.
+// for /health; the process is killed when the test ends. Its output joins
+// the run's logs (testenv.RunLog), which TestMain greps for secrets.
 func startProcess(t *testing.T, bin string, env map[string]string) (*exec.Cmd, string, *testenv.Buffer) {
 	t.Helper()
 	port := testenv.FreePort(t)
@@ -788,8 +789,11 @@ func startProcess(t *testing.T, bin string, env map[string]string) (*exec.Cmd, s
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
+	// At its most talkative, whatever the test asked: the run's leak check
+	// greps every line (exec keeps the last of a repeated variable).
+	cmd.Env = append(cmd.Env, "BOT_LOG_LEVEL=debug")
 	logs := &testenv.Buffer{}
-	cmd.Stderr = logs
+	cmd.Stdout, cmd.Stderr = testenv.RunLog(), io.MultiWriter(logs, testenv.RunLog())
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

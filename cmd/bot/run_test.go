@@ -57,7 +57,7 @@ func startBot(t *testing.T, env map[string]string) *instance {
 	}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, args, func(k string) string { return full[k] }, io.Discard, io.MultiWriter(logs, &allLogs))
+		done <- run(ctx, args, func(k string) string { return full[k] }, io.Discard, io.MultiWriter(logs, testenv.RunLog()))
 	}()
 	inst := &instance{logs: logs}
 	var once sync.Once

@@ -5,40 +5,18 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
 	"github.com/botfleet/botfleet/pkg/testenv"
 )
 
-// allLogs collects the logs of every instance of the test run; TestMain
-// greps them for every secret the run configured or created.
-var allLogs testenv.Buffer
-
-var secrets = struct {
-	mu   sync.Mutex
-	list []string
-}{list: []string{apiKey, adminKey, tokenSecret, dtSecret, fsSecret, fsToken, fsKey, obSecret, obToken, tgToken, tgSecret}}
-
-// noteSecret adds a secret (a created key, an issued token) to the grep.
-func noteSecret(s string) {
-	secrets.mu.Lock()
-	secrets.list = append(secrets.list, s)
-	secrets.mu.Unlock()
-}
-
-// leaked returns the secrets that appear in logs, masked.
-func leaked(logs string) []string {
-	secrets.mu.Lock()
-	defer secrets.mu.Unlock()
-	var out []string
-	for _, s := range secrets.list {
-		if s != "" && strings.Contains(logs, s) {
-			out = append(out, s[:min(4, len(s))]+"…")
-		}
-	}
-	return out
+// The secrets every test of the package configures; those a test creates
+// (keys, tokens) it notes itself (testenv.NoteSecret). TestMain greps the
+// logs of the whole run — in-process instances, bot processes, nginx — for
+// every one.
+func init() {
+	testenv.NoteSecret(apiKey, adminKey, tokenSecret, dtSecret, fsSecret, fsToken, fsKey, obSecret, obToken, tgToken, tgSecret)
 }
 
 // tools are the module's other commands the tests run (botctl, and
@@ -73,15 +51,7 @@ func runBotctl(t *testing.T, r *testenv.Redis, args ...string) (string, error) {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if l := leaked(allLogs.String()); len(l) > 0 {
-			fmt.Fprintf(os.Stderr, "FAIL: secrets in the logs of the test run: %v\n", l)
-			code = 1
-		} else {
-			fmt.Printf("no secret in %d bytes of instance logs\n", len(allLogs.String()))
-		}
-	}
+	code := testenv.CheckSecrets(m.Run(), os.Stderr)
 	if tools.dir != "" {
 		os.RemoveAll(tools.dir)
 	}

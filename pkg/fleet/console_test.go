@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,8 +19,6 @@ import (
 	"github.com/botfleet/botfleet/pkg/testenv"
 	"github.com/chromedp/chromedp"
 )
-
-const adminKey = "fleet-admin-key-0123456789"
 
 // browser is headless Chromium (Debian's chromium) driven by chromedp, with
 // a fresh profile, screenshots saved under dir.
@@ -137,7 +136,8 @@ func startChecker(t *testing.T, f *testFleet) {
 	cmd := exec.Command(filepath.Join(binDir, "healthchecker"), "--config", cfg)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	logs := &testenv.Buffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
+	cmd.Stdout = io.MultiWriter(logs, testenv.RunLog())
+	cmd.Stderr = cmd.Stdout
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	const interval, ttl = 200 * time.Millisecond, time.Second
 	f := startFleet(t, []int{1, 1}, true,
 		"BOT_AUTH_ADMIN_KEY="+adminKey, "BOT_REGISTRY_INTERVAL="+interval.String(), "BOT_REGISTRY_TTL="+ttl.String(),
-		"BOT_IM_TELEGRAM_BOT_TOKEN=123:abc", "BOT_IM_TELEGRAM_SECRET_TOKEN=tg-secret", "BOT_IM_TELEGRAM_API_URL="+tgSrv.URL,
+		"BOT_IM_TELEGRAM_BOT_TOKEN="+tgToken, "BOT_IM_TELEGRAM_SECRET_TOKEN="+tgSecret, "BOT_IM_TELEGRAM_API_URL="+tgSrv.URL,
 		"BOT_QUEUE_BLOCK=100ms", "BOT_QUEUE_MAX_DELIVERIES=1")
 	startChecker(t, f)
 

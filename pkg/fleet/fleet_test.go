@@ -149,7 +149,7 @@ func TestKillPrimaryDuringStream(t *testing.T) {
 	const turns, trapped = 200, 41
 	llm := startTrapLLM(t, 10*time.Millisecond, fmt.Sprintf("turn %d", trapped))
 	f := startFleet(t, []int{1, 1, 2}, true,
-		"BOT_LLM_PROVIDER=openai", "MODEL_ENDPOINT="+llm.URL, "MODEL_SERVICE_KEY=unused", "BOT_LLM_MODEL=mock-1",
+		"BOT_LLM_PROVIDER=openai", "MODEL_ENDPOINT="+llm.URL, "MODEL_SERVICE_KEY="+modelKey, "BOT_LLM_MODEL=mock-1",
 		"BOT_MEMORY_LEASE=2s")
 	llm.Pids = func() []int {
 		var pids []int

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -94,7 +95,8 @@ func runHealthChecker(t *testing.T, f *testFleet, h *healthChecker, conf string)
 	text, _ := os.ReadFile(conf)
 	cmd := exec.Command(filepath.Join(binDir, "healthchecker"), "--config", conf)
 	cmd.Env = f.env()
-	cmd.Stdout, cmd.Stderr = h.Log, h.Log
+	cmd.Stdout = io.MultiWriter(h.Log, testenv.RunLog())
+	cmd.Stderr = cmd.Stdout
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -22,7 +22,16 @@ import (
 	"github.com/botfleet/botfleet/pkg/testenv"
 )
 
-const apiKey = "fleet-test-key"
+// The secrets the package's tests configure. TestMain greps the logs of
+// every process the run started — instances, health checkers, nginx — for
+// each of them (testenv.CheckSecrets).
+const (
+	apiKey   = "fleet-test-key"
+	adminKey = "fleet-admin-key-0123456789"
+	tgToken  = "123:fleet-telegram-token"
+	tgSecret = "fleet-telegram-secret"
+	modelKey = "fleet-model-service-key"
+)
 
 var (
 	root   string // the module root, where scripts/ is
@@ -30,7 +39,8 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(testMain(m))
+	testenv.NoteSecret(apiKey, adminKey, tgToken, tgSecret, modelKey)
+	os.Exit(testenv.CheckSecrets(testMain(m), os.Stderr))
 }
 
 func testMain(m *testing.M) int {
@@ -228,7 +238,8 @@ func (f *testFleet) Pid(port int) int {
 }
 
 // stopAll stops every instance with stop_instances.sh, then SIGKILLs any
-// pid a pid file still names, so that no test leaves a process behind.
+// pid a pid file still names, so that no test leaves a process behind; the
+// instances' logs join the run's (testenv.RunLog).
 func (f *testFleet) stopAll() {
 	if _, err := f.script("stop_instances.sh", "GRACE=5"); err != nil {
 		f.t.Logf("stop_instances.sh: %v", err)
@@ -240,6 +251,7 @@ func (f *testFleet) stopAll() {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
+	testenv.CollectLogFiles(f.logDir)
 	if f.t.Failed() {
 		logs, _ := filepath.Glob(filepath.Join(f.logDir, "*"))
 		for _, l := range logs {

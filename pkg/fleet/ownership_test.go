@@ -45,6 +45,8 @@ func newScriptFleet(t *testing.T, n int) *scriptFleet {
 		if out, err := f.run("down"); err != nil {
 			t.Logf("cleanup: fleet.sh down: %v\n%s", err, out)
 		}
+		testenv.CollectLogFiles(f.logDir)
+		testenv.CollectLogFiles(filepath.Join(f.runDir, "nginx", "logs"))
 	})
 	return f
 }

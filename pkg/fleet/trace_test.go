@@ -79,7 +79,7 @@ func TestTraceOfATurnThroughNginx(t *testing.T) {
 	f := startFleet(t, []int{1}, false,
 		"OTEL_EXPORTER_OTLP_ENDPOINT="+col.URL, "BOT_TELEMETRY_SAMPLE_RATIO=1",
 		"BOT_LLM_PROVIDER=openai", "MODEL_ENDPOINT="+llmSrv.URL+"/v1", "BOT_LLM_MODEL=mock-1", "BOT_LLM_RETRIES=0",
-		"BOT_IM_TELEGRAM_BOT_TOKEN=123:abc", "BOT_IM_TELEGRAM_SECRET_TOKEN=tg-secret", "BOT_IM_TELEGRAM_API_URL="+tgSrv.URL,
+		"BOT_IM_TELEGRAM_BOT_TOKEN="+tgToken, "BOT_IM_TELEGRAM_SECRET_TOKEN="+tgSecret, "BOT_IM_TELEGRAM_API_URL="+tgSrv.URL,
 		"BOT_QUEUE_BLOCK=100ms")
 	f.MustChat(t, "traced", "warm up: load the scripts") // a first call may resend a script in full
 	r := f.MustChat(t, "traced", "a traced turn")
@@ -163,7 +163,7 @@ func telegramUpdate(t *testing.T, f *testFleet, user int, text string) (int, str
 		`"chat":{"id":%d,"type":"private"},"date":%d,"text":%q}}`, time.Now().UnixNano()%1e9, 7, user, user, time.Now().Unix(), text)
 	req, _ := http.NewRequest("POST", f.Nginx.URL("/webhook/telegram"), strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Telegram-Bot-Api-Secret-Token", "tg-secret")
+	req.Header.Set("X-Telegram-Bot-Api-Secret-Token", tgSecret)
 	resp, err := f.client.Do(req)
 	if err != nil {
 		t.Fatal(err)

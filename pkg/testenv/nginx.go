@@ -102,10 +102,12 @@ func nginxTest(path, prefix, file string) (string, error) {
 // off;'` in a process group of its own, waits until every `listen host:port`
 // of conf accepts connections, and stops it when the test ends. conf must
 // not set the daemon directive (render it with DAEMON empty); its relative
-// paths are under the prefix.
+// paths are under the prefix. Its logs join the run's (RunLog) at the end.
 func StartNginx(t testing.TB, conf string) *Nginx {
 	t.Helper()
 	n := &Nginx{t: t, path: NginxPath(t), Prefix: NginxPrefix(t), out: &Buffer{}}
+	// After Stop, before the prefix goes: its logs join the run's (RunLog).
+	t.Cleanup(func() { CollectLogFiles(filepath.Join(n.Prefix, "logs")) })
 	n.Conf = filepath.Join(n.Prefix, "nginx.conf")
 	for _, m := range listenRE.FindAllStringSubmatch(conf, -1) {
 		n.Addrs = append(n.Addrs, m[1])

@@ -38,7 +38,8 @@ type Redis struct {
 
 // RedisOptions are the extras of StartRedisWith.
 type RedisOptions struct {
-	// Password sets requirepass (and masterauth, for replicas).
+	// Password sets requirepass (and masterauth, for replicas); it is
+	// noted as a secret no log may hold (NoteSecret).
 	Password string
 	// TLS makes the server speak only TLS on Port, with certificates made
 	// for the test (see TLSFiles); clients must present the client
@@ -74,6 +75,7 @@ func StartRedisWith(t testing.TB, o RedisOptions) *Redis {
 		r.argv = append(r.argv, "--port", strconv.Itoa(r.Port))
 	}
 	if o.Password != "" {
+		NoteSecret(o.Password)
 		r.argv = append(r.argv, "--requirepass", o.Password, "--masterauth", o.Password)
 		r.opts.Password = o.Password
 	}

@@ -41,6 +41,7 @@ type SentinelOptions struct {
 	// Password protects the data nodes (requirepass, masterauth).
 	Password string
 	// SentinelPassword protects the sentinels (requirepass, sentinel-pass).
+	// Both are noted as secrets no log may hold (NoteSecret).
 	SentinelPassword string
 }
 
@@ -59,6 +60,7 @@ func StartSentinel(t testing.TB, o SentinelOptions) *Sentinel {
 		o.DownAfter = 5 * time.Second
 	}
 	s := &Sentinel{MasterName: "botfleet", t: t, password: o.Password, sentinelPassword: o.SentinelPassword}
+	NoteSecret(o.SentinelPassword)
 	master := StartRedisWith(t, RedisOptions{Password: o.Password})
 	s.Data = append(s.Data, master)
 	for range o.Replicas {

@@ -3,6 +3,7 @@ package dingtalk
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -116,38 +117,52 @@ func (s *Stream) Run(ctx context.Context, c *im.Conn) error {
 			}
 			return fmt.Errorf("dingtalk: Stream read: %w", err)
 		}
-		var f frame
-		if err := json.Unmarshal(raw, &f); err != nil {
-			c.Logger().Warn("dingtalk: a Stream frame that is not JSON; ignored", "err", err)
+		ack, err := handleFrame(ctx, c, raw)
+		if errors.Is(err, errReconnect) {
+			conn.Close(websocket.StatusNormalClosure, "gateway asked to reconnect")
+			return err
+		}
+		if ack == nil {
 			continue
 		}
-		topic, id := f.Headers["topic"], f.Headers["messageId"]
-		reply := func(data string) error {
-			b, _ := json.Marshal(ack{Code: 200, Message: "OK", Data: data,
-				Headers: map[string]string{"contentType": "application/json", "messageId": id}})
-			return conn.Write(ctx, websocket.MessageText, b)
-		}
-		switch {
-		case f.Type == "SYSTEM" && topic == "ping":
-			err = reply(f.Data)
-		case f.Type == "SYSTEM" && topic == "disconnect":
-			conn.Close(websocket.StatusNormalClosure, "gateway asked to reconnect")
-			return fmt.Errorf("dingtalk: the gateway asked for a reconnect")
-		case f.Type == "CALLBACK" && topic == BotTopic:
-			if _, aerr := c.Accept(ctx, []byte(f.Data)); im.IsTemporary(aerr) {
-				continue // unacknowledged: DingTalk redelivers it
-			}
-			err = reply(`{"response":null}`)
-		case f.Type == "EVENT":
-			err = reply(`{"status":"SUCCESS","message":"success"}`)
-		default:
-			c.Logger().Warn("dingtalk: an unknown Stream frame; acknowledged", "type", f.Type, "topic", topic)
-			err = reply(`{"response":null}`)
-		}
-		if err != nil {
+		if err := conn.Write(ctx, websocket.MessageText, ack); err != nil {
 			return fmt.Errorf("dingtalk: Stream acknowledge: %w", err)
 		}
 	}
+}
+
+// errReconnect is the gateway's SYSTEM disconnect.
+var errReconnect = errors.New("dingtalk: the gateway asked for a reconnect")
+
+// handleFrame handles one Stream message, as raw from the socket: it hands
+// a robot message to c and returns the acknowledgement to write — nil for a
+// message that is not JSON (ignored) or a robot message the pipeline could
+// not queue (left for DingTalk to redeliver) — or errReconnect.
+func handleFrame(ctx context.Context, c *im.Conn, raw []byte) ([]byte, error) {
+	var f frame
+	if err := json.Unmarshal(raw, &f); err != nil {
+		c.Logger().Warn("dingtalk: a Stream frame that is not JSON; ignored", "err", err)
+		return nil, nil
+	}
+	topic := f.Headers["topic"]
+	data := `{"response":null}`
+	switch {
+	case f.Type == "SYSTEM" && topic == "ping":
+		data = f.Data
+	case f.Type == "SYSTEM" && topic == "disconnect":
+		return nil, errReconnect
+	case f.Type == "CALLBACK" && topic == BotTopic:
+		if _, err := c.Accept(ctx, []byte(f.Data)); im.IsTemporary(err) {
+			return nil, nil
+		}
+	case f.Type == "EVENT":
+		data = `{"status":"SUCCESS","message":"success"}`
+	default:
+		c.Logger().Warn("dingtalk: an unknown Stream frame; acknowledged", "type", f.Type, "topic", topic)
+	}
+	b, _ := json.Marshal(ack{Code: 200, Message: "OK", Data: data,
+		Headers: map[string]string{"contentType": "application/json", "messageId": f.Headers["messageId"]}})
+	return b, nil
 }
 
 // keepAlive pings the connection every d and ends it (cancel) when a pong

@@ -94,6 +94,9 @@ func UnmarshalFrame(b []byte) (*Frame, error) {
 		if n < 0 {
 			return nil, fmt.Errorf("feishu: frame: %w", protowire.ParseError(n))
 		}
+		if !num.IsValid() { // ConsumeTag lets numbers past 2^29-1 through; protobuf refuses them
+			return nil, fmt.Errorf("feishu: frame: field number %d out of range", num)
+		}
 		b = b[n:]
 		switch {
 		case typ == protowire.VarintType && num <= 4:
@@ -149,7 +152,7 @@ func unmarshalHeader(b []byte) ([2]string, error) {
 	var h [2]string
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
+		if n < 0 || !num.IsValid() {
 			return h, errors.New("feishu: frame header: bad tag")
 		}
 		b = b[n:]

@@ -12,7 +12,7 @@ import (
 
 // pbbp2 builds Feishu's pbbp2.Frame descriptor, so that real protobuf
 // encodes and decodes what frame.go does.
-func pbbp2(t *testing.T) protoreflect.MessageDescriptor {
+func pbbp2(t testing.TB) protoreflect.MessageDescriptor {
 	req, opt := descriptorpb.FieldDescriptorProto_LABEL_REQUIRED.Enum(), descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum()
 	rep := descriptorpb.FieldDescriptorProto_LABEL_REPEATED.Enum()
 	typ := func(t descriptorpb.FieldDescriptorProto_Type) *descriptorpb.FieldDescriptorProto_Type {

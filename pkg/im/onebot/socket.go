@@ -138,26 +138,40 @@ func (s *socket) read(ctx context.Context, c *im.Conn) error {
 			c.Logger().Warn("onebot: a binary frame; ignored", "bytes", len(frame))
 			continue
 		}
-		var head struct {
-			PostType string          `json:"post_type"`
-			Echo     json.RawMessage `json:"echo"`
-		}
-		if err := json.Unmarshal(frame, &head); err != nil {
-			c.Logger().Warn("onebot: a frame that is not JSON; ignored", "err", err, "frame", string(frame[:min(len(frame), 200)]))
-			continue
-		}
-		if head.PostType == "" {
-			s.answer(frame, head.Echo)
-			continue
-		}
-		// While draining, an event still arriving is queued all the same:
-		// OneBot does not deliver it again.
-		if _, err := c.Accept(rctx, frame); im.IsTemporary(err) {
-			return fmt.Errorf("onebot: an event could not be queued: %w", err)
+		if err := s.handle(rctx, c, frame); err != nil {
+			return err
 		}
 	}
 }
 
+// handle handles one text frame from the implementation: an API answer goes
+// to its caller, an event to c; the error is an event the pipeline could
+// not queue. A frame that is not JSON is logged and ignored.
+func (s *socket) handle(ctx context.Context, c *im.Conn, frame []byte) error {
+	var head struct {
+		PostType string          `json:"post_type"`
+		Echo     json.RawMessage `json:"echo"`
+	}
+	if err := json.Unmarshal(frame, &head); err != nil {
+		c.Logger().Warn("onebot: a frame that is not JSON; ignored", "err", err, "frame", string(frame[:min(len(frame), 200)]))
+		return nil
+	}
+	if head.PostType == "" {
+		s.answer(frame, head.Echo)
+		return nil
+	}
+	// While draining, an event still arriving is queued all the same:
+	// OneBot does not deliver it again.
+	if _, err := c.Accept(ctx, frame); im.IsTemporary(err) {
+		return fmt.Errorf("onebot: an event could not be queued: %w", err)
+	}
+	return nil
+}
+
+// answer hands an API answer to the call waiting for its echo. The send
+// never blocks: a second answer with the same echo (an implementation
+// repeating itself, or one arriving as the call gives up) is dropped rather
+// than stopping the reader.
 func (s *socket) answer(frame []byte, echo json.RawMessage) {
 	var key string
 	if err := json.Unmarshal(echo, &key); err != nil {
@@ -169,7 +183,10 @@ func (s *socket) answer(frame []byte, echo json.RawMessage) {
 	ch := s.waiting[key]
 	s.mu.Unlock()
 	if ch != nil {
-		ch <- r
+		select {
+		case ch <- r:
+		default:
+		}
 	}
 }
 
