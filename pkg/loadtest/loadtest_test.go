@@ -563,3 +563,48 @@ func TestSnapshotString(t *testing.T) {
 		t.Errorf("warm-up line %q", got)
 	}
 }
+
+func TestOnCallSeesEveryRequest(t *testing.T) {
+	t.Parallel()
+	f := &fakeChat{status: func(k int64) int {
+		if k%4 == 0 {
+			return http.StatusServiceUnavailable
+		}
+		return 0
+	}}
+	var mu sync.Mutex
+	var calls []CallRecord
+	res := mustRun(t, Options{URL: serve(t, f), Rate: 50, Warmup: 200 * time.Millisecond, Duration: 500 * time.Millisecond, Seed: 5,
+		OnCall: func(c CallRecord) { mu.Lock(); calls = append(calls, c); mu.Unlock() }})
+	if int64(len(calls)) < res.Requests {
+		t.Fatalf("OnCall saw %d requests, the result counts %d measured ones", len(calls), res.Requests)
+	}
+	seqs := map[int64]bool{}
+	var failed, ok int
+	for _, c := range calls {
+		if c.Seq < 1 || seqs[c.Seq] {
+			t.Fatalf("Seq %d repeats or is not positive", c.Seq)
+		}
+		seqs[c.Seq] = true
+		if c.Done.Before(c.Sent) || c.Message == "" || c.SessionID == "" {
+			t.Fatalf("record %+v", c)
+		}
+		switch {
+		case c.Status == http.StatusServiceUnavailable:
+			failed++
+			if c.Cause != "status_503" || c.RetryAfter != "1" || c.OK() {
+				t.Fatalf("503 recorded as %+v", c)
+			}
+		case c.Status == http.StatusOK:
+			ok++
+			if !c.OK() || c.Reply.Turn < 1 {
+				t.Fatalf("200 recorded as %+v", c)
+			}
+		default:
+			t.Fatalf("status %d", c.Status)
+		}
+	}
+	if failed == 0 || ok == 0 {
+		t.Fatalf("%d ok, %d failed: want both", ok, failed)
+	}
+}

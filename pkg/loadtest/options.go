@@ -129,6 +129,13 @@ type Options struct {
 	// DefaultProgressEvery.
 	ProgressEvery time.Duration
 
+	// OnCall, when set, is called after every request that completed or
+	// failed (warm-up included; one that ctx interrupted is not) with what
+	// was sent and what came back, from the goroutine that sent it, so it
+	// must be safe for concurrent use. It is the run's history, as a
+	// checker such as package history verifies it.
+	OnCall func(CallRecord)
+
 	// OnStatus, when set, is called once for the first response of each
 	// status code the target does not accept (say 401), from the goroutine
 	// that received it, so that a caller can explain it while the run goes

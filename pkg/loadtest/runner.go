@@ -39,6 +39,7 @@ type runner struct {
 	ids    sessionIDs
 	status statusOnce
 	nextID atomic.Int64 // the next fresh session's ordinal
+	seq    atomic.Int64 // the last request's Call.Seq
 
 	start time.Time     // time zero: the warm-up begins
 	from  time.Duration // the measured window is [from, to) since start
@@ -130,7 +131,7 @@ type worker struct {
 // request (neither a success nor a failure).
 func (r *runner) do(ctx context.Context, w *worker, s *session, intended time.Duration) (o outcome, ok bool) {
 	s.sent++
-	call := Call{SessionID: s.id, Turn: s.sent, Message: r.ids.message(s, s.sent)}
+	call := Call{SessionID: s.id, Turn: s.sent, Message: r.ids.message(s, s.sent), Seq: r.seq.Add(1)}
 	measured := intended >= r.from && intended < r.to
 
 	r.inflight.Add(1)
@@ -138,11 +139,12 @@ func (r *runner) do(ctx context.Context, w *worker, s *session, intended time.Du
 	rctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
 	defer cancel()
 	sent := r.since()
-	status, err := r.send(rctx, w, call)
+	status, header, err := r.send(rctx, w, call)
 	end := r.since()
 	if ctx.Err() != nil {
 		return o, false // interrupted: neither a success nor the server's fault
 	}
+	var reply Reply
 
 	o = outcome{latency: end - intended, done: end - r.from, late: sent-intended > r.opts.LateAfter}
 	switch {
@@ -154,7 +156,8 @@ func (r *runner) do(ctx context.Context, w *worker, s *session, intended time.Du
 		}
 		s.failed(true)
 	default:
-		reply, err := r.opts.Target.Check(status, w.buf.Bytes())
+		var err error
+		reply, err = r.opts.Target.Check(status, w.buf.Bytes())
 		var se *StatusError
 		switch {
 		case errors.As(err, &se):
@@ -174,6 +177,12 @@ func (r *runner) do(ctx context.Context, w *worker, s *session, intended time.Du
 		}
 	}
 	r.completed.Add(1)
+	if r.opts.OnCall != nil {
+		r.opts.OnCall(CallRecord{
+			Call: call, Sent: r.start.Add(sent), Done: r.start.Add(end), Status: status, Cause: o.cause,
+			RetryAfter: header.Get("Retry-After"), RequestID: header.Get("X-Request-Id"), Reply: reply,
+		})
+	}
 	if measured {
 		r.rec.record(o)
 	} else {
@@ -183,21 +192,21 @@ func (r *runner) do(ctx context.Context, w *worker, s *session, intended time.Du
 }
 
 // send performs call and reads the whole response body into w.buf.
-func (r *runner) send(ctx context.Context, w *worker, call Call) (int, error) {
+func (r *runner) send(ctx context.Context, w *worker, call Call) (int, http.Header, error) {
 	req, err := r.opts.Target.NewRequest(ctx, call)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	w.buf.Reset()
 	if _, err := w.buf.ReadFrom(resp.Body); err != nil {
-		return 0, err
+		return 0, resp.Header, err
 	}
-	return resp.StatusCode, nil
+	return resp.StatusCode, resp.Header, nil
 }
 
 // sleep waits for d or until done is closed or ctx is done; it reports

@@ -18,6 +18,10 @@ type Call struct {
 	Turn int
 	// Message is the user's text, reproducible from the run's seed.
 	Message string
+	// Seq numbers the run's requests in the order they went out, from 1;
+	// unique to the run (warm-up included), so a target can derive ids
+	// from it.
+	Seq int64
 }
 
 // Reply is what a Target read from a successful response.

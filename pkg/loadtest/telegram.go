@@ -6,7 +6,6 @@ import (
 	"hash/fnv"
 	"net/http"
 	"strconv"
-	"sync/atomic"
 	"time"
 )
 
@@ -23,7 +22,7 @@ const TelegramPath = "/webhook/telegram"
 type TelegramTarget struct {
 	url    string
 	secret string
-	next   atomic.Int64
+	base   int64
 }
 
 // NewTelegramTarget returns the telegram target of the bot at baseURL,
@@ -36,19 +35,22 @@ func NewTelegramTarget(baseURL, secret string) (*TelegramTarget, error) {
 	if secret == "" {
 		return nil, fmt.Errorf("target telegram: --token must be the webhook's secret token (im.telegram.secret_token)")
 	}
-	t := &TelegramTarget{url: base + TelegramPath, secret: secret}
 	// Update ids unique across runs, so the bot's dedup never drops a
 	// request of a later run as a retry of an earlier one.
-	t.next.Store(time.Now().UnixMilli() * 1000)
-	return t, nil
+	return &TelegramTarget{url: base + TelegramPath, secret: secret, base: time.Now().UnixMilli() * 1000}, nil
 }
+
+// UpdateID is the update_id, and the message_id, of c's update: the run's
+// requests get consecutive ids, so a fake platform can tell which update a
+// reply (reply_parameters.message_id) answers.
+func (t *TelegramTarget) UpdateID(c Call) int64 { return t.base + c.Seq }
 
 // Name implements Target.
 func (t *TelegramTarget) Name() string { return "telegram" }
 
 // NewRequest implements Target.
 func (t *TelegramTarget) NewRequest(ctx context.Context, c Call) (*http.Request, error) {
-	id := strconv.FormatInt(t.next.Add(1), 10)
+	id := strconv.FormatInt(t.UpdateID(c), 10)
 	h := fnv.New32a()
 	h.Write([]byte(c.SessionID))
 	chat := strconv.FormatUint(uint64(h.Sum32())+1, 10)

@@ -3,6 +3,7 @@ package loadtest
 import (
 	"context"
 	"io"
+	"strconv"
 	"testing"
 
 	"github.com/botfleet/botfleet/pkg/im/telegram"
@@ -20,9 +21,9 @@ func TestTelegramTargetSpeaksTheWebhookFormat(t *testing.T) {
 	events := map[string]bool{}
 	chats := map[string]string{}
 	for i, c := range []Call{
-		{SessionID: "a", Turn: 1, Message: `hello "there"`},
-		{SessionID: "b", Turn: 1, Message: "你好"},
-		{SessionID: "a", Turn: 2, Message: "again"},
+		{SessionID: "a", Turn: 1, Message: `hello "there"`, Seq: 1},
+		{SessionID: "b", Turn: 1, Message: "你好", Seq: 2},
+		{SessionID: "a", Turn: 2, Message: "again", Seq: 3},
 	} {
 		req, err := tgt.NewRequest(context.Background(), c)
 		if err != nil {
@@ -41,6 +42,9 @@ func TestTelegramTargetSpeaksTheWebhookFormat(t *testing.T) {
 			t.Fatalf("call %d: text %q, event %s (seen %v)", i, m.Text, m.EventID, events[m.EventID])
 		}
 		events[m.EventID] = true
+		if id := tgt.(*TelegramTarget).UpdateID(c); m.Reply["message_id"] != strconv.FormatInt(id, 10) {
+			t.Fatalf("call %d: message_id %s, UpdateID says %d", i, m.Reply["message_id"], id)
+		}
 		if prev, ok := chats[c.SessionID]; ok && prev != m.ChatID {
 			t.Fatalf("session %s moved from chat %s to %s", c.SessionID, prev, m.ChatID)
 		}
