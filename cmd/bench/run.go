@@ -18,6 +18,7 @@ import (
 const usage = `Usage: bench [flags]          (make bench: make build, then this)
        bench soak [flags]     (make soak)
        bench report [flags]   write --out (and --svg) again from --json, measuring nothing
+       bench chaos [flags]    (make chaos) faults under load, the history checked: CHAOS.md, chaos.json
 
 bench brings up a throwaway bench fleet on free loopback ports — its own
 redis-server without persistence, bin/mockllm with zero latency, bot
@@ -62,6 +63,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		args = args[1:]
 	}
 	sub := ""
+	if len(args) > 0 && args[0] == "chaos" {
+		return runChaos(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) > 0 && (args[0] == "soak" || args[0] == "report") {
 		sub, args = args[0], args[1:]
 	}

@@ -97,23 +97,9 @@ func (o *Options) defaults() {
 			}
 		}
 	}
-	if o.Root == "" {
-		o.Root = "."
-	}
-	if o.Bin == "" {
-		o.Bin = filepath.Join(o.Root, "bin")
-	}
-	if o.Dir == "" {
-		o.Dir = filepath.Join(o.Root, "run", "bench")
-	}
+	paths(&o.Root, &o.Bin, &o.Dir, "bench")
 	if o.Log == nil {
 		o.Log = io.Discard
-	}
-	// nginx resolves -c against its prefix: every path absolute.
-	for _, p := range []*string{&o.Root, &o.Bin, &o.Dir} {
-		if abs, err := filepath.Abs(*p); err == nil {
-			*p = abs
-		}
 	}
 	defi(&o.Instances, 2, 2)
 	def(&o.Step, 8*time.Second, 2*time.Second)
@@ -258,6 +244,26 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 // pending are the rows that land with work still to come; each becomes a
 // function in the steps of Run, with its fields in Report, when it does.
 var pending []Pending
+
+// paths defaults a harness's repository root to ".", bin to root/bin and
+// dir to root/run/<name>, and makes each absolute: nginx resolves -c
+// against its prefix.
+func paths(root, bin, dir *string, name string) {
+	if *root == "" {
+		*root = "."
+	}
+	if *bin == "" {
+		*bin = filepath.Join(*root, "bin")
+	}
+	if *dir == "" {
+		*dir = filepath.Join(*root, "run", name)
+	}
+	for _, p := range []*string{root, bin, dir} {
+		if abs, err := filepath.Abs(*p); err == nil {
+			*p = abs
+		}
+	}
+}
 
 // lock makes dir the run's own; a second harness on the same dir is
 // refused while the first one's pid lives.

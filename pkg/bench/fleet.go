@@ -28,18 +28,33 @@ const Key = "bench-key"
 type fleet struct {
 	root, dir, bin string
 
+	opts      fleetOptions
 	redis     *child
 	redisPort int
 	rdb       *redis.Client
 	mock      *child
 	mockPort  int
-	botPorts  []int
+	botPorts  []int // the primaries', then the backups'
 	bots      []*child
 	coldPort  int
 	nginx     map[string]*child
 	nginxPort map[string]int
 	client    *http.Client
 	backend   string // the running instances' backend
+	config    botConfig
+}
+
+// fleetOptions shape a fleet.
+type fleetOptions struct {
+	// Instances is the number of primaries; Backups the backup
+	// instances behind them (nginx's backup servers in "fleet").
+	Instances, Backups int
+	// AOF runs Redis with its append-only file (appendfsync everysec), so
+	// that a Redis killed and started again keeps what it had, up to the
+	// last second of writes.
+	AOF bool
+	// Only starts nginx's "fleet" server, not "single" and "baseline".
+	FleetOnly bool
 }
 
 // botConfig is how the instances run.
@@ -48,13 +63,21 @@ type botConfig struct {
 	Backend string
 	// MaxEntries is memory.max_entries.
 	MaxEntries int
+	// Env is added to every instance's environment (BOT_* settings).
+	Env []string
 }
 
 // startFleet brings up Redis, mockllm and the nginx servers; the instances
 // start with startBots. root is the repository (scripts/, nginx/), bin
 // holds bot and mockllm, dir the logs and nginx prefixes.
-func startFleet(ctx context.Context, root, bin, dir string, instances int) (_ *fleet, err error) {
-	f := &fleet{root: root, dir: dir, bin: bin, nginx: map[string]*child{}, nginxPort: map[string]int{},
+func startFleet(ctx context.Context, root, bin, dir string, instances int) (*fleet, error) {
+	return startFleetWith(ctx, root, bin, dir, fleetOptions{Instances: instances})
+}
+
+// startFleetWith is startFleet shaped by o.
+func startFleetWith(ctx context.Context, root, bin, dir string, o fleetOptions) (_ *fleet, err error) {
+	instances := o.Instances + o.Backups
+	f := &fleet{root: root, dir: dir, bin: bin, opts: o, nginx: map[string]*child{}, nginxPort: map[string]int{},
 		client: &http.Client{Timeout: 2 * time.Second}}
 	defer func() {
 		if err != nil {
@@ -75,13 +98,8 @@ func startFleet(ctx context.Context, root, bin, dir string, instances int) (_ *f
 	f.redisPort, f.mockPort, f.coldPort, f.botPorts = ports[0], ports[1], ports[2], ports[3:3+instances]
 	np := ports[3+instances:]
 
-	f.redis, err = start(dir, "redis", nil, syscall.SIGTERM, "redis-server", "--bind", "127.0.0.1", "--port", strconv.Itoa(f.redisPort),
-		"--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no")
-	if err != nil {
-		return nil, fmt.Errorf("%w (install it: sudo scripts/install_deps.sh)", err)
-	}
 	f.rdb = redis.NewClient(&redis.Options{Addr: addr(f.redisPort)})
-	if err := f.redis.waitFor(ctx, 10*time.Second, "PING", func() bool { return f.rdb.Ping(ctx).Err() == nil }); err != nil {
+	if err := f.startRedis(ctx); err != nil {
 		return nil, err
 	}
 	f.mock, err = start(dir, "mockllm", nil, syscall.SIGTERM, filepath.Join(bin, "mockllm"), "--addr", addr(f.mockPort), "--latency", "0")
@@ -91,20 +109,43 @@ func startFleet(ctx context.Context, root, bin, dir string, instances int) (_ *f
 	if err := f.mock.waitFor(ctx, 10*time.Second, "/health", func() bool { return httpOK(f.client, f.mockURL()+"/health") }); err != nil {
 		return nil, err
 	}
-	var all []string
-	for _, p := range f.botPorts {
+	var all, backups []string
+	for _, p := range f.botPorts[:o.Instances] {
 		all = append(all, strconv.Itoa(p)+":1")
 	}
-	for i, n := range []struct{ name, prim string }{
-		{"fleet", strings.Join(all, " ")},
-		{"single", strconv.Itoa(f.botPorts[0]) + ":1"},
-		{"baseline", strconv.Itoa(f.mockPort) + ":1"},
-	} {
-		if err := f.startNginx(ctx, n.name, n.prim, np[i]); err != nil {
+	for _, p := range f.botPorts[o.Instances:] {
+		backups = append(backups, strconv.Itoa(p))
+	}
+	servers := []struct{ name, prim, backups string }{
+		{"fleet", strings.Join(all, " "), strings.Join(backups, " ")},
+		{"single", strconv.Itoa(f.botPorts[0]) + ":1", ""},
+		{"baseline", strconv.Itoa(f.mockPort) + ":1", ""},
+	}
+	if o.FleetOnly {
+		servers = servers[:1]
+	}
+	for i, n := range servers {
+		if err := f.startNginx(ctx, n.name, n.prim, n.backups, np[i]); err != nil {
 			return nil, err
 		}
 	}
 	return f, nil
+}
+
+// startRedis starts redis-server on the fleet's port and data dir (again,
+// after a kill: with AOF it loads its append-only file) and waits for PING.
+func (f *fleet) startRedis(ctx context.Context) error {
+	aof := []string{"--appendonly", "no"}
+	if f.opts.AOF {
+		aof = []string{"--appendonly", "yes", "--appendfsync", "everysec"}
+	}
+	p, err := start(f.dir, "redis", nil, syscall.SIGTERM, "redis-server", append([]string{"--bind", "127.0.0.1", "--port", strconv.Itoa(f.redisPort),
+		"--save", "", "--dir", f.dir, "--daemonize", "no"}, aof...)...)
+	if err != nil {
+		return fmt.Errorf("%w (install it: sudo scripts/install_deps.sh)", err)
+	}
+	f.redis = p
+	return p.waitFor(ctx, 30*time.Second, "PING", func() bool { return f.rdb.Ping(ctx).Err() == nil })
 }
 
 // nginxPath finds nginx on PATH or in Debian's /usr/sbin.
@@ -118,29 +159,37 @@ func nginxPath() (string, error) {
 	return "", fmt.Errorf("nginx not found on PATH nor in /usr/sbin; install it: sudo scripts/install_deps.sh")
 }
 
-// startNginx renders the template for primaries and runs nginx on port in
+// startNginx renders the template for primaries and backups and runs nginx on port in
 // the foreground from the prefix dir/nginx-NAME.
-func (f *fleet) startNginx(ctx context.Context, name, primaries string, port int) error {
-	bin, err := nginxPath()
-	if err != nil {
-		return err
-	}
+func (f *fleet) startNginx(ctx context.Context, name, primaries, backups string, port int) error {
 	prefix := filepath.Join(f.dir, "nginx-"+name)
 	if err := os.MkdirAll(filepath.Join(prefix, "logs"), 0o755); err != nil {
 		return err
 	}
 	conf := filepath.Join(prefix, "nginx.conf")
 	render := exec.CommandContext(ctx, filepath.Join(f.root, "scripts", "render_nginx.sh"), "-o", conf)
-	render.Env = append(os.Environ(), "PRIMARIES="+primaries, "BACKUPS=", "LISTEN="+addr(port), "DAEMON=",
+	render.Env = append(os.Environ(), "PRIMARIES="+primaries, "BACKUPS="+backups, "LISTEN="+addr(port), "DAEMON=",
 		"FLEETCTL="+filepath.Join(f.bin, "fleetctl"))
 	if out, err := render.CombinedOutput(); err != nil {
 		return fmt.Errorf("render nginx (%s): %v\n%s", name, err, out)
 	}
-	p, err := start(f.dir, "nginx-"+name, nil, syscall.SIGQUIT, bin, "-p", prefix+"/", "-c", conf, "-g", "daemon off;")
+	f.nginxPort[name] = port
+	return f.runNginx(ctx, name)
+}
+
+// runNginx (re)starts the nginx server name from its rendered prefix and
+// waits until it answers /health.
+func (f *fleet) runNginx(ctx context.Context, name string) error {
+	bin, err := nginxPath()
 	if err != nil {
 		return err
 	}
-	f.nginx[name], f.nginxPort[name] = p, port
+	prefix := filepath.Join(f.dir, "nginx-"+name)
+	p, err := start(f.dir, "nginx-"+name, nil, syscall.SIGQUIT, bin, "-p", prefix+"/", "-c", filepath.Join(prefix, "nginx.conf"), "-g", "daemon off;")
+	if err != nil {
+		return err
+	}
+	f.nginx[name] = p
 	return p.waitFor(ctx, 10*time.Second, "listening", func() bool { return httpOK(f.client, f.nginxURL(name)+"/health") })
 }
 
@@ -163,6 +212,7 @@ func (f *fleet) botEnv(c botConfig, port int) []string {
 		// The growth rows send 10 KB messages.
 		"BOT_CHAT_MAX_MESSAGE_CHARS=" + strconv.Itoa(maxMessageChars),
 	}
+	env = append(env, c.Env...)
 	if c.Backend == "openai" {
 		env = append(env, "MODEL_ENDPOINT="+f.mockURL()+"/v1", "MODEL_SERVICE_KEY=bench", "BOT_LLM_MODEL=mock-1")
 	}
@@ -172,6 +222,18 @@ func (f *fleet) botEnv(c botConfig, port int) []string {
 // maxMessageChars is the instances' chat.max_message_chars: room for the
 // largest message a row sends.
 const maxMessageChars = 20000
+
+// restartBot starts instance i again with the running configuration (after
+// it was killed or stopped).
+func (f *fleet) restartBot(ctx context.Context, i int) error {
+	f.bots[i].stop(10 * time.Second)
+	p, err := f.startBot(ctx, f.config, f.botPorts[i], "bot-"+strconv.Itoa(i))
+	if err != nil {
+		return err
+	}
+	f.bots[i] = p
+	return nil
+}
 
 // startBot starts one instance on port and waits for /ready.
 func (f *fleet) startBot(ctx context.Context, c botConfig, port int, log string) (*child, error) {
@@ -204,7 +266,7 @@ func (f *fleet) startBots(ctx context.Context, c botConfig) error {
 		}
 		f.bots = append(f.bots, p)
 	}
-	f.backend = c.Backend
+	f.backend, f.config = c.Backend, c
 	return nil
 }
 

@@ -15,7 +15,6 @@ import (
 // newReport starts a report with the machine, the commit and the settings.
 func newReport(ctx context.Context, o Options) *Report {
 	rep := &Report{Schema: SchemaVersion, Generated: time.Now().UTC().Truncate(time.Second), Quick: o.Quick,
-		Machine: Machine{CPUs: runtime.NumCPU(), Go: runtime.Version()},
 		Settings: Settings{
 			StepS: o.Step.Seconds(), WarmupS: o.Warmup.Seconds(), PauseS: o.Pause.Seconds(),
 			LadderStart: o.LadderStart, LadderFactor: o.LadderFactor, SLOP99MS: 50, MaxLate: o.MaxLate, Turns: o.Turns,
@@ -23,26 +22,33 @@ func newReport(ctx context.Context, o Options) *Report {
 		},
 		Searches: []Search{}, Overhead: []Overhead{}, Growth: []Growth{}, GoBenchmarks: []GoBenchmark{}, Notes: []string{},
 	}
+	rep.Machine, rep.Commit = machineOf(ctx, o.Root)
+	return rep
+}
+
+// machineOf describes this machine and the commit of the repository at
+// root.
+func machineOf(ctx context.Context, root string) (Machine, Commit) {
+	m := Machine{CPUs: runtime.NumCPU(), Go: runtime.Version()}
 	if fs, err := procfs.NewDefaultFS(); err == nil {
 		if cpus, err := fs.CPUInfo(); err == nil && len(cpus) > 0 {
-			rep.Machine.CPUModel = cpus[0].ModelName
+			m.CPUModel = cpus[0].ModelName
 		}
 		if mi, err := fs.Meminfo(); err == nil && mi.MemTotal != nil {
-			rep.Machine.MemoryBytes = *mi.MemTotal * 1024
+			m.MemoryBytes = *mi.MemTotal * 1024
 		}
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		rep.Machine.Kernel = "Linux " + strings.TrimSpace(string(b))
+		m.Kernel = "Linux " + strings.TrimSpace(string(b))
 	}
-	rep.Machine.Redis, rep.Machine.Nginx = versions(ctx)
+	m.Redis, m.Nginx = versions(ctx)
 	git := func(args ...string) string {
 		c := exec.CommandContext(ctx, "git", args...)
-		c.Dir = o.Root
+		c.Dir = root
 		out, _ := c.Output()
 		return strings.TrimSpace(string(out))
 	}
-	rep.Commit = Commit{ID: git("rev-parse", "--short", "HEAD"), Dirty: git("status", "--porcelain") != ""}
-	return rep
+	return m, Commit{ID: git("rev-parse", "--short", "HEAD"), Dirty: git("status", "--porcelain") != ""}
 }
 
 // round rounds v to n decimals.

@@ -123,3 +123,35 @@ func addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p
 
 // errStopped reports a fleet that was asked for after it was stopped.
 var errStopped = errors.New("bench: the fleet is stopped")
+
+// alive reports whether p was started and has not exited.
+func alive(p *child) bool {
+	if p == nil {
+		return false
+	}
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// signal sends sig to the process (not its group) while it runs.
+func (p *child) signal(sig syscall.Signal) error {
+	if !alive(p) {
+		return errExited
+	}
+	return syscall.Kill(p.pid(), sig)
+}
+
+// kill sends SIGKILL to the process's group and waits for it to exit.
+func (p *child) kill() {
+	if alive(p) {
+		_ = syscall.Kill(-p.pid(), syscall.SIGKILL)
+		<-p.exited
+	}
+}
+
+// errExited reports a signal to a process that has exited.
+var errExited = errors.New("bench: the process has exited")

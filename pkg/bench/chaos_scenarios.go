@@ -1,0 +1,190 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/botfleet/botfleet/pkg/loadtest"
+)
+
+// sigCont resumes a stopped process.
+const sigCont = syscall.SIGCONT
+
+// scenario is one fault: run injects it into the running load and returns
+// once it has ended (within about budget, the extra load time it gets).
+type scenario struct {
+	name, fault string
+	// bound says why the fault makes some failures or losses unavoidable
+	// and how many; empty when it makes none.
+	bound  string
+	budget time.Duration
+	run    func(ctx context.Context, c *chaosRun, tr *traffic) error
+}
+
+// ScenarioNames lists the scenarios in the order Chaos runs them.
+func ScenarioNames() []string {
+	names := make([]string, len(scenarios))
+	for i, s := range scenarios {
+		names[i] = s.name
+	}
+	return names
+}
+
+// scenarios are make chaos's faults, in order.
+var scenarios = []scenario{
+	{name: "baseline", fault: "none: the control row", budget: 5 * time.Second,
+		run: func(ctx context.Context, _ *chaosRun, _ *traffic) error { return pause(ctx, 5*time.Second) }},
+	{name: "kill-primary", fault: "kill -9 of one primary; the harness starts it again 5 s later", budget: 8 * time.Second,
+		run: func(ctx context.Context, c *chaosRun, _ *traffic) error {
+			c.f.bots[0].kill()
+			if err := pause(ctx, 5*time.Second); err != nil {
+				return err
+			}
+			return c.f.restartBot(ctx, 0)
+		}},
+	{name: "kill-all-primaries", fault: "kill -9 of every primary: the backup takes over; the primaries start again 8 s later and take the load back", budget: 12 * time.Second,
+		run: func(ctx context.Context, c *chaosRun, _ *traffic) error {
+			for i := range c.o.Instances {
+				c.f.bots[i].kill()
+			}
+			if err := pause(ctx, 8*time.Second); err != nil {
+				return err
+			}
+			for i := range c.o.Instances {
+				if err := c.f.restartBot(ctx, i); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+	{name: "rolling-restart", fault: "SIGTERM of every instance in turn (the next once the last is ready again)", budget: 15 * time.Second,
+		run: func(ctx context.Context, c *chaosRun, _ *traffic) error {
+			for i := range c.f.bots {
+				if err := c.f.restartBot(ctx, i); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+	{name: "redis-kill", fault: "kill -9 of Redis; started again 3 s later from its AOF (appendfsync everysec)", budget: 8 * time.Second,
+		bound: "While Redis is down every turn fails with 503 and Retry-After (nothing to lose: it was never acknowledged). " +
+			"Redis writes the AOF before it replies, so a process kill loses no acknowledged turn; appendfsync everysec bounds " +
+			"a machine crash's loss to the last second of writes, which a process kill does not test.",
+		run: func(ctx context.Context, c *chaosRun, _ *traffic) error {
+			c.f.redis.kill()
+			if err := pause(ctx, 3*time.Second); err != nil {
+				return err
+			}
+			return c.f.startRedis(ctx)
+		}},
+	{name: "redis-pause", fault: "SIGSTOP of Redis for 5 s, then SIGCONT", budget: 6 * time.Second,
+		bound: "Turns that reach Redis while it is stopped wait for the client's read timeout and fail with 503 and Retry-After.",
+		run: func(ctx context.Context, c *chaosRun, _ *traffic) error {
+			if err := c.f.redis.signal(syscall.SIGSTOP); err != nil {
+				return err
+			}
+			err := pause(ctx, 5*time.Second)
+			if cerr := c.f.redis.signal(sigCont); cerr != nil {
+				return cerr
+			}
+			return err
+		}},
+	{name: "llm-faults", fault: "mockllm answers 500 for 4 s, then 429 with Retry-After for 4 s, then hangs (60 s latency) for 4 s", budget: 13 * time.Second,
+		bound: "Turns whose every LLM attempt fails are answered 503 with Retry-After (no fallback model is configured); none is recorded.",
+		run: func(ctx context.Context, c *chaosRun, _ *traffic) error {
+			for _, f := range []string{`{"error_rate":1,"error_status":500}`, `{"error_rate":1,"error_status":429}`, `{"error_rate":0,"latency_ms":60000}`} {
+				if err := c.setFaults(ctx, f); err != nil {
+					return err
+				}
+				if err := pause(ctx, 4*time.Second); err != nil {
+					return err
+				}
+			}
+			return c.setFaults(ctx, fmt.Sprintf(`{"latency_ms":%d,"error_rate":0}`, chaosLLMLatency))
+		}},
+	{name: "nginx-reload", fault: "nginx reloaded (SIGHUP) three times, 1 s apart", budget: 4 * time.Second,
+		run: func(ctx context.Context, c *chaosRun, _ *traffic) error {
+			for range 3 {
+				if err := c.f.nginx["fleet"].signal(syscall.SIGHUP); err != nil {
+					return err
+				}
+				if err := pause(ctx, time.Second); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+	{name: "nginx-kill", fault: "kill -9 of nginx (master and workers); started again 2 s later", budget: 4 * time.Second,
+		bound: "With nginx gone nothing listens: requests in flight are reset and new ones are refused (connection errors, no status to carry a Retry-After) until it is back. " +
+			"A turn cut off after the instance recorded it is kept though its client saw an error (recorded-but-failed).",
+		run: func(ctx context.Context, c *chaosRun, _ *traffic) error {
+			c.f.nginx["fleet"].kill()
+			if err := pause(ctx, 2*time.Second); err != nil {
+				return err
+			}
+			return c.f.runNginx(ctx, "fleet")
+		}},
+	{name: "im-duplicate-10x", fault: "20 Telegram events, each delivered 10 times at once, spread over every instance", budget: 5 * time.Second,
+		run: func(ctx context.Context, c *chaosRun, tr *traffic) error { return c.duplicateEvents(ctx, tr, 20, 10) }},
+}
+
+// pause waits d or until ctx ends.
+func pause(ctx context.Context, d time.Duration) error {
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// duplicateEvents delivers events updates, each copies times at once,
+// straight to the instances in turn (as a platform retrying on timeouts
+// reaches different instances), recording every delivery in tr.im.
+func (c *chaosRun) duplicateEvents(ctx context.Context, tr *traffic, events, copies int) error {
+	rec := tr.add(&tr.im)
+	client := &http.Client{Timeout: chaosTimeout}
+	for e := range events {
+		// Seqs far above the load's own, so the update ids never meet.
+		call := loadtest.Call{SessionID: fmt.Sprintf("dup-%d", e), Turn: 1, Message: fmt.Sprintf("duplicate event %d", e), Seq: 1 << 40 * int64(e+1)}
+		var wg sync.WaitGroup
+		for k := range copies {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req, err := tr.telegram.NewRequest(ctx, call)
+				if err != nil {
+					return
+				}
+				u, _ := url.Parse(c.f.botURL((e + k) % len(c.f.bots)))
+				req.URL.Host, req.Host = u.Host, u.Host
+				r := loadtest.CallRecord{Call: call, Sent: time.Now()}
+				resp, err := client.Do(req)
+				r.Done = time.Now()
+				switch {
+				case err != nil:
+					r.Cause = loadtest.CauseConnection
+				default:
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					r.Status, r.RetryAfter = resp.StatusCode, resp.Header.Get("Retry-After")
+					if r.Status != http.StatusOK {
+						r.Cause = fmt.Sprintf("status_%d", r.Status)
+					}
+				}
+				rec(r)
+			}()
+		}
+		wg.Wait()
+		if err := pause(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return nil
+}
