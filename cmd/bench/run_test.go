@@ -23,12 +23,19 @@ func TestHelpAndBadFlags(t *testing.T) {
 	if err != nil || !strings.Contains(stderr, "bench soak") || !strings.Contains(stderr, "-quick") || !strings.Contains(stderr, "overhead") {
 		t.Errorf("--help: %v\n%s", err, stderr)
 	}
+	_, stderr, err = runCmd(t, "chaos", "--help")
+	if err != nil || !strings.Contains(stderr, "kill-all-primaries") || !strings.Contains(stderr, "-scenario") {
+		t.Errorf("chaos --help: %v\n%s", err, stderr)
+	}
 	for args, want := range map[string]string{
 		"--only nope":             `unknown row "nope"`,
 		"extra":                   "unexpected arguments",
 		"soak --duration 0s":      "--duration must be positive",
 		"--factor 1":              "LadderFactor must be above 1",
 		"report --json /nonexist": "no such file",
+		"chaos --scenario nope":   `unknown scenario "nope"`,
+		"chaos extra":             "unexpected arguments",
+		"chaos --chat-rate -1":    "rates must be positive",
 	} {
 		if _, _, err := runCmd(t, strings.Fields(args)...); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want %q", args, err, want)

@@ -27,7 +27,7 @@ type scenario struct {
 	// bound allows, from the measured row.
 	allowBad func(ScenarioResult) int
 	budget   time.Duration
-	run    func(ctx context.Context, c *chaosRun, tr *traffic) error
+	run      func(ctx context.Context, c *chaosRun, tr *traffic) error
 }
 
 // ScenarioNames lists the scenarios in the order Chaos runs them.
