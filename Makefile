@@ -61,8 +61,8 @@ fleet-down: ## stop the local fleet (and the Redis that make fleet started)
 fleet-status: ## every part of the local fleet with its pid and state
 	@API_KEY=$(API_KEY) scripts/fleet.sh status
 
-chaos: ## failure drills on a throwaway fleet (free ports): kill -9, rolling restart, Redis outage
-	$(GO) test -count=1 -v -run 'TestKillPrimaryDuringStream|TestRollingRestartDuringStream|TestRedisOutage' ./pkg/fleet
+chaos: deps build ## faults under load on a throwaway fleet (free ports), the history checked -> CHAOS.md, chaos.json (CHAOS_FLAGS=--quick or --scenario NAME,...)
+	$(BIN)/bench chaos $(CHAOS_FLAGS)
 
 bench: deps build ## the bench fleet on free ports, every row -> BENCHMARKS.md, bench.json (BENCH_FLAGS=--quick: a smoke run)
 	$(BIN)/bench $(BENCH_FLAGS)
