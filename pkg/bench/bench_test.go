@@ -23,7 +23,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	if err := testenv.BuildCommands(dir, "./cmd/bot", "./cmd/mockllm", "./cmd/fleetctl"); err != nil {
+	if err := testenv.BuildCommands(dir, "./cmd/bot", "./cmd/mockllm", "./cmd/fleetctl", "./cmd/healthchecker"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

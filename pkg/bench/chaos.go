@@ -17,6 +17,7 @@ import (
 	"github.com/botfleet/botfleet/pkg/history"
 	"github.com/botfleet/botfleet/pkg/loadtest"
 	"github.com/botfleet/botfleet/pkg/memory"
+	"github.com/botfleet/botfleet/pkg/queue"
 )
 
 // ChaosOptions configure Chaos. Zero fields take the defaults named on
@@ -104,11 +105,12 @@ var chaosEnv = []string{"BOT_LLM_TIMEOUT=3s", "BOT_QUEUE_CLAIM_IDLE=5s"}
 
 // chaosRun is one make chaos.
 type chaosRun struct {
-	o   ChaosOptions
-	f   *fleet
-	tg  *fakeTelegram
-	svc *chat.Service
-	mem *memory.Store
+	o     ChaosOptions
+	f     *fleet
+	tg    *fakeTelegram
+	svc   *chat.Service
+	mem   *memory.Store
+	queue *queue.Queue // the instances' IM queue, for its dead letters
 }
 
 // Chaos brings up the chaos fleet, runs the scenarios and returns the
@@ -176,7 +178,7 @@ func startChaos(ctx context.Context, o ChaosOptions) (_ *chaosRun, err error) {
 	}
 	fmt.Fprintf(o.Log, "chaos: fleet: redis-server (AOF), mockllm, %d primaries + %d backup, nginx (logs in %s)\n",
 		o.Instances, o.Backups, filepath.Join(o.Dir, "logs"))
-	if c.f, err = startFleetWith(ctx, o.Root, o.Bin, o.Dir, fleetOptions{Instances: o.Instances, Backups: o.Backups, AOF: true, FleetOnly: true}); err != nil {
+	if c.f, err = startFleetWith(ctx, o.Root, o.Bin, o.Dir, fleetOptions{Instances: o.Instances, Backups: o.Backups, AOF: true, FleetOnly: true, Supervised: true}); err != nil {
 		return nil, err
 	}
 	if err := c.f.startBots(ctx, botConfig{Backend: "openai", MaxEntries: chaosMaxEntries, Env: append(slices.Clone(chaosEnv), c.tg.env()...)}); err != nil {
@@ -184,6 +186,7 @@ func startChaos(ctx context.Context, o ChaosOptions) (_ *chaosRun, err error) {
 	}
 	c.mem = memory.New(ctx, c.f.rdb, memory.Options{MaxEntries: chaosMaxEntries})
 	c.svc = chat.New(c.mem, nil, chat.Options{})
+	c.queue = queue.New(c.f.rdb, c.mem.Options().Prefix, 0)
 	return c, nil
 }
 
@@ -267,6 +270,7 @@ func (c *chaosRun) scenario(ctx context.Context, s scenario) ScenarioResult {
 		return res
 	}
 	tr := &traffic{}
+	deadBefore := c.deadLetters(ctx)
 	start := time.Now()
 	var faultStart, faultEnd time.Time
 	var faultErr error
@@ -297,6 +301,7 @@ func (c *chaosRun) scenario(ctx context.Context, s scenario) ScenarioResult {
 		return res
 	}
 	c.settleIM(ctx, tr)
+	res.DeadLettered = c.deadLetters(ctx) - deadBefore
 	allowed := 0
 	if s.allowBad != nil {
 		allowed = s.allowBad(res)
@@ -305,8 +310,8 @@ func (c *chaosRun) scenario(ctx context.Context, s scenario) ScenarioResult {
 	return res
 }
 
-// heal puts the fleet back: Redis up, mockllm without faults, every
-// instance and nginx running and ready.
+// heal puts the fleet back: Redis up, mockllm without faults, the health
+// checker, nginx and every instance running and ready, a turn answered.
 func (c *chaosRun) heal(ctx context.Context) error {
 	f := c.f
 	if !alive(f.redis) {
@@ -318,11 +323,9 @@ func (c *chaosRun) heal(ctx context.Context) error {
 	if err := c.setFaults(ctx, fmt.Sprintf(`{"latency_ms":%d,"error_rate":0,"error_status":500}`, chaosLLMLatency)); err != nil {
 		return err
 	}
-	for i, b := range f.bots {
-		if !alive(b) {
-			if err := f.restartBot(ctx, i); err != nil {
-				return err
-			}
+	if !alive(f.checker) {
+		if err := f.startChecker(ctx); err != nil {
+			return err
 		}
 	}
 	if p := f.nginx["fleet"]; !alive(p) {
@@ -330,9 +333,9 @@ func (c *chaosRun) heal(ctx context.Context) error {
 			return err
 		}
 	}
-	for i := range f.bots {
-		url := f.botURL(i) + "/ready"
-		if err := f.bots[i].waitFor(ctx, 30*time.Second, "/ready", func() bool { return httpOK(f.client, url) }); err != nil {
+	// The health checker brings back any instance that is down.
+	for i := range f.botPorts {
+		if err := f.waitBot(ctx, i, -1, 30*time.Second); err != nil {
 			return err
 		}
 	}
@@ -389,6 +392,13 @@ func (c *chaosRun) setFaults(ctx context.Context, body string) error {
 		return fmt.Errorf("mockllm PUT /faults %s: %s", body, resp.Status)
 	}
 	return nil
+}
+
+// deadLetters is the IM queue's dead-letter stream's length (0 when
+// unreadable).
+func (c *chaosRun) deadLetters(ctx context.Context) int {
+	n, _ := c.f.rdb.XLen(ctx, c.queue.DeadStream()).Result()
+	return int(n)
 }
 
 // settleIM waits until every acknowledged event of tr was answered, or no

@@ -78,8 +78,11 @@ type ScenarioResult struct {
 	Reordered      int `json:"reordered"`
 	Misnumbered    int `json:"misnumbered"`
 	RecordedFailed int `json:"recorded_failed"`
-	// IM is the Telegram events' answers.
-	IM history.IMReport `json:"im"`
+	// IM is the Telegram events' answers; DeadLettered the IM jobs the
+	// queue gave up on during the scenario (its dead-letter stream grew by
+	// that many: acknowledged to the platform, never answered).
+	IM           history.IMReport `json:"im"`
+	DeadLettered int              `json:"dead_lettered"`
 	// P99DuringMS and P99AfterMS are successful requests' P99 (send to
 	// end of response) sent during the fault and after it ended.
 	P99DuringMS float64 `json:"p99_during_ms"`
@@ -188,6 +191,9 @@ func (r *ChaosReport) WriteMarkdown(w io.Writer) error {
 		p(".\n\n")
 		if len(sc.BadByCause) > 0 {
 			p("Failed without Retry-After: %s.\n\n", failedText(sc.BadByCause))
+		}
+		if sc.DeadLettered > 0 {
+			p("The IM queue dead-lettered %d jobs (`bf:{q}:dead`): their events were acknowledged to the platform and never answered.\n\n", sc.DeadLettered)
 		}
 		if sc.Bound != "" {
 			p("Unavoidable: %s", sc.Bound)

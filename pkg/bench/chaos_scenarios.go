@@ -43,34 +43,36 @@ func ScenarioNames() []string {
 var scenarios = []scenario{
 	{name: "baseline", fault: "none: the control row", budget: 5 * time.Second,
 		run: func(ctx context.Context, _ *chaosRun, _ *traffic) error { return pause(ctx, 5*time.Second) }},
-	{name: "kill-primary", fault: "kill -9 of one primary; the harness starts it again 5 s later", budget: 8 * time.Second,
+	{name: "kill-primary", fault: "kill -9 of one primary; the health checker restarts it", budget: 10 * time.Second,
+		run: func(ctx context.Context, c *chaosRun, _ *traffic) error { return c.killAndWait(ctx, 0) }},
+	{name: "kill-all-primaries", fault: "kill -9 of every primary: the backup takes over until the health checker has restarted them", budget: 12 * time.Second,
 		run: func(ctx context.Context, c *chaosRun, _ *traffic) error {
-			c.f.bots[0].kill()
+			primaries := make([]int, c.o.Instances)
+			for i := range primaries {
+				primaries[i] = i
+			}
+			return c.killAndWait(ctx, primaries...)
+		}},
+	{name: "rolling-restart", fault: "scripts/rolling_restart.sh of every instance (checker paused for each, SIGTERM, start, ready, 2 s to settle)", budget: 20 * time.Second,
+		run: func(ctx context.Context, c *chaosRun, _ *traffic) error {
+			return c.f.script(ctx, "rolling_restart.sh", c.f.botPorts...)
+		}},
+	{name: "healthchecker-kill", fault: "kill -9 of the health checker for 5 s; started again, it adopts the running instances (none restarted)", budget: 8 * time.Second,
+		run: func(ctx context.Context, c *chaosRun, _ *traffic) error {
+			pids := make([]int, len(c.f.botPorts))
+			for i := range pids {
+				pids[i] = c.f.botPID(i)
+			}
+			c.f.checker.kill()
 			if err := pause(ctx, 5*time.Second); err != nil {
 				return err
 			}
-			return c.f.restartBot(ctx, 0)
-		}},
-	{name: "kill-all-primaries", fault: "kill -9 of every primary: the backup takes over; the primaries start again 8 s later and take the load back", budget: 12 * time.Second,
-		run: func(ctx context.Context, c *chaosRun, _ *traffic) error {
-			for i := range c.o.Instances {
-				c.f.bots[i].kill()
-			}
-			if err := pause(ctx, 8*time.Second); err != nil {
+			if err := c.f.startChecker(ctx); err != nil {
 				return err
 			}
-			for i := range c.o.Instances {
-				if err := c.f.restartBot(ctx, i); err != nil {
-					return err
-				}
-			}
-			return nil
-		}},
-	{name: "rolling-restart", fault: "SIGTERM of every instance in turn (the next once the last is ready again)", budget: 15 * time.Second,
-		run: func(ctx context.Context, c *chaosRun, _ *traffic) error {
-			for i := range c.f.bots {
-				if err := c.f.restartBot(ctx, i); err != nil {
-					return err
+			for i, old := range pids {
+				if pid := c.f.botPID(i); pid != old {
+					return fmt.Errorf("instance %d changed from pid %d to %d: restarted, not adopted", i, old, pid)
 				}
 			}
 			return nil
@@ -142,6 +144,25 @@ var scenarios = []scenario{
 		run: func(ctx context.Context, c *chaosRun, tr *traffic) error { return c.duplicateEvents(ctx, tr, 20, 10) }},
 }
 
+// killAndWait sends SIGKILL to the instances and waits until the health
+// checker has restarted each and it is ready.
+func (c *chaosRun) killAndWait(ctx context.Context, instances ...int) error {
+	pids := map[int]int{}
+	for _, i := range instances {
+		pid, err := c.f.killBot(i)
+		if err != nil {
+			return err
+		}
+		pids[i] = pid
+	}
+	for _, i := range instances {
+		if err := c.f.waitBot(ctx, i, pids[i], 30*time.Second); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // pause waits d or until ctx ends.
 func pause(ctx context.Context, d time.Duration) error {
 	select {
@@ -170,7 +191,7 @@ func (c *chaosRun) duplicateEvents(ctx context.Context, tr *traffic, events, cop
 				if err != nil {
 					return
 				}
-				u, _ := url.Parse(c.f.botURL((e + k) % len(c.f.bots)))
+				u, _ := url.Parse(c.f.botURL((e + k) % len(c.f.botPorts)))
 				req.URL.Host, req.Host = u.Host, u.Host
 				r := loadtest.CallRecord{Call: call, Sent: time.Now()}
 				resp, err := client.Do(req)

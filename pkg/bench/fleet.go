@@ -42,6 +42,8 @@ type fleet struct {
 	client    *http.Client
 	backend   string // the running instances' backend
 	config    botConfig
+	checker   *child // the health checker of a supervised fleet
+	hcPort    int
 }
 
 // fleetOptions shape a fleet.
@@ -53,8 +55,11 @@ type fleetOptions struct {
 	// that a Redis killed and started again keeps what it had, up to the
 	// last second of writes.
 	AOF bool
-	// Only starts nginx's "fleet" server, not "single" and "baseline".
+	// FleetOnly starts nginx's "fleet" server, not "single" and "baseline".
 	FleetOnly bool
+	// Supervised runs the instances as make fleet does, under the health
+	// checker (see supervised.go).
+	Supervised bool
 }
 
 // botConfig is how the instances run.
@@ -89,14 +94,15 @@ func startFleetWith(ctx context.Context, root, bin, dir string, o fleetOptions) 
 			return nil, err
 		}
 	}
-	ports := make([]int, 3+instances+3)
+	ports := make([]int, 3+instances+3+1)
 	for i := range ports {
 		if ports[i], err = freePort(); err != nil {
 			return nil, err
 		}
 	}
 	f.redisPort, f.mockPort, f.coldPort, f.botPorts = ports[0], ports[1], ports[2], ports[3:3+instances]
-	np := ports[3+instances:]
+	np := ports[3+instances : 3+instances+3]
+	f.hcPort = ports[len(ports)-1]
 
 	f.rdb = redis.NewClient(&redis.Options{Addr: addr(f.redisPort)})
 	if err := f.startRedis(ctx); err != nil {
@@ -223,18 +229,6 @@ func (f *fleet) botEnv(c botConfig, port int) []string {
 // largest message a row sends.
 const maxMessageChars = 20000
 
-// restartBot starts instance i again with the running configuration (after
-// it was killed or stopped).
-func (f *fleet) restartBot(ctx context.Context, i int) error {
-	f.bots[i].stop(10 * time.Second)
-	p, err := f.startBot(ctx, f.config, f.botPorts[i], "bot-"+strconv.Itoa(i))
-	if err != nil {
-		return err
-	}
-	f.bots[i] = p
-	return nil
-}
-
 // startBot starts one instance on port and waits for /ready.
 func (f *fleet) startBot(ctx context.Context, c botConfig, port int, log string) (*child, error) {
 	p, err := start(f.dir, log, f.botEnv(c, port), syscall.SIGTERM, filepath.Join(f.bin, "bot"),
@@ -259,6 +253,10 @@ func (f *fleet) startBots(ctx context.Context, c botConfig) error {
 	if err := f.rdb.FlushAll(ctx).Err(); err != nil {
 		return err
 	}
+	f.backend, f.config = c.Backend, c
+	if f.opts.Supervised {
+		return f.startSupervised(ctx)
+	}
 	for i, port := range f.botPorts {
 		p, err := f.startBot(ctx, c, port, "bot-"+strconv.Itoa(i))
 		if err != nil {
@@ -266,11 +264,13 @@ func (f *fleet) startBots(ctx context.Context, c botConfig) error {
 		}
 		f.bots = append(f.bots, p)
 	}
-	f.backend, f.config = c.Backend, c
 	return nil
 }
 
 func (f *fleet) stopBots() {
+	if f.opts.Supervised && f.config.Backend != "" {
+		f.stopSupervised()
+	}
 	for _, p := range f.bots {
 		p.stop(10 * time.Second)
 	}
