@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -139,6 +140,17 @@ var scenarios = []scenario{
 				return err
 			}
 			return c.f.runNginx(ctx, "fleet")
+		}},
+	{name: "im-send-fails", fault: "the Telegram API fails every reply's first two sendMessage calls (500) for 8 s, then accepts them", budget: 8 * time.Second,
+		run: func(ctx context.Context, c *chaosRun, _ *traffic) error {
+			before := c.tg.refusedTotal()
+			c.tg.failSends(2)
+			err := pause(ctx, 8*time.Second)
+			c.tg.failSends(0)
+			if n := c.tg.refusedTotal() - before; err == nil && n == 0 {
+				return errors.New("no reply was sent while the platform failed them: the fault never applied")
+			}
+			return err
 		}},
 	{name: "im-duplicate-10x", fault: "20 Telegram events, each delivered 10 times at once, spread over every instance", budget: 5 * time.Second,
 		run: func(ctx context.Context, c *chaosRun, tr *traffic) error { return c.duplicateEvents(ctx, tr, 20, 10) }},

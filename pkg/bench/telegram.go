@@ -31,7 +31,9 @@ type fakeTelegram struct {
 	url string
 
 	mu      sync.Mutex
-	answers map[string]int // message_id quoted -> sendMessage calls
+	answers map[string]int // message_id quoted -> sendMessage calls accepted
+	refused map[string]int // message_id quoted -> sendMessage calls failed on purpose
+	failFor int            // the first failFor sends of each message fail
 	next    int64
 }
 
@@ -41,7 +43,7 @@ func startFakeTelegram() (*fakeTelegram, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &fakeTelegram{url: "http://" + l.Addr().String(), answers: map[string]int{}}
+	f := &fakeTelegram{url: "http://" + l.Addr().String(), answers: map[string]int{}, refused: map[string]int{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/bot"+telegramToken+"/sendMessage", f.send)
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
@@ -68,12 +70,40 @@ func (f *fakeTelegram) send(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, `{"ok":false,"error_code":400,"description":"Bad Request: chat_id is empty"}`)
 		return
 	}
+	msg := b.ReplyParameters.MessageID.String()
 	f.mu.Lock()
-	f.answers[b.ReplyParameters.MessageID.String()]++
+	if f.refused[msg] < f.failFor {
+		f.refused[msg]++
+		f.mu.Unlock()
+		w.WriteHeader(http.StatusInternalServerError)
+		io.WriteString(w, `{"ok":false,"error_code":500,"description":"Internal Server Error"}`)
+		return
+	}
+	f.answers[msg]++
 	f.next++
 	id := f.next
 	f.mu.Unlock()
 	io.WriteString(w, `{"ok":true,"result":{"message_id":`+strconv.FormatInt(id, 10)+`,"date":0,"chat":{"id":`+b.ChatID.String()+`,"type":"private"},"text":""}}`)
+}
+
+// failSends makes the first n sendMessage calls answering each message
+// fail with 500 (a platform that fails the reply twice before accepting
+// it: n = 2); 0 accepts every call.
+func (f *fakeTelegram) failSends(n int) {
+	f.mu.Lock()
+	f.failFor = n
+	f.mu.Unlock()
+}
+
+// refusedTotal is the number of sendMessage calls failed on purpose.
+func (f *fakeTelegram) refusedTotal() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, v := range f.refused {
+		n += v
+	}
+	return n
 }
 
 // answered returns a copy of the answers so far, by message_id.
@@ -87,7 +117,7 @@ func (f *fakeTelegram) answered() map[string]int {
 	return out
 }
 
-// total is the number of sendMessage calls so far.
+// total is the number of sendMessage calls accepted so far.
 func (f *fakeTelegram) total() int64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
