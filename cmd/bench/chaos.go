@@ -15,9 +15,11 @@ const chaosUsage = `Usage: bench chaos [flags]    (make chaos: make build, then 
 
 bench chaos brings up a throwaway chaos fleet on free loopback ports —
 redis-server with AOF (appendfsync everysec), bin/mockllm, 3 primaries and
-1 backup bot instance behind nginx rendered from nginx/nginx.conf.tmpl, a
-fake Telegram Bot API — and runs each scenario: a steady open-model load
-(POST /v1/chat, POST /v1/chat/completions, Telegram webhook events) with
+1 backup bot instance behind nginx rendered from nginx/nginx.conf.tmpl,
+started by scripts/start_multiple_instances.sh and watched by
+bin/healthchecker as make fleet runs them, a fake Telegram Bot API — and runs each scenario: a steady open-model load
+(POST /v1/chat, POST /v1/chat/completions plain and streamed, Telegram
+webhook events) with
 one fault injected and ended, then the whole history checked (package
 history): every acknowledged turn in memory exactly once and in order,
 every IM event answered once, every failure answered with Retry-After.
@@ -46,6 +48,7 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	jsonFile := fs.String("json", "chaos.json", "write the machine-readable report to `FILE`")
 	chatRate := fs.Float64("chat-rate", 0, "POST /v1/chat req/s (default 30)")
 	complRate := fs.Float64("completions-rate", 0, "POST /v1/chat/completions req/s (default 10)")
+	streamRate := fs.Float64("stream-rate", 0, "POST /v1/chat/completions with stream: true, req/s (default 5)")
 	tgRate := fs.Float64("telegram-rate", 0, "Telegram webhook events/s (default 10)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -56,12 +59,12 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q (see --help)", fs.Args())
 	}
-	for _, r := range []float64{*chatRate, *complRate, *tgRate} {
+	for _, r := range []float64{*chatRate, *complRate, *streamRate, *tgRate} {
 		if r < 0 {
 			return fmt.Errorf("rates must be positive, got %v", r)
 		}
 	}
-	o := bench.ChaosOptions{Quick: *quick, Dir: *dir, Bin: *bin, Log: stderr, ChatRate: *chatRate, CompletionsRate: *complRate, TelegramRate: *tgRate}
+	o := bench.ChaosOptions{Quick: *quick, Dir: *dir, Bin: *bin, Log: stderr, ChatRate: *chatRate, CompletionsRate: *complRate, StreamRate: *streamRate, TelegramRate: *tgRate}
 	if *only != "" {
 		o.Only = strings.Split(*only, ",")
 	}

@@ -15,7 +15,7 @@
 //	loadtest [--url http://127.0.0.1:18789] [--token KEY] [--rate 100 | --users N --think 1s]
 //	         [--duration 10s] [--warmup 1s] [--sessions N] [--turns 10] [--seed N]
 //	         [--json FILE] [--html FILE] [--slo-p99 800ms] [--slo-error-rate 0.01]
-//	         [--target chat|completions|telegram] [--model mock-1] [--message-bytes N]
+//	         [--target chat|completions|completions-stream|telegram] [--model mock-1] [--message-bytes N]
 //	loadtest --search [--rates 500,1000,... | --rate 1000 --step-factor 1.25 --max-rate N]
 //	         [--slo-p99 50ms] [--sessions-per-rps F] [--json FILE] [--markdown FILE] [--step-cmd CMD]
 package main

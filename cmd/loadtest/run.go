@@ -60,7 +60,9 @@ Targets: chat (POST /v1/chat, the default; continuity checked through
 {"model": --model, "messages": [{"role":"user",...}], "user": <session id>};
 success is 200 with choices[0].message.content; no turn, so no continuity
 check). completions drives the bot's OpenAI-compatible endpoint or an
-OpenAI-compatible backend such as mockllm directly. telegram (POST
+OpenAI-compatible backend such as mockllm directly; completions-stream the
+same with "stream": true, success being every event read, no error event and
+"data: [DONE]" last. telegram (POST
 /webhook/telegram: a private text update per request, --token as the
 webhook's secret token, im.telegram.secret_token) measures the bot's IM
 webhook path — verify, dedup, enqueue; success is 200 — while the replies go
@@ -131,7 +133,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	url := fs.String("url", loadtest.DefaultURL, "base `URL` of the service (an instance or nginx)")
 	token := fs.String("token", "", "Bearer `token` (API key or access token) (default $API_KEY)")
-	target := fs.String("target", "chat", "what to drive: "+strings.Join(loadtest.TargetNames(), ", ")+" (chat: POST /v1/chat; completions: POST /v1/chat/completions; telegram: POST /webhook/telegram)")
+	target := fs.String("target", "chat", "what to drive: "+strings.Join(loadtest.TargetNames(), ", ")+" (chat: POST /v1/chat; completions: POST /v1/chat/completions; completions-stream: the same streamed; telegram: POST /webhook/telegram)")
 	model := fs.String("model", loadtest.DefaultModel, "completions target: the `model` to ask for")
 	rate := fs.Float64("rate", 100, "open model: arrival rate in `req/s` (mutually exclusive with --users)")
 	users := fs.Int("users", 0, "closed model: `N` concurrent users (mutually exclusive with --rate)")

@@ -96,7 +96,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"--turns", "-1"}, "--turns must not be negative"},
 		{[]string{"--slo-error-rate", "1.5"}, "--slo-error-rate must be a fraction in [0,1]"},
 		{[]string{"--slo-error-rate", "x"}, "invalid value"},
-		{[]string{"--target", "smtp"}, `unknown target "smtp" (known: chat, completions, telegram)`},
+		{[]string{"--target", "smtp"}, `unknown target "smtp" (known: chat, completions, completions-stream, telegram)`},
 		{[]string{"--url", "localhost:8080"}, "want http://host"},
 		{[]string{"--max-inflight", "0"}, "--max-inflight must be at least 1"},
 		{[]string{"--users", "20", "--max-inflight", "10"}, "--users (20) exceeds --max-inflight (10)"},

@@ -34,10 +34,11 @@ type ChaosOptions struct {
 	// Instances and Backups are the fleet's primaries and backups.
 	// Default 3 and 1.
 	Instances, Backups int
-	// ChatRate, CompletionsRate and TelegramRate are the open-model rates
-	// of the three loads: POST /v1/chat, POST /v1/chat/completions and
-	// Telegram webhook events. Default 30, 10 and 10 req/s.
-	ChatRate, CompletionsRate, TelegramRate float64
+	// ChatRate, CompletionsRate, StreamRate and TelegramRate are the
+	// open-model rates of the four loads: POST /v1/chat, POST
+	// /v1/chat/completions, the same with "stream": true, and Telegram
+	// webhook events. Default 30, 10, 5 and 10 req/s.
+	ChatRate, CompletionsRate, StreamRate, TelegramRate float64
 	// Before and After are the load before the fault and after it ends.
 	Before, After time.Duration
 	// Log gets progress lines; nil discards them.
@@ -57,6 +58,9 @@ func (o *ChaosOptions) defaults() {
 	}
 	if o.CompletionsRate == 0 {
 		o.CompletionsRate = 10
+	}
+	if o.StreamRate == 0 {
+		o.StreamRate = 5
 	}
 	if o.TelegramRate == 0 {
 		o.TelegramRate = 10
@@ -126,7 +130,7 @@ func Chaos(ctx context.Context, o ChaosOptions) (*ChaosReport, error) {
 	started := time.Now()
 	rep := &ChaosReport{Schema: ChaosSchemaVersion, Generated: started.UTC().Truncate(time.Second), Quick: o.Quick, Notes: []string{}}
 	rep.Machine, rep.Commit = machineOf(ctx, o.Root)
-	rep.Settings = ChaosSettings{Instances: o.Instances, Backups: o.Backups, ChatRPS: o.ChatRate, CompletionsRPS: o.CompletionsRate,
+	rep.Settings = ChaosSettings{Instances: o.Instances, Backups: o.Backups, ChatRPS: o.ChatRate, CompletionsRPS: o.CompletionsRate, StreamRPS: o.StreamRate,
 		TelegramRPS: o.TelegramRate, BeforeS: o.Before.Seconds(), AfterS: o.After.Seconds(), TimeoutS: chaosTimeout.Seconds(),
 		Turns: chaosTurns, MaxEntries: chaosMaxEntries, LLMLatencyMS: chaosLLMLatency, Env: chaosEnv}
 	c, err := startChaos(ctx, o)
@@ -204,11 +208,11 @@ func (c *chaosRun) stop() {
 
 // traffic is one scenario's history: every request of its loads.
 type traffic struct {
-	mu          sync.Mutex
-	chat, compl []loadtest.CallRecord
-	im          []loadtest.CallRecord
-	telegram    *loadtest.TelegramTarget
-	results     []*loadtest.Result
+	mu                  sync.Mutex
+	chat, compl, stream []loadtest.CallRecord
+	im                  []loadtest.CallRecord
+	telegram            *loadtest.TelegramTarget
+	results             []*loadtest.Result
 }
 
 func (t *traffic) add(dst *[]loadtest.CallRecord) func(loadtest.CallRecord) {
@@ -219,7 +223,7 @@ func (t *traffic) add(dst *[]loadtest.CallRecord) func(loadtest.CallRecord) {
 	}
 }
 
-// load drives the three open-model loads through nginx for d and returns
+// load drives the four open-model loads through nginx for d and returns
 // their history.
 func (c *chaosRun) load(ctx context.Context, tr *traffic, d time.Duration) error {
 	url := c.f.nginxURL("fleet")
@@ -231,6 +235,10 @@ func (c *chaosRun) load(ctx context.Context, tr *traffic, d time.Duration) error
 	if err != nil {
 		return err
 	}
+	streamT, err := loadtest.NewTarget("completions-stream", url, Key)
+	if err != nil {
+		return err
+	}
 	if tr.telegram, err = loadtest.NewTelegramTarget(url, telegramSecret); err != nil {
 		return err
 	}
@@ -238,7 +246,8 @@ func (c *chaosRun) load(ctx context.Context, tr *traffic, d time.Duration) error
 		t    loadtest.Target
 		rate float64
 		dst  *[]loadtest.CallRecord
-	}{{chatT, c.o.ChatRate, &tr.chat}, {complT, c.o.CompletionsRate, &tr.compl}, {tr.telegram, c.o.TelegramRate, &tr.im}}
+	}{{chatT, c.o.ChatRate, &tr.chat}, {complT, c.o.CompletionsRate, &tr.compl}, {streamT, c.o.StreamRate, &tr.stream},
+		{tr.telegram, c.o.TelegramRate, &tr.im}}
 	errs := make([]error, len(runs))
 	var wg sync.WaitGroup
 	for i, r := range runs {
@@ -264,7 +273,7 @@ func (c *chaosRun) load(ctx context.Context, tr *traffic, d time.Duration) error
 // history and puts the fleet back as it was.
 func (c *chaosRun) scenario(ctx context.Context, s scenario) ScenarioResult {
 	res := ScenarioResult{Name: s.name, Fault: s.fault, Bound: s.bound, Failed: map[string]int{},
-		OfferedRPS: c.o.ChatRate + c.o.CompletionsRate + c.o.TelegramRate}
+		OfferedRPS: c.o.ChatRate + c.o.CompletionsRate + c.o.StreamRate + c.o.TelegramRate}
 	if err := c.heal(ctx); err != nil {
 		res.Error = "the fleet could not be made whole before the scenario: " + err.Error()
 		return res
@@ -437,7 +446,7 @@ func (c *chaosRun) judge(ctx context.Context, res *ScenarioResult, tr *traffic, 
 		res.Error = strings.TrimPrefix(res.Error+"; ", "; ") + err.Error()
 		return
 	}
-	complRep, err := history.Check(ctx, tr.compl, history.ChatSource(c.svc, true))
+	complRep, err := history.Check(ctx, slices.Concat(tr.compl, tr.stream), history.ChatSource(c.svc, true))
 	if err != nil {
 		res.Error = strings.TrimPrefix(res.Error+"; ", "; ") + err.Error()
 		return
@@ -467,7 +476,7 @@ func (c *chaosRun) judge(ctx context.Context, res *ScenarioResult, tr *traffic, 
 		}
 	}
 	res.Examples = append(res.Examples, res.IM.Examples...)
-	all := slices.Concat(tr.chat, tr.compl, tr.im)
+	all := slices.Concat(tr.chat, tr.compl, tr.stream, tr.im)
 	res.P99DuringMS = p99(all, faultStart, faultEnd)
 	res.P99AfterMS = p99(all, faultEnd, time.Now())
 	var lastFail time.Time

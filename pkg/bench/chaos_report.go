@@ -44,6 +44,7 @@ type ChaosSettings struct {
 	Backups        int      `json:"backups"`
 	ChatRPS        float64  `json:"chat_rps"`
 	CompletionsRPS float64  `json:"completions_rps"`
+	StreamRPS      float64  `json:"stream_rps"`
 	TelegramRPS    float64  `json:"telegram_rps"`
 	BeforeS        float64  `json:"before_s"`
 	AfterS         float64  `json:"after_s"`
@@ -155,9 +156,9 @@ func (r *ChaosReport) WriteMarkdown(w io.Writer) error {
 	s := r.Settings
 	p("Fleet: Redis with AOF (appendfsync everysec), mockllm (%d ms a reply between faults), %d primaries and %d backup behind nginx, a fake Telegram Bot API. ",
 		s.LLMLatencyMS, s.Instances, s.Backups)
-	p("Load in every scenario, open model through nginx: %.0f req/s POST /v1/chat, %.0f req/s POST /v1/chat/completions (conversation by `user`), %.0f Telegram webhook events/s; "+
+	p("Load in every scenario, open model through nginx: %.0f req/s POST /v1/chat, %.0f req/s POST /v1/chat/completions (conversation by `user`) and %.0f req/s of it streamed (`stream: true`), %.0f Telegram webhook events/s; "+
 		"conversations of %d turns, every message unique; %.0f s of load before the fault and %.0f s after it; a client gives up after %.0f s. Instances run with %s.\n\n",
-		s.ChatRPS, s.CompletionsRPS, s.TelegramRPS, s.Turns, s.BeforeS, s.AfterS, s.TimeoutS, "`"+strings.Join(s.Env, "`, `")+"`")
+		s.ChatRPS, s.CompletionsRPS, s.StreamRPS, s.TelegramRPS, s.Turns, s.BeforeS, s.AfterS, s.TimeoutS, "`"+strings.Join(s.Env, "`, `")+"`")
 	p("| scenario | offered req/s | requests | failed (by status) | failed without Retry-After | doubled | lost | reordered | IM answered 0×/1×/2× | P99 during | P99 after | recover | held |\n")
 	p("|---|---:|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---|\n")
 	for _, sc := range r.Scenarios {

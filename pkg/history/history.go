@@ -4,7 +4,7 @@
 // loadtest that records its calls (Options.OnCall).
 //
 // For each conversation the checker takes the turns the fleet
-// acknowledged — HTTP 200, in the order the client sent them (a
+// acknowledged — HTTP 200 with a whole answer (Acknowledged), in the order the client sent them (a
 // conversation's turns are sent one at a time) — and the conversation's
 // memory as the fleet holds it afterwards (a Source: the user entries of
 // pkg/memory's list bf:{<conversation key>}:msgs, read through pkg/chat so
@@ -92,10 +92,14 @@ func (r *Report) example(format string, args ...any) {
 	}
 }
 
-// Acknowledged reports whether the fleet acknowledged c: it answered 200.
-// (A 200 whose turn breaks the client's continuity check is acknowledged
-// all the same: the fleet said it was done.)
-func Acknowledged(c loadtest.CallRecord) bool { return c.Status == http.StatusOK }
+// Acknowledged reports whether the fleet acknowledged c: it answered 200
+// with a whole answer. A 200 whose turn breaks the client's continuity
+// check is acknowledged all the same (the fleet said it was done); a 200
+// whose body could not be read as an answer — a stream that ended with an
+// error event or without its end — is not.
+func Acknowledged(c loadtest.CallRecord) bool {
+	return c.Status == http.StatusOK && c.Cause != loadtest.CauseDecode
+}
 
 // BadFailure reports whether failed request c left its client without a
 // Retry-After: no response, or a 429 or 5xx without the header.
@@ -120,8 +124,11 @@ func Check(ctx context.Context, calls []loadtest.CallRecord, src Source) (Report
 			continue
 		}
 		cause := c.Cause
-		if cause == "" {
+		if cause == "" || cause == loadtest.CauseDecode {
 			cause = fmt.Sprintf("status_%d", c.Status)
+			if c.Cause != "" {
+				cause += "_" + c.Cause
+			}
 		}
 		r.Failed[cause]++
 		if BadFailure(c) {

@@ -95,6 +95,13 @@ func TestCheck(t *testing.T) {
 			mem:  map[string][]memory.Entry{"a": kept("a1", "a2")},
 			want: Report{Requests: 2, Acknowledged: 2, Misnumbered: 1},
 		},
+		{
+			name: "a 200 stream that ended in an error is a failure, kept anyway",
+			calls: []loadtest.CallRecord{ok("a", 1, "a1"),
+				{Call: loadtest.Call{SessionID: "a", Turn: 2, Message: "a2"}, Status: 200, Cause: loadtest.CauseDecode}},
+			mem:  map[string][]memory.Entry{"a": kept("a1", "a2")},
+			want: Report{Requests: 2, Acknowledged: 1, RecordedFailed: 1, Failed: map[string]int{"status_200_decode": 1}},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Check(context.Background(), tc.calls, source(tc.mem))

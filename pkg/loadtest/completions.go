@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 )
@@ -23,9 +24,10 @@ const DefaultModel = "mock-1"
 // bot's OpenAI-compatible endpoint (the conversation key is the "user" field)
 // as well as an OpenAI-compatible backend such as mockllm directly.
 type CompletionsTarget struct {
-	url   string
-	auth  string
-	model string
+	url    string
+	auth   string
+	model  string
+	stream bool // "stream": true (StreamTarget)
 }
 
 // NewCompletionsTarget returns the completions target of the service at
@@ -57,6 +59,9 @@ func (t *CompletionsTarget) NewRequest(ctx context.Context, c Call) (*http.Reque
 	b := make([]byte, 0, 80+len(t.model)+len(c.Message)+len(c.SessionID))
 	b = append(b, `{"model":`...)
 	b = appendJSONString(b, t.model)
+	if t.stream {
+		b = append(b, `,"stream":true`...)
+	}
 	b = append(b, `,"messages":[{"role":"user","content":`...)
 	b = appendJSONString(b, c.Message)
 	b = append(b, `}],"user":`...)
@@ -85,6 +90,64 @@ func (t *CompletionsTarget) Check(status int, body []byte) (Reply, error) {
 	}
 	if len(c.Choices) == 0 || c.Choices[0].Message.Content == nil {
 		return Reply{}, errors.New(`completion lacks choices[0].message.content`)
+	}
+	return Reply{}, nil
+}
+
+// StreamTarget is the completions target with "stream": true: the answer
+// is OpenAI's server-sent events, chat.completion.chunk objects ending
+// with "data: [DONE]". Check reads the whole stream: a stream that ends
+// with an {"error": ...} event, or without [DONE], is a failed request
+// (cause "decode"); one cut off mid-way fails as the connection did.
+type StreamTarget struct {
+	CompletionsTarget
+}
+
+// NewStreamTarget is NewCompletionsTarget asking for streamed answers.
+func NewStreamTarget(baseURL, token, model string) (*StreamTarget, error) {
+	t, err := NewCompletionsTarget(baseURL, token, model)
+	if err != nil {
+		return nil, err
+	}
+	t.stream = true
+	return &StreamTarget{*t}, nil
+}
+
+// Name implements Target.
+func (t *StreamTarget) Name() string { return "completions-stream" }
+
+// Check implements Target: 200, at least one chunk, no error event, and
+// [DONE] last.
+func (t *StreamTarget) Check(status int, body []byte) (Reply, error) {
+	if status != http.StatusOK {
+		return Reply{}, &StatusError{Code: status}
+	}
+	chunks, done := 0, false
+	for line := range strings.SplitSeq(string(body), "\n") {
+		data, ok := strings.CutPrefix(strings.TrimRight(line, "\r"), "data: ")
+		if !ok {
+			continue
+		}
+		if data == "[DONE]" {
+			done = true
+			continue
+		}
+		var ev struct {
+			Error   json.RawMessage `json:"error"`
+			Choices []any           `json:"choices"`
+		}
+		if err := json.Unmarshal([]byte(data), &ev); err != nil {
+			return Reply{}, fmt.Errorf("stream event %q: %w", data, err)
+		}
+		if len(ev.Error) > 0 {
+			return Reply{}, fmt.Errorf("the stream ended with an error: %s", ev.Error)
+		}
+		if len(ev.Choices) > 0 {
+			chunks++
+		}
+	}
+	if chunks == 0 || !done {
+		return Reply{}, fmt.Errorf("stream of %d chunks without [DONE]", chunks)
 	}
 	return Reply{}, nil
 }

@@ -338,3 +338,34 @@ func TestCompletionsTarget(t *testing.T) {
 		t.Errorf("unknown target error %v should list completions", err)
 	}
 }
+
+// TestStreamTargetAgainstMockLLM drives mockllm's real streams: whole
+// streams pass, streams cut before [DONE] fail.
+func TestStreamTargetAgainstMockLLM(t *testing.T) {
+	m := mockllm.New(mockllm.Options{})
+	srv := httptest.NewServer(m)
+	t.Cleanup(srv.Close)
+	tgt, err := NewTargetConfig("completions-stream", TargetConfig{URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := mustRun(t, Options{Target: tgt, URL: srv.URL, Rate: 50, Duration: 300 * time.Millisecond})
+	if res.Failed != 0 || res.Succeeded == 0 || res.Settings.Target != "completions-stream" {
+		t.Fatalf("failed %d (%s), succeeded %d, target %q", res.Failed, res.ErrorCauses(), res.Succeeded, res.Settings.Target)
+	}
+	if err := m.SetFaults(mockllm.Faults{CutAfter: 1, Chunks: 3}); err != nil {
+		t.Fatal(err)
+	}
+	res = mustRun(t, Options{Target: tgt, URL: srv.URL, Rate: 50, Duration: 300 * time.Millisecond})
+	if res.Succeeded != 0 || res.Failed == 0 {
+		t.Fatalf("cut streams: succeeded %d, errors %v", res.Succeeded, res.Errors)
+	}
+	for _, body := range []string{"data: {\"choices\":[{}]}\n\n", "data: {\"error\":{\"message\":\"x\"}}\n\ndata: [DONE]\n\n", "data: [DONE]\n\n"} {
+		if _, err := tgt.Check(200, []byte(body)); err == nil {
+			t.Errorf("stream %q accepted", body)
+		}
+	}
+	if _, err := tgt.Check(200, []byte("data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n")); err != nil {
+		t.Errorf("a whole stream refused: %v", err)
+	}
+}

@@ -80,6 +80,9 @@ var targets = map[string]func(TargetConfig) (Target, error){
 	"completions": func(c TargetConfig) (Target, error) {
 		return NewCompletionsTarget(c.URL, c.Token, c.Model)
 	},
+	"completions-stream": func(c TargetConfig) (Target, error) {
+		return NewStreamTarget(c.URL, c.Token, c.Model)
+	},
 	"telegram": func(c TargetConfig) (Target, error) { return NewTelegramTarget(c.URL, c.Token) },
 }
 
