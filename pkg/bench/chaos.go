@@ -182,7 +182,7 @@ func startChaos(ctx context.Context, o ChaosOptions) (_ *chaosRun, err error) {
 	}
 	fmt.Fprintf(o.Log, "chaos: fleet: redis-server (AOF), mockllm, %d primaries + %d backup, nginx (logs in %s)\n",
 		o.Instances, o.Backups, filepath.Join(o.Dir, "logs"))
-	if c.f, err = startFleetWith(ctx, o.Root, o.Bin, o.Dir, fleetOptions{Instances: o.Instances, Backups: o.Backups, AOF: true, FleetOnly: true, Supervised: true}); err != nil {
+	if c.f, err = startFleetWith(ctx, o.Root, o.Bin, o.Dir, fleetOptions{Instances: o.Instances, Backups: o.Backups, AOF: true, FleetOnly: true, Supervised: true, RedisProxies: true}); err != nil {
 		return nil, err
 	}
 	if err := c.f.startBots(ctx, botConfig{Backend: "openai", MaxEntries: chaosMaxEntries, Env: append(slices.Clone(chaosEnv), c.tg.env()...)}); err != nil {
@@ -329,6 +329,9 @@ func (c *chaosRun) heal(ctx context.Context) error {
 		}
 	}
 	_ = f.redis.signal(sigCont)
+	for _, p := range f.proxies {
+		p.set(0, 0, false)
+	}
 	if err := c.setFaults(ctx, fmt.Sprintf(`{"latency_ms":%d,"error_rate":0,"error_status":500}`, chaosLLMLatency)); err != nil {
 		return err
 	}

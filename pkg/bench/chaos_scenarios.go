@@ -56,7 +56,19 @@ var scenarios = []scenario{
 		}},
 	{name: "rolling-restart", fault: "scripts/rolling_restart.sh of every instance (checker paused for each, SIGTERM, start, ready, 2 s to settle)", budget: 20 * time.Second,
 		run: func(ctx context.Context, c *chaosRun, _ *traffic) error {
-			return c.f.script(ctx, "rolling_restart.sh", c.f.botPorts...)
+			// One port at a time (each instance's Redis proxy makes its
+			// settings its own), with the script's own settle between.
+			for i, p := range c.f.botPorts {
+				if i > 0 {
+					if err := pause(ctx, 2*time.Second); err != nil {
+						return err
+					}
+				}
+				if err := c.f.script(ctx, "rolling_restart.sh", p); err != nil {
+					return err
+				}
+			}
+			return nil
 		}},
 	{name: "healthchecker-kill", fault: "kill -9 of the health checker for 5 s; started again, it adopts the running instances (none restarted)", budget: 8 * time.Second,
 		run: func(ctx context.Context, c *chaosRun, _ *traffic) error {
@@ -99,6 +111,26 @@ var scenarios = []scenario{
 			if cerr := c.f.redis.signal(sigCont); cerr != nil {
 				return cerr
 			}
+			return err
+		}},
+	{name: "redis-latency", fault: "every instance's Redis 50 ms away each way, 5 % of segments retransmitted (+200 ms), for 8 s (a TCP proxy in Go)", budget: 9 * time.Second,
+		run: func(ctx context.Context, c *chaosRun, _ *traffic) error {
+			for _, p := range c.f.proxies {
+				p.set(50*time.Millisecond, 0.05, false)
+			}
+			err := pause(ctx, 8*time.Second)
+			for _, p := range c.f.proxies {
+				p.set(0, 0, false)
+			}
+			return err
+		}},
+	{name: "redis-partition-one", fault: "one primary cut off from Redis for 8 s while nginx still sends it traffic (its proxy forwards nothing)", budget: 9 * time.Second,
+		bound: "The cut-off instance answers 503 with Retry-After once its Redis client times out; nginx passes a 503 on to the next instance (proxy_next_upstream http_503), so clients see the retry's answer.",
+		run: func(ctx context.Context, c *chaosRun, _ *traffic) error {
+			p := c.f.proxies[c.f.botPorts[0]]
+			p.set(0, 0, true)
+			err := pause(ctx, 8*time.Second)
+			p.set(0, 0, false)
 			return err
 		}},
 	{name: "llm-faults", fault: "mockllm answers 500 for 4 s, then 429 with Retry-After for 4 s, then hangs (60 s latency) for 4 s, then is well again", budget: 45 * time.Second,

@@ -44,6 +44,7 @@ type fleet struct {
 	config    botConfig
 	checker   *child // the health checker of a supervised fleet
 	hcPort    int
+	proxies   map[int]*tcpProxy // instance port -> its way to Redis (fleetOptions.RedisProxies)
 }
 
 // fleetOptions shape a fleet.
@@ -60,6 +61,9 @@ type fleetOptions struct {
 	// Supervised runs the instances as make fleet does, under the health
 	// checker (see supervised.go).
 	Supervised bool
+	// RedisProxies puts a tcpProxy between each instance and Redis, to
+	// slow down or cut one instance's (or every instance's) Redis.
+	RedisProxies bool
 }
 
 // botConfig is how the instances run.
@@ -107,6 +111,14 @@ func startFleetWith(ctx context.Context, root, bin, dir string, o fleetOptions) 
 	f.rdb = redis.NewClient(&redis.Options{Addr: addr(f.redisPort)})
 	if err := f.startRedis(ctx); err != nil {
 		return nil, err
+	}
+	if o.RedisProxies {
+		f.proxies = map[int]*tcpProxy{}
+		for _, port := range f.botPorts {
+			if f.proxies[port], err = startProxy(addr(f.redisPort)); err != nil {
+				return nil, err
+			}
+		}
 	}
 	f.mock, err = start(dir, "mockllm", nil, syscall.SIGTERM, filepath.Join(bin, "mockllm"), "--addr", addr(f.mockPort), "--latency", "0")
 	if err != nil {
@@ -208,7 +220,7 @@ func (f *fleet) botURL(i int) string         { return "http://" + addr(f.botPort
 func (f *fleet) botEnv(c botConfig, port int) []string {
 	env := []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
-		"API_KEY=" + Key, "BOT_AUTH_ADMIN_KEY=" + AdminKey, "REDIS_HOST=127.0.0.1", "REDIS_PORT=" + strconv.Itoa(f.redisPort),
+		"API_KEY=" + Key, "BOT_AUTH_ADMIN_KEY=" + AdminKey, "REDIS_HOST=127.0.0.1", "REDIS_PORT=" + strconv.Itoa(f.redisPortFor(port)),
 		"WEB_PORT=" + strconv.Itoa(port), "INSTANCE_NAME=bench-" + strconv.Itoa(port),
 		"BOT_SERVER_PPROF=true", "BOT_LLM_PROVIDER=" + c.Backend,
 		"BOT_MEMORY_MAX_ENTRIES=" + strconv.Itoa(c.MaxEntries),
@@ -223,6 +235,15 @@ func (f *fleet) botEnv(c botConfig, port int) []string {
 		env = append(env, "MODEL_ENDPOINT="+f.mockURL()+"/v1", "MODEL_SERVICE_KEY=bench", "BOT_LLM_MODEL=mock-1")
 	}
 	return env
+}
+
+// redisPortFor is the Redis port of the instance on port: its proxy's, or
+// Redis's own.
+func (f *fleet) redisPortFor(port int) int {
+	if p, ok := f.proxies[port]; ok {
+		return p.port()
+	}
+	return f.redisPort
 }
 
 // maxMessageChars is the instances' chat.max_message_chars: room for the
@@ -284,6 +305,9 @@ func (f *fleet) stop() {
 		p.stop(5 * time.Second)
 	}
 	f.mock.stop(5 * time.Second)
+	for _, p := range f.proxies {
+		p.stop()
+	}
 	if f.rdb != nil {
 		f.rdb.Close()
 		f.rdb = nil

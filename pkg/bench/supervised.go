@@ -32,12 +32,12 @@ func (f *fleet) runDir() string { return filepath.Join(f.dir, "run") }
 // hcConfig is the health checker's configuration file.
 func (f *fleet) hcConfig() string { return filepath.Join(f.dir, "healthchecker.yaml") }
 
-// scriptEnv is the environment of the fleet scripts: the instances'
-// settings (without the per-port ones the scripts set) and where things
-// are.
-func (f *fleet) scriptEnv(c botConfig) []string {
+// scriptEnv is the environment of the fleet scripts for the instance on
+// port: its settings (without the per-port ones the scripts set) and where
+// things are.
+func (f *fleet) scriptEnv(c botConfig, port int) []string {
 	var env []string
-	for _, kv := range f.botEnv(c, 0) {
+	for _, kv := range f.botEnv(c, port) {
 		if !strings.HasPrefix(kv, "WEB_PORT=") && !strings.HasPrefix(kv, "INSTANCE_NAME=") {
 			env = append(env, kv)
 		}
@@ -48,11 +48,20 @@ func (f *fleet) scriptEnv(c botConfig) []string {
 }
 
 // script runs scripts/NAME with ports as arguments and the scripts'
-// environment.
+// environment; once per port when each instance has a Redis proxy of its
+// own (the instances' settings differ).
 func (f *fleet) script(ctx context.Context, name string, ports ...int) error {
+	if f.proxies != nil && len(ports) > 1 {
+		for _, p := range ports {
+			if err := f.script(ctx, name, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	args := portArgs(ports)
 	cmd := exec.CommandContext(ctx, filepath.Join(f.root, "scripts", name), args...)
-	cmd.Env = f.scriptEnv(f.config)
+	cmd.Env = f.scriptEnv(f.config, ports[0])
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("scripts/%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
@@ -66,7 +75,7 @@ func (f *fleet) startSupervised(ctx context.Context) error {
 		return err
 	}
 	render := exec.CommandContext(ctx, filepath.Join(f.root, "scripts", "render_healthchecker.sh"), append([]string{"-o", f.hcConfig()}, portArgs(f.botPorts)...)...)
-	render.Env = f.scriptEnv(f.config)
+	render.Env = f.scriptEnv(f.config, 0)
 	if out, err := render.CombinedOutput(); err != nil {
 		return fmt.Errorf("render the health checker's config: %v\n%s", err, out)
 	}
