@@ -212,7 +212,14 @@ type traffic struct {
 	chat, compl, stream []loadtest.CallRecord
 	im                  []loadtest.CallRecord
 	telegram            *loadtest.TelegramTarget
-	results             []*loadtest.Result
+	observed            []string // what the fault saw, in words
+}
+
+// observe notes what the fault saw for the report.
+func (t *traffic) observe(format string, args ...any) {
+	t.mu.Lock()
+	t.observed = append(t.observed, fmt.Sprintf(format, args...))
+	t.mu.Unlock()
 }
 
 func (t *traffic) add(dst *[]loadtest.CallRecord) func(loadtest.CallRecord) {
@@ -254,14 +261,8 @@ func (c *chaosRun) load(ctx context.Context, tr *traffic, d time.Duration) error
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := loadtest.Run(ctx, loadtest.Options{Target: r.t, URL: url, Rate: r.rate, Duration: d, Turns: chaosTurns,
+			_, errs[i] = loadtest.Run(ctx, loadtest.Options{Target: r.t, URL: url, Rate: r.rate, Duration: d, Turns: chaosTurns,
 				MessageBytes: chaosMessageBytes, Timeout: chaosTimeout, OnCall: tr.add(r.dst)})
-			errs[i] = err
-			if res != nil {
-				tr.mu.Lock()
-				tr.results = append(tr.results, res)
-				tr.mu.Unlock()
-			}
 		}()
 	}
 	wg.Wait()
@@ -298,6 +299,7 @@ func (c *chaosRun) scenario(ctx context.Context, s scenario) ScenarioResult {
 		res.Error = "load: " + err.Error()
 		return res
 	}
+	res.Observed = tr.observed
 	res.FaultS = round(faultEnd.Sub(faultStart).Seconds(), 1)
 	res.LoadS = round(time.Since(start).Seconds(), 1)
 	if faultErr != nil {
@@ -329,6 +331,7 @@ func (c *chaosRun) heal(ctx context.Context) error {
 		}
 	}
 	_ = f.redis.signal(sigCont)
+	_ = f.rdb.ConfigSet(ctx, "maxmemory", "0").Err()
 	for _, p := range f.proxies {
 		p.set(0, 0, false)
 	}

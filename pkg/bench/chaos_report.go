@@ -102,6 +102,8 @@ type ScenarioResult struct {
 	// or VerdictBroken.
 	Verdict    string `json:"verdict"`
 	AllowedBad int    `json:"allowed_without_retry_after,omitempty"`
+	// Observed is what the fault saw, in words (restart times, adoption).
+	Observed []string `json:"observed,omitempty"`
 	// Examples are the first violations, in words.
 	Examples []string `json:"examples,omitempty"`
 	// Error is why the scenario could not run as described.
@@ -192,6 +194,9 @@ func (r *ChaosReport) WriteMarkdown(w io.Writer) error {
 		p(".\n\n")
 		if len(sc.BadByCause) > 0 {
 			p("Failed without Retry-After: %s.\n\n", failedText(sc.BadByCause))
+		}
+		for _, o := range sc.Observed {
+			p("Observed: %s.\n\n", o)
 		}
 		if sc.DeadLettered > 0 {
 			p("The IM queue dead-lettered %d jobs (`bf:{q}:dead`): their events were acknowledged to the platform and never answered.\n\n", sc.DeadLettered)

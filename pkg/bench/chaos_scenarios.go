@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -71,7 +73,7 @@ var scenarios = []scenario{
 			return nil
 		}},
 	{name: "healthchecker-kill", fault: "kill -9 of the health checker for 5 s; started again, it adopts the running instances (none restarted)", budget: 8 * time.Second,
-		run: func(ctx context.Context, c *chaosRun, _ *traffic) error {
+		run: func(ctx context.Context, c *chaosRun, tr *traffic) error {
 			pids := make([]int, len(c.f.botPorts))
 			for i := range pids {
 				pids[i] = c.f.botPID(i)
@@ -86,6 +88,34 @@ var scenarios = []scenario{
 			for i, old := range pids {
 				if pid := c.f.botPID(i); pid != old {
 					return fmt.Errorf("instance %d changed from pid %d to %d: restarted, not adopted", i, old, pid)
+				}
+			}
+			tr.observe("the restarted checker adopted all %d instances (same pids, every target healthy)", len(pids))
+			return nil
+		}},
+	{name: "crash-loop", fault: "the backup instance killed (-9) three times, each time as soon as it is ready again: the health checker's backoff grows", budget: 20 * time.Second,
+		run: func(ctx context.Context, c *chaosRun, tr *traffic) error {
+			b := len(c.f.botPorts) - 1
+			var took []string
+			for range 3 {
+				killed := time.Now()
+				pid, err := c.f.killBot(b)
+				if err != nil {
+					return err
+				}
+				if err := c.f.waitBot(ctx, b, pid, 30*time.Second); err != nil {
+					return err
+				}
+				took = append(took, fmt.Sprintf("%.1f s", time.Since(killed).Seconds()))
+			}
+			st, err := c.f.checkerStatus()
+			if err != nil {
+				return err
+			}
+			for _, t := range st.Targets {
+				if t.Port == c.f.botPorts[b] {
+					tr.observe("back and ready after %s; the checker counts %d restarts (%d in its %s budget window of %d), next backoff %s",
+						strings.Join(took, ", "), t.Restarts.Total, t.Restarts.InWindow, t.Restarts.Window, t.Restarts.Budget, t.Backoff.Current)
 				}
 			}
 			return nil
@@ -112,6 +142,35 @@ var scenarios = []scenario{
 				return cerr
 			}
 			return err
+		}},
+	{name: "redis-maxmemory", fault: "Redis at maxmemory with noeviction for 6 s: its limit set to half of what it uses, so every write is refused (OOM)", budget: 7 * time.Second,
+		bound: "A turn cannot be recorded while Redis refuses writes: it fails with 503 and Retry-After, and nothing acknowledged is lost.",
+		run: func(ctx context.Context, c *chaosRun, _ *traffic) error {
+			rdb := c.f.rdb
+			used, err := rdb.Info(ctx, "memory").Result()
+			if err != nil {
+				return err
+			}
+			var bytes int64
+			for line := range strings.SplitSeq(used, "\r\n") {
+				if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+					bytes, _ = strconv.ParseInt(v, 10, 64)
+				}
+			}
+			if bytes == 0 {
+				return errors.New("INFO memory: no used_memory")
+			}
+			if err := rdb.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err(); err != nil {
+				return err
+			}
+			if err := rdb.ConfigSet(ctx, "maxmemory", strconv.FormatInt(bytes/2, 10)).Err(); err != nil {
+				return err
+			}
+			perr := pause(ctx, 6*time.Second)
+			if err := rdb.ConfigSet(context.WithoutCancel(ctx), "maxmemory", "0").Err(); err != nil {
+				return err
+			}
+			return perr
 		}},
 	{name: "redis-latency", fault: "every instance's Redis 50 ms away each way, 5 % of segments retransmitted (+200 ms), for 8 s (a TCP proxy in Go)", budget: 9 * time.Second,
 		run: func(ctx context.Context, c *chaosRun, _ *traffic) error {
@@ -174,14 +233,16 @@ var scenarios = []scenario{
 			return c.f.runNginx(ctx, "fleet")
 		}},
 	{name: "im-send-fails", fault: "the Telegram API fails every reply's first two sendMessage calls (500) for 8 s, then accepts them", budget: 8 * time.Second,
-		run: func(ctx context.Context, c *chaosRun, _ *traffic) error {
+		run: func(ctx context.Context, c *chaosRun, tr *traffic) error {
 			before := c.tg.refusedTotal()
 			c.tg.failSends(2)
 			err := pause(ctx, 8*time.Second)
 			c.tg.failSends(0)
-			if n := c.tg.refusedTotal() - before; err == nil && n == 0 {
+			n := c.tg.refusedTotal() - before
+			if err == nil && n == 0 {
 				return errors.New("no reply was sent while the platform failed them: the fault never applied")
 			}
+			tr.observe("the platform refused %d sendMessage calls", n)
 			return err
 		}},
 	{name: "im-duplicate-10x", fault: "20 Telegram events, each delivered 10 times at once, spread over every instance", budget: 5 * time.Second,
