@@ -168,9 +168,9 @@ func (r *ChaosReport) WriteMarkdown(w io.Writer) error {
 		if sc.Verdict == VerdictBroken {
 			held = "**" + held + "**"
 		}
-		p("| %s | %.0f | %d | %s | %d | %d | %d | %d | %d / %d / %d | %.0f ms | %.0f ms | %.1f s | %s |\n",
+		p("| %s | %.0f | %d | %s | %d | %d | %d | %d | %d / %d / %d | %s | %s | %.1f s | %s |\n",
 			sc.Name, sc.OfferedRPS, sc.Requests, failedText(sc.Failed), sc.Bad, sc.Duplicated, sc.Lost, sc.Reordered+sc.Misnumbered,
-			sc.IM.Answered0, sc.IM.Answered1, sc.IM.Answered2, sc.P99DuringMS, sc.P99AfterMS, sc.RecoverS, held)
+			sc.IM.Answered0, sc.IM.Answered1, sc.IM.Answered2, msText(sc.P99DuringMS), msText(sc.P99AfterMS), sc.RecoverS, held)
 	}
 	p("\n## How to read this\n\n")
 	p("Each row is one fault injected into a steady load, Jepsen-style: the history is checked, not the logs read " +
@@ -180,7 +180,7 @@ func (r *ChaosReport) WriteMarkdown(w io.Writer) error {
 		"fake platform exactly once (**IM answered 0×/1×/2×**: 0× and 2× are failures). **failed** counts failed requests by status " +
 		"(`connection` and `timeout`: no response at all); **failed without Retry-After** are those that left the client guessing: no response, " +
 		"or a 429/5xx without the header. **P99 during/after**: successful requests sent while the fault lasted and after it ended " +
-		"(send to end of response). **recover**: from the fault's end to the last failure. **held**: zero in every failure column and every " +
+		"(send to end of response; — when none succeeded). **recover**: from the fault's end to the last failure. **held**: zero in every failure column and every " +
 		"event answered once; **within bound**: the same but for failures without Retry-After the fault makes unavoidable, no more than the bound its " +
 		"section states; **not held**: something was lost, doubled, reordered or left unanswered, or failed beyond the bound. " +
 		"A scenario whose fault makes failures unavoidable says why below, with the bound.\n\n")
@@ -223,6 +223,14 @@ func (r *ChaosReport) WriteMarkdown(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// msText is a P99 in ms, or "—" when no request succeeded (0).
+func msText(v float64) string {
+	if v == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.0f ms", v)
 }
 
 func capital(s string) string {

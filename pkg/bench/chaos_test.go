@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -24,22 +25,19 @@ const replays = 8
 func replay(fresh bool) func(ctx context.Context, c *chaosRun, tr *traffic) error {
 	return func(ctx context.Context, c *chaosRun, tr *traffic) error {
 		var picked []loadtest.CallRecord
-		deadline := time.Now().Add(10 * time.Second)
-		for len(picked) < replays {
-			if time.Now().After(deadline) {
-				return fmt.Errorf("only %d acknowledged turns to replay", len(picked))
-			}
+		enough := testenv.Eventually(10*time.Second, func() bool {
 			picked = picked[:0]
 			tr.mu.Lock()
+			defer tr.mu.Unlock()
 			for _, r := range tr.chat {
 				if history.Acknowledged(r) && len(picked) < replays {
 					picked = append(picked, r)
 				}
 			}
-			tr.mu.Unlock()
-			if err := pause(ctx, 100*time.Millisecond); err != nil {
-				return err
-			}
+			return len(picked) == replays
+		})
+		if !enough {
+			return fmt.Errorf("only %d acknowledged turns to replay", len(picked))
 		}
 		for i, r := range picked {
 			id := r.RequestID
@@ -106,5 +104,42 @@ func TestChaosCheckerSeesDoubledTurns(t *testing.T) {
 	row := fmt.Sprintf("| replay-fresh-ids | %.0f | %d | 0 | 0 | %d | 0 |", broken.OfferedRPS, broken.Requests, replays)
 	if !strings.Contains(md.String(), row) || !strings.Contains(md.String(), "duplicated: ") {
 		t.Fatalf("CHAOS.md lacks the doubled row %q or its examples:\n%s", row, md.String())
+	}
+}
+
+// TestChaosReportKeys: chaos.json's keys are the README's, and CHAOS.md
+// marks a broken row and states a bound with its figure.
+func TestChaosReportKeys(t *testing.T) {
+	rep := &ChaosReport{Schema: ChaosSchemaVersion, Scenarios: []ScenarioResult{
+		{Name: "nginx-kill", Failed: map[string]int{"connection": 40}, Bad: 40, AllowedBad: 60, Verdict: VerdictWithinBound, Bound: "nothing listens."},
+		{Name: "broken", Failed: map[string]int{}, Lost: 2, Verdict: VerdictBroken, P99AfterMS: 12},
+	}}
+	var js strings.Builder
+	if err := rep.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Scenarios []map[string]any `json:"scenarios"`
+	}
+	if err := json.Unmarshal([]byte(js.String()), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"name", "offered_rps", "requests", "failed", "failed_without_retry_after", "lost", "duplicated", "reordered",
+		"im", "p99_during_ms", "p99_after_ms", "recover_s", "verdict", "dead_lettered"} {
+		if _, ok := doc.Scenarios[0][k]; !ok {
+			t.Errorf("chaos.json scenario lacks %q", k)
+		}
+	}
+	if im, _ := doc.Scenarios[0]["im"].(map[string]any); im == nil || im["answered_0"] == nil || im["answered_2"] == nil {
+		t.Errorf("chaos.json im = %v", doc.Scenarios[0]["im"])
+	}
+	var md strings.Builder
+	if err := rep.WriteMarkdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| within bound |", "| **not held** |", "Here: at most 60; measured 40.", "| — | 12 ms |"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("CHAOS.md lacks %q", want)
+		}
 	}
 }
