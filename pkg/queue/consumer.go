@@ -33,7 +33,10 @@ type ConsumerOptions struct {
 	// ReclaimInterval is how often idle jobs are looked for. Default
 	// ClaimIdle/4.
 	ReclaimInterval time.Duration
-	// RetryBackoff is how long a failed job waits before it is retried.
+	// RetryBackoff is how long a failed job waits before it is retried; an
+	// error that says when to try again (pkg/fault's RetryAfter, e.g. an
+	// open circuit breaker's time left) waits that long instead, up to
+	// ClaimIdle.
 	// Default 5s; at most ClaimIdle.
 	RetryBackoff time.Duration
 	// MaxDeliveries is how many times a job is tried before it goes to the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/fault"
 	"github.com/jonboulle/clockwork"
 	"github.com/redis/go-redis/v9"
 )
@@ -114,10 +115,17 @@ func (c *Consumer) run(j *Job) string {
 	if err := c.q.rdb.HSet(bg, c.q.errorsKey(), j.ID, err.Error()).Err(); err != nil {
 		c.opts.Logger.Warn("queue: could not record the failure", "id", j.ID, "err", err)
 	}
-	if _, terr := c.touch(bg, j, c.opts.ClaimIdle-c.opts.RetryBackoff); terr != nil {
+	if _, terr := c.touch(bg, j, c.opts.ClaimIdle-c.retryWait(err)); terr != nil {
 		c.opts.Logger.Warn("queue: could not schedule the retry; it runs after claim_idle", "id", j.ID, "err", terr)
 	}
 	return OutcomeRetry
+}
+
+// retryWait is how long a failed job waits: RetryBackoff, or the error's
+// own Retry-After when longer (an open circuit breaker says when it will
+// try again: retrying sooner only spends deliveries), at most ClaimIdle.
+func (c *Consumer) retryWait(err error) time.Duration {
+	return min(max(c.opts.RetryBackoff, fault.Of(err).RetryAfter), c.opts.ClaimIdle)
 }
 
 // call runs the handler, turning a panic into an error.

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/fault"
 	"github.com/botfleet/botfleet/pkg/testenv"
 	"github.com/jonboulle/clockwork"
 	"github.com/redis/go-redis/v9"
@@ -26,6 +28,7 @@ func TestOnEveryTopology(t *testing.T) {
 		testenv.TopologyTest{Name: "BatchJobHeldPastClaimIdleIsNotRunTwice", Run: testBatchJobHeldPastClaimIdleIsNotRunTwice},
 		testenv.TopologyTest{Name: "FailingJobEndsInDeadLetters", Run: testFailingJobEndsInDeadLetters},
 		testenv.TopologyTest{Name: "PermanentErrorIsDeadAtOnce", Run: testPermanentErrorIsDeadAtOnce},
+		testenv.TopologyTest{Name: "RetryWaitsOutTheErrorsRetryAfter", Run: testRetryWaitsOutTheErrorsRetryAfter},
 		testenv.TopologyTest{Name: "DrainFinishesInFlightJobs", Run: testDrainFinishesInFlightJobs},
 		testenv.TopologyTest{Name: "DrainPastItsGraceAbandonsTheJob", Run: testDrainPastItsGraceAbandonsTheJob},
 		testenv.TopologyTest{Name: "FairEveryLetsBatchThroughAnUrgentFlood", Run: testFairEveryLetsBatchThroughAnUrgentFlood},
@@ -323,6 +326,35 @@ func testFailingJobEndsInDeadLetters(t *testing.T, top testenv.Topology) {
 	}
 	if n, _ := q.rdb.HLen(context.Background(), q.errorsKey()).Result(); n != 0 {
 		t.Fatalf("errors hash keeps %d entries", n)
+	}
+}
+
+// A job failing with an error that says when to try again (an open
+// breaker) is retried no sooner than that, not after RetryBackoff: its
+// deliveries last as long as the outage they wait out. (A lower bound only:
+// a loaded machine can make the retry later, never earlier.)
+func testRetryWaitsOutTheErrorsRetryAfter(t *testing.T, top testenv.Topology) {
+	q := newQueue(t, top)
+	const retryAfter = 600 * time.Millisecond
+	var runs []time.Time
+	var mu sync.Mutex
+	start(t, q, ConsumerOptions{Workers: 1, Block: 50 * time.Millisecond, ClaimIdle: 2 * time.Second,
+		ReclaimInterval: 30 * time.Millisecond, RetryBackoff: 20 * time.Millisecond, MaxDeliveries: 3},
+		func(ctx context.Context, j *Job) error {
+			mu.Lock()
+			defer mu.Unlock()
+			runs = append(runs, time.Now())
+			if len(runs) == 1 {
+				return fault.New(http.StatusServiceUnavailable, "backend_unavailable", "breaker open", fault.Retry(retryAfter))
+			}
+			return nil
+		})
+	enqueue(t, q, Urgent, "waits")
+	testenv.WaitFor(t, 15*time.Second, "the retry", func() bool { mu.Lock(); defer mu.Unlock(); return len(runs) == 2 })
+	mu.Lock()
+	defer mu.Unlock()
+	if gap := runs[1].Sub(runs[0]); gap < retryAfter {
+		t.Fatalf("retried after %v, before the error's Retry-After %v", gap, retryAfter)
 	}
 }
 
