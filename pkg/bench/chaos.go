@@ -104,8 +104,11 @@ const (
 // chaosEnv is the instances' settings beyond the bench's: the fake
 // Telegram, and an LLM budget shorter than a client's patience.
 // A killed instance's IM jobs are reclaimed after 5 s (default 30 s) so
-// that a scenario sees them answered.
-var chaosEnv = []string{"BOT_LLM_TIMEOUT=3s", "BOT_QUEUE_CLAIM_IDLE=5s"}
+// that a scenario sees them answered; with that, 10 deliveries (default 5)
+// keep a job's retries (each waits out the error's Retry-After, at most
+// claim_idle) longer than the LLM breaker's 30 s open time, as the
+// defaults do (5 × 30 s).
+var chaosEnv = []string{"BOT_LLM_TIMEOUT=3s", "BOT_QUEUE_CLAIM_IDLE=5s", "BOT_QUEUE_MAX_DELIVERIES=10"}
 
 // chaosRun is one make chaos.
 type chaosRun struct {
