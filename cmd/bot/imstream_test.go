@@ -467,6 +467,29 @@ func TestIMDingTalkStreamEveryInstanceConnectsEachMessageAnsweredOnce(t *testing
 	}
 }
 
+// dingtalkSteadyFlow pushes 60 messages 30 ms apart (ids prefix0..59),
+// runs fault after the 21st, and fails if two instances ever hold the one
+// connection; it returns the ids.
+func dingtalkSteadyFlow(t *testing.T, f *imtest.DingTalk, prefix string, fault func()) []string {
+	t.Helper()
+	var ids []string
+	tick := time.NewTicker(30 * time.Millisecond) // the steady flow under test
+	defer tick.Stop()
+	for i := range 60 {
+		<-tick.C
+		id := fmt.Sprint(prefix, i)
+		f.Push(f.RobotMessage(id, fmt.Sprint("staff", i%5), fmt.Sprint("steady ", i)))
+		ids = append(ids, id)
+		if i == 20 {
+			fault()
+		}
+		if f.Connections() > 1 {
+			t.Fatalf("two instances hold the one connection")
+		}
+	}
+	return ids
+}
+
 func TestIMDingTalkStreamOneHolderDrainsUnderASteadyFlow(t *testing.T) {
 	r := testenv.StartRedis(t)
 	f := imtest.NewDingTalk(t, "dingclient", dtSecret)
@@ -476,21 +499,9 @@ func TestIMDingTalkStreamOneHolderDrainsUnderASteadyFlow(t *testing.T) {
 	waitLink(t, a.url, "dingtalk", "connected")
 	b := startBot(t, with(env, "INSTANCE_NAME", "b"))
 	waitLink(t, b.url, "dingtalk", "standby")
-	var ids []string
-	tick := time.NewTicker(30 * time.Millisecond) // the steady flow under test
-	defer tick.Stop()
-	for i := range 60 {
-		<-tick.C
-		id := fmt.Sprint("flow", i)
-		f.Push(f.RobotMessage(id, fmt.Sprint("staff", i%5), fmt.Sprint("steady ", i)))
-		ids = append(ids, id)
-		if i == 20 {
-			go a.stop() // the holder drains; messages meanwhile wait for redelivery
-		}
-		if f.Connections() > 1 {
-			t.Fatalf("two instances hold the one connection")
-		}
-	}
+	ids := dingtalkSteadyFlow(t, f, "flow", func() {
+		go a.stop() // the holder drains; messages meanwhile wait for redelivery
+	})
 	waitLink(t, b.url, "dingtalk", "connected")
 	answeredOnce(t, f, ids)
 	if f.Unacked() != 0 {
@@ -512,23 +523,11 @@ func TestIMDingTalkStreamOneHolderKilledUnderASteadyFlow(t *testing.T) {
 	waitLink(t, url, "dingtalk", "connected")
 	survivor := startBot(t, with(env, "INSTANCE_NAME", "survivor"))
 	waitLink(t, survivor.url, "dingtalk", "standby")
-	var ids []string
-	tick := time.NewTicker(30 * time.Millisecond) // the steady flow under test
-	defer tick.Stop()
-	for i := range 60 {
-		<-tick.C
-		id := fmt.Sprint("killed-flow", i)
-		f.Push(f.RobotMessage(id, fmt.Sprint("staff", i%5), fmt.Sprint("steady ", i)))
-		ids = append(ids, id)
-		if i == 20 {
-			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-				t.Fatal(err)
-			}
+	ids := dingtalkSteadyFlow(t, f, "killed-flow", func() {
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
 		}
-		if f.Connections() > 1 {
-			t.Fatalf("two instances hold the one connection")
-		}
-	}
+	})
 	waitLink(t, survivor.url, "dingtalk", "connected")
 	answeredOnce(t, f, ids)
 	testenv.WaitFor(t, 30*time.Second, "every message acknowledged", func() bool { return f.Unacked() == 0 })
