@@ -17,8 +17,9 @@ check). Go 1.26+ must be on PATH.
 
   --tests   also what only the tests run: promtool (prometheus; the alert
             rules), chromium (the console in a real browser), node and npm
-            (the official openai npm client) and docker-compose (the compose
-            file's check)
+            (the official openai npm client), docker-compose (the compose
+            file's check) and openssl (the IM signatures' independent
+            vectors)
 
 As root it installs what is missing (apt-get); otherwise it prints the exact
 command to run and exits 1. Nothing missing: it exits 0 silently.
@@ -47,6 +48,7 @@ if [ "${1:-}" = --tests ]; then
 	command -v node >/dev/null 2>&1 || need+=(nodejs)
 	command -v npm >/dev/null 2>&1 || need+=(npm)
 	command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+	command -v openssl >/dev/null 2>&1 || need+=(openssl)
 fi
 
 if ! command -v go >/dev/null 2>&1; then

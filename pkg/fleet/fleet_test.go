@@ -365,14 +365,17 @@ func TestRedisOutage(t *testing.T) {
 // after each switch only the live colour serves.
 func TestBlueGreenDuringStream(t *testing.T) {
 	f := startFleet(t, []int{1, 1, 2}, true)
+	taken := map[int]bool{}
+	for _, m := range f.Members {
+		taken[m.Port] = true
+	}
 	var green []member
 	for _, w := range []int{1, 1, 2, 0} {
 		p := testenv.FreePort(t)
-		for _, m := range f.Members {
-			if m.Port == p {
-				t.Skip("free port collision; rerun")
-			}
+		for taken[p] { // a pick may repeat a port blue or an earlier green member holds
+			p = testenv.FreePort(t)
 		}
+		taken[p] = true
 		green = append(green, member{Port: p, Weight: w})
 	}
 	spec := func(ms []member) (prim, back string) {

@@ -8,14 +8,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/botfleet/botfleet/pkg/testenv"
 )
 
 // openssl computes a vector independently of the code under test.
 func openssl(t *testing.T, stdin string, args ...string) string {
 	t.Helper()
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("openssl not installed: skipping the independent vector")
-	}
+	testenv.LookPath(t, "openssl")
 	cmd := exec.Command("sh", "-c", strings.Join(args, " "))
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.Output()

@@ -11,13 +11,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/botfleet/botfleet/pkg/testenv"
 )
 
 func sh(t *testing.T, stdin []byte, script string) []byte {
 	t.Helper()
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("openssl not installed")
-	}
+	testenv.LookPath(t, "openssl")
 	cmd := exec.Command("sh", "-c", script)
 	cmd.Stdin = strings.NewReader(string(stdin))
 	out, err := cmd.Output()

@@ -6,12 +6,12 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/botfleet/botfleet/pkg/testenv"
 )
 
 func TestSignatureMatchesOpenSSL(t *testing.T) {
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("openssl not installed")
-	}
+	testenv.LookPath(t, "openssl")
 	body := `{"post_type":"message","message":"你好"}`
 	cmd := exec.Command("sh", "-c", "openssl dgst -sha1 -hmac 'sekrit' | sed 's/^.*= //'")
 	cmd.Stdin = strings.NewReader(body)
