@@ -29,6 +29,20 @@ type Editor interface {
 	MaxText() int
 }
 
+// Finisher is an Editor whose message has a streaming state to end — a
+// DingTalk AI card (isFinalize), a Feishu CardKit card (streaming_mode
+// off). handleStreamed calls exactly one of its methods, once, at the end
+// of a reply whose message it made or found in the draft.
+type Finisher interface {
+	Editor
+	// Finish shows text, the whole reply (or its first MaxText), as the
+	// message's final content and ends its streaming.
+	Finish(ctx context.Context, m *Message, id, text string) error
+	// Fail ends the streaming of a message whose turn failed for good;
+	// text is what the message shows so far.
+	Fail(ctx context.Context, m *Message, id, text string) error
+}
+
 // handleStreamed answers a job whose reply streams into one message:
 //
 //  1. Take the send lease first (renewed while the turn runs): the reply's
@@ -40,7 +54,10 @@ type Editor interface {
 //     EditEvery; a start event after pieces (the turn runs again) starts
 //     the text over in the same message.
 //  4. Finalize once: the whole reply in the message (the parts past
-//     MaxText as messages after it), then "sent" and the lease released.
+//     MaxText as messages after it) — a Finisher's Finish, else an Edit —
+//     then "sent" and the lease released. A turn that fails for good ends
+//     a Finisher's message with Fail; one that fails for now (retried) or
+//     loses the lease leaves it streaming for the next worker to go on.
 func (p *Pipeline) handleStreamed(ctx context.Context, job *queue.Job, m *Message, ed Editor, sentKey string) error {
 	owner := lease.NewOwner()
 	done, err := p.claimSend(ctx, sentKey, owner)
@@ -69,19 +86,13 @@ func (p *Pipeline) handleStreamed(ctx context.Context, job *queue.Job, m *Messag
 	res, err := p.chat.Turn(ctx, req)
 	if err != nil {
 		if !fault.Temporary(err) {
+			s.fail()
 			return queue.Permanent(err)
 		}
 		return err
 	}
 	parts := Split(res.Reply, ed.MaxText())
-	if wait := time.Until(s.last.Add(ed.EditEvery())); s.id != "" && wait > 0 {
-		select { // the platform's rate limit holds for the final edit too
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	if err := s.show(ctx, parts[0]); err != nil {
+	if err := s.finish(ctx, parts[0]); err != nil {
 		p.countReply(m.Platform, "failed")
 		return fmt.Errorf("im: finish the streamed reply on %s: %w", m.Platform, err)
 	}
@@ -147,6 +158,46 @@ func (d *draft) event(e chat.Event) error {
 		}
 	}
 	return nil
+}
+
+// finish shows the reply's first part for good: a Finisher's message is
+// made first when the turn gave no piece to show, then finished; another
+// Editor's gets its last edit. The platform's rate limit holds for the
+// final call too.
+func (d *draft) finish(ctx context.Context, text string) error {
+	fin, finishes := d.ed.(Finisher)
+	if finishes && d.id == "" {
+		if err := d.show(ctx, text); err != nil {
+			return err
+		}
+	}
+	if wait := time.Until(d.last.Add(d.ed.EditEvery())); d.id != "" && wait > 0 {
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if !finishes {
+		return d.show(ctx, text)
+	}
+	d.last = time.Now()
+	return fin.Finish(ctx, d.m, d.id, text)
+}
+
+// fail ends a Finisher's message whose turn failed for good, when there
+// is one; a failure to say so is only logged (the turn's error is the one
+// that counts).
+func (d *draft) fail() {
+	fin, ok := d.ed.(Finisher)
+	if !ok || d.id == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(d.ctx), DefaultSendTimeout)
+	defer cancel()
+	if err := fin.Fail(ctx, d.m, d.id, d.shown); err != nil {
+		d.p.log.Warn("im: could not mark a streamed reply failed", "platform", d.m.Platform, "event", d.m.EventID, "err", err)
+	}
 }
 
 // show makes the message show text: it makes the message the first time

@@ -1,0 +1,101 @@
+package im
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/botfleet/botfleet/pkg/chat"
+	"github.com/botfleet/botfleet/pkg/fault"
+	"github.com/botfleet/botfleet/pkg/llm"
+	"github.com/botfleet/botfleet/pkg/memory"
+	"github.com/botfleet/botfleet/pkg/queue"
+	"github.com/botfleet/botfleet/pkg/testenv"
+)
+
+// streamingBackend streams pieces, then answers err (nil: the pieces' reply).
+type streamingBackend struct {
+	pieces []string
+	err    error
+}
+
+func (b *streamingBackend) Name() string { return "streaming" }
+func (b *streamingBackend) Complete(_ context.Context, r llm.Request) (llm.Reply, error) {
+	for _, p := range b.pieces {
+		if r.Stream != nil {
+			if err := r.Stream(p); err != nil {
+				return llm.Reply{}, err
+			}
+		}
+	}
+	if b.err != nil {
+		return llm.Reply{}, b.err
+	}
+	return llm.Reply{Content: strings.Join(b.pieces, ""), Backend: "streaming"}, nil
+}
+
+// finishingAdapter is a Finisher that records its calls, in order.
+type finishingAdapter struct {
+	fakeAdapter
+	calls []string
+}
+
+func (a *finishingAdapter) Begin(_ context.Context, _ *Message, text string) (string, error) {
+	a.calls = append(a.calls, "begin "+text)
+	return "card-1", nil
+}
+func (a *finishingAdapter) Edit(_ context.Context, _ *Message, id, text string) error {
+	a.calls = append(a.calls, "edit "+id+" "+text)
+	return nil
+}
+func (a *finishingAdapter) Finish(_ context.Context, _ *Message, id, text string) error {
+	a.calls = append(a.calls, "finish "+id+" "+text)
+	return nil
+}
+func (a *finishingAdapter) Fail(_ context.Context, _ *Message, id, text string) error {
+	a.calls = append(a.calls, "fail "+id+" "+text)
+	return nil
+}
+func (a *finishingAdapter) EditEvery() time.Duration { return 0 }
+func (a *finishingAdapter) MaxText() int             { return 100 }
+
+// streamTurn runs one streamed job of a Finisher over backend b and
+// returns the job's error and the adapter's calls.
+func streamTurn(t *testing.T, b llm.Backend) (error, []string) {
+	rdb := testenv.StartRedis(t).Client()
+	store := memory.New(context.Background(), rdb, memory.Options{})
+	t.Cleanup(func() { store.Close() })
+	q := queue.New(rdb, "bf", 0)
+	a := &finishingAdapter{}
+	p := NewPipeline(rdb, q, chat.New(store, b, chat.Options{}), []Adapter{a}, Options{StreamReplies: true}, nil)
+	webhook(t, p, Message{Platform: Telegram, EventID: "s1", SenderID: "u", ChatType: Private, ChatID: "u", Text: "hi"})
+	js := jobs(t, q)
+	if len(js) != 1 {
+		t.Fatalf("%d jobs", len(js))
+	}
+	return p.Handle(context.Background(), js[0]), a.calls
+}
+
+func TestStreamedFinisherIsFinishedOnce(t *testing.T) {
+	err, calls := streamTurn(t, &streamingBackend{pieces: []string{"one ", "two"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "begin one |edit card-1 one two|finish card-1 one two"
+	if got := strings.Join(calls, "|"); got != want {
+		t.Fatalf("calls %q, want %q", got, want)
+	}
+}
+
+func TestStreamedFinisherFailsWithItsTurn(t *testing.T) {
+	err, calls := streamTurn(t, &streamingBackend{pieces: []string{"half "}, err: fault.New(http.StatusBadRequest, "refused", "the model refused the prompt")})
+	if !queue.IsPermanent(err) {
+		t.Fatalf("err %v, want a permanent failure", err)
+	}
+	want := "begin half |fail card-1 half "
+	if got := strings.Join(calls, "|"); got != want {
+		t.Fatalf("calls %q, want %q", got, want)
+	}
+}
