@@ -387,12 +387,9 @@ func (a *Adapter) Send(ctx context.Context, m *im.Message, text string) error {
 // mentioning the user with open_id mention when not empty.
 func Content(text, mention string) (string, string) {
 	if im.HasMarkdown(text) {
-		if mention != "" {
-			text = "<at id=" + mention + "></at> " + text
-		}
 		card, _ := json.Marshal(map[string]any{
 			"config":   map[string]bool{"wide_screen_mode": true},
-			"elements": []map[string]string{{"tag": "markdown", "content": text}},
+			"elements": []map[string]string{{"tag": "markdown", "content": withMention(text, mention)}},
 		})
 		return "interactive", string(card)
 	}

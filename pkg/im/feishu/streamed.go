@@ -17,14 +17,19 @@ import (
 
 // card is a streamed reply's card: a markdown element, updatable.
 func card(text, mention string) string {
-	if mention != "" {
-		text = "<at id=" + mention + "></at> " + text
-	}
 	b, _ := json.Marshal(map[string]any{
 		"config":   map[string]bool{"wide_screen_mode": true, "update_multi": true},
-		"elements": []map[string]string{{"tag": "markdown", "content": text}},
+		"elements": []map[string]string{{"tag": "markdown", "content": withMention(text, mention)}},
 	})
 	return string(b)
+}
+
+// withMention starts a card's markdown with the @ of open_id mention, when not empty.
+func withMention(text, mention string) string {
+	if mention == "" {
+		return text
+	}
+	return "<at id=" + mention + "></at> " + text
 }
 
 func mentionOf(m *im.Message) string {

@@ -29,16 +29,28 @@ type DingTalk struct {
 	tickets map[string]bool
 	unacked map[string]string // frame messageId → data
 	acks    atomic.Int64
+
+	// CardTemplate is the AI card template the app has, CardKey its
+	// streamed variable; defaults "tpl-ai.schema" and "content".
+	CardTemplate, CardKey string
+	cards                 map[string]*Card
+	guids                 map[string]bool
+	calls                 []time.Time
+	tooFast               atomic.Int64
 }
 
 // NewDingTalk serves the gateway of the app with clientID and secret until
 // the test ends.
 func NewDingTalk(t testing.TB, clientID, secret string) *DingTalk {
-	f := &DingTalk{id: clientID, sec: secret, tickets: map[string]bool{}, unacked: map[string]string{}}
+	f := &DingTalk{id: clientID, sec: secret, tickets: map[string]bool{}, unacked: map[string]string{},
+		CardTemplate: "tpl-ai.schema", CardKey: "content", cards: map[string]*Card{}, guids: map[string]bool{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1.0/gateway/connections/open", f.open)
 	mux.HandleFunc("GET /connect", f.connect)
 	mux.HandleFunc("POST /robot/sendBySession", f.session)
+	mux.HandleFunc("POST /v1.0/oauth2/accessToken", f.token)
+	mux.HandleFunc("POST /v1.0/card/instances/createAndDeliver", f.createAndDeliver)
+	mux.HandleFunc("PUT /v1.0/card/streaming", f.streaming)
 	f.serve(t, mux, f.redeliver())
 	return f
 }
@@ -201,7 +213,7 @@ func (f *DingTalk) session(w http.ResponseWriter, r *http.Request) {
 }
 
 // RobotMessage is a robot message from staff user in a private chat,
-// replying through this fake's session webhook.
+// replying through this fake's session webhook (or in an AI card).
 func (f *DingTalk) RobotMessage(msgID, user, text string) string {
 	now := time.Now().UnixMilli()
 	b, _ := json.Marshal(map[string]any{

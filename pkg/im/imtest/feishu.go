@@ -30,6 +30,9 @@ type Feishu struct {
 	uuids   map[string]string
 	updated map[string]time.Time
 	tooFast atomic.Int64
+
+	kitCards   map[string]*CardKitCard
+	outOfOrder atomic.Int64
 }
 
 type pushed struct {
@@ -40,7 +43,8 @@ type pushed struct {
 
 // NewFeishu serves the app appID with secret until the test ends.
 func NewFeishu(t testing.TB, appID, secret string) *Feishu {
-	f := &Feishu{app: appID, sec: secret, unacked: map[string]pushed{}, uuids: map[string]string{}, updated: map[string]time.Time{}}
+	f := &Feishu{app: appID, sec: secret, unacked: map[string]pushed{}, uuids: map[string]string{}, updated: map[string]time.Time{},
+		kitCards: map[string]*CardKitCard{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /callback/ws/endpoint", f.endpoint)
 	mux.HandleFunc("GET /ws", f.ws)
@@ -49,6 +53,9 @@ func NewFeishu(t testing.TB, appID, secret string) *Feishu {
 	})
 	mux.HandleFunc("POST /open-apis/im/v1/messages/{id}/reply", f.reply)
 	mux.HandleFunc("PATCH /open-apis/im/v1/messages/{id}", f.update)
+	mux.HandleFunc("POST /open-apis/cardkit/v1/cards", f.createCard)
+	mux.HandleFunc("PUT /open-apis/cardkit/v1/cards/{card_id}/elements/{element_id}/content", f.elementContent)
+	mux.HandleFunc("PATCH /open-apis/cardkit/v1/cards/{card_id}/settings", f.cardSettings)
 	f.serve(t, mux, f.redeliver)
 	return f
 }
@@ -174,8 +181,17 @@ func (f *Feishu) reply(w http.ResponseWriter, r *http.Request) {
 		f.uuids[b.UUID] = id
 	}
 	f.mu.Unlock()
+	text := contentText(b.MsgType, b.Content)
+	if card := cardRef(b.Content); card != "" && !dup {
+		var ok bool
+		if text, ok = f.sendCard(card, id); !ok {
+			w.WriteHeader(400)
+			fsAnswer(w, 230099, "Failed to create card content", nil)
+			return
+		}
+	}
 	if !dup {
-		f.add(Sent{To: r.PathValue("id"), ID: id, Text: contentText(b.MsgType, b.Content), Kind: b.MsgType, Body: raw})
+		f.add(Sent{To: r.PathValue("id"), ID: id, Text: text, Kind: b.MsgType, Body: raw})
 	}
 	fmt.Fprintf(w, `{"code":0,"msg":"success","data":{"message_id":%q}}`, id)
 }

@@ -40,9 +40,12 @@ func (g *gateway) serve(t testing.TB, h http.Handler, redeliver func()) {
 	g.record, g.Redeliver = newRecord(), time.Second
 	ctx, cancel := context.WithCancel(context.Background())
 	g.ctx = ctx
-	srv := httptest.NewServer(h)
+	// URL is set before the server starts, so that handlers reading it
+	// (the endpoints handed out) race with nothing.
+	srv := httptest.NewUnstartedServer(h)
+	g.URL = "http://" + srv.Listener.Addr().String()
+	srv.Start()
 	t.Cleanup(func() { cancel(); srv.Close() })
-	g.URL = srv.URL
 	go g.every(redeliver)
 }
 

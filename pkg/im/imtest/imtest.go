@@ -6,6 +6,7 @@
 package imtest
 
 import (
+	"fmt"
 	"sync"
 	"time"
 )
@@ -24,11 +25,28 @@ type Sent struct {
 	At         time.Time
 }
 
-// record is a goroutine-safe list of sends with a change signal.
+// record is a goroutine-safe list of sends with a change signal, and of
+// the protocol violations a fake saw.
 type record struct {
-	mu      sync.Mutex
-	sent    []Sent
-	changed chan struct{}
+	mu       sync.Mutex
+	sent     []Sent
+	problems []string
+	changed  chan struct{}
+}
+
+// violation records a request the real platform would refuse, or a rule
+// of its protocol broken.
+func (r *record) violation(format string, args ...any) {
+	r.mu.Lock()
+	r.problems = append(r.problems, fmt.Sprintf(format, args...))
+	r.mu.Unlock()
+}
+
+// Problems are the protocol violations seen so far.
+func (r *record) Problems() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.problems...)
 }
 
 func newRecord() *record { return &record{changed: make(chan struct{})} }
