@@ -51,7 +51,11 @@ func newIM(cfg *config.Config, rdb redis.UniversalClient, svc *chat.Service, log
 			EncryptKey: c.Feishu.EncryptKey, BaseURL: c.Feishu.BaseURL, BotOpenID: c.Feishu.BotOpenID,
 			MaxSkew: c.DedupTTL, Redis: rdb, Prefix: cfg.Redis.KeyPrefix, Client: client,
 		})
-		adapters = append(adapters, fs)
+		var fa im.Adapter = fs
+		if c.Feishu.StreamCard == "cardkit" {
+			fa = fs.CardKit()
+		}
+		adapters = append(adapters, fa)
 		if c.Feishu.Mode == "stream" {
 			links = append(links, func(p *imParts) { p.links.Add(fs.Socket(), c.Feishu.Connections) })
 		}
@@ -59,7 +63,11 @@ func newIM(cfg *config.Config, rdb redis.UniversalClient, svc *chat.Service, log
 	if c.DingTalk.AppSecret != "" {
 		dt := dingtalk.New(dingtalk.Options{AppSecret: c.DingTalk.AppSecret, WebhookHosts: c.DingTalk.WebhookHosts, Client: client,
 			ClientID: c.DingTalk.ClientID, APIURL: c.DingTalk.APIURL})
-		adapters = append(adapters, dt)
+		var da im.Adapter = dt
+		if c.DingTalk.CardTemplateID != "" { // streamed replies go into AI cards
+			da = dt.Cards(c.DingTalk.CardTemplateID, c.DingTalk.CardContentKey)
+		}
+		adapters = append(adapters, da)
 		if c.DingTalk.Mode == "stream" {
 			links = append(links, func(p *imParts) {
 				p.links.Add(dt.Stream(c.DingTalk.APIURL, c.DingTalk.ClientID), c.DingTalk.Connections)

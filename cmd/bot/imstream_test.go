@@ -684,20 +684,8 @@ func TestIMTelegramStreamReclaimedMidwayEditsTheSameMessage(t *testing.T) {
 	r := testenv.StartRedis(t)
 	f := imtest.NewTelegram(t, tgToken, tgUsername)
 	_, env := mockBackend(t, mockllm.Options{Faults: mockllm.Faults{Chunks: 10, ChunkDelay: 400 * time.Millisecond}})
-	env = merge(streamEnv(r, env), telegramStreamEnv(f), map[string]string{"BOT_IM_STREAM_REPLIES": "true", "API_KEY": apiKey,
-		"BOT_MEMORY_LEASE": "1s", "BOT_IM_SEND_TIMEOUT": "500ms", "BOT_IM_SEND_LEASE": "1s", "BOT_LOG_LEVEL": "warn"})
-	cmd, url, _ := startProcess(t, bin, with(env, "INSTANCE_NAME", "doomed"))
-	waitLink(t, url, "telegram", "connected")
-	f.Push(1, imtest.Message(1, 42, "a reply cut in the middle"))
-	if !f.Wait(20*time.Second, func(s []imtest.Sent) bool { return len(s) >= 2 }) { // made, and edited once
-		t.Fatalf("the doomed instance never streamed: %+v", f.Sent())
-	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
-	shown := len(f.Sent())
-	startBot(t, with(env, "INSTANCE_NAME", "survivor"))
+	env = merge(streamEnv(r, env), telegramStreamEnv(f), reclaimEnv, map[string]string{"BOT_IM_STREAM_REPLIES": "true"})
+	shown := killMidStream(t, bin, env, "telegram", f, func() { f.Push(1, imtest.Message(1, 42, "a reply cut in the middle")) })
 	f.Wait(30*time.Second, func(s []imtest.Sent) bool {
 		return len(s) > shown && strings.HasSuffix(s[len(s)-1].Text, ": a reply cut in the middle")
 	})

@@ -482,7 +482,8 @@ type IMConfig struct {
 	// Default 30s.
 	SendLease time.Duration `mapstructure:"send_lease"`
 	// StreamReplies makes a reply appear and grow as the model streams it,
-	// on platforms that let the bot edit its message (Telegram, Feishu).
+	// on platforms that let the bot edit its message (Telegram, Feishu,
+	// DingTalk with im.dingtalk.card_template_id).
 	// Default false.
 	StreamReplies bool `mapstructure:"stream_replies"`
 	// MediaMaxBytes is the largest image or file downloaded from a
@@ -521,6 +522,12 @@ type DingTalkConfig struct {
 	// WebhookHosts are the hosts a sessionWebhook may point at.
 	// Default oapi.dingtalk.com, api.dingtalk.com.
 	WebhookHosts []string `mapstructure:"webhook_hosts"`
+	// CardTemplateID is an AI card template (DingTalk's card platform):
+	// with it and im.stream_replies, replies stream into an AI card
+	// (needs client_id). Empty: no streaming on DingTalk.
+	CardTemplateID string `mapstructure:"card_template_id"`
+	// CardContentKey is the template's streamed text variable. Default content.
+	CardContentKey string `mapstructure:"card_content_key"`
 }
 
 // FeishuConfig is a Feishu/Lark app's event subscription.
@@ -541,6 +548,11 @@ type FeishuConfig struct {
 	BaseURL string `mapstructure:"base_url"`
 	// BotOpenID tells the bot's mention from others'; empty counts any mention.
 	BotOpenID string `mapstructure:"bot_open_id"`
+	// StreamCard is how a streamed reply's card grows: patch (an
+	// interactive card updated with PATCH, needs no extra permission) or
+	// cardkit (a CardKit streaming card: the typewriter effect, 10 updates
+	// a second; needs cardkit:card:write and Feishu 7.20+). Default patch.
+	StreamCard string `mapstructure:"stream_card"`
 }
 
 // OneBotConfig is QQ through OneBot v11: reverse HTTP POST, or forward

@@ -122,6 +122,7 @@ func (c *Config) validate(client bool) error {
 		oneOf("im.telegram.mode", c.IM.Telegram.Mode, "webhook", "stream"),
 		oneOf("im.dingtalk.connections", c.IM.DingTalk.Connections, "every", "one"),
 		oneOf("im.feishu.connections", c.IM.Feishu.Connections, "every", "one"),
+		oneOf("im.feishu.stream_card", c.IM.Feishu.StreamCard, "patch", "cardkit"),
 		oneOf("im.onebot.connections", c.IM.OneBot.Connections, "every", "one"),
 		oneOf("im.onebot.ws_endpoints", c.IM.OneBot.WSEndpoints, "universal", "split"),
 		c.validateRedis(bad),
@@ -202,6 +203,10 @@ func (c *Config) validateIM(bad func(key, format string, args ...any) error) err
 		return bad("im.feishu.verification_token", "required with im.feishu.app_secret in webhook mode (the app's Events and Callbacks page shows it)")
 	case im.DingTalk.Mode == "stream" && (im.DingTalk.ClientID == "" || im.DingTalk.AppSecret == ""):
 		return bad("im.dingtalk.client_id", "stream mode needs the app's Client ID (AppKey) and im.dingtalk.app_secret (Client Secret)")
+	case im.DingTalk.CardTemplateID != "" && im.DingTalk.ClientID == "":
+		return bad("im.dingtalk.client_id", "required with im.dingtalk.card_template_id (the card API takes the app's access token)")
+	case im.DingTalk.CardTemplateID != "" && im.DingTalk.CardContentKey == "":
+		return bad("im.dingtalk.card_content_key", "required with im.dingtalk.card_template_id: the template's streamed text variable")
 	case im.Feishu.Mode == "stream" && (im.Feishu.AppID == "" || im.Feishu.AppSecret == ""):
 		return bad("im.feishu.app_id", "stream mode needs im.feishu.app_id and im.feishu.app_secret")
 	case im.OneBot.Mode == "stream" && im.OneBot.WSURL == "" && im.OneBot.AccessToken == "":
