@@ -94,6 +94,8 @@ func TestBadConfigIsOneClearLine(t *testing.T) {
 		{"feishu without token", "", map[string]string{"API_KEY": "k", "BOT_IM_FEISHU_APP_SECRET": "s", "BOT_IM_FEISHU_APP_ID": "a"}, "im.feishu.verification_token: required"},
 		{"telegram secret chars", "", map[string]string{"API_KEY": "k", "BOT_IM_TELEGRAM_SECRET_TOKEN": "no spaces", "BOT_IM_TELEGRAM_BOT_TOKEN": "1:x"}, "im.telegram.secret_token"},
 		{"telegram bad url", "", map[string]string{"API_KEY": "k", "BOT_IM_TELEGRAM_API_URL": "api.telegram.org"}, "im.telegram.api_url"},
+		{"dingtalk card without client id", "", map[string]string{"API_KEY": "k", "BOT_IM_DINGTALK_APP_SECRET": "s", "BOT_IM_DINGTALK_CARD_TEMPLATE_ID": "tpl.schema"}, "im.dingtalk.client_id: required with im.dingtalk.card_template_id"},
+		{"feishu stream card", "", map[string]string{"API_KEY": "k", "BOT_IM_FEISHU_STREAM_CARD": "typewriter"}, "im.feishu.stream_card"},
 		{"no workers", "", map[string]string{"API_KEY": "k", "BOT_QUEUE_WORKERS": "0"}, "queue.workers"},
 		{"backoff over claim idle", "", map[string]string{"API_KEY": "k", "BOT_QUEUE_RETRY_BACKOFF": "1m"}, "queue.retry_backoff"},
 		{"db on a cluster", "", map[string]string{"API_KEY": "k", "BOT_REDIS_ADDRS": "a:1,b:2", "REDIS_DB": "3"}, "redis.db: must be 0 on a Cluster"},

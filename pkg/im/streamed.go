@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/botfleet/botfleet/pkg/chat"
@@ -18,6 +19,7 @@ import (
 // (Options.StreamReplies): Telegram (editMessageText), Feishu (a card
 // updated with PATCH).
 type Editor interface {
+	Adapter
 	// Begin sends text as the reply's message and returns the message's id.
 	Begin(ctx context.Context, m *Message, text string) (string, error)
 	// Edit replaces the text of the reply's message id.
@@ -54,7 +56,7 @@ type Finisher interface {
 //     EditEvery; a start event after pieces (the turn runs again) starts
 //     the text over in the same message.
 //  4. Finalize once: the whole reply in the message (the parts past
-//     MaxText as messages after it) — a Finisher's Finish, else an Edit —
+//     MaxText as plain replies after it) — a Finisher's Finish, else an Edit —
 //     then "sent" and the lease released. A turn that fails for good ends
 //     a Finisher's message with Fail; one that fails for now (retried) or
 //     loses the lease leaves it streaming for the next worker to go on.
@@ -96,8 +98,13 @@ func (p *Pipeline) handleStreamed(ctx context.Context, job *queue.Job, m *Messag
 		p.countReply(m.Platform, "failed")
 		return fmt.Errorf("im: finish the streamed reply on %s: %w", m.Platform, err)
 	}
-	for _, part := range parts[1:] {
-		if _, err := ed.Begin(ctx, m, part); err != nil {
+	for i, part := range parts[1:] {
+		// Each part past the message is a message of its own, sent as the
+		// platform's plain reply to an event of its own (Feishu's uuid, an
+		// AI card's outTrackId are the event's: they would name the first).
+		mp := *m
+		mp.EventID = m.EventID + "#part" + strconv.Itoa(i+1)
+		if err := ed.Send(ctx, &mp, part); err != nil {
 			p.countReply(m.Platform, "failed")
 			return fmt.Errorf("im: send to %s: %w", m.Platform, err)
 		}

@@ -39,7 +39,8 @@ func (b *streamingBackend) Complete(_ context.Context, r llm.Request) (llm.Reply
 // finishingAdapter is a Finisher that records its calls, in order.
 type finishingAdapter struct {
 	fakeAdapter
-	calls []string
+	calls   []string
+	maxText int
 }
 
 func (a *finishingAdapter) Begin(_ context.Context, _ *Message, text string) (string, error) {
@@ -59,27 +60,32 @@ func (a *finishingAdapter) Fail(_ context.Context, _ *Message, id, text string) 
 	return nil
 }
 func (a *finishingAdapter) EditEvery() time.Duration { return 0 }
-func (a *finishingAdapter) MaxText() int             { return 100 }
+func (a *finishingAdapter) MaxText() int             { return a.maxText }
 
-// streamTurn runs one streamed job of a Finisher over backend b and
-// returns the job's error and the adapter's calls.
-func streamTurn(t *testing.T, b llm.Backend) (error, []string) {
+// streamTurn runs one streamed job of a Finisher taking maxText over
+// backend b and returns the job's error and the adapter's calls (its
+// plain sends as "send <text>").
+func streamTurn(t *testing.T, b llm.Backend, maxText int) (error, []string) {
 	rdb := testenv.StartRedis(t).Client()
 	store := memory.New(context.Background(), rdb, memory.Options{})
 	t.Cleanup(func() { store.Close() })
 	q := queue.New(rdb, "bf", 0)
-	a := &finishingAdapter{}
+	a := &finishingAdapter{maxText: maxText}
 	p := NewPipeline(rdb, q, chat.New(store, b, chat.Options{}), []Adapter{a}, Options{StreamReplies: true}, nil)
 	webhook(t, p, Message{Platform: Telegram, EventID: "s1", SenderID: "u", ChatType: Private, ChatID: "u", Text: "hi"})
 	js := jobs(t, q)
 	if len(js) != 1 {
 		t.Fatalf("%d jobs", len(js))
 	}
-	return p.Handle(context.Background(), js[0]), a.calls
+	err := p.Handle(context.Background(), js[0])
+	for _, sent := range a.sent {
+		a.calls = append(a.calls, "send "+sent)
+	}
+	return err, a.calls
 }
 
 func TestStreamedFinisherIsFinishedOnce(t *testing.T) {
-	err, calls := streamTurn(t, &streamingBackend{pieces: []string{"one ", "two"}})
+	err, calls := streamTurn(t, &streamingBackend{pieces: []string{"one ", "two"}}, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,11 +96,25 @@ func TestStreamedFinisherIsFinishedOnce(t *testing.T) {
 }
 
 func TestStreamedFinisherFailsWithItsTurn(t *testing.T) {
-	err, calls := streamTurn(t, &streamingBackend{pieces: []string{"half "}, err: fault.New(http.StatusBadRequest, "refused", "the model refused the prompt")})
+	err, calls := streamTurn(t, &streamingBackend{pieces: []string{"half "}, err: fault.New(http.StatusBadRequest, "refused", "the model refused the prompt")}, 100)
 	if !queue.IsPermanent(err) {
 		t.Fatalf("err %v, want a permanent failure", err)
 	}
 	want := "begin half |fail card-1 half "
+	if got := strings.Join(calls, "|"); got != want {
+		t.Fatalf("calls %q, want %q", got, want)
+	}
+}
+
+// A reply longer than the card: the card finished with the first part,
+// the rest sent as plain replies (not a second Begin, which would name
+// the same card).
+func TestStreamedFinisherSendsTheRestAsReplies(t *testing.T) {
+	err, calls := streamTurn(t, &streamingBackend{pieces: []string{"first part\n\n", "second part"}}, 15)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "begin first part\n\n|finish card-1 first part|send second part"
 	if got := strings.Join(calls, "|"); got != want {
 		t.Fatalf("calls %q, want %q", got, want)
 	}
