@@ -114,8 +114,8 @@ func TestIMDingTalkAICardStreamsAndFinalizesOnce(t *testing.T) {
 	if text := checkAICard(t, f, "card2"); !strings.HasPrefix(text, "mock n=4 ") {
 		t.Fatalf("final text %q: memory did not continue", text)
 	}
-	if len(f.Cards()) != 2 || mock.Stats().Calls != 2 {
-		t.Fatalf("%d cards, %d model calls for 2 messages", len(f.Cards()), mock.Stats().Calls)
+	if len(f.Cards()) != 2 || f.Recreated() != 0 || mock.Stats().Calls != 2 {
+		t.Fatalf("%d cards (%d made again), %d model calls for 2 messages", len(f.Cards()), f.Recreated(), mock.Stats().Calls)
 	}
 	if hooks := f.To("card1"); len(hooks) != 0 {
 		t.Fatalf("the streamed reply also went by the session webhook: %+v", hooks)
@@ -136,7 +136,7 @@ func TestIMDingTalkAICardReclaimedMidwayStreamsTheSameCard(t *testing.T) {
 	if len(f.Cards()) != 1 {
 		t.Fatalf("%d cards made for one message", len(f.Cards()))
 	}
-	t.Logf("%d sends to one card, %d of them before the kill", len(f.Sent()), shown)
+	t.Logf("%d sends to one card, %d of them before the kill; %d createAndDeliver refused (a kill before the draft was recorded)", len(f.Sent()), shown, f.Recreated())
 }
 
 func feishuCardKitEnv(r *testenv.Redis, f *imtest.Feishu, env map[string]string) map[string]string {

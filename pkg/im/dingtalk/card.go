@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/botfleet/botfleet/pkg/im"
+	"github.com/botfleet/botfleet/pkg/queue"
 	"github.com/google/uuid"
 )
 
@@ -89,6 +90,17 @@ func (c *Cards) Begin(ctx context.Context, m *im.Message, text string) (string, 
 		} `json:"result"`
 	}
 	if err := c.call(ctx, http.MethodPost, "/v1.0/card/instances/createAndDeliver", body, &out); err != nil {
+		// A worker that died between DingTalk making this event's card
+		// and its draft being recorded left the card behind, and DingTalk
+		// refuses a second card of one outTrackId: a card that takes the
+		// text is this reply's; a rate limit on that try is retried.
+		if queue.IsPermanent(err) {
+			if perr := c.stream(ctx, id, text, false, false); perr == nil {
+				return id, nil
+			} else if !queue.IsPermanent(perr) {
+				return "", perr
+			}
+		}
 		return "", err
 	}
 	for _, r := range out.Result.DeliverResults {

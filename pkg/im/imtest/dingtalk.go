@@ -36,7 +36,7 @@ type DingTalk struct {
 	cards                 map[string]*Card
 	guids                 map[string]bool
 	calls                 []time.Time
-	tooFast               atomic.Int64
+	tooFast, recreated    atomic.Int64
 }
 
 // NewDingTalk serves the gateway of the app with clientID and secret until

@@ -15,8 +15,9 @@ import (
 // filed under the outTrackId (To, and "edit:<outTrackId>" for updates); PUT
 // /v1.0/card/streaming streams the template's CardKey variable. Payloads
 // are checked against DingTalk's documented fields and types; a second
-// card of one outTrackId, an update after the card ended, or one without
-// the access token is a violation (Problems). Streaming updates of one
+// card of one outTrackId is refused and counted (Recreated); an update
+// after the card ended, or a call without the access token, is a
+// violation (Problems). Streaming updates of one
 // card closer than CardGap, or more than 20 a second for the app, are
 // refused with DingTalk's QpsLimit 403 and counted (TooFast).
 
@@ -162,7 +163,8 @@ func (f *DingTalk) createAndDeliver(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Unlock()
 	if dup {
-		bad("outTrackId %s already has a card: a second card for one reply", id)
+		f.recreated.Add(1)
+		dtFail(w, 400, "param.outTrackIdExists", "outTrackId "+id+" already has a card")
 		return
 	}
 	raw, _ := json.Marshal(b)
@@ -267,3 +269,7 @@ func (f *DingTalk) Cards() []Card {
 
 // TooFast counts streaming updates refused for coming too fast.
 func (f *DingTalk) TooFast() int64 { return f.tooFast.Load() }
+
+// Recreated counts the createAndDeliver calls refused because their
+// outTrackId already had a card.
+func (f *DingTalk) Recreated() int64 { return f.recreated.Load() }
