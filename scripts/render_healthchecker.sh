@@ -14,7 +14,9 @@ Writes bin/healthchecker's configuration for the local instances on PORT...
 run/instance_$PORT.pid, logs logs/instance_$PORT.log) to standard output or
 FILE. LISTEN sets the checker's own address (default 127.0.0.1:9090);
 REGISTRY_REDIS the Redis it publishes its targets to (default
-REDIS_HOST:REDIS_PORT; empty for none); BOT_BIN, RUN_DIR and LOG_DIR as for
+REDIS_HOST:REDIS_PORT; empty for none); ALERT_WEBHOOK, ALERT_KIND (generic,
+dingtalk or feishu) and ALERT_SECRET its alert robot (default none: alerts
+are only logged); BOT_BIN, RUN_DIR and LOG_DIR as for
 start_multiple_instances.sh.
 
   scripts/render_healthchecker.sh -o deploy/healthchecker.example.yaml 8080 8081 8082 8083
@@ -49,6 +51,7 @@ done
 [ ${#ports[@]} -gt 0 ] || fail "no ports (see --help)"
 listen=${LISTEN:-127.0.0.1:9090}
 registry=${REGISTRY_REDIS-${REDIS_HOST:-127.0.0.1}:${REDIS_PORT:-6379}}
+alert_kind=${ALERT_KIND:-generic}
 
 render() {
 	cat <<EOF
@@ -64,9 +67,9 @@ listen: $listen     # GET /status (JSON) and /metrics (Prometheus)
 on_exit: leave             # SIGTERM: leave supervised instances running, or "stop" them
 
 alert:
-  webhook: ""              # POST here when a target is marked failed; empty: log only
-  kind: generic            # generic | dingtalk | feishu (robot message format)
-  secret: ""               # robot signing secret (DingTalk / Feishu "signature" security)
+  webhook: "${ALERT_WEBHOOK:-}"              # POST here when a target is marked failed; empty: log only
+  kind: $alert_kind            # generic | dingtalk | feishu (robot message format)
+  secret: "${ALERT_SECRET:-}"               # robot signing secret (DingTalk / Feishu "signature" security)
 
 registry:                  # publish the targets' states to the fleet registry (the console's health-checker view)
   redis: "$registry"   # the fleet's Redis, host:port; empty: publish nothing

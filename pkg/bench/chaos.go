@@ -115,6 +115,7 @@ type chaosRun struct {
 	o     ChaosOptions
 	f     *fleet
 	tg    *fakeTelegram
+	robot *fakeRobot // the health checker's alert webhook
 	svc   *chat.Service
 	mem   *memory.Store
 	queue *queue.Queue // the instances' IM queue, for its dead letters
@@ -183,9 +184,13 @@ func startChaos(ctx context.Context, o ChaosOptions) (_ *chaosRun, err error) {
 	if c.tg, err = startFakeTelegram(); err != nil {
 		return nil, err
 	}
+	if c.robot, err = startFakeRobot(); err != nil {
+		return nil, err
+	}
 	fmt.Fprintf(o.Log, "chaos: fleet: redis-server (AOF), mockllm, %d primaries + %d backup, nginx (logs in %s)\n",
 		o.Instances, o.Backups, filepath.Join(o.Dir, "logs"))
-	if c.f, err = startFleetWith(ctx, o.Root, o.Bin, o.Dir, fleetOptions{Instances: o.Instances, Backups: o.Backups, AOF: true, FleetOnly: true, Supervised: true, RedisProxies: true}); err != nil {
+	if c.f, err = startFleetWith(ctx, o.Root, o.Bin, o.Dir, fleetOptions{Instances: o.Instances, Backups: o.Backups, AOF: true, FleetOnly: true, Supervised: true, RedisProxies: true,
+		CheckerEnv: []string{"ALERT_WEBHOOK=" + c.robot.webhook(), "ALERT_KIND=dingtalk", "ALERT_SECRET=" + robotSecret}}); err != nil {
 		return nil, err
 	}
 	if err := c.f.startBots(ctx, botConfig{Backend: "openai", MaxEntries: chaosMaxEntries, Env: append(slices.Clone(chaosEnv), c.tg.env()...)}); err != nil {
@@ -207,6 +212,9 @@ func (c *chaosRun) stop() {
 	if c.tg != nil {
 		c.tg.stop()
 	}
+	if c.robot != nil {
+		c.robot.stop()
+	}
 }
 
 // traffic is one scenario's history: every request of its loads.
@@ -216,6 +224,9 @@ type traffic struct {
 	im                  []loadtest.CallRecord
 	telegram            *loadtest.TelegramTarget
 	observed            []string // what the fault saw, in words
+	// aimedEvent is the IM event whose job an aimed kill interrupted
+	// (killJobHolder).
+	aimedEvent string
 }
 
 // observe notes what the fault saw for the report.
@@ -315,10 +326,14 @@ func (c *chaosRun) scenario(ctx context.Context, s scenario) ScenarioResult {
 		return res
 	}
 	c.settleIM(ctx, tr)
+	if s.after != nil {
+		s.after(c, tr, faultStart, faultEnd)
+	}
+	res.Observed = tr.observed
 	res.DeadLettered = c.deadLetters(ctx) - deadBefore
 	allowed := 0
 	if s.allowBad != nil {
-		allowed = s.allowBad(res)
+		allowed = s.allowBad(c, res)
 	}
 	c.judge(ctx, &res, tr, faultStart, faultEnd, allowed)
 	return res
@@ -338,7 +353,7 @@ func (c *chaosRun) heal(ctx context.Context) error {
 	for _, p := range f.proxies {
 		p.set(0, 0, false)
 	}
-	if err := c.setFaults(ctx, fmt.Sprintf(`{"latency_ms":%d,"error_rate":0,"error_status":500}`, chaosLLMLatency)); err != nil {
+	if err := c.setFaults(ctx, fmt.Sprintf(`{"latency_ms":%d,"jitter_ms":0,"error_rate":0,"error_status":500,"chunks":0,"chunk_delay_ms":0,"cut_after":0}`, chaosLLMLatency)); err != nil {
 		return err
 	}
 	if !alive(f.checker) {

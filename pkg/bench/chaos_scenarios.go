@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/history"
 	"github.com/botfleet/botfleet/pkg/loadtest"
 )
 
@@ -28,9 +29,12 @@ type scenario struct {
 	bound string
 	// allowBad, when set, is how many failures without Retry-After the
 	// bound allows, from the measured row.
-	allowBad func(ScenarioResult) int
+	allowBad func(*chaosRun, ScenarioResult) int
 	budget   time.Duration
 	run      func(ctx context.Context, c *chaosRun, tr *traffic) error
+	// after, when set, reads the finished history (the IM replies
+	// settled) to add what the fault's own figures show to tr.observed.
+	after func(c *chaosRun, tr *traffic, faultStart, faultEnd time.Time)
 }
 
 // ScenarioNames lists the scenarios in the order Chaos runs them.
@@ -55,6 +59,19 @@ var scenarios = []scenario{
 				primaries[i] = i
 			}
 			return c.killAndWait(ctx, primaries...)
+		}},
+	{name: "kill-mid-stream", fault: "kill -9 of the instance serving an open streamed turn (its X-Bot-Instance header), after the stream's first chunk; streams are slowed to 4 chunks 600 ms apart meanwhile", budget: 10 * time.Second,
+		bound: "A stream whose instance dies after its first chunk cannot be retried by nginx (the response has begun) and no error event can be sent by a dead process: " +
+			"its client sees the connection cut (no status, so no Retry-After) and retries the turn itself; the other streams open on that instance fail the same way. " +
+			"Not acknowledged, so nothing is owed in memory. Bound: every stream open at the kill, stream rate × 2.4 s + the aimed one.",
+		allowBad: func(c *chaosRun, _ ScenarioResult) int { return int(c.o.StreamRate*slowStream.Seconds()) + 1 },
+		run:      func(ctx context.Context, c *chaosRun, tr *traffic) error { return c.killMidStream(ctx, tr) }},
+	{name: "kill-im-job", fault: "kill -9 of the instance whose queue consumer holds a pending IM job (XPENDING names it), while the job waits on a 2 s LLM reply", budget: 12 * time.Second,
+		run: func(ctx context.Context, c *chaosRun, tr *traffic) error { return c.killJobHolder(ctx, tr) },
+		after: func(c *chaosRun, tr *traffic, _, _ time.Time) {
+			if tr.aimedEvent != "" {
+				tr.observe("after the reclaim (claim_idle 5 s), that event was answered %d× on the platform", c.tg.answered()[tr.aimedEvent])
+			}
 		}},
 	{name: "rolling-restart", fault: "scripts/rolling_restart.sh of every instance (checker paused for each, SIGTERM, start, ready, 2 s to settle)", budget: 20 * time.Second,
 		run: func(ctx context.Context, c *chaosRun, _ *traffic) error {
@@ -108,18 +125,18 @@ var scenarios = []scenario{
 				}
 				took = append(took, fmt.Sprintf("%.1f s", time.Since(killed).Seconds()))
 			}
-			st, err := c.f.checkerStatus()
+			t, err := c.target(c.f.botPorts[b])
 			if err != nil {
 				return err
 			}
-			for _, t := range st.Targets {
-				if t.Port == c.f.botPorts[b] {
-					tr.observe("back and ready after %s; the checker counts %d restarts (%d in its %s budget window of %d), next backoff %s",
-						strings.Join(took, ", "), t.Restarts.Total, t.Restarts.InWindow, t.Restarts.Window, t.Restarts.Budget, t.Backoff.Current)
-				}
-			}
+			tr.observe("back and ready after %s; the checker counts %d restarts (%d in its %s budget window of %d), next backoff %s",
+				strings.Join(took, ", "), t.Restarts.Total, t.Restarts.InWindow, t.Restarts.Window, t.Restarts.Budget, t.Backoff.Current)
 			return nil
 		}},
+	{name: "restart-budget", fault: "the backup instance killed (-9) each time the health checker has it back, until its restart budget (5 in 10 min) is spent: " +
+		"the checker marks it failed, stops restarting it and alerts a DingTalk robot (a local fake that checks the signature); then the operator's fix: " +
+		"the instance started with scripts/start_multiple_instances.sh and the checker restarted", budget: 40 * time.Second,
+		run: func(ctx context.Context, c *chaosRun, tr *traffic) error { return c.exhaustBudget(ctx, tr) }},
 	{name: "redis-kill", fault: "kill -9 of Redis; started again 3 s later from its AOF (appendfsync everysec)", budget: 8 * time.Second,
 		bound: "While Redis is down every turn fails with 503 and Retry-After (nothing to lose: it was never acknowledged). " +
 			"Redis writes the AOF before it replies, so a process kill loses no acknowledged turn; appendfsync everysec bounds " +
@@ -207,6 +224,27 @@ var scenarios = []scenario{
 			return c.setFaults(ctx, fmt.Sprintf(`{"latency_ms":%d,"error_rate":0}`, chaosLLMLatency))
 			// The load goes on for the rest of the budget: the breaker's
 			// open time.
+		},
+		// Webhooks need no LLM: nginx's second upstream keeps them flowing
+		// while every instance answers turns 503.
+		after: func(_ *chaosRun, tr *traffic, from, to time.Time) {
+			tr.observe("%s", during("Telegram webhooks", tr.im, from, to))
+		}},
+	{name: "llm-slow", fault: "mockllm streams every reply in 5 chunks 2 s apart (10 s a reply) for 12 s; replies not streamed keep their 20 ms", budget: 14 * time.Second,
+		bound: "A streamed reply slower than the instances' LLM deadline (BOT_LLM_TIMEOUT=3s an attempt, reading included) is cut at the deadline: its client gets an error event " +
+			"at the end of a 200 stream (failed, not acknowledged, nothing recorded) instead of waiting 10 s.",
+		run: func(ctx context.Context, c *chaosRun, _ *traffic) error {
+			if err := c.setFaults(ctx, `{"chunks":5,"chunk_delay_ms":2000}`); err != nil {
+				return err
+			}
+			perr := pause(ctx, 12*time.Second)
+			if err := c.setFaults(context.WithoutCancel(ctx), `{"chunks":0,"chunk_delay_ms":0}`); err != nil {
+				return err
+			}
+			return perr
+		},
+		after: func(_ *chaosRun, tr *traffic, from, to time.Time) {
+			tr.observe("%s", during("streamed turns", tr.stream, from, to))
 		}},
 	{name: "nginx-reload", fault: "nginx reloaded (SIGHUP) three times, 1 s apart", budget: 4 * time.Second,
 		run: func(ctx context.Context, c *chaosRun, _ *traffic) error {
@@ -224,7 +262,7 @@ var scenarios = []scenario{
 		bound: "With nginx gone nothing listens: requests in flight are reset and new ones are refused (connection errors, no status to carry a Retry-After) until it is back. " +
 			"Bound: the offered rate × (the outage + 1 s for the requests in flight). " +
 			"A turn cut off after the instance recorded it is kept though its client saw an error (recorded-but-failed).",
-		allowBad: func(r ScenarioResult) int { return int(r.OfferedRPS * (r.FaultS + 1)) },
+		allowBad: func(_ *chaosRun, r ScenarioResult) int { return int(r.OfferedRPS * (r.FaultS + 1)) },
 		run: func(ctx context.Context, c *chaosRun, _ *traffic) error {
 			c.f.nginx["fleet"].kill()
 			if err := pause(ctx, 2*time.Second); err != nil {
@@ -321,4 +359,26 @@ func (c *chaosRun) duplicateEvents(ctx context.Context, tr *traffic, events, cop
 		}
 	}
 	return nil
+}
+
+// during says how the calls (what: "streamed turns") sent in [from, to)
+// ended and how long the longest took.
+func during(what string, calls []loadtest.CallRecord, from, to time.Time) string {
+	ok, failed := 0, 0
+	var longest, longestFailed time.Duration
+	for _, r := range calls {
+		if r.Sent.Before(from) || !r.Sent.Before(to) {
+			continue
+		}
+		d := r.Done.Sub(r.Sent)
+		longest = max(longest, d)
+		if history.Acknowledged(r) {
+			ok++
+		} else {
+			failed++
+			longestFailed = max(longestFailed, d)
+		}
+	}
+	return fmt.Sprintf("%s sent during the fault: %d acknowledged, %d failed; the longest took %.1f s (the longest failed one %.1f s)",
+		what, ok, failed, longest.Seconds(), longestFailed.Seconds())
 }

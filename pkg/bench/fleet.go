@@ -64,6 +64,9 @@ type fleetOptions struct {
 	// RedisProxies puts a tcpProxy between each instance and Redis, to
 	// slow down or cut one instance's (or every instance's) Redis.
 	RedisProxies bool
+	// CheckerEnv is added to scripts/render_healthchecker.sh's
+	// environment (its alert robot: ALERT_WEBHOOK, ...).
+	CheckerEnv []string
 }
 
 // botConfig is how the instances run.

@@ -75,7 +75,7 @@ func (f *fleet) startSupervised(ctx context.Context) error {
 		return err
 	}
 	render := exec.CommandContext(ctx, filepath.Join(f.root, "scripts", "render_healthchecker.sh"), append([]string{"-o", f.hcConfig()}, portArgs(f.botPorts)...)...)
-	render.Env = f.scriptEnv(f.config, 0)
+	render.Env = append(f.scriptEnv(f.config, 0), f.opts.CheckerEnv...)
 	if out, err := render.CombinedOutput(); err != nil {
 		return fmt.Errorf("render the health checker's config: %v\n%s", err, out)
 	}

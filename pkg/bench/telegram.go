@@ -1,15 +1,11 @@
 package bench
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"sync"
-	"time"
 )
 
 // Telegram settings of the chaos fleet's instances: the webhook's secret
@@ -27,8 +23,7 @@ const (
 // the update's message_id), which is how the checker tells whether an
 // event was answered once. Every other method answers ok.
 type fakeTelegram struct {
-	srv *http.Server
-	url string
+	*loopbackServer
 
 	mu      sync.Mutex
 	answers map[string]int // message_id quoted -> sendMessage calls accepted
@@ -39,23 +34,15 @@ type fakeTelegram struct {
 
 // startFakeTelegram serves the fake Bot API on a free loopback port.
 func startFakeTelegram() (*fakeTelegram, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	f := &fakeTelegram{url: "http://" + l.Addr().String(), answers: map[string]int{}, refused: map[string]int{}}
+	f := &fakeTelegram{answers: map[string]int{}, refused: map[string]int{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/bot"+telegramToken+"/sendMessage", f.send)
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, `{"ok":true,"result":true}`)
 	})
-	f.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := f.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			panic(err) // a listener that was just opened does not fail
-		}
-	}()
-	return f, nil
+	var err error
+	f.loopbackServer, err = serveLoopback(mux)
+	return f, err
 }
 
 func (f *fakeTelegram) send(w http.ResponseWriter, r *http.Request) {
@@ -122,12 +109,6 @@ func (f *fakeTelegram) total() int64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.next
-}
-
-func (f *fakeTelegram) stop() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_ = f.srv.Shutdown(ctx)
 }
 
 // env is the instances' Telegram settings for the fake.
