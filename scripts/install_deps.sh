@@ -12,8 +12,8 @@ Usage: scripts/install_deps.sh [--tests]
 Makes sure the programs botfleet needs are installed, from Debian's
 packages: redis-server, redis-cli and redis-sentinel (shared memory), nginx
 (the fleet's load balancer), curl (the scripts' probes), etcd (the store of
-the kube-apiserver that checks deploy/k8s) and systemd-analyze (the units'
-check). Go 1.26+ must be on PATH.
+the kube-apiserver that checks deploy/k8s), systemd-analyze (the units'
+check) and faketime (make chaos's clock-skew row). Go 1.26+ must be on PATH.
 
   --tests   also what only the tests run: promtool (prometheus; the alert
             rules), chromium (the console in a real browser), node and npm
@@ -42,6 +42,7 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v faketime >/dev/null 2>&1 || need+=(faketime)
 if [ "${1:-}" = --tests ]; then
 	command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 	command -v chromium >/dev/null 2>&1 || need+=(chromium)

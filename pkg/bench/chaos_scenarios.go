@@ -270,6 +270,8 @@ var scenarios = []scenario{
 			}
 			return c.f.runNginx(ctx, "fleet")
 		}},
+	{name: "clock-skew", fault: "an extra instance under faketime +1h (LD_PRELOAD libfaketime, FAKETIME=+1h) takes IM jobs from the fleet's queue for 8 s", budget: 10 * time.Second,
+		run: func(ctx context.Context, c *chaosRun, tr *traffic) error { return c.skewOneClock(ctx, tr) }},
 	{name: "im-send-fails", fault: "the Telegram API fails every reply's first two sendMessage calls (500) for 8 s, then accepts them", budget: 8 * time.Second,
 		run: func(ctx context.Context, c *chaosRun, tr *traffic) error {
 			before := c.tg.refusedTotal()
@@ -285,6 +287,9 @@ var scenarios = []scenario{
 		}},
 	{name: "im-duplicate-10x", fault: "20 Telegram events, each delivered 10 times at once, spread over every instance", budget: 5 * time.Second,
 		run: func(ctx context.Context, c *chaosRun, tr *traffic) error { return c.duplicateEvents(ctx, tr, 20, 10) }},
+	// Last: blue comes back without its Redis proxies (see blueGreen).
+	{name: "blue-green", fault: "scripts/bluegreen.sh deploy green (as many new instances on free ports; nginx reloaded onto them, the health checker re-pointed, blue stopped), then scripts/bluegreen.sh rollback", budget: 10 * time.Second,
+		run: func(ctx context.Context, c *chaosRun, tr *traffic) error { return c.blueGreen(ctx, tr) }},
 }
 
 // killAndWait sends SIGKILL to the instances and waits until the health

@@ -29,8 +29,11 @@ import (
 // runDir holds the supervised instances' pid files.
 func (f *fleet) runDir() string { return filepath.Join(f.dir, "run") }
 
-// hcConfig is the health checker's configuration file.
-func (f *fleet) hcConfig() string { return filepath.Join(f.dir, "healthchecker.yaml") }
+// hcConfig is the health checker's configuration file and hcPIDFile its
+// pid file, where make fleet keeps them (scripts/bluegreen.sh re-points
+// the checker it finds there).
+func (f *fleet) hcConfig() string  { return filepath.Join(f.runDir(), "healthchecker.yaml") }
+func (f *fleet) hcPIDFile() string { return filepath.Join(f.runDir(), "healthchecker.pid") }
 
 // scriptEnv is the environment of the fleet scripts for the instance on
 // port: its settings (without the per-port ones the scripts set) and where
@@ -98,6 +101,9 @@ func (f *fleet) startChecker(ctx context.Context) error {
 		return fmt.Errorf("%w (build it: make build)", err)
 	}
 	f.checker = p
+	if err := proc.WritePID(f.hcPIDFile(), p.pid()); err != nil {
+		return err
+	}
 	return p.waitFor(ctx, 30*time.Second, "every target healthy", func() bool {
 		st, err := f.checkerStatus()
 		if err != nil || len(st.Targets) != len(f.botPorts) {
