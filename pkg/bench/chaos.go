@@ -227,6 +227,12 @@ type traffic struct {
 	// aimedEvent is the IM event whose job an aimed kill interrupted
 	// (killJobHolder).
 	aimedEvent string
+	// url and svc, when set, are the nginx the load goes to and the
+	// memory the checker reads, of a scenario's own fleet (sentinel).
+	url      string
+	svc      *chat.Service
+	sentinel *sentinelFleet
+	killedAt time.Time
 }
 
 // observe notes what the fault saw for the report.
@@ -248,6 +254,9 @@ func (t *traffic) add(dst *[]loadtest.CallRecord) func(loadtest.CallRecord) {
 // their history.
 func (c *chaosRun) load(ctx context.Context, tr *traffic, d time.Duration) error {
 	url := c.f.nginxURL("fleet")
+	if tr.url != "" {
+		url = tr.url
+	}
 	chatT, err := loadtest.NewTarget("chat", url, Key)
 	if err != nil {
 		return err
@@ -294,6 +303,14 @@ func (c *chaosRun) scenario(ctx context.Context, s scenario) ScenarioResult {
 		return res
 	}
 	tr := &traffic{}
+	if s.own != nil {
+		stop, err := s.own(ctx, c, tr)
+		if err != nil {
+			res.Error = "the scenario's own fleet did not start: " + err.Error()
+			return res
+		}
+		defer stop()
+	}
 	deadBefore := c.deadLetters(ctx)
 	start := time.Now()
 	var faultStart, faultEnd time.Time
@@ -331,11 +348,14 @@ func (c *chaosRun) scenario(ctx context.Context, s scenario) ScenarioResult {
 	}
 	res.Observed = tr.observed
 	res.DeadLettered = c.deadLetters(ctx) - deadBefore
-	allowed := 0
+	allowed, allowedLost := 0, 0
 	if s.allowBad != nil {
 		allowed = s.allowBad(c, res)
 	}
-	c.judge(ctx, &res, tr, faultStart, faultEnd, allowed)
+	if s.allowLost != nil {
+		allowedLost = s.allowLost(tr)
+	}
+	c.judge(ctx, &res, tr, faultStart, faultEnd, allowed, allowedLost)
 	return res
 }
 
@@ -463,14 +483,19 @@ func (c *chaosRun) eventOf(tr *traffic) func(loadtest.CallRecord) string {
 
 // judge checks tr's history and fills in res.
 // allowedBad is how many failures without Retry-After the fault makes
-// unavoidable (the scenario's bound; 0 for none).
-func (c *chaosRun) judge(ctx context.Context, res *ScenarioResult, tr *traffic, faultStart, faultEnd time.Time, allowedBad int) {
-	chatRep, err := history.Check(ctx, tr.chat, history.ChatSource(c.svc, false))
+// unavoidable, allowedLost how many acknowledged turns (lost, or numbered
+// anew after one was lost) (the scenario's bounds; 0 for none).
+func (c *chaosRun) judge(ctx context.Context, res *ScenarioResult, tr *traffic, faultStart, faultEnd time.Time, allowedBad, allowedLost int) {
+	svc := c.svc
+	if tr.svc != nil {
+		svc = tr.svc
+	}
+	chatRep, err := history.Check(ctx, tr.chat, history.ChatSource(svc, false))
 	if err != nil {
 		res.Error = strings.TrimPrefix(res.Error+"; ", "; ") + err.Error()
 		return
 	}
-	complRep, err := history.Check(ctx, slices.Concat(tr.compl, tr.stream), history.ChatSource(c.svc, true))
+	complRep, err := history.Check(ctx, slices.Concat(tr.compl, tr.stream), history.ChatSource(svc, true))
 	if err != nil {
 		res.Error = strings.TrimPrefix(res.Error+"; ", "; ") + err.Error()
 		return
@@ -512,17 +537,25 @@ func (c *chaosRun) judge(ctx context.Context, res *ScenarioResult, tr *traffic, 
 	if lastFail.After(faultEnd) {
 		res.RecoverS = round(lastFail.Sub(faultEnd).Seconds(), 1)
 	}
-	intact := res.Lost+res.Duplicated+res.Reordered+res.Misnumbered == 0 && res.IM.Clean() && res.Error == ""
-	res.Held = intact && res.Bad == 0
+	res.AllowedBad, res.AllowedLost = allowedBad, allowedLost
+	res.Held, res.Verdict = verdict(*res)
+}
+
+// verdict judges a row from its figures and bounds (AllowedBad,
+// AllowedLost): held when nothing failed without Retry-After and nothing
+// was lost, doubled, misordered or left unanswered; within bound when
+// failures without Retry-After and lost turns stay within the bounds and
+// nothing was doubled or left unanswered; else not held.
+func verdict(r ScenarioResult) (held bool, v string) {
+	lost := r.Lost + r.Reordered + r.Misnumbered
+	intact := r.Duplicated == 0 && r.IM.Clean() && r.Error == ""
 	switch {
-	case res.Held:
-		res.Verdict = VerdictHeld
-	case intact && allowedBad > 0 && res.Bad <= allowedBad:
-		res.Verdict = VerdictWithinBound
-	default:
-		res.Verdict = VerdictBroken
+	case intact && lost == 0 && r.Bad == 0:
+		return true, VerdictHeld
+	case intact && r.Bad <= r.AllowedBad && lost <= r.AllowedLost:
+		return false, VerdictWithinBound
 	}
-	res.AllowedBad = allowedBad
+	return false, VerdictBroken
 }
 
 // p99 is the 99th percentile, in ms, of the successful calls sent in

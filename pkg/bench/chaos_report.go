@@ -102,6 +102,10 @@ type ScenarioResult struct {
 	// or VerdictBroken.
 	Verdict    string `json:"verdict"`
 	AllowedBad int    `json:"allowed_without_retry_after,omitempty"`
+	// AllowedLost is how many acknowledged turns the fault may lose (or
+	// misnumber or misorder: a lost turn's number goes to the next one),
+	// from its bound.
+	AllowedLost int `json:"allowed_lost,omitempty"`
 	// Observed is what the fault saw, in words (restart times, adoption).
 	Observed []string `json:"observed,omitempty"`
 	// Examples are the first violations, in words.
@@ -205,6 +209,9 @@ func (r *ChaosReport) WriteMarkdown(w io.Writer) error {
 			p("Unavoidable: %s", sc.Bound)
 			if sc.AllowedBad > 0 {
 				p(" Here: at most %d; measured %d.", sc.AllowedBad, sc.Bad)
+			}
+			if sc.AllowedLost > 0 {
+				p(" Lost (with misnumbered and reordered): at most %d; measured %d.", sc.AllowedLost, sc.Lost+sc.Misnumbered+sc.Reordered)
 			}
 			p("\n\n")
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,6 +33,12 @@ type scenario struct {
 	allowBad func(*chaosRun, ScenarioResult) int
 	budget   time.Duration
 	run      func(ctx context.Context, c *chaosRun, tr *traffic) error
+	// allowLost, when set, is how many acknowledged turns the bound
+	// allows lost, from the history.
+	allowLost func(*traffic) int
+	// own, when set, brings up a fleet of the scenario's own before the
+	// load (tr.url, tr.svc) and returns its stop.
+	own func(ctx context.Context, c *chaosRun, tr *traffic) (func(), error)
 	// after, when set, reads the finished history (the IM replies
 	// settled) to add what the fault's own figures show to tr.observed.
 	after func(c *chaosRun, tr *traffic, faultStart, faultEnd time.Time)
@@ -287,6 +294,21 @@ var scenarios = []scenario{
 		}},
 	{name: "im-duplicate-10x", fault: "20 Telegram events, each delivered 10 times at once, spread over every instance", budget: 5 * time.Second,
 		run: func(ctx context.Context, c *chaosRun, tr *traffic) error { return c.duplicateEvents(ctx, tr, 20, 10) }},
+	{name: "sentinel-failover", fault: "on a fleet of its own (a Redis master, one replica and 3 sentinels; 2 instances with redis.sentinels behind their own nginx): kill -9 of the master; the sentinels promote the replica and the instances follow it", budget: 15 * time.Second,
+		bound: "While no master serves (down-after-milliseconds 3 s, then the election), turns fail with 503 and Retry-After. " +
+			"Replication is asynchronous (memory.wait_replicas 0, the default): a turn committed on the old master within the replication lag before its death is answered but missing after the failover, " +
+			"and its number goes to the next turn (misnumbered). Bound: the turns acknowledged in the second before the kill; memory.wait_replicas 1 makes it zero.",
+		own: func(ctx context.Context, c *chaosRun, tr *traffic) (func(), error) {
+			s, err := c.startSentinelFleet(ctx, tr)
+			if err != nil {
+				return nil, err
+			}
+			return func() { c.stopSentinelFleet(s) }, nil
+		},
+		allowLost: func(tr *traffic) int {
+			return acknowledgedIn(slices.Concat(tr.chat, tr.compl, tr.stream), tr.killedAt.Add(-time.Second), tr.killedAt)
+		},
+		run: func(ctx context.Context, c *chaosRun, tr *traffic) error { return c.failMaster(ctx, tr.sentinel, tr) }},
 	// Last: blue comes back without its Redis proxies (see blueGreen).
 	{name: "blue-green", fault: "scripts/bluegreen.sh deploy green (as many new instances on free ports; nginx reloaded onto them, the health checker re-pointed, blue stopped), then scripts/bluegreen.sh rollback", budget: 10 * time.Second,
 		run: func(ctx context.Context, c *chaosRun, tr *traffic) error { return c.blueGreen(ctx, tr) }},
@@ -386,4 +408,16 @@ func during(what string, calls []loadtest.CallRecord, from, to time.Time) string
 	}
 	return fmt.Sprintf("%s sent during the fault: %d acknowledged, %d failed; the longest took %.1f s (the longest failed one %.1f s)",
 		what, ok, failed, longest.Seconds(), longestFailed.Seconds())
+}
+
+// acknowledgedIn counts the calls acknowledged (their response ended) in
+// [from, to).
+func acknowledgedIn(calls []loadtest.CallRecord, from, to time.Time) int {
+	n := 0
+	for _, r := range calls {
+		if history.Acknowledged(r) && !r.Done.Before(from) && r.Done.Before(to) {
+			n++
+		}
+	}
+	return n
 }

@@ -113,6 +113,7 @@ func TestChaosReportKeys(t *testing.T) {
 	rep := &ChaosReport{Schema: ChaosSchemaVersion, Scenarios: []ScenarioResult{
 		{Name: "nginx-kill", Failed: map[string]int{"connection": 40}, Bad: 40, AllowedBad: 60, Verdict: VerdictWithinBound, Bound: "nothing listens."},
 		{Name: "broken", Failed: map[string]int{}, Lost: 2, Verdict: VerdictBroken, P99AfterMS: 12},
+		{Name: "failover", Failed: map[string]int{}, Lost: 1, Misnumbered: 1, AllowedLost: 5, Verdict: VerdictWithinBound, Bound: "async replication."},
 	}}
 	var js strings.Builder
 	if err := rep.WriteJSON(&js); err != nil {
@@ -137,9 +138,36 @@ func TestChaosReportKeys(t *testing.T) {
 	if err := rep.WriteMarkdown(&md); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| within bound |", "| **not held** |", "Here: at most 60; measured 40.", "| — | 12 ms |"} {
+	for _, want := range []string{"| within bound |", "| **not held** |", "Here: at most 60; measured 40.", "| — | 12 ms |",
+		"Lost (with misnumbered and reordered): at most 5; measured 2."} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("CHAOS.md lacks %q", want)
+		}
+	}
+}
+
+// TestVerdict: the bounds let through only what they name.
+func TestVerdict(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		r    ScenarioResult
+		want string
+	}{
+		{"clean", ScenarioResult{}, VerdictHeld},
+		{"failed with Retry-After only", ScenarioResult{Failed: map[string]int{"status_503": 9}}, VerdictHeld},
+		{"bad within bound", ScenarioResult{Bad: 3, AllowedBad: 3}, VerdictWithinBound},
+		{"bad past bound", ScenarioResult{Bad: 4, AllowedBad: 3}, VerdictBroken},
+		{"bad without a bound", ScenarioResult{Bad: 1}, VerdictBroken},
+		{"lost within bound", ScenarioResult{Lost: 1, Misnumbered: 1, AllowedLost: 2}, VerdictWithinBound},
+		{"lost past bound", ScenarioResult{Lost: 2, Misnumbered: 1, AllowedLost: 2}, VerdictBroken},
+		{"lost without a bound", ScenarioResult{Lost: 1, AllowedBad: 5}, VerdictBroken},
+		{"doubled never within bound", ScenarioResult{Duplicated: 1, AllowedLost: 5, AllowedBad: 5}, VerdictBroken},
+		{"unanswered event", ScenarioResult{IM: history.IMReport{Answered0: 1}, AllowedLost: 5}, VerdictBroken},
+		{"error", ScenarioResult{Error: "fault: x"}, VerdictBroken},
+	} {
+		held, got := verdict(c.r)
+		if got != c.want || held != (c.want == VerdictHeld) {
+			t.Errorf("%s: verdict = %v, %q; want %q", c.name, held, got, c.want)
 		}
 	}
 }
