@@ -137,7 +137,7 @@ func (c *chaosRun) killMidStream(ctx context.Context, tr *traffic) error {
 		rec(r2)
 		retry = fmt.Sprintf("%d from %s after %.1f s", r2.Status, resp2.Header.Get("X-Bot-Instance"), r2.Done.Sub(r2.Sent).Seconds())
 	}
-	tr.observe("the aimed stream was served by %s (pid %d), killed after its first chunk; the client got %d content chunks, then %s; "+
+	tr.observe("the aimed stream was served by %s (pid %d), killed after its first chunk; content chunks the client got: %d, then %s; "+
 		"its retry with the same Idempotency-Key: %s", served, pid, chunks, seen, retry)
 	return c.f.waitBot(ctx, i, pid, 30*time.Second)
 }
