@@ -42,7 +42,7 @@ func (i *instance) port() int {
 // startBot runs an instance with env on a port of its own choosing (port 0,
 // the address read back from server.addr_file), waits for /health and
 // stops it when the test ends.
-func startBot(t *testing.T, env map[string]string) *instance {
+func startBot(t testing.TB, env map[string]string) *instance {
 	t.Helper()
 	addrFile := filepath.Join(t.TempDir(), "addr")
 	full := map[string]string{"WEB_PORT": "0", "BOT_SERVER_ADDR_FILE": addrFile, "API_KEY": apiKey, "BOT_LOG_LEVEL": "warn"}
