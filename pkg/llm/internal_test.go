@@ -87,3 +87,35 @@ func logprobs(lps ...float64) []wireLogprob {
 	}
 	return out
 }
+
+func TestRetryRules(t *testing.T) {
+	res := func(status int, kv ...string) *http.Response {
+		r := &http.Response{StatusCode: status, Header: http.Header{}}
+		for i := 0; i+1 < len(kv); i += 2 {
+			r.Header.Set(kv[i], kv[i+1])
+		}
+		return r
+	}
+	for _, c := range []struct {
+		res  *http.Response
+		want bool
+	}{
+		{nil, true}, {res(503), true}, {res(429), true}, {res(408), true}, {res(409), true},
+		{res(400), false}, {res(503, "X-Should-Retry", "false"), false}, {res(400, "X-Should-Retry", "true"), true},
+	} {
+		if got := retryable(c.res); got != c.want {
+			t.Errorf("retryable(%+v) = %v, want %v", c.res, got, c.want)
+		}
+	}
+	if d, ok := retryDelay(res(429, "Retry-After-Ms", "250"), 0); d != 250*time.Millisecond || !ok {
+		t.Errorf("Retry-After-Ms 250: %v %v", d, ok)
+	}
+	if _, ok := retryDelay(res(429, "Retry-After", "300"), 0); ok {
+		t.Error("Retry-After 300 s (over 2 min) is waited for, want no retry")
+	}
+	for attempt, want := range []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 8 * time.Second} {
+		if d, ok := retryDelay(res(503), attempt); !ok || d > want || d < want*3/4 {
+			t.Errorf("attempt %d: backoff %v %v, want %v less up to a quarter", attempt, d, ok, want)
+		}
+	}
+}

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/openai/openai-go/v3"
-	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/packages/ssestream"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 )
@@ -73,10 +72,14 @@ type OpenAIOptions struct {
 }
 
 // OpenAI is a Backend for any OpenAI-compatible chat completions endpoint
-// (OpenAI, DeepSeek, Qwen/DashScope, Ollama, vLLM, ...), built on the official
-// client github.com/openai/openai-go/v3. It is safe for concurrent use.
+// (OpenAI, DeepSeek, Qwen/DashScope, Ollama, vLLM, ...). It posts with its
+// own loop over net/http (post.go: openai-go's client cost more CPU than
+// the call on the turn path) and speaks as the official client
+// github.com/openai/openai-go/v3 does: its retry rules, its error type
+// (*openai.Error), its Server-Sent Events decoder. It is safe for
+// concurrent use.
 //
-// Retries are the client's own (requestconfig.Execute in openai-go v3.96):
+// Retries follow openai-go's (requestconfig.Execute in v3.96):
 //
 //   - Retried: connection/network errors (no response at all, including an
 //     attempt cut off by Timeout) and responses with status 408, 409, 429 or
@@ -99,7 +102,10 @@ type OpenAIOptions struct {
 // StatusCode). The end of the caller's context is returned as the context's
 // error.
 type OpenAI struct {
-	client   openai.Client
+	hc       *http.Client
+	url      string   // BaseURL + "/chat/completions"
+	auth     []string // the Authorization header; nil: none
+	retries  int
 	model    string
 	params   wireParams // template; Messages filled per call
 	logprobs bool
@@ -158,15 +164,15 @@ func NewOpenAI(opts OpenAIOptions) (*OpenAI, error) {
 		hc.Transport = otelhttp.NewTransport(rt)
 	}
 
-	client := openai.NewClient(
-		option.WithBaseURL(opts.BaseURL),
-		option.WithAPIKey(opts.APIKey), // overrides OPENAI_API_KEY; "" sends no Authorization
-		option.WithMaxRetries(retries),
-		option.WithHTTPClient(&hc),
-	)
-
-	params := wireParams{Model: opts.Model, MaxTokens: opts.MaxTokens, Logprobs: opts.Logprobs, Temperature: opts.Temperature}
-	return &OpenAI{client: client, model: opts.Model, params: params, logprobs: opts.Logprobs}, nil
+	o := &OpenAI{
+		hc: &hc, url: strings.TrimRight(opts.BaseURL, "/") + "/chat/completions", retries: retries, model: opts.Model,
+		params:   wireParams{Model: opts.Model, MaxTokens: opts.MaxTokens, Logprobs: opts.Logprobs, Temperature: opts.Temperature},
+		logprobs: opts.Logprobs,
+	}
+	if opts.APIKey != "" {
+		o.auth = []string{"Bearer " + opts.APIKey}
+	}
+	return o, nil
 }
 
 // wireParams is the chat completion request as sent: the subset of
@@ -329,21 +335,20 @@ func (o *OpenAI) Complete(ctx context.Context, req Request) (Reply, error) {
 		return o.stream(ctx, body, req.Stream)
 	}
 
-	// The body goes as a *bytes.Buffer: for it the client makes a fresh
-	// reader per attempt, whereas a *bytes.Reader is rewound and re-read
-	// while the transport may still be writing the failed attempt's body
-	// ("ContentLength=65 with Body length 0" on a retried 503).
-	//
 	// The body is encoded here, and the response decoded into wireCompletion,
 	// rather than through openai.ChatCompletionNewParams and
 	// openai.ChatCompletion: the client's reflective encoder of message
 	// unions and its response decoder cost most of a turn's CPU under load
-	// (see BenchmarkOpenAIComplete). The client still sends and retries,
-	// and decodes into our type with encoding/json.
-	var resp wireCompletion
-	err = o.client.Post(ctx, "chat/completions", bytes.NewBuffer(body), &resp)
+	// (see BenchmarkOpenAIComplete).
+	res, err := o.post(ctx, body)
 	if err != nil {
 		return Reply{}, o.classify(ctx, err)
+	}
+	var resp wireCompletion
+	err = json.NewDecoder(res.Body).Decode(&resp)
+	res.Body.Close()
+	if err != nil {
+		return Reply{}, o.classify(ctx, fmt.Errorf("error parsing response json: %w", err))
 	}
 	if len(resp.Choices) == 0 {
 		return Reply{}, fmt.Errorf("llm.openai: %w", ErrEmptyResponse)
@@ -356,12 +361,11 @@ func (o *OpenAI) Complete(ctx context.Context, req Request) (Reply, error) {
 
 // stream sends a streaming request and reads its Server-Sent Events with
 // the official client's decoder (openai-go's ssestream), each chunk into
-// wireCompletion. The client sends and retries the request as for a
-// plain one; once the answer has begun, a broken stream is an
-// UnavailableError.
+// wireCompletion. It is sent and retried as a plain one; once the answer
+// has begun, a broken stream is an UnavailableError.
 func (o *OpenAI) stream(ctx context.Context, body []byte, sink func(string) error) (Reply, error) {
-	var res *http.Response
-	if err := o.client.Post(ctx, "chat/completions", bytes.NewBuffer(body), &res); err != nil {
+	res, err := o.post(ctx, body)
+	if err != nil {
 		return Reply{}, o.classify(ctx, err)
 	}
 	dec := ssestream.NewDecoder(res)
@@ -458,26 +462,34 @@ func transientStatus(code int) bool {
 // retryAfter reads Retry-After-Ms or Retry-After (seconds or HTTP date) from
 // resp, falling back to DefaultRetryAfter.
 func retryAfter(resp *http.Response) time.Duration {
-	if resp == nil {
-		return DefaultRetryAfter
-	}
-	if v := resp.Header.Get("Retry-After-Ms"); v != "" {
-		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 && ms < math.MaxInt64/1e6 {
-			return time.Duration(ms * float64(time.Millisecond))
-		}
-	}
-	if v := resp.Header.Get("Retry-After"); v != "" {
-		if s, err := strconv.ParseFloat(v, 64); err == nil {
-			if s > 0 && s < math.MaxInt64/1e9 {
-				return time.Duration(s * float64(time.Second))
-			}
-		} else if t, err := http.ParseTime(v); err == nil {
-			if d := time.Until(t); d > 0 {
-				return d
-			}
+	if resp != nil {
+		if d, ok := serverDelay(resp.Header); ok {
+			return d
 		}
 	}
 	return DefaultRetryAfter
+}
+
+// serverDelay is the positive wait a response asks for in Retry-After-Ms
+// (milliseconds) or else Retry-After (seconds or an HTTP date).
+func serverDelay(h http.Header) (time.Duration, bool) {
+	if v := h.Get("Retry-After-Ms"); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 && ms < math.MaxInt64/1e6 {
+			return time.Duration(ms * float64(time.Millisecond)), true
+		}
+	}
+	if v := h.Get("Retry-After"); v != "" {
+		if s, err := strconv.ParseFloat(v, 64); err == nil {
+			if s > 0 && s < math.MaxInt64/1e9 {
+				return time.Duration(s * float64(time.Second)), true
+			}
+		} else if t, err := http.ParseTime(v); err == nil {
+			if d := time.Until(t); d > 0 {
+				return d, true
+			}
+		}
+	}
+	return 0, false
 }
 
 // confidence is exp(mean token logprob) when the choice carries logprobs,
