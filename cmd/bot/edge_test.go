@@ -356,7 +356,7 @@ func postFrom(t *testing.T, src, url, body string, headers ...string) chatReply 
 // address with a spoofed header.
 func TestIPAllowListThroughNginx(t *testing.T) {
 	r := testenv.StartRedis(t)
-	bot := startBot(t, with(redisEnv(r), "BOT_SERVER_TRUSTED_PROXIES", "127.0.0.1/32", "BOT_LOG_LEVEL", "info"))
+	bot := startBot(t, with(redisEnv(r), "BOT_SERVER_TRUSTED_PROXIES", "127.0.0.1/32", "BOT_LOG_LEVEL", "info", "BOT_LOG_ACCESS_SAMPLE", "1"))
 	n := testenv.StartNginx(t, renderNginx(t, bot.port()))
 	secret, _ := createKey(t, r, auth.Spec{AllowIPs: []string{"127.0.0.2"}})
 	from := func(src, url string, hdr ...string) chatReply {

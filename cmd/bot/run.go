@@ -170,7 +170,7 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, logger *slo
 		TrustedProxies: g.proxies, CORSOrigins: cfg.Server.CORS.AllowOrigins, CORSMaxAge: cfg.Server.CORS.MaxAge, Filter: g.filter,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, MaxWebhookBodyBytes: cfg.Server.MaxWebhookBodyBytes,
 		MaxHeaderCount: cfg.Server.MaxHeaderCount, MaxMessageChars: cfg.Chat.MaxMessageChars,
-		Pprof: cfg.Server.Pprof, Tracing: tracing, Webhooks: ims.pipeline, Admin: newConsole(cfg, reg, ims, svc, g, logger), Models: router.Models,
+		Pprof: cfg.Server.Pprof, Tracing: tracing, AccessLog: httpapi.AccessLog{Sample: cfg.Log.AccessSample, Slow: cfg.Log.AccessSlow}, Webhooks: ims.pipeline, Admin: newConsole(cfg, reg, ims, svc, g, logger), Models: router.Models,
 		MetricsElsewhere: cfg.Server.MetricsListen != "", MetricsToken: cfg.Server.MetricsToken,
 		Links: ims.healthLinks(), OneBotWS: ims.onebotWS,
 		Stream: httpapi.StreamOptions{Heartbeat: sc.Heartbeat, WriteTimeout: sc.WriteTimeout, DetachOnDisconnect: sc.DetachOnDisconnect, MaxDuration: sc.MaxDuration},

@@ -47,7 +47,7 @@ func TestTracesReachTheCollector(t *testing.T) {
 func TestTracedLogLinesCarryTheTraceID(t *testing.T) {
 	r := testenv.StartRedis(t)
 	col := testenv.StartOTLP(t)
-	bot := startBot(t, with(with(redisEnv(r), "OTEL_EXPORTER_OTLP_ENDPOINT", col.URL), "BOT_LOG_LEVEL", "info"))
+	bot := startBot(t, with(redisEnv(r), "OTEL_EXPORTER_OTLP_ENDPOINT", col.URL, "BOT_LOG_LEVEL", "info", "BOT_LOG_ACCESS_SAMPLE", "1"))
 	if res := post(t, bot.url+"/v1/chat", chatBody("traced-log", "hello")); res.status != 200 {
 		t.Fatalf("chat: %d %+v", res.status, res.Error)
 	}

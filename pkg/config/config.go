@@ -129,6 +129,15 @@ type LogConfig struct {
 	File string `mapstructure:"file"`
 	// Format is json or text. Default json.
 	Format string `mapstructure:"format"`
+	// AccessSample is the share (0..1) of the requests that answered
+	// below 400 within AccessSlow that get an access-log line ("http");
+	// error answers and slow requests always do. Default 0: nginx logs
+	// every request already, and a line per turn was a measurable part
+	// of its CPU. 1 logs every request.
+	AccessSample float64 `mapstructure:"access_sample"`
+	// AccessSlow is how long a request may take before it is logged
+	// whatever its status. Default 2s; 0 logs no request for being slow.
+	AccessSlow time.Duration `mapstructure:"access_slow"`
 }
 
 // RedisConfig is the Redis that holds all shared state: a standalone

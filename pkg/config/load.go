@@ -70,6 +70,9 @@ var defaults = map[string]any{
 	"log.file":   "",
 	"log.format": "json",
 
+	"log.access_sample": 0.0,
+	"log.access_slow":   "2s",
+
 	"telemetry.otlp_endpoint": "",
 	"telemetry.sample_ratio":  1.0,
 

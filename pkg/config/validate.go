@@ -87,6 +87,10 @@ func (c *Config) validate(client bool) error {
 		return bad("memory.max_entries", "must be at least 2, got %d", c.Memory.MaxEntries)
 	case c.Chat.MaxMessageChars < 1:
 		return bad("chat.max_message_chars", "must be positive, got %d", c.Chat.MaxMessageChars)
+	case c.Log.AccessSample < 0 || c.Log.AccessSample > 1:
+		return bad("log.access_sample", "must be between 0 and 1, got %v", c.Log.AccessSample)
+	case c.Log.AccessSlow < 0:
+		return bad("log.access_slow", "must not be negative, got %v", c.Log.AccessSlow)
 	case c.Telemetry.SampleRatio < 0 || c.Telemetry.SampleRatio > 1:
 		return bad("telemetry.sample_ratio", "must be between 0 and 1, got %v", c.Telemetry.SampleRatio)
 	case c.Telemetry.OTLPEndpoint != "" && !strings.HasPrefix(c.Telemetry.OTLPEndpoint, "http://") && !strings.HasPrefix(c.Telemetry.OTLPEndpoint, "https://"):

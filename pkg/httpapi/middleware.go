@@ -39,7 +39,8 @@ func (s *Server) requestID() echo.MiddlewareFunc {
 	}
 }
 
-// observe logs every request and counts it in the metrics.
+// observe counts every request in the metrics and logs those Deps.AccessLog
+// asks for.
 func (s *Server) observe() echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -57,7 +58,7 @@ func (s *Server) observe() echo.MiddlewareFunc {
 			method, code := methodLabel(c.Request().Method), strconv.Itoa(status)
 			s.metrics.requests.WithLabelValues(route, method, code).Inc()
 			s.metrics.duration.WithLabelValues(route, method, code).Observe(elapsed.Seconds())
-			if route != "/health" && route != "/ready" && route != "/metrics" {
+			if route != "/health" && route != "/ready" && route != "/metrics" && s.deps.AccessLog.logs(status, elapsed) {
 				s.deps.Logger.InfoContext(c.Request().Context(), "http",
 					"method", c.Request().Method, "path", c.Request().URL.Path, "status", status,
 					"ms", float64(elapsed.Microseconds())/1000, "remote", c.RealIP())

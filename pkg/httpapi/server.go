@@ -5,6 +5,7 @@ package httpapi
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/netip"
 	"sync/atomic"
@@ -58,6 +59,8 @@ type Deps struct {
 	Pprof bool
 	// Tracing starts an OpenTelemetry server span per request.
 	Tracing bool
+	// AccessLog says which requests get an "http" log line.
+	AccessLog AccessLog
 	// Webhooks handles POST /webhook/:platform; nil answers 404.
 	Webhooks Webhooks
 	// Admin maps the admin console and its API on the /admin group
@@ -76,6 +79,20 @@ type Deps struct {
 	Links func() any
 	// OneBotWS serves OneBot v11 reverse WebSocket at /onebot/v11/ws; nil answers 404.
 	OneBotWS http.Handler
+}
+
+// AccessLog says which requests get an "http" log line: every error answer
+// (status 400 and up), every request slower than Slow, and a Sample share
+// (0..1) of the rest. The zero value logs errors only.
+type AccessLog struct {
+	Sample float64
+	// Slow 0 logs no request for being slow.
+	Slow time.Duration
+}
+
+// logs tells whether a request answered status after elapsed gets a line.
+func (a AccessLog) logs(status int, elapsed time.Duration) bool {
+	return status >= 400 || (a.Slow > 0 && elapsed >= a.Slow) || (a.Sample > 0 && rand.Float64() < a.Sample)
 }
 
 // StreamOptions tune streamed answers (Server-Sent Events).

@@ -220,3 +220,44 @@ func TestMetricsBehindAToken(t *testing.T) {
 		t.Errorf("/metrics served elsewhere: %d on the API port", a.status)
 	}
 }
+
+// TestAccessLog: by default only error answers get an "http" line (nginx
+// logs every request); Sample 1 logs every request, Slow a slow one.
+func TestAccessLog(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		access httpapi.AccessLog
+		want   []string // paths with an "http" line, in order
+	}{
+		{"default: errors only", httpapi.AccessLog{}, []string{"/v1/nothing-here"}},
+		{"sample 1: every request", httpapi.AccessLog{Sample: 1}, []string{"/v1/models", "/v1/nothing-here"}},
+		{"slow from 1ns: every request", httpapi.AccessLog{Slow: time.Nanosecond}, []string{"/v1/models", "/v1/nothing-here"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			logs := &testenv.Buffer{}
+			srv, _ := newAPI(t, func(d *httpapi.Deps) {
+				d.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+				d.AccessLog = c.access
+			})
+			if a := do(t, "GET", srv.URL+"/v1/models", ""); a.status != http.StatusOK {
+				t.Fatalf("GET /v1/models: %d", a.status)
+			}
+			if a := do(t, "GET", srv.URL+"/v1/nothing-here", ""); a.status != http.StatusNotFound {
+				t.Fatalf("GET /v1/nothing-here: %d", a.status)
+			}
+			var got []string
+			for line := range strings.Lines(logs.String()) {
+				var v struct{ Msg, Path string }
+				if err := json.Unmarshal([]byte(line), &v); err != nil {
+					t.Fatalf("log line %q: %v", line, err)
+				}
+				if v.Msg == "http" {
+					got = append(got, v.Path)
+				}
+			}
+			if strings.Join(got, " ") != strings.Join(c.want, " ") {
+				t.Errorf("access-log lines of %v, want %v", got, c.want)
+			}
+		})
+	}
+}
