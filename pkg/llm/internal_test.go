@@ -1,7 +1,10 @@
 package llm
 
 import (
+	"encoding/json"
 	"net/http"
+	"reflect"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -118,4 +121,55 @@ func TestRetryRules(t *testing.T) {
 			t.Errorf("attempt %d: backoff %v %v, want %v less up to a quarter", attempt, d, ok, want)
 		}
 	}
+}
+
+// TestEncodeBody: the hand-appended body means what json.Marshal's does.
+func TestEncodeBody(t *testing.T) {
+	temp, topP := 0.7, 1e-7
+	for _, p := range []wireParams{
+		{Model: "m", Messages: []wireMessage{{Role: "user", Content: "hi"}}},
+		{Model: `we"ird\`, Messages: []wireMessage{
+			{Role: "system", Content: "line\nbreak\ttab \x01 \"quoted\" <b>&</b>"},
+			{Role: "user", Content: "你好 \u2028 \xff bad utf-8"}, {Role: "assistant", Content: ""},
+		}, Temperature: &temp, TopP: &topP, MaxTokens: 42, Stop: []string{"\n\n", "END"}, Logprobs: true,
+			Stream: true, StreamOptions: &wireStreamOptions{IncludeUsage: true}},
+		{Model: "m", Messages: []wirePartsMessage{{Role: "user", Content: []wirePart{{Type: "text", Text: "img"}}}}},
+	} {
+		got, err := p.encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := json.Marshal(p)
+		var g, w any
+		if err := json.Unmarshal(got, &g); err != nil {
+			t.Fatalf("encode gave invalid JSON %s: %v", got, err)
+		}
+		_ = json.Unmarshal(want, &w)
+		if !reflect.DeepEqual(g, w) {
+			t.Errorf("encode:\n%s\njson.Marshal:\n%s", got, want)
+		}
+	}
+}
+
+// BenchmarkEncodeBody is a history-100 request body, appended by hand and
+// by json.Marshal.
+func BenchmarkEncodeBody(b *testing.B) {
+	msgs := []wireMessage{{Role: RoleSystem, Content: "be brief"}}
+	for i := range 50 {
+		msgs = append(msgs, wireMessage{Role: RoleUser, Content: "question " + strconv.Itoa(i) + " about the fleet and its memory"},
+			wireMessage{Role: RoleAssistant, Content: "answer " + strconv.Itoa(i) + ": the fleet keeps memory in Redis"})
+	}
+	p := wireParams{Model: "mock-1", Messages: msgs}
+	b.Run("encode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = p.encode()
+		}
+	})
+	b.Run("json.Marshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = json.Marshal(p)
+		}
+	})
 }

@@ -327,7 +327,7 @@ func (o *OpenAI) Complete(ctx context.Context, req Request) (Reply, error) {
 	if req.Stream != nil {
 		params.Stream, params.StreamOptions = true, &wireStreamOptions{IncludeUsage: true}
 	}
-	body, err := json.Marshal(params)
+	body, err := params.encode()
 	if err != nil {
 		return Reply{}, fmt.Errorf("llm.openai: %w: %w", ErrRejected, err)
 	}

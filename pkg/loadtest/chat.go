@@ -6,7 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"unicode/utf8"
+
+	"github.com/botfleet/botfleet/pkg/jsonstr"
 )
 
 // ChatPath is the chat target's endpoint.
@@ -42,9 +43,9 @@ func (t *ChatTarget) Name() string { return "chat" }
 func (t *ChatTarget) NewRequest(ctx context.Context, c Call) (*http.Request, error) {
 	b := make([]byte, 0, 40+len(c.Message)+len(c.SessionID))
 	b = append(b, `{"message":`...)
-	b = appendJSONString(b, c.Message)
+	b = jsonstr.Append(b, c.Message)
 	b = append(b, `,"session_id":`...)
-	b = appendJSONString(b, c.SessionID)
+	b = jsonstr.Append(b, c.SessionID)
 	b = append(b, '}')
 	return postJSON(ctx, t.url, t.auth, b)
 }
@@ -83,33 +84,4 @@ func (t *ChatTarget) Check(status int, body []byte) (Reply, error) {
 		return Reply{}, errors.New(`answer lacks "reply" or a positive "turn"`)
 	}
 	return Reply{SessionID: r.SessionID, Turn: r.Turn}, nil
-}
-
-// appendJSONString appends s to b as a JSON string.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-			i++
-		case c < 0x20:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			i++
-		case c < utf8.RuneSelf:
-			b = append(b, c)
-			i++
-		default:
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && size == 1 {
-				b = append(b, `\ufffd`...)
-			} else {
-				b = append(b, s[i:i+size]...)
-			}
-			i += size
-		}
-	}
-	return append(b, '"')
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/botfleet/botfleet/pkg/jsonstr"
 )
 
 // CompletionsPath is the completions target's endpoint.
@@ -58,14 +60,14 @@ func (t *CompletionsTarget) Name() string { return "completions" }
 func (t *CompletionsTarget) NewRequest(ctx context.Context, c Call) (*http.Request, error) {
 	b := make([]byte, 0, 80+len(t.model)+len(c.Message)+len(c.SessionID))
 	b = append(b, `{"model":`...)
-	b = appendJSONString(b, t.model)
+	b = jsonstr.Append(b, t.model)
 	if t.stream {
 		b = append(b, `,"stream":true`...)
 	}
 	b = append(b, `,"messages":[{"role":"user","content":`...)
-	b = appendJSONString(b, c.Message)
+	b = jsonstr.Append(b, c.Message)
 	b = append(b, `}],"user":`...)
-	b = appendJSONString(b, c.SessionID)
+	b = jsonstr.Append(b, c.SessionID)
 	b = append(b, '}')
 	return postJSON(ctx, t.url, t.auth, b)
 }

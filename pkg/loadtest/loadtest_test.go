@@ -525,20 +525,6 @@ func TestOptionsValidate(t *testing.T) {
 	}
 }
 
-func TestAppendJSONString(t *testing.T) {
-	t.Parallel()
-	for _, s := range []string{"", "你好", `a"b\c`, "tab\there\nnl\x01", "bad \xff utf8"} {
-		var got string
-		if err := json.Unmarshal(appendJSONString(nil, s), &got); err != nil {
-			t.Errorf("%q: %v", s, err)
-			continue
-		}
-		if want := strings.ToValidUTF8(s, "\ufffd"); got != want {
-			t.Errorf("round trip %q → %q", s, got)
-		}
-	}
-}
-
 func TestFmtDuration(t *testing.T) {
 	t.Parallel()
 	for d, want := range map[time.Duration]string{

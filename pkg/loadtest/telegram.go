@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/botfleet/botfleet/pkg/jsonstr"
 )
 
 // TelegramPath is the telegram target's endpoint.
@@ -66,7 +68,7 @@ func (t *TelegramTarget) NewRequest(ctx context.Context, c Call) (*http.Request,
 	b = append(b, `,"type":"private"},"from":{"id":`...)
 	b = append(b, chat...)
 	b = append(b, `,"is_bot":false,"first_name":"loadtest"},"text":`...)
-	b = appendJSONString(b, c.Message)
+	b = jsonstr.Append(b, c.Message)
 	b = append(b, "}}"...)
 	req, err := postJSON(ctx, t.url, "", b)
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/botfleet/botfleet/pkg/jsonstr"
 )
 
 // maxLastBytes bounds the last user message quoted in a reply.
@@ -225,7 +227,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	}
 	model := s.modelJSON
 	if req.Model != "" {
-		model = appendJSONString((*bodyBuf)[:0], req.Model) // the body is no longer needed
+		model = jsonstr.Append((*bodyBuf)[:0], req.Model) // the body is no longer needed
 	}
 
 	// The digest input goes to scratch, then the reply overwrites it.
@@ -307,7 +309,7 @@ func (c *completion) appendUsage(b []byte) []byte {
 func (c *completion) appendCompletion(b []byte) []byte {
 	b = c.appendHead(b, "chat.completion")
 	b = append(b, `{"index":0,"message":{"role":"assistant","content":`...)
-	b = appendJSONString(b, c.reply)
+	b = jsonstr.Append(b, c.reply)
 	b = append(b, `,"refusal":null,"annotations":[]},"logprobs":`...)
 	b = c.appendLogprobs(b, c.reply)
 	b = append(b, `,"finish_reason":"stop"}],`...)
@@ -335,7 +337,7 @@ func (c *completion) appendLogprobs(b []byte, text string) []byte {
 		first = false
 		word := text[start:end]
 		b = append(b, `{"token":`...)
-		b = appendJSONString(b, word)
+		b = jsonstr.Append(b, word)
 		b = append(b, `,"logprob":`+tokenLogprob+`,"bytes":[`...)
 		for j := 0; j < len(word); j++ {
 			if j > 0 {
@@ -412,7 +414,7 @@ func (c *completion) stream(w http.ResponseWriter, r *http.Request, buf []byte, 
 		}
 		end, _ = nextWord(reply, end)
 		b = append(b[:headLen], `{"index":0,"delta":{"content":`...)
-		b = appendJSONString(b, reply[pos:end])
+		b = jsonstr.Append(b, reply[pos:end])
 		b = append(b, `},"logprobs":`...)
 		b = c.appendLogprobs(b, reply[pos:end])
 		b = append(b, `,"finish_reason":null}`...)
@@ -447,53 +449,3 @@ func (c *completion) stream(w http.ResponseWriter, r *http.Request, buf []byte, 
 }
 
 var doneEvent = []byte("data: [DONE]\n\n")
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
-// as with encoding/json; U+2028 and U+2029 are escaped.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, n := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && n == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-		default:
-			i += n
-			continue
-		}
-		i += n
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}

@@ -38,6 +38,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/botfleet/botfleet/pkg/jsonstr"
 )
 
 // DefaultModel is the model name a Server reports when Options.Model is empty.
@@ -232,7 +234,7 @@ func New(opts Options) *Server {
 	if s.model == "" {
 		s.model = DefaultModel
 	}
-	s.modelJSON = appendJSONString(nil, s.model)
+	s.modelJSON = jsonstr.Append(nil, s.model)
 	if opts.APIKey != "" {
 		s.authz = []byte("Bearer " + opts.APIKey)
 	}
@@ -457,14 +459,14 @@ func writeError(w http.ResponseWriter, status int, msg, typ, code string) {
 // appendError appends {"error":{"message":..,"type":..,"param":null,"code":..}}.
 func appendError(b []byte, msg, typ, code string) []byte {
 	b = append(b, `{"error":{"message":`...)
-	b = appendJSONString(b, msg)
+	b = jsonstr.Append(b, msg)
 	b = append(b, `,"type":`...)
-	b = appendJSONString(b, typ)
+	b = jsonstr.Append(b, typ)
 	b = append(b, `,"param":null,"code":`...)
 	if code == "" {
 		b = append(b, "null"...)
 	} else {
-		b = appendJSONString(b, code)
+		b = jsonstr.Append(b, code)
 	}
 	return append(b, "}}"...)
 }

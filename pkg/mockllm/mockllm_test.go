@@ -81,20 +81,6 @@ func TestCountWords(t *testing.T) {
 	}
 }
 
-func TestAppendJSONString(t *testing.T) {
-	for _, s := range []string{"", "plain", `q"uote\back`, "ctl\x00\x01\x1f\n\r\t", "ünï 日本", "\u2028\u2029", "bad\xffutf8"} {
-		b := appendJSONString(nil, s)
-		var got string
-		if err := json.Unmarshal(b, &got); err != nil {
-			t.Fatalf("appendJSONString(%q) = %s: %v", s, b, err)
-		}
-		want := strings.ToValidUTF8(s, "\uFFFD")
-		if got != want {
-			t.Errorf("round trip of %q = %q", s, got)
-		}
-	}
-}
-
 // post sends body to the chat endpoint.
 func post(t *testing.T, url, body string) *http.Response {
 	t.Helper()
