@@ -72,7 +72,7 @@ soak: deps build ## half the sustained rate for $(DURATION): RSS, goroutines, so
 	$(BIN)/bench soak --duration $(DURATION)
 
 bench-go: ## only the Go benchmarks of the turn path
-	$(GO) test -run '^$$' -bench . -benchmem ./pkg/chat ./pkg/memory ./pkg/llm
+	$(GO) test -run '^$$' -bench . -benchmem ./cmd/bot ./pkg/chat ./pkg/memory ./pkg/llm
 
 clean: ## remove built binaries
 	rm -rf $(BIN)

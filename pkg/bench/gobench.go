@@ -12,7 +12,7 @@ import (
 
 // goBenchPackages are the packages of the turn path whose Go benchmarks the
 // report shows.
-var goBenchPackages = []string{"./pkg/chat", "./pkg/memory", "./pkg/llm", "./pkg/mockllm", "./pkg/loadtest"}
+var goBenchPackages = []string{"./cmd/bot", "./pkg/chat", "./pkg/memory", "./pkg/llm", "./pkg/mockllm", "./pkg/loadtest"}
 
 // goBench runs the Go benchmarks (after the fleet is stopped, so they get
 // the machine) and the test that counts a turn's Redis round trips.
