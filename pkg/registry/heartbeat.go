@@ -120,7 +120,11 @@ func (r *Registry) NewHeartbeat(src Source, opts HeartbeatOptions) *Heartbeat {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Heartbeat{r: r, src: src, opts: opts, started: opts.Now()}
+	// The counters start at zero with the instance: the first beat's
+	// window begins then, not at the first beat, so that turns served
+	// before it (a slow start) are in its distributions too.
+	started := opts.Now()
+	return &Heartbeat{r: r, src: src, opts: opts, started: started, history: []counters{{at: started}}}
 }
 
 // Run beats at once and then every Interval until ctx ends. It never
