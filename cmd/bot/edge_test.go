@@ -151,9 +151,7 @@ func TestSlowlorisDoesNotStarveChat(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			defer conn.Close()
 			// The thing under test: a client trickling its headers.
 			tick := time.NewTicker(100 * time.Millisecond)
@@ -170,7 +168,7 @@ func TestSlowlorisDoesNotStarveChat(t *testing.T) {
 					return
 				}
 			}
-		}()
+		})
 	}
 	for i := range 30 {
 		if res := post(t, bot.url+"/v1/chat", chatBody("slowloris", fmt.Sprint("turn ", i)), "Idempotency-Key", fmt.Sprint("sl", i)); res.status != 200 {

@@ -507,13 +507,11 @@ func TestIMSameEventThreeTimesAnswersOnce(t *testing.T) {
 			h, body := p.build(f, e)
 			var wg sync.WaitGroup
 			for _, bot := range bots { // concurrently, to three instances
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
+				wg.Go(func() {
 					if status, _, resp := deliver(t, bot.url, p.name, h, body); status >= 300 {
 						t.Errorf("%s: %d %s", p.name, status, resp)
 					}
-				}()
+				})
 			}
 			wg.Wait()
 			f.waitReply(t, p.name, strconv.Itoa(e.n))

@@ -228,15 +228,13 @@ func TestConcurrentTurnsOfOneConversation(t *testing.T) {
 		turns := make([]int, n)
 		var wg sync.WaitGroup
 		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				res := post(t, bots[i%2].url+"/v1/chat", chatBody("busy", fmt.Sprint("question ", i)))
 				if res.status != 200 {
 					t.Errorf("request %d: %d %+v", i, res.status, res.Error)
 				}
 				turns[i] = res.Turn
-			}()
+			})
 		}
 		wg.Wait()
 		seen := map[int]bool{}
@@ -284,12 +282,10 @@ func TestRepeatedRequestIDRunsOnce(t *testing.T) {
 		replies := make([]chatReply, 6)
 		var wg sync.WaitGroup
 		for i := range replies {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				// nginx's X-Request-Id is the id when there is no Idempotency-Key.
 				replies[i] = post(t, bots[i%2].url+"/v1/chat", chatBody("idem", "again"), "X-Request-Id", "nginx-req-7")
-			}()
+			})
 		}
 		wg.Wait()
 		for i, res := range replies {

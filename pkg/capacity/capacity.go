@@ -128,9 +128,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	var wg sync.WaitGroup
 	start := time.Now()
 	for w := range o.Concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			s := stores[w%len(stores)]
 			for {
 				i := int(next.Add(1))
@@ -145,7 +143,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	elapsed := time.Since(start)

@@ -168,16 +168,14 @@ func (l *Links) Start(ctx context.Context) {
 		if h.link == nil {
 			continue // inbound: its handler runs it
 		}
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
+		l.wg.Go(func() {
 			if h.policy == One {
 				l.leader(ctx, h)
 			} else {
 				l.every(ctx, h)
 			}
 			l.set(h, StateStopped, "")
-		}()
+		})
 	}
 }
 
@@ -317,12 +315,10 @@ func (l *Links) leader(ctx context.Context, h *heldLink) {
 		l.m.leader.WithLabelValues(h.st.Platform).Set(1)
 		lctx, cancel := context.WithCancel(ctx)
 		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			defer cancel()
 			l.keep(lctx, key, start, log)
-		}()
+		})
 		l.connect(lctx, h, ownerInstance(l.owner))
 		cancel()
 		wg.Wait()

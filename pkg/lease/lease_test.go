@@ -110,13 +110,11 @@ func TestOneOwnerUnderContention(t *testing.T) {
 	var winners atomic.Int64
 	var wg sync.WaitGroup
 	for range 20 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			if ok, _, err := l.Acquire(context.Background(), "k", lease.NewOwner(), time.Minute); err == nil && ok {
 				winners.Add(1)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if winners.Load() != 1 {
