@@ -442,7 +442,7 @@ func TestAdminKeysAPI(t *testing.T) {
 func TestKeyAllowedModelsRefuseTheOthers(t *testing.T) {
 	r := testenv.StartRedis(t)
 	mock, env := mockBackend(t, mockllm.Options{})
-	conf := writeConfig(t, fmt.Sprintf(`
+	conf := testenv.WriteFile(t, "config.yaml", fmt.Sprintf(`
 llm:
   models:
     - name: small
