@@ -115,16 +115,7 @@ type chatReply struct {
 // answer's status, headers and body.
 func send(t *testing.T, url, body string, headers ...string) (int, http.Header, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+apiKey)
-	for i := 0; i+1 < len(headers); i += 2 {
-		if headers[i+1] == "" {
-			req.Header.Del(headers[i])
-		} else {
-			req.Header.Set(headers[i], headers[i+1])
-		}
-	}
+	req := testenv.JSONRequest(t, "POST", url, apiKey, body, headers...)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Errorf("POST %s: %v", url, err)
