@@ -14,7 +14,6 @@ import (
 	"github.com/botfleet/botfleet/pkg/auth"
 	"github.com/botfleet/botfleet/pkg/chat"
 	"github.com/botfleet/botfleet/pkg/httpapi"
-	"github.com/botfleet/botfleet/pkg/llm"
 	"github.com/botfleet/botfleet/pkg/memory"
 	"github.com/botfleet/botfleet/pkg/testenv"
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,14 +27,7 @@ const key = "test-key"
 func newAPI(t *testing.T, change func(*httpapi.Deps)) (*httptest.Server, *testenv.Redis) {
 	t.Helper()
 	r := testenv.StartRedis(t)
-	builtin, err := llm.NewBuiltin(llm.BuiltinOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	router, err := llm.NewRouter(llm.RouterOptions{Models: []llm.ModelOptions{{Name: "builtin", Endpoints: []llm.EndpointOptions{{Backend: builtin}}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	router := testenv.BuiltinRouter(t)
 	// No retries and a short dial, as an instance configures its client:
 	// a dead Redis is a 503 at once.
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
