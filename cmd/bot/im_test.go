@@ -828,11 +828,18 @@ func buildBot(t *testing.T) string {
 	return bin
 }
 
-func TestIMJobOfASIGKILLedInstanceIsFinishedOnceByAnother(t *testing.T) {
+// buildKillableBot is buildBot for a test that kills the bot process; in
+// -short it skips the test.
+func buildKillableBot(t *testing.T) string {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and kills a bot process")
 	}
-	bin := buildBot(t)
+	return buildBot(t)
+}
+
+func TestIMJobOfASIGKILLedInstanceIsFinishedOnceByAnother(t *testing.T) {
+	bin := buildKillableBot(t)
 	r := testenv.StartRedis(t)
 	f := newFakePlatforms(t)
 	hung, hungEnv := mockBackend(t, mockllm.Options{Faults: mockllm.Faults{Latency: time.Hour}})
