@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -50,14 +49,8 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	complRate := fs.Float64("completions-rate", 0, "POST /v1/chat/completions req/s (default 10)")
 	streamRate := fs.Float64("stream-rate", 0, "POST /v1/chat/completions with stream: true, req/s (default 5)")
 	tgRate := fs.Float64("telegram-rate", 0, "Telegram webhook events/s (default 10)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q (see --help)", fs.Args())
 	}
 	for _, r := range []float64{*chatRate, *complRate, *streamRate, *tgRate} {
 		if r < 0 {

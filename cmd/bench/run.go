@@ -57,6 +57,21 @@ soak.svg into --dir.
 Flags:
 `
 
+// parseFlags parses args into fs, which takes no arguments; help is true
+// after --help (printed).
+func parseFlags(fs *flag.FlagSet, args []string) (help bool, err error) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return true, nil
+		}
+		return false, err
+	}
+	if fs.NArg() > 0 {
+		return false, fmt.Errorf("unexpected arguments %q (see --help)", fs.Args())
+	}
+	return false, nil
+}
+
 // run parses the flags, runs the bench or the soak and writes the reports.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
@@ -97,14 +112,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		duration = fs.Duration("duration", 10*time.Minute, "how long the soak runs")
 		*out, *jsonFile, *svgFile = "", "", ""
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q (see --help)", fs.Args())
 	}
 	o := bench.Options{Quick: *quick, Dir: *dir, Bin: *bin, SoakDuration: *soakFor, SoakEvery: *every, SoakRate: *rate, Log: stderr,
 		Step: *step, LadderStart: *startRate, LadderFactor: *factor, MaxRate: *maxRate, MaxLate: *maxLate}

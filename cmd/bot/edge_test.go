@@ -72,23 +72,21 @@ func TestHeaderLimits(t *testing.T) {
 	if resp, _ := rawExchange(t, addr, []byte(big)); resp.StatusCode != 431 {
 		t.Fatalf("1 MB header: %d, want 431", resp.StatusCode)
 	}
-	var many strings.Builder
-	many.WriteString("GET /health HTTP/1.1\r\nHost: x\r\n")
-	for i := range 10000 {
-		fmt.Fprintf(&many, "X-H%d: v\r\n", i)
+	// withHeaders is a GET /health with n header fields named by format.
+	withHeaders := func(n int, format string) []byte {
+		var b strings.Builder
+		b.WriteString("GET /health HTTP/1.1\r\nHost: x\r\n")
+		for i := range n {
+			fmt.Fprintf(&b, format+": v\r\n", i)
+		}
+		b.WriteString("\r\n")
+		return []byte(b.String())
 	}
-	many.WriteString("\r\n")
-	if resp, _ := rawExchange(t, addr, []byte(many.String())); resp.StatusCode != 431 {
+	if resp, _ := rawExchange(t, addr, withHeaders(10000, "X-H%d")); resp.StatusCode != 431 {
 		t.Fatalf("10,000 headers: %d, want 431", resp.StatusCode)
 	}
 	// Few bytes but more fields than server.max_header_count: our own 431.
-	var fields strings.Builder
-	fields.WriteString("GET /health HTTP/1.1\r\nHost: x\r\n")
-	for i := range 150 {
-		fmt.Fprintf(&fields, "X-%d: v\r\n", i)
-	}
-	fields.WriteString("\r\n")
-	resp, body := rawExchange(t, addr, []byte(fields.String()))
+	resp, body := rawExchange(t, addr, withHeaders(150, "X-%d"))
 	if resp.StatusCode != 431 || !strings.Contains(body, `"too_many_headers"`) {
 		t.Fatalf("150 header fields: %d %s", resp.StatusCode, body)
 	}
@@ -151,9 +149,7 @@ func TestSlowlorisDoesNotStarveChat(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			defer conn.Close()
 			// The thing under test: a client trickling its headers.
 			tick := time.NewTicker(100 * time.Millisecond)
@@ -170,7 +166,7 @@ func TestSlowlorisDoesNotStarveChat(t *testing.T) {
 					return
 				}
 			}
-		}()
+		})
 	}
 	for i := range 30 {
 		if res := post(t, bot.url+"/v1/chat", chatBody("slowloris", fmt.Sprint("turn ", i)), "Idempotency-Key", fmt.Sprint("sl", i)); res.status != 200 {

@@ -120,9 +120,7 @@ func streamThroughFailover(t *testing.T, top testenv.Topology, kill func() (kill
 		wg       sync.WaitGroup
 	)
 	for c := range convs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			conv := fmt.Sprint("fo", c)
 			for k := 0; ; k++ {
 				a := attempt{conv: conv, key: fmt.Sprintf("%s-%d", conv, k), msg: fmt.Sprintf("%s message %d", conv, k)}
@@ -147,7 +145,7 @@ func streamThroughFailover(t *testing.T, top testenv.Topology, kill func() (kill
 				}
 				time.Sleep(10 * time.Millisecond) // the thing under test: the stream's pace
 			}
-		}()
+		})
 	}
 	successes := func() int {
 		mu.Lock()

@@ -83,9 +83,7 @@ func burst(t *testing.T, n int, send func(i int) chatReply) {
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i := range 3 * n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			res := send(i)
 			h := res.header
 			switch res.status {
@@ -103,7 +101,7 @@ func burst(t *testing.T, n int, send func(i int) chatReply) {
 			default:
 				t.Errorf("status %d %+v", res.status, res.Error)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
@@ -126,9 +124,7 @@ func TestTokenBudgetAcrossInstances(t *testing.T) {
 	var wg sync.WaitGroup
 	var exhausted atomic.Int64
 	for w := range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := 0; ; i++ {
 				res := post(t, []*instance{a, b}[w%2].url+"/v1/chat", chatBody(fmt.Sprintf("b%d-%d", w, i), "tell me something about budgets"), bearerOf(secret)...)
 				if res.status == 429 {
@@ -143,7 +139,7 @@ func TestTokenBudgetAcrossInstances(t *testing.T) {
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	u, err := ratelimit.New(r.Client(), ratelimit.Options{}).Usage(context.Background(), k.ID)
@@ -446,7 +442,7 @@ func TestAdminKeysAPI(t *testing.T) {
 func TestKeyAllowedModelsRefuseTheOthers(t *testing.T) {
 	r := testenv.StartRedis(t)
 	mock, env := mockBackend(t, mockllm.Options{})
-	conf := writeConfig(t, fmt.Sprintf(`
+	conf := testenv.WriteFile(t, "config.yaml", fmt.Sprintf(`
 llm:
   models:
     - name: small

@@ -507,13 +507,11 @@ func TestIMSameEventThreeTimesAnswersOnce(t *testing.T) {
 			h, body := p.build(f, e)
 			var wg sync.WaitGroup
 			for _, bot := range bots { // concurrently, to three instances
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
+				wg.Go(func() {
 					if status, _, resp := deliver(t, bot.url, p.name, h, body); status >= 300 {
 						t.Errorf("%s: %d %s", p.name, status, resp)
 					}
-				}()
+				})
 			}
 			wg.Wait()
 			f.waitReply(t, p.name, strconv.Itoa(e.n))
@@ -830,11 +828,18 @@ func buildBot(t *testing.T) string {
 	return bin
 }
 
-func TestIMJobOfASIGKILLedInstanceIsFinishedOnceByAnother(t *testing.T) {
+// buildKillableBot is buildBot for a test that kills the bot process; in
+// -short it skips the test.
+func buildKillableBot(t *testing.T) string {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and kills a bot process")
 	}
-	bin := buildBot(t)
+	return buildBot(t)
+}
+
+func TestIMJobOfASIGKILLedInstanceIsFinishedOnceByAnother(t *testing.T) {
+	bin := buildKillableBot(t)
 	r := testenv.StartRedis(t)
 	f := newFakePlatforms(t)
 	hung, hungEnv := mockBackend(t, mockllm.Options{Faults: mockllm.Faults{Latency: time.Hour}})

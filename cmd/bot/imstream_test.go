@@ -171,10 +171,7 @@ func TestIMTelegramLongPollingAnswersOnceAndRemembers(t *testing.T) {
 }
 
 func TestIMTelegramPollerKilledUnderASteadyFlow(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and kills a bot process")
-	}
-	bin := buildBot(t)
+	bin := buildKillableBot(t)
 	r := testenv.StartRedis(t)
 	f := imtest.NewTelegram(t, tgToken, tgUsername)
 	_, env := mockBackend(t, mockllm.Options{})
@@ -677,10 +674,7 @@ func TestIMTelegramStreamedReplyGrowsInOneMessage(t *testing.T) {
 }
 
 func TestIMTelegramStreamReclaimedMidwayEditsTheSameMessage(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and kills a bot process")
-	}
-	bin := buildBot(t)
+	bin := buildKillableBot(t)
 	r := testenv.StartRedis(t)
 	f := imtest.NewTelegram(t, tgToken, tgUsername)
 	_, env := mockBackend(t, mockllm.Options{Faults: mockllm.Faults{Chunks: 10, ChunkDelay: 400 * time.Millisecond}})

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -188,22 +186,12 @@ func TestCompletionsRefuseBadInputInOpenAIShape(t *testing.T) {
 	}
 }
 
-// writeConfig writes a config file for startBot's BOT_CONFIG.
-func writeConfig(t *testing.T, body string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // A conversation longer than a model's context window reaches the model
 // trimmed to fit, while Redis keeps the whole history.
 func TestContextWindowTrimsThePromptNotTheMemory(t *testing.T) {
 	r := testenv.StartRedis(t)
 	_, env := mockBackend(t, mockllm.Options{})
-	conf := writeConfig(t, fmt.Sprintf(`
+	conf := testenv.WriteFile(t, "config.yaml", fmt.Sprintf(`
 llm:
   models:
     - name: small
@@ -238,7 +226,7 @@ llm:
 func TestFallbackModelAnswersAndTheModelComesBack(t *testing.T) {
 	r := testenv.StartRedis(t)
 	mock, env := mockBackend(t, mockllm.Options{Faults: mockllm.Faults{ErrorRate: 1, ErrorStatus: 503}})
-	conf := writeConfig(t, fmt.Sprintf(`
+	conf := testenv.WriteFile(t, "config.yaml", fmt.Sprintf(`
 llm:
   retries: 0
   breaker: {failures: 2, open_timeout: 1s}

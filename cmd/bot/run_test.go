@@ -115,16 +115,7 @@ type chatReply struct {
 // answer's status, headers and body.
 func send(t *testing.T, url, body string, headers ...string) (int, http.Header, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+apiKey)
-	for i := 0; i+1 < len(headers); i += 2 {
-		if headers[i+1] == "" {
-			req.Header.Del(headers[i])
-		} else {
-			req.Header.Set(headers[i], headers[i+1])
-		}
-	}
+	req := testenv.JSONRequest(t, "POST", url, apiKey, body, headers...)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Errorf("POST %s: %v", url, err)
@@ -228,15 +219,13 @@ func TestConcurrentTurnsOfOneConversation(t *testing.T) {
 		turns := make([]int, n)
 		var wg sync.WaitGroup
 		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				res := post(t, bots[i%2].url+"/v1/chat", chatBody("busy", fmt.Sprint("question ", i)))
 				if res.status != 200 {
 					t.Errorf("request %d: %d %+v", i, res.status, res.Error)
 				}
 				turns[i] = res.Turn
-			}()
+			})
 		}
 		wg.Wait()
 		seen := map[int]bool{}
@@ -284,12 +273,10 @@ func TestRepeatedRequestIDRunsOnce(t *testing.T) {
 		replies := make([]chatReply, 6)
 		var wg sync.WaitGroup
 		for i := range replies {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				// nginx's X-Request-Id is the id when there is no Idempotency-Key.
 				replies[i] = post(t, bots[i%2].url+"/v1/chat", chatBody("idem", "again"), "X-Request-Id", "nginx-req-7")
-			}()
+			})
 		}
 		wg.Wait()
 		for i, res := range replies {

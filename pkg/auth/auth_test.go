@@ -6,27 +6,14 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/botfleet/botfleet/pkg/testenv"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/jonboulle/clockwork"
 	"github.com/redis/go-redis/v9"
 )
-
-// clock is an injected clock for expiry checks.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 var (
 	local   = netip.MustParseAddr("127.0.0.1")
@@ -125,9 +112,9 @@ func TestCacheSavesRoundTripsAndStartsOverAfterARedisRestart(t *testing.T) {
 
 func TestExpiryAllowListAndSpec(t *testing.T) {
 	r := testenv.StartRedis(t)
-	c := &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
-	a := instance(t, r.Client(), Options{Now: c.now, CacheTTL: time.Hour})
-	store := NewStore(r.Client(), StoreOptions{Now: c.now})
+	c := clockwork.NewFakeClockAt(time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC))
+	a := instance(t, r.Client(), Options{Now: c.Now, CacheTTL: time.Hour})
+	store := NewStore(r.Client(), StoreOptions{Now: c.Now})
 	ctx := context.Background()
 	if _, _, err := store.Create(ctx, Spec{TTL: MaxTTL + time.Hour}); !errors.Is(err, ErrInvalidSpec) {
 		t.Fatalf("91 days: %v, want ErrInvalidSpec", err)
@@ -144,7 +131,7 @@ func TestExpiryAllowListAndSpec(t *testing.T) {
 			t.Errorf("from %s: %v, want %v", ip, err, want)
 		}
 	}
-	c.add(time.Hour)
+	c.Advance(time.Hour)
 	if _, err := a.Authenticate(ctx, secret, netip.MustParseAddr("10.1.2.3")); !errors.Is(err, ErrKeyExpired) {
 		t.Fatalf("an hour later: %v, want ErrKeyExpired", err)
 	}
@@ -226,11 +213,11 @@ func forge(t *testing.T, method jwt.SigningMethod, key any, kid string, claims j
 
 func TestTokensIssueUseExpireRotateRevoke(t *testing.T) {
 	r := testenv.StartRedis(t)
-	c := &clock{t: time.Now().Truncate(time.Second)}
+	c := clockwork.NewFakeClockAt(time.Now().Truncate(time.Second))
 	tok := TokenOptions{Secrets: []Secret{secretA}, TTL: 10 * time.Minute}
-	a := instance(t, r.Client(), Options{Now: c.now, Token: tok, Instance: "a"})
-	b := instance(t, r.Client(), Options{Now: c.now, Token: tok, Instance: "b"})
-	store := NewStore(r.Client(), StoreOptions{Now: c.now})
+	a := instance(t, r.Client(), Options{Now: c.Now, Token: tok, Instance: "a"})
+	b := instance(t, r.Client(), Options{Now: c.Now, Token: tok, Instance: "b"})
+	store := NewStore(r.Client(), StoreOptions{Now: c.Now})
 	ctx := context.Background()
 	secret, k, err := store.Create(ctx, Spec{})
 	if err != nil {
@@ -241,7 +228,7 @@ func TestTokensIssueUseExpireRotateRevoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	token, err := a.Issue(p, 0)
-	if err != nil || !token.Expires.Equal(c.now().Add(10*time.Minute)) {
+	if err != nil || !token.Expires.Equal(c.Now().Add(10*time.Minute)) {
 		t.Fatalf("issue: %+v %v", token, err)
 	}
 	// Used on another instance, as the key would be.
@@ -253,7 +240,7 @@ func TestTokensIssueUseExpireRotateRevoke(t *testing.T) {
 		t.Fatalf("a token from a token: %v", err)
 	}
 
-	now := c.now()
+	now := c.Now()
 	valid := jwt.RegisteredClaims{Issuer: "botfleet", Audience: jwt.ClaimStrings{"botfleet-api"}, Subject: k.ID, ID: newTokenID(),
 		IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Minute))}
 	with := func(f func(*jwt.RegisteredClaims)) jwt.RegisteredClaims {
@@ -294,7 +281,7 @@ func TestTokensIssueUseExpireRotateRevoke(t *testing.T) {
 	// Rotation: b signs with a new secret first; a token signed with the
 	// old one stays valid while the old secret is listed.
 	rotated := TokenOptions{Secrets: []Secret{secretB, secretA}, TTL: 10 * time.Minute}
-	b2 := instance(t, r.Client(), Options{Now: c.now, Token: rotated})
+	b2 := instance(t, r.Client(), Options{Now: c.Now, Token: rotated})
 	newer, err := b2.Issue(p, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -304,7 +291,7 @@ func TestTokensIssueUseExpireRotateRevoke(t *testing.T) {
 			t.Fatalf("during rotation: %v", err)
 		}
 	}
-	retired := instance(t, r.Client(), Options{Now: c.now, Token: TokenOptions{Secrets: []Secret{secretB}}})
+	retired := instance(t, r.Client(), Options{Now: c.Now, Token: TokenOptions{Secrets: []Secret{secretB}}})
 	if _, err := retired.Authenticate(ctx, token.Value, local); !errors.Is(err, ErrUnknownKID) {
 		t.Fatalf("after the old secret is dropped: %v", err)
 	}
@@ -321,17 +308,17 @@ func TestTokensIssueUseExpireRotateRevoke(t *testing.T) {
 		t.Fatalf("another token of the key: %v", err)
 	}
 	// A fresh instance learns the revoked tokens when it subscribes.
-	late := instance(t, r.Client(), Options{Now: c.now, Token: tok})
+	late := instance(t, r.Client(), Options{Now: c.Now, Token: tok})
 	if _, err := late.Authenticate(ctx, token.Value, local); !errors.Is(err, ErrTokenRevoked) {
 		t.Fatalf("revoked token on a new instance: %v", err)
 	}
 
 	// Expiry.
-	c.add(10*time.Minute + time.Second)
+	c.Advance(10*time.Minute + time.Second)
 	if _, err := b2.Authenticate(ctx, newer.Value, local); !errors.Is(err, ErrTokenExpired) {
 		t.Fatalf("expired: %v", err)
 	}
-	c.add(-10 * time.Minute)
+	c.Advance(-10 * time.Minute)
 
 	// Revoking the key kills its tokens.
 	if _, _, err := store.Revoke(ctx, k.ID); err != nil {

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/defaults"
 	"github.com/botfleet/botfleet/pkg/keyspace"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -45,21 +46,8 @@ type Options struct {
 }
 
 func (o *Options) setDefaults() {
-	if o.Prefix == "" {
-		o.Prefix = keyspace.DefaultPrefix
-	}
-	if o.CacheTTL <= 0 {
-		o.CacheTTL = 30 * time.Second
-	}
-	if o.CacheSize <= 0 {
-		o.CacheSize = 100000
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
+	defaults.Fill(o, Options{Prefix: keyspace.DefaultPrefix, CacheTTL: 30 * time.Second, CacheSize: 100000, Now: time.Now,
+		Logger: slog.New(slog.DiscardHandler)})
 	o.Token.setDefaults()
 }
 

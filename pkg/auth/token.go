@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/defaults"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -56,15 +57,7 @@ type TokenOptions struct {
 }
 
 func (o *TokenOptions) setDefaults() {
-	if o.Issuer == "" {
-		o.Issuer = "botfleet"
-	}
-	if o.Audience == "" {
-		o.Audience = "botfleet-api"
-	}
-	if o.TTL <= 0 {
-		o.TTL = 15 * time.Minute
-	}
+	defaults.Fill(o, TokenOptions{Issuer: "botfleet", Audience: "botfleet-api", TTL: 15 * time.Minute})
 }
 
 // Token is an issued access token.

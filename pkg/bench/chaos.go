@@ -373,7 +373,7 @@ func (c *chaosRun) heal(ctx context.Context) error {
 	for _, p := range f.proxies {
 		p.set(0, 0, false)
 	}
-	if err := c.setFaults(ctx, fmt.Sprintf(`{"latency_ms":%d,"jitter_ms":0,"error_rate":0,"error_status":500,"chunks":0,"chunk_delay_ms":0,"cut_after":0}`, chaosLLMLatency)); err != nil {
+	if err := c.f.setFaults(ctx, fmt.Sprintf(`{"latency_ms":%d,"jitter_ms":0,"error_rate":0,"error_status":500,"chunks":0,"chunk_delay_ms":0,"cut_after":0}`, chaosLLMLatency)); err != nil {
 		return err
 	}
 	if !alive(f.checker) {
@@ -427,24 +427,6 @@ func (c *chaosRun) probe(ctx context.Context) error {
 		}
 	}
 	return fmt.Errorf("no turn succeeded through nginx within %v (last: %s)", probeTimeout, last)
-}
-
-// setFaults PUTs body to mockllm's /faults.
-func (c *chaosRun) setFaults(ctx context.Context, body string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.f.mockURL()+"/faults", strings.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.f.client.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("mockllm PUT /faults %s: %s", body, resp.Status)
-	}
-	return nil
 }
 
 // deadLetters is the IM queue's dead-letter stream's length (0 when

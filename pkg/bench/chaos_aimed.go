@@ -51,10 +51,10 @@ const (
 // with the same Idempotency-Key as a client would. Both attempts go into
 // the history.
 func (c *chaosRun) killMidStream(ctx context.Context, tr *traffic) error {
-	if err := c.setFaults(ctx, slowStreams); err != nil {
+	if err := c.f.setFaults(ctx, slowStreams); err != nil {
 		return err
 	}
-	defer c.setFaults(context.WithoutCancel(ctx), `{"chunks":0,"chunk_delay_ms":0}`)
+	defer c.f.setFaults(context.WithoutCancel(ctx), `{"chunks":0,"chunk_delay_ms":0}`)
 	target, err := loadtest.NewTarget("completions-stream", c.f.nginxURL("fleet"), Key)
 	if err != nil {
 		return err
@@ -152,10 +152,10 @@ const slowJobs = `{"latency_ms":2000}`
 // requires it answered once (another instance reclaims it after
 // claim_idle).
 func (c *chaosRun) killJobHolder(ctx context.Context, tr *traffic) error {
-	if err := c.setFaults(ctx, slowJobs); err != nil {
+	if err := c.f.setFaults(ctx, slowJobs); err != nil {
 		return err
 	}
-	defer c.setFaults(context.WithoutCancel(ctx), fmt.Sprintf(`{"latency_ms":%d}`, chaosLLMLatency))
+	defer c.f.setFaults(context.WithoutCancel(ctx), fmt.Sprintf(`{"latency_ms":%d}`, chaosLLMLatency))
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, p := range queue.Priorities {

@@ -221,14 +221,14 @@ var scenarios = []scenario{
 			"The breaker opens after 5 failures and stays open for its open_timeout (30 s) after the LLM is well again: the load runs on 33 s past the fault to show the recovery.",
 		run: func(ctx context.Context, c *chaosRun, _ *traffic) error {
 			for _, f := range []string{`{"error_rate":1,"error_status":500}`, `{"error_rate":1,"error_status":429}`, `{"error_rate":0,"latency_ms":60000}`} {
-				if err := c.setFaults(ctx, f); err != nil {
+				if err := c.f.setFaults(ctx, f); err != nil {
 					return err
 				}
 				if err := pause(ctx, 4*time.Second); err != nil {
 					return err
 				}
 			}
-			return c.setFaults(ctx, fmt.Sprintf(`{"latency_ms":%d,"error_rate":0}`, chaosLLMLatency))
+			return c.f.setFaults(ctx, fmt.Sprintf(`{"latency_ms":%d,"error_rate":0}`, chaosLLMLatency))
 			// The load goes on for the rest of the budget: the breaker's
 			// open time.
 		},
@@ -241,11 +241,11 @@ var scenarios = []scenario{
 		bound: "A streamed reply slower than the instances' LLM deadline (BOT_LLM_TIMEOUT=3s an attempt, reading included) is cut at the deadline: its client gets an error event " +
 			"at the end of a 200 stream (failed, not acknowledged, nothing recorded) instead of waiting 10 s.",
 		run: func(ctx context.Context, c *chaosRun, _ *traffic) error {
-			if err := c.setFaults(ctx, `{"chunks":5,"chunk_delay_ms":2000}`); err != nil {
+			if err := c.f.setFaults(ctx, `{"chunks":5,"chunk_delay_ms":2000}`); err != nil {
 				return err
 			}
 			perr := pause(ctx, 12*time.Second)
-			if err := c.setFaults(context.WithoutCancel(ctx), `{"chunks":0,"chunk_delay_ms":0}`); err != nil {
+			if err := c.f.setFaults(context.WithoutCancel(ctx), `{"chunks":0,"chunk_delay_ms":0}`); err != nil {
 				return err
 			}
 			return perr

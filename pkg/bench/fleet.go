@@ -218,6 +218,24 @@ func (f *fleet) mockURL() string             { return "http://" + addr(f.mockPor
 func (f *fleet) nginxURL(name string) string { return "http://" + addr(f.nginxPort[name]) }
 func (f *fleet) botURL(i int) string         { return "http://" + addr(f.botPorts[i]) }
 
+// setFaults replaces mockllm's injected faults (its PUT /faults).
+func (f *fleet) setFaults(ctx context.Context, faults string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, f.mockURL()+"/faults", strings.NewReader(faults))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := f.client.Do(req)
+	if err != nil {
+		return err
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("mockllm PUT /faults %s: %s", faults, res.Status)
+	}
+	return nil
+}
+
 // botEnv is an instance's whole environment: nothing of the harness's own
 // (a developer's BOT_* or config file must not change the bench).
 func (f *fleet) botEnv(c botConfig, port int) []string {

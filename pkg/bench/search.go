@@ -140,11 +140,9 @@ func (r *run) measureStep(ctx context.Context, sp searchSpec, e loadtest.StepEve
 	var perr error
 	if sp.backend != "" {
 		m.profile = filepath.Join(r.o.Dir, fmt.Sprintf("cpu_%s_%g.pb.gz", sp.name, e.Rate))
-		prof.Add(1)
-		go func() {
-			defer prof.Done()
+		prof.Go(func() {
 			m.profTurns, perr = r.f.cpuProfile(ctx, 0, profSecs, m.profile)
-		}()
+		})
 	}
 	// The counters again when the window ends (a little before, so the
 	// load's tail is not counted against fewer turns).

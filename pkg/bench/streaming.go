@@ -55,23 +55,6 @@ func (r *run) streaming(ctx context.Context) error {
 	return nil
 }
 
-// setFaults replaces mockllm's injected faults (its PUT /faults).
-func (f *fleet) setFaults(ctx context.Context, faults string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, f.mockURL()+"/faults", strings.NewReader(faults))
-	if err != nil {
-		return err
-	}
-	res, err := f.client.Do(req)
-	if err != nil {
-		return err
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("mockllm PUT /faults %s: %s", faults, res.Status)
-	}
-	return nil
-}
-
 // streamWords make each message long enough for mockllm's reply to have
 // streamChunks pieces (it splits at words).
 var streamWords = strings.Repeat("lorem ipsum ", streamChunks)

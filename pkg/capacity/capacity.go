@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/defaults"
 	"github.com/botfleet/botfleet/pkg/memory"
 	"github.com/redis/go-redis/v9"
 )
@@ -51,24 +52,7 @@ type Options struct {
 }
 
 func (o *Options) setDefaults() {
-	if o.Instances <= 0 {
-		o.Instances = 4
-	}
-	if o.Concurrency <= 0 {
-		o.Concurrency = 64
-	}
-	if o.Conversations <= 0 {
-		o.Conversations = 256
-	}
-	if o.Turns <= 0 {
-		o.Turns = 20000
-	}
-	if o.MessageBytes <= 0 {
-		o.MessageBytes = 100
-	}
-	if o.ReplyBytes <= 0 {
-		o.ReplyBytes = 300
-	}
+	defaults.Fill(o, Options{Instances: 4, Concurrency: 64, Conversations: 256, Turns: 20000, MessageBytes: 100, ReplyBytes: 300})
 }
 
 // messages are a turn's user message, reply and stored payload (the
@@ -144,9 +128,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	var wg sync.WaitGroup
 	start := time.Now()
 	for w := range o.Concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			s := stores[w%len(stores)]
 			for {
 				i := int(next.Add(1))
@@ -161,7 +143,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	elapsed := time.Since(start)

@@ -1,27 +1,17 @@
 package config
 
 import (
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/testenv"
 	"github.com/spf13/viper"
 )
 
 func env(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
-}
-
-func writeFile(t *testing.T, body string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 func TestDefaults(t *testing.T) {
@@ -37,7 +27,7 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestPrecedenceFileEnvFlags(t *testing.T) {
-	file := writeFile(t, "server:\n  port: 9000\nmemory:\n  max_entries: 10\n  idle_ttl: 5m\nllm:\n  model: from-file\nauth:\n  api_key: filekey\n")
+	file := testenv.WriteFile(t, "config.yaml", "server:\n  port: 9000\nmemory:\n  max_entries: 10\n  idle_ttl: 5m\nllm:\n  model: from-file\nauth:\n  api_key: filekey\n")
 	c, err := Load(Sources{
 		File: file,
 		Getenv: env(map[string]string{
@@ -122,7 +112,7 @@ func TestBadConfigIsOneClearLine(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			src := Sources{Getenv: env(tc.env)}
 			if tc.file != "" {
-				src.File = writeFile(t, tc.file)
+				src.File = testenv.WriteFile(t, "config.yaml", tc.file)
 			}
 			_, err := Load(src)
 			if err == nil {
@@ -136,7 +126,7 @@ func TestBadConfigIsOneClearLine(t *testing.T) {
 }
 
 func TestRedisTopologies(t *testing.T) {
-	ca := writeFile(t, "not a certificate")
+	ca := testenv.WriteFile(t, "config.yaml", "not a certificate")
 	cases := []struct {
 		name     string
 		env      map[string]string
@@ -205,7 +195,7 @@ func TestExampleConfigLoads(t *testing.T) {
 }
 
 func TestModelsDecodeAndBadOnesNameTheirKey(t *testing.T) {
-	f := writeFile(t, `
+	f := testenv.WriteFile(t, "config.yaml", `
 llm:
   provider: openai
   model: seed
@@ -239,7 +229,7 @@ llm:
 		"llm: {models: [{name: a, base_url: 'http://x/v1'}, {name: a, base_url: 'http://y/v1'}]}": "llm.models[1].name",
 		"llm: {models: [{name: a, base_url: 'http://x/v1', colour: red}]}":                        "colour",
 	} {
-		_, err := Load(Sources{File: writeFile(t, body), Getenv: env(map[string]string{"API_KEY": "k"})})
+		_, err := Load(Sources{File: testenv.WriteFile(t, "config.yaml", body), Getenv: env(map[string]string{"API_KEY": "k"})})
 		if err == nil || !strings.Contains(err.Error(), key) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s: %v, want one line naming %s", body, err, key)
 		}
@@ -247,7 +237,7 @@ llm:
 }
 
 func TestSecretsInTheFileAreNamedAndNeverShown(t *testing.T) {
-	file := writeFile(t, "auth:\n  api_key: file-secret-1\n  admin_key: \"\"\nim:\n  onebot:\n    secret: file-secret-2\n    api_url: http://127.0.0.1:3000\n")
+	file := testenv.WriteFile(t, "config.yaml", "auth:\n  api_key: file-secret-1\n  admin_key: \"\"\nim:\n  onebot:\n    secret: file-secret-2\n    api_url: http://127.0.0.1:3000\n")
 	c, err := Load(Sources{File: file, Getenv: env(map[string]string{"BOT_AUTH_TOKEN_SECRETS": "k:" + strings.Repeat("s", 32)})})
 	if err != nil {
 		t.Fatal(err)

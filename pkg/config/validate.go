@@ -72,6 +72,38 @@ func (c *Config) validate(client bool) error {
 			return bad(p.key, "must be a positive duration, got %v", p.d)
 		}
 	}
+	// Counts and sizes: a least value each (0: must not be negative).
+	counts := []struct {
+		key      string
+		n, least int64
+	}{
+		{"server.max_body_bytes", c.Server.MaxBodyBytes, 1024},
+		{"memory.max_entries", int64(c.Memory.MaxEntries), 2},
+		{"chat.max_message_chars", int64(c.Chat.MaxMessageChars), 1},
+		{"llm.retries", int64(c.LLM.Retries), 0},
+		{"llm.breaker.failures", int64(c.LLM.Breaker.Failures), 1},
+		{"llm.breaker.half_open_requests", int64(c.LLM.Breaker.HalfOpenRequests), 1},
+		{"im.media_max_bytes", c.IM.MediaMaxBytes, 1},
+		{"queue.workers", int64(c.Queue.Workers), 1},
+		{"queue.max_deliveries", int64(c.Queue.MaxDeliveries), 1},
+		{"queue.fair_every", int64(c.Queue.FairEvery), 0},
+		{"queue.dead_max_len", c.Queue.DeadMaxLen, 1},
+		{"server.max_webhook_body_bytes", c.Server.MaxWebhookBodyBytes, 1024},
+		{"server.max_header_bytes", int64(c.Server.MaxHeaderBytes), 4096},
+		{"server.max_header_count", int64(c.Server.MaxHeaderCount), 16},
+		{"ratelimit.instances", int64(c.RateLimit.Instances), 1},
+		{"ratelimit.reply_tokens", int64(c.RateLimit.ReplyTokens), 1},
+		{"ratelimit.prompt_tokens", int64(c.RateLimit.PromptTokens), 0},
+	}
+	for _, p := range counts {
+		switch {
+		case p.n >= p.least:
+		case p.least == 0:
+			return bad(p.key, "must not be negative, got %d", p.n)
+		default:
+			return bad(p.key, "must be at least %d, got %d", p.least, p.n)
+		}
+	}
 	switch a := c.Auth; {
 	case c.Registry.TTL < 2*c.Registry.Interval:
 		return bad("registry.ttl", "must be at least twice registry.interval (%v), got %v", c.Registry.Interval, c.Registry.TTL)
@@ -81,12 +113,6 @@ func (c *Config) validate(client bool) error {
 		return bad("auth.admin_key", "must differ from every API key")
 	case c.Server.Port < 0 || c.Server.Port > 65535:
 		return bad("server.port", "must be 0..65535 (0 picks a free port), got %d", c.Server.Port)
-	case c.Server.MaxBodyBytes < 1024:
-		return bad("server.max_body_bytes", "must be at least 1024, got %d", c.Server.MaxBodyBytes)
-	case c.Memory.MaxEntries < 2:
-		return bad("memory.max_entries", "must be at least 2, got %d", c.Memory.MaxEntries)
-	case c.Chat.MaxMessageChars < 1:
-		return bad("chat.max_message_chars", "must be positive, got %d", c.Chat.MaxMessageChars)
 	case c.Log.AccessSample < 0 || c.Log.AccessSample > 1:
 		return bad("log.access_sample", "must be between 0 and 1, got %v", c.Log.AccessSample)
 	case c.Log.AccessSlow < 0:
@@ -97,12 +123,6 @@ func (c *Config) validate(client bool) error {
 		return bad("telemetry.otlp_endpoint", "must be an http:// or https:// URL, got %q", c.Telemetry.OTLPEndpoint)
 	case c.LLM.Temperature < 0 || c.LLM.Temperature > 2:
 		return bad("llm.temperature", "must be between 0 and 2, got %v", c.LLM.Temperature)
-	case c.LLM.Retries < 0:
-		return bad("llm.retries", "must not be negative, got %d", c.LLM.Retries)
-	case c.LLM.Breaker.Failures < 1:
-		return bad("llm.breaker.failures", "must be at least 1")
-	case c.LLM.Breaker.HalfOpenRequests < 1:
-		return bad("llm.breaker.half_open_requests", "must be at least 1")
 	case !client && !c.Auth.Disabled && c.Auth.APIKey == "" && len(c.Auth.APIKeys) == 0:
 		return bad("auth.api_key", "required: set API_KEY (or auth.api_keys, or auth.disabled: true for a closed network)")
 	case c.LLM.Provider == "openai" && c.LLM.OpenAI.BaseURL == "":
@@ -221,8 +241,6 @@ func (c *Config) validateIM(bad func(key, format string, args ...any) error) err
 		return bad("im.telegram.bot_token", "required in stream mode (getUpdates)")
 	case im.Telegram.Mode == "stream" && im.Telegram.APIURL == "":
 		return bad("im.telegram.api_url", "required in stream mode")
-	case im.MediaMaxBytes < 1:
-		return bad("im.media_max_bytes", "must be positive, got %d", im.MediaMaxBytes)
 	case im.LinkLease < 300*time.Millisecond:
 		return bad("im.link_lease", "must be at least 300ms, got %v", im.LinkLease)
 	case im.Feishu.AppSecret != "" && im.Feishu.BaseURL == "":
@@ -235,16 +253,8 @@ func (c *Config) validateIM(bad func(key, format string, args ...any) error) err
 		return bad("im.telegram.api_url", "required with im.telegram.secret_token")
 	case im.Telegram.SecretToken != "" && !telegramSecret(im.Telegram.SecretToken):
 		return bad("im.telegram.secret_token", "must be 1 to 256 of A-Z, a-z, 0-9, _ and - (Telegram's rule)")
-	case q.Workers < 1:
-		return bad("queue.workers", "must be at least 1, got %d", q.Workers)
-	case q.MaxDeliveries < 1:
-		return bad("queue.max_deliveries", "must be at least 1, got %d", q.MaxDeliveries)
-	case q.FairEvery < 0:
-		return bad("queue.fair_every", "must not be negative, got %d", q.FairEvery)
 	case q.ReclaimInterval < 0:
 		return bad("queue.reclaim_interval", "must not be negative (0 is claim_idle/4), got %v", q.ReclaimInterval)
-	case q.DeadMaxLen < 1:
-		return bad("queue.dead_max_len", "must be at least 1, got %d", q.DeadMaxLen)
 	case q.ClaimIdle < 3*q.Block/2:
 		return bad("queue.claim_idle", "must be well above queue.block (%v), got %v", q.Block, q.ClaimIdle)
 	case q.RetryBackoff > q.ClaimIdle:
@@ -283,22 +293,10 @@ func (c *Config) validateEdge(bad func(key, format string, args ...any) error) e
 		return bad("auth.token.secrets", "%v", err)
 	}
 	switch {
-	case s.MaxWebhookBodyBytes < 1024:
-		return bad("server.max_webhook_body_bytes", "must be at least 1024, got %d", s.MaxWebhookBodyBytes)
-	case s.MaxHeaderBytes < 4096:
-		return bad("server.max_header_bytes", "must be at least 4096, got %d", s.MaxHeaderBytes)
-	case s.MaxHeaderCount < 16:
-		return bad("server.max_header_count", "must be at least 16, got %d", s.MaxHeaderCount)
 	case a.Token.Leeway < 0:
 		return bad("auth.token.leeway", "must not be negative, got %v", a.Token.Leeway)
 	case r.PerIP < 0 || r.PerKey < 0 || r.PerConversation < 0:
 		return bad("ratelimit", "per_ip, per_key and per_conversation must not be negative")
-	case r.Instances < 1:
-		return bad("ratelimit.instances", "must be at least 1, got %d", r.Instances)
-	case r.ReplyTokens < 1:
-		return bad("ratelimit.reply_tokens", "must be at least 1, got %d", r.ReplyTokens)
-	case r.PromptTokens < 0:
-		return bad("ratelimit.prompt_tokens", "must not be negative, got %d", r.PromptTokens)
 	case r.ReservationTTL <= s.WriteTimeout:
 		return bad("ratelimit.reservation_ttl", "must be longer than server.write_timeout (%v), the longest turn; got %v", s.WriteTimeout, r.ReservationTTL)
 	}

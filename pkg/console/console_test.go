@@ -18,7 +18,6 @@ import (
 	"github.com/botfleet/botfleet/pkg/chat"
 	"github.com/botfleet/botfleet/pkg/console"
 	"github.com/botfleet/botfleet/pkg/httpapi"
-	"github.com/botfleet/botfleet/pkg/llm"
 	"github.com/botfleet/botfleet/pkg/memory"
 	"github.com/botfleet/botfleet/pkg/queue"
 	"github.com/botfleet/botfleet/pkg/ratelimit"
@@ -51,14 +50,7 @@ func newFixture(t *testing.T, admin bool) *fixture {
 	t.Helper()
 	r := testenv.StartRedis(t)
 	rdb := r.Client()
-	builtin, err := llm.NewBuiltin(llm.BuiltinOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	router, err := llm.NewRouter(llm.RouterOptions{Models: []llm.ModelOptions{{Name: "builtin", Endpoints: []llm.EndpointOptions{{Backend: builtin}}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	router := testenv.BuiltinRouter(t)
 	store := memory.New(context.Background(), rdb, memory.Options{})
 	t.Cleanup(func() { store.Close() })
 	f := &fixture{rdb: rdb, chat: chat.New(store, router, chat.Options{Model: "builtin"}), queue: queue.New(rdb, "bf", 0),

@@ -46,6 +46,15 @@ func (w tWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// checkerConfig is the default configuration for targets, without the
+// /status listener.
+func checkerConfig(targets ...Target) *Config {
+	cfg := DefaultConfig()
+	cfg.Listen = ""
+	cfg.Targets = targets
+	return cfg
+}
+
 // startChecker runs a Checker for cfg until the test ends (or stop is
 // called) and returns it.
 func startChecker(t *testing.T, cfg *Config, p Prober) (c *Checker, stop func()) {
@@ -117,9 +126,7 @@ func TestTwoFailuresDoNotRestartThreeDo(t *testing.T) {
 	})
 	a, markA := commandTarget(t, "a", "http://a/health", fastSettings())
 	b, markB := commandTarget(t, "b", "http://b/health", fastSettings())
-	cfg := DefaultConfig()
-	cfg.Listen = ""
-	cfg.Targets = []Target{a, b}
+	cfg := checkerConfig(a, b)
 	c, _ := startChecker(t, cfg, p)
 
 	testenv.WaitFor(t, 10*time.Second, "b restarted once and healthy", func() bool {
@@ -150,9 +157,7 @@ func TestReadinessFailuresNeverRestart(t *testing.T) {
 	s.FailureThreshold = 1
 	tg, marker := commandTarget(t, "bot", srv.URL+"/health", s)
 	tg.Readiness = srv.URL + "/ready"
-	cfg := DefaultConfig()
-	cfg.Listen = ""
-	cfg.Targets = []Target{tg}
+	cfg := checkerConfig(tg)
 	c, _ := startChecker(t, cfg, nil)
 
 	testenv.WaitFor(t, 10*time.Second, "30 failed readiness probes", func() bool {
@@ -235,10 +240,8 @@ func TestBudgetMarksFailedAndAlertsOnce(t *testing.T) {
 			s.StartupTimeout = 50 * time.Millisecond
 			s.Budget = BudgetConfig{Restarts: 3, Window: time.Minute}
 			tg, marker := commandTarget(t, "bot-x", "http://x/health", s)
-			cfg := DefaultConfig()
-			cfg.Listen = ""
+			cfg := checkerConfig(tg)
 			cfg.Alert = Alert{Webhook: hook.srv.URL + "/robot/send?access_token=tok", Kind: kind, Secret: "SEC-test-secret"}
-			cfg.Targets = []Target{tg}
 			c, _ := startChecker(t, cfg, p)
 
 			testenv.WaitFor(t, 10*time.Second, "target failed and alert posted", func() bool {
@@ -370,9 +373,7 @@ func TestStatusAndMetricsEndpoints(t *testing.T) {
 func TestReloadAddsRemovesChanges(t *testing.T) {
 	p := newScriptProber()
 	s := fastSettings()
-	cfg := DefaultConfig()
-	cfg.Listen = ""
-	cfg.Targets = []Target{NewTarget("a", "http://a/health", s), NewTarget("b", "http://b/health", s)}
+	cfg := checkerConfig(NewTarget("a", "http://a/health", s), NewTarget("b", "http://b/health", s))
 	c, _ := startChecker(t, cfg, p)
 	testenv.WaitFor(t, 10*time.Second, "both healthy", func() bool {
 		return statusOf(c, "a").State == StateHealthy && statusOf(c, "b").State == StateHealthy

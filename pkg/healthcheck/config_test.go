@@ -8,19 +8,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/botfleet/botfleet/pkg/testenv"
 )
 
-func writeConfig(t *testing.T, yaml string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "hc.yaml")
-	if err := os.WriteFile(p, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 func TestLoadConfigInheritsAndOverrides(t *testing.T) {
-	p := writeConfig(t, `
+	p := testenv.WriteFile(t, "hc.yaml", `
 listen: 127.0.0.1:9191
 on_exit: stop
 alert: {webhook: "http://127.0.0.1:1/hook", kind: dingtalk, secret: s3cr3t}
@@ -94,7 +87,7 @@ func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 		{"targets: [{name: a, liveness: 'http://h:1/health', restart: {strategy: supervise, command: ['{{.Nope}}']}}]\n", "command[0]"},
 	}
 	for _, tc := range cases {
-		_, err := LoadConfig(writeConfig(t, tc.yaml))
+		_, err := LoadConfig(testenv.WriteFile(t, "hc.yaml", tc.yaml))
 		if err == nil {
 			t.Errorf("%q: no error", tc.yaml)
 			continue

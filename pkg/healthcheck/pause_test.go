@@ -43,9 +43,7 @@ func TestPauseLeaseHoldsRestartsUntilItEnds(t *testing.T) {
 		}
 		return nil
 	})
-	cfg := DefaultConfig()
-	cfg.Listen = ""
-	cfg.Targets = []Target{tg}
+	cfg := checkerConfig(tg)
 	clk := &clock{t: time.Unix(1_000_000, 0)}
 	c, err := New(cfg, Options{Logger: testLogger(t), Prober: p, Now: clk.Now})
 	if err != nil {

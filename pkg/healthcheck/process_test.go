@@ -157,17 +157,22 @@ func waitUp(t *testing.T, c *Checker, name string, port int, not int) int {
 	return pid
 }
 
-func TestSuperviseRestartsAfterKill9(t *testing.T) {
-	bin := targetBinary(t)
-	port := freePort(t)
-	tg := supervisedTarget(t, bin, port)
-	cfg := DefaultConfig()
-	cfg.Listen = ""
-	cfg.OnExit = OnExitStop
-	cfg.Targets = []Target{tg}
-	c, stop := startChecker(t, cfg, nil)
-	pid := waitUp(t, c, tg.Name, port, 0)
+// startSupervised runs a checker supervising one instance of bin on a free
+// port, with on_exit onExit, and waits until the instance is up.
+func startSupervised(t *testing.T, bin, onExit string) (c *Checker, stop func(), tg Target, port, pid int) {
+	t.Helper()
+	port = freePort(t)
+	tg = supervisedTarget(t, bin, port)
+	cfg := checkerConfig(tg)
+	cfg.OnExit = onExit
+	c, stop = startChecker(t, cfg, nil)
+	pid = waitUp(t, c, tg.Name, port, 0)
 	t.Cleanup(func() { killGroup(t, pid) })
+	return c, stop, tg, port, pid
+}
+
+func TestSuperviseRestartsAfterKill9(t *testing.T) {
+	c, stop, tg, port, pid := startSupervised(t, targetBinary(t), OnExitStop)
 
 	killed := time.Now()
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
@@ -219,9 +224,7 @@ func TestPIDFileRestartsViaCommand(t *testing.T) {
 		Strategy: StrategyPIDFile, Command: []string{bin, "--port", "{{.Port}}"}, Dir: dir,
 		Log: "logs/instance.log", PIDFile: "run/instance.pid",
 	}
-	cfg := DefaultConfig()
-	cfg.Listen = ""
-	cfg.Targets = []Target{tg}
+	cfg := checkerConfig(tg)
 	c, _ := startChecker(t, cfg, nil)
 	testenv.WaitFor(t, 10*time.Second, "healthy with the script's pid", func() bool {
 		s := statusOf(c, "bot")
@@ -254,10 +257,8 @@ func TestCrashLoopBacksOffThenFails(t *testing.T) {
 		Command:  []string{"sh", "-c", "date +%s%N >> " + starts + "; exit 1"},
 		Dir:      dir,
 	}
-	cfg := DefaultConfig()
-	cfg.Listen = ""
+	cfg := checkerConfig(tg)
 	cfg.Alert = Alert{Webhook: hook.srv.URL, Kind: AlertGeneric}
-	cfg.Targets = []Target{tg}
 	c, _ := startChecker(t, cfg, nil)
 
 	testenv.WaitFor(t, 30*time.Second, "failed with an alert", func() bool {
@@ -309,15 +310,7 @@ func TestOnExitLeaveAndStop(t *testing.T) {
 	bin := targetBinary(t)
 	for _, onExit := range []string{OnExitLeave, OnExitStop} {
 		t.Run(onExit, func(t *testing.T) {
-			port := freePort(t)
-			tg := supervisedTarget(t, bin, port)
-			cfg := DefaultConfig()
-			cfg.Listen = ""
-			cfg.OnExit = onExit
-			cfg.Targets = []Target{tg}
-			c, stop := startChecker(t, cfg, nil)
-			pid := waitUp(t, c, tg.Name, port, 0)
-			t.Cleanup(func() { killGroup(t, pid) })
+			_, stop, _, port, pid := startSupervised(t, bin, onExit)
 			stop() // as SIGTERM does
 			switch onExit {
 			case OnExitLeave:
@@ -341,9 +334,7 @@ func TestReloadStopsRemovedSupervisedAndClearsFailed(t *testing.T) {
 	s.FailureThreshold, s.StartupTimeout = 1, 50*time.Millisecond
 	s.Budget = BudgetConfig{Restarts: 1, Window: time.Minute}
 	down, marker := commandTarget(t, "down", "http://127.0.0.1:"+strconv.Itoa(freePort(t))+"/health", s)
-	cfg := DefaultConfig()
-	cfg.Listen = ""
-	cfg.Targets = []Target{sup, down}
+	cfg := checkerConfig(sup, down)
 	c, _ := startChecker(t, cfg, nil)
 	pid := waitUp(t, c, sup.Name, port, 0)
 	t.Cleanup(func() { killGroup(t, pid) })
@@ -410,9 +401,7 @@ func TestPIDFileRestartKeepsTheLaunchSpec(t *testing.T) {
 		Strategy: StrategyPIDFile, Command: []string{bin, "--port", "{{.Port}}"}, Dir: dir,
 		Env: map[string]string{"INSTANCE_NAME": "from-the-checker-config"}, PIDFile: "run/instance.pid",
 	}
-	cfg := DefaultConfig()
-	cfg.Listen = ""
-	cfg.Targets = []Target{tg}
+	cfg := checkerConfig(tg)
 	c, _ := startChecker(t, cfg, nil)
 	testenv.WaitFor(t, 10*time.Second, "adopted", func() bool { return statusOf(c, "bot").PID == pid })
 
@@ -454,9 +443,7 @@ func TestPIDFileForeignPIDIsLeftAlone(t *testing.T) {
 
 	tg := NewTarget("bot", "http://127.0.0.1:"+ps+"/health", processSettings())
 	tg.Restart = Restart{Strategy: StrategyPIDFile, Command: []string{bin, "--port", "{{.Port}}"}, Dir: dir, PIDFile: "instance.pid"}
-	cfg := DefaultConfig()
-	cfg.Listen = ""
-	cfg.Targets = []Target{tg}
+	cfg := checkerConfig(tg)
 	c, _ := startChecker(t, cfg, nil)
 	testenv.WaitFor(t, 10*time.Second, "adopted", func() bool { return statusOf(c, "bot").PID == pid })
 

@@ -102,12 +102,10 @@ func newTarget(cfg Target, d deps, now func() time.Time) *target {
 // handed over from the target's previous configuration, or nil.
 func (t *target) start(parent context.Context, initial *process) {
 	t.ctx, t.cancel = context.WithCancel(parent)
-	t.wg.Add(2)
-	go func() { defer t.wg.Done(); t.liveness.run(t.ctx) }()
-	go func() { defer t.wg.Done(); t.restarter(t.ctx, initial) }()
+	t.wg.Go(func() { t.liveness.run(t.ctx) })
+	t.wg.Go(func() { t.restarter(t.ctx, initial) })
 	if t.readiness != nil {
-		t.wg.Add(1)
-		go func() { defer t.wg.Done(); t.readiness.run(t.ctx) }()
+		t.wg.Go(func() { t.readiness.run(t.ctx) })
 	}
 }
 
@@ -374,9 +372,7 @@ func (t *target) superviseStart(ctx context.Context, initial *process) {
 
 // watchExit tells the restarter when p exits.
 func (t *target) watchExit(ctx context.Context, p *process) {
-	t.wg.Add(1)
-	go func() {
-		defer t.wg.Done()
+	t.wg.Go(func() {
 		select {
 		case <-p.done:
 			select {
@@ -385,7 +381,7 @@ func (t *target) watchExit(ctx context.Context, p *process) {
 			}
 		case <-ctx.Done():
 		}
-	}()
+	})
 }
 
 // sleep waits d or until ctx ends; it reports whether d passed.

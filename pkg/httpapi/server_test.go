@@ -14,7 +14,6 @@ import (
 	"github.com/botfleet/botfleet/pkg/auth"
 	"github.com/botfleet/botfleet/pkg/chat"
 	"github.com/botfleet/botfleet/pkg/httpapi"
-	"github.com/botfleet/botfleet/pkg/llm"
 	"github.com/botfleet/botfleet/pkg/memory"
 	"github.com/botfleet/botfleet/pkg/testenv"
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,14 +27,7 @@ const key = "test-key"
 func newAPI(t *testing.T, change func(*httpapi.Deps)) (*httptest.Server, *testenv.Redis) {
 	t.Helper()
 	r := testenv.StartRedis(t)
-	builtin, err := llm.NewBuiltin(llm.BuiltinOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	router, err := llm.NewRouter(llm.RouterOptions{Models: []llm.ModelOptions{{Name: "builtin", Endpoints: []llm.EndpointOptions{{Backend: builtin}}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	router := testenv.BuiltinRouter(t)
 	// No retries and a short dial, as an instance configures its client:
 	// a dead Redis is a 503 at once.
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
@@ -73,16 +65,7 @@ func (a answer) errorCode() string {
 
 func do(t *testing.T, method, url, body string, headers ...string) answer {
 	t.Helper()
-	req, _ := http.NewRequest(method, url, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+key)
-	for i := 0; i+1 < len(headers); i += 2 {
-		if headers[i+1] == "" {
-			req.Header.Del(headers[i])
-		} else {
-			req.Header.Set(headers[i], headers[i+1])
-		}
-	}
+	req := testenv.JSONRequest(t, method, url, key, body, headers...)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/defaults"
 	"github.com/botfleet/botfleet/pkg/keyspace"
 	"github.com/botfleet/botfleet/pkg/lease"
 	"github.com/cenkalti/backoff/v5"
@@ -62,22 +63,11 @@ type LinksOptions struct {
 }
 
 func (o *LinksOptions) setDefaults() {
-	if o.Prefix == "" {
-		o.Prefix = keyspace.DefaultPrefix
-	}
-	if o.Lease <= 0 {
-		o.Lease = 15 * time.Second
-	}
-	if o.Backoff == nil {
-		o.Backoff = func() backoff.BackOff {
-			b := backoff.NewExponentialBackOff()
-			b.MaxInterval = 30 * time.Second
-			return b
-		}
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
+	defaults.Fill(o, LinksOptions{Prefix: keyspace.DefaultPrefix, Lease: 15 * time.Second, Backoff: func() backoff.BackOff {
+		b := backoff.NewExponentialBackOff()
+		b.MaxInterval = 30 * time.Second
+		return b
+	}, Logger: slog.New(slog.DiscardHandler)})
 }
 
 // LinkState is one link's state on this instance.
@@ -168,16 +158,14 @@ func (l *Links) Start(ctx context.Context) {
 		if h.link == nil {
 			continue // inbound: its handler runs it
 		}
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
+		l.wg.Go(func() {
 			if h.policy == One {
 				l.leader(ctx, h)
 			} else {
 				l.every(ctx, h)
 			}
 			l.set(h, StateStopped, "")
-		}()
+		})
 	}
 }
 
@@ -317,12 +305,10 @@ func (l *Links) leader(ctx context.Context, h *heldLink) {
 		l.m.leader.WithLabelValues(h.st.Platform).Set(1)
 		lctx, cancel := context.WithCancel(ctx)
 		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			defer cancel()
 			l.keep(lctx, key, start, log)
-		}()
+		})
 		l.connect(lctx, h, ownerInstance(l.owner))
 		cancel()
 		wg.Wait()

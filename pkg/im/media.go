@@ -145,6 +145,17 @@ func (m *Message) images() []llm.Image {
 	return out
 }
 
+// FileKey is the key in a platform's file reference ref,
+// "<platform>-file:<key>" (see Message.MediaURLs), or an error when ref is
+// not one of the platform's.
+func FileKey(platform, ref string) (string, error) {
+	key, ok := strings.CutPrefix(ref, platform+"-file:")
+	if !ok {
+		return "", fmt.Errorf("%s: %q is not a %s file reference", platform, ref, platform)
+	}
+	return key, nil
+}
+
 // OpenURL GETs a media URL with the headers (name, value pairs) and
 // returns its body; an answer other than 200 is an error.
 func OpenURL(ctx context.Context, c *http.Client, url string, headers ...string) (io.ReadCloser, error) {

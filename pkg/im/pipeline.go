@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/botfleet/botfleet/pkg/chat"
+	"github.com/botfleet/botfleet/pkg/defaults"
 	"github.com/botfleet/botfleet/pkg/fault"
 	"github.com/botfleet/botfleet/pkg/keyspace"
 	"github.com/botfleet/botfleet/pkg/lease"
@@ -76,21 +77,8 @@ type Options struct {
 }
 
 func (o *Options) setDefaults() {
-	if o.Prefix == "" {
-		o.Prefix = keyspace.DefaultPrefix
-	}
-	if o.GroupScope == "" {
-		o.GroupScope = chat.ScopeMember
-	}
-	if o.DedupTTL <= 0 {
-		o.DedupTTL = 25 * time.Hour
-	}
-	if o.SendLease <= 0 {
-		o.SendLease = 30 * time.Second
-	}
-	if o.MaxMessageChars <= 0 {
-		o.MaxMessageChars = 4000
-	}
+	defaults.Fill(o, Options{Prefix: keyspace.DefaultPrefix, GroupScope: chat.ScopeMember, DedupTTL: 25 * time.Hour,
+		SendLease: 30 * time.Second, MaxMessageChars: 4000})
 	o.Media.setDefaults()
 }
 

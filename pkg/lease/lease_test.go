@@ -10,27 +10,15 @@ import (
 
 	"github.com/botfleet/botfleet/pkg/lease"
 	"github.com/botfleet/botfleet/pkg/testenv"
+	"github.com/jonboulle/clockwork"
 )
-
-// clock is a test's lease clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 func TestOwnerChecked(t *testing.T) {
 	r := testenv.StartRedis(t)
-	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	c := clockwork.NewFakeClockAt(time.Unix(1_800_000_000, 0))
 	rdb := r.Client()
 	trips := testenv.CountRoundTrips(rdb)
-	l := lease.New(rdb, lease.Options{Clock: c.now})
+	l := lease.New(rdb, lease.Options{Clock: c.Now})
 	ctx := context.Background()
 	const key, ttl = "bf:test:lease", time.Hour // the key's real expiry outlasts the test
 
@@ -38,7 +26,7 @@ func TestOwnerChecked(t *testing.T) {
 	if err != nil || !ok || st.Owner != "a" || st.Remaining != ttl {
 		t.Fatalf("a acquires a free lease: %v %+v %v", ok, st, err)
 	}
-	c.advance(10 * time.Minute)
+	c.Advance(10 * time.Minute)
 	before := trips.Load() // the first call loaded the script
 	if ok, st, _ := l.Acquire(ctx, key, "b", ttl); ok || st.Owner != "a" || st.Remaining != 50*time.Minute {
 		t.Fatalf("b takes a held lease: %v %+v", ok, st)
@@ -55,11 +43,11 @@ func TestOwnerChecked(t *testing.T) {
 	if err := l.Renew(ctx, key, "a", ttl); err != nil {
 		t.Fatal(err)
 	}
-	c.advance(ttl - time.Millisecond)
+	c.Advance(ttl - time.Millisecond)
 	if st, _ := l.Holder(ctx, key); st.Owner != "a" || st.Remaining != time.Millisecond {
 		t.Fatalf("renewed from 10m: %+v", st)
 	}
-	c.advance(time.Millisecond) // a's lease ends: it is lost, not renewable
+	c.Advance(time.Millisecond) // a's lease ends: it is lost, not renewable
 	if st, _ := l.Holder(ctx, key); st.Owner != "" {
 		t.Fatalf("an ended lease is held: %+v", st)
 	}
@@ -110,13 +98,11 @@ func TestOneOwnerUnderContention(t *testing.T) {
 	var winners atomic.Int64
 	var wg sync.WaitGroup
 	for range 20 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			if ok, _, err := l.Acquire(context.Background(), "k", lease.NewOwner(), time.Minute); err == nil && ok {
 				winners.Add(1)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if winners.Load() != 1 {

@@ -25,9 +25,7 @@ func (r *runner) runClosed(ctx context.Context) {
 		for k := u; k < len(sessions); k += r.opts.Users {
 			mine = append(mine, sessions[k])
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			w := new(worker)
 			t := time.NewTimer(time.Hour)
 			t.Stop()
@@ -43,7 +41,7 @@ func (r *runner) runClosed(ctx context.Context) {
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 }

@@ -58,9 +58,7 @@ func Prefill(ctx context.Context, opts Options, turns int) (*PrefillResult, erro
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for range min(opts.Sessions, opts.MaxInflight) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			w := new(worker)
 			for s := range sessions {
 				for range turns {
@@ -77,7 +75,7 @@ func Prefill(ctx context.Context, opts Options, turns int) (*PrefillResult, erro
 					mu.Unlock()
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if r.own {

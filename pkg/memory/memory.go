@@ -77,6 +77,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/defaults"
 	"github.com/botfleet/botfleet/pkg/fault"
 	"github.com/botfleet/botfleet/pkg/keyspace"
 	"github.com/prometheus/client_golang/prometheus"
@@ -144,25 +145,7 @@ func DefaultOptions() Options {
 const DefaultWaitReplicasTimeout = 500 * time.Millisecond
 
 func (o *Options) setDefaults() {
-	d := DefaultOptions()
-	if o.Prefix == "" {
-		o.Prefix = d.Prefix
-	}
-	if o.MaxEntries <= 0 {
-		o.MaxEntries = d.MaxEntries
-	}
-	if o.IdleTTL <= 0 {
-		o.IdleTTL = d.IdleTTL
-	}
-	if o.Lease <= 0 {
-		o.Lease = d.Lease
-	}
-	if o.WaitTimeout <= 0 {
-		o.WaitTimeout = d.WaitTimeout
-	}
-	if o.IdempotencyTTL <= 0 {
-		o.IdempotencyTTL = d.IdempotencyTTL
-	}
+	defaults.Fill(o, DefaultOptions())
 	if o.WaitReplicasTimeout <= 0 {
 		o.WaitReplicasTimeout = DefaultWaitReplicasTimeout
 	}

@@ -115,9 +115,7 @@ func testConcurrentRepeatRunsOnce(t *testing.T, top testenv.Topology) {
 	payloads := make([]string, 8)
 	var commits sync.Map
 	for i := range payloads {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			s := stores[i%2]
 			turn, err := s.Begin(context.Background(), Request{Conversation: "c2c:3", ID: "dup", Fingerprint: "hi"})
 			if err != nil {
@@ -134,7 +132,7 @@ func testConcurrentRepeatRunsOnce(t *testing.T, top testenv.Topology) {
 			if err := turn.Commit(context.Background(), "hi", payloads[i], time.Now(), []byte(payloads[i]), nil); err != nil {
 				t.Error(err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	n := 0
@@ -162,9 +160,7 @@ func testTurnsRunOneAtATimeInOrder(t *testing.T, top testenv.Topology) {
 	running := 0
 	numbers := make(map[int]bool)
 	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			s := stores[i%2]
 			ctx := context.Background()
 			turn, err := s.Begin(ctx, Request{Conversation: "c2c:4", ID: fmt.Sprint(i), Fingerprint: fmt.Sprint(i)})
@@ -186,7 +182,7 @@ func testTurnsRunOneAtATimeInOrder(t *testing.T, top testenv.Topology) {
 			if err := turn.Commit(ctx, fmt.Sprint("q", i), fmt.Sprint("a", i), time.Now(), nil, nil); err != nil {
 				t.Error(err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	for i := 1; i <= n; i++ {
@@ -207,9 +203,7 @@ func testWaitersAreServedInArrivalOrder(t *testing.T, top testenv.Topology) {
 	order := make(chan int, 5)
 	var wg sync.WaitGroup
 	for i := range 5 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			turn, err := s.Begin(ctx, Request{Conversation: "c2c:5", ID: fmt.Sprint(i), Fingerprint: "x"})
 			if err != nil {
 				t.Error(err)
@@ -217,7 +211,7 @@ func testWaitersAreServedInArrivalOrder(t *testing.T, top testenv.Topology) {
 			}
 			order <- i
 			_ = turn.Commit(ctx, "q", "a", time.Now(), nil, nil)
-		}()
+		})
 		waitForQueue(t, rdb, s, "c2c:5", int64(i+2)) // before the next one arrives
 	}
 	if err := holder.Commit(ctx, "q", "a", time.Now(), nil, nil); err != nil {

@@ -771,14 +771,12 @@ func TestConcurrent(t *testing.T) {
 			}
 		})
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		for range 20 {
 			_ = s.SetFaults(Faults{ErrorRate: 0.3, Jitter: time.Millisecond})
 			_ = s.Stats()
 		}
-	}()
+	})
 	wg.Wait()
 	if st := s.Stats(); st.Calls != workers*each {
 		t.Fatalf("stats = %+v", st)

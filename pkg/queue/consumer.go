@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/defaults"
 	"github.com/jonboulle/clockwork"
 )
 
@@ -57,34 +58,12 @@ type ConsumerOptions struct {
 }
 
 func (o *ConsumerOptions) setDefaults() {
-	if o.Workers <= 0 {
-		o.Workers = 4
-	}
-	if o.JobTimeout <= 0 {
-		o.JobTimeout = 90 * time.Second
-	}
-	if o.Block <= 0 {
-		o.Block = time.Second
-	}
-	if o.ClaimIdle <= 0 {
-		o.ClaimIdle = 30 * time.Second
-	}
+	defaults.Fill(o, ConsumerOptions{Workers: 4, JobTimeout: 90 * time.Second, Block: time.Second, ClaimIdle: 30 * time.Second,
+		RetryBackoff: 5 * time.Second, MaxDeliveries: 5, Logger: slog.New(slog.DiscardHandler), Clock: clockwork.NewRealClock()})
 	if o.ReclaimInterval <= 0 {
 		o.ReclaimInterval = o.ClaimIdle / 4
 	}
-	if o.RetryBackoff <= 0 {
-		o.RetryBackoff = 5 * time.Second
-	}
 	o.RetryBackoff = min(o.RetryBackoff, o.ClaimIdle)
-	if o.MaxDeliveries <= 0 {
-		o.MaxDeliveries = 5
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.Clock == nil {
-		o.Clock = clockwork.NewRealClock()
-	}
 }
 
 // NewConsumerName returns instance plus a random suffix, unique per process.

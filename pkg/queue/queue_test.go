@@ -130,9 +130,7 @@ func testEnqueueDedupsFleetWide(t *testing.T, top testenv.Topology) {
 	var dups atomic.Int64
 	var wg sync.WaitGroup
 	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			_, dup, err := q2.Enqueue(ctx, Urgent, "tg:1", time.Hour, map[string]string{"a": "1"})
 			if err != nil {
 				t.Error(err)
@@ -140,7 +138,7 @@ func testEnqueueDedupsFleetWide(t *testing.T, top testenv.Topology) {
 			if dup {
 				dups.Add(1)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if dups.Load() != 8 {

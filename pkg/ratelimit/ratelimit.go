@@ -44,6 +44,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/defaults"
 	"github.com/botfleet/botfleet/pkg/fault"
 	"github.com/botfleet/botfleet/pkg/keyspace"
 	"github.com/go-redis/redis_rate/v10"
@@ -123,21 +124,8 @@ type Options struct {
 }
 
 func (o *Options) setDefaults() {
-	if o.Prefix == "" {
-		o.Prefix = keyspace.DefaultPrefix
-	}
-	if o.Fallback == "" {
-		o.Fallback = FailClosed
-	}
-	if o.Instances <= 0 {
-		o.Instances = 1
-	}
-	if o.ReservationTTL <= 0 {
-		o.ReservationTTL = 2 * time.Minute
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
+	defaults.Fill(o, Options{Prefix: keyspace.DefaultPrefix, Fallback: FailClosed, Instances: 1, ReservationTTL: 2 * time.Minute,
+		Logger: slog.New(slog.DiscardHandler)})
 }
 
 // Limiter admits requests. It is safe for concurrent use.

@@ -31,9 +31,7 @@ func TestRateHoldsAcrossInstances(t *testing.T) {
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i := range 3 * n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			d, err := []*Limiter{a, b}[i%2].Allow(ctx, "key", "k1", PerSecond(n))
 			if err != nil {
 				t.Error(err)
@@ -44,7 +42,7 @@ func TestRateHoldsAcrossInstances(t *testing.T) {
 			} else if d.RetryAfter <= 0 || d.Remaining != 0 || d.Limit != n {
 				t.Errorf("refusal without its numbers: %+v", d)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
@@ -67,9 +65,7 @@ func TestBudgetIsNeverOverspentByMoreThanOneReservation(t *testing.T) {
 	var refused atomic.Int64
 	var wg sync.WaitGroup
 	for w := range 40 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			l := []*Limiter{a, b}[w%2]
 			for {
 				res, d, err := l.Reserve(ctx, "k1", q, estimate)
@@ -90,7 +86,7 @@ func TestBudgetIsNeverOverspentByMoreThanOneReservation(t *testing.T) {
 					t.Error(err)
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	u, err := a.Usage(ctx, "k1")

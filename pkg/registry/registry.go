@@ -32,6 +32,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/defaults"
 	"github.com/botfleet/botfleet/pkg/fault"
 	"github.com/botfleet/botfleet/pkg/keyspace"
 	"github.com/redis/go-redis/v9"
@@ -59,18 +60,10 @@ func DefaultOptions() Options {
 
 func (o *Options) setDefaults() {
 	d := DefaultOptions()
-	if o.Prefix == "" {
-		o.Prefix = d.Prefix
+	if o.Interval > 0 {
+		d.TTL = 3 * o.Interval
 	}
-	if o.Interval <= 0 {
-		o.Interval = d.Interval
-	}
-	if o.TTL <= 0 {
-		o.TTL = 3 * o.Interval
-	}
-	if o.Retain <= 0 {
-		o.Retain = d.Retain
-	}
+	defaults.Fill(o, d)
 }
 
 // ErrUnavailable wraps every failure to reach Redis.

@@ -42,6 +42,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/defaults"
 	"github.com/botfleet/botfleet/pkg/fault"
 	"github.com/botfleet/botfleet/pkg/keyspace"
 	"github.com/redis/go-redis/v9"
@@ -70,24 +71,7 @@ func DefaultOptions() Options {
 	return Options{Prefix: keyspace.DefaultPrefix, TTL: 10 * time.Minute, FlushInterval: 25 * time.Millisecond, StallAfter: 6 * time.Second, Block: time.Second}
 }
 
-func (o *Options) setDefaults() {
-	d := DefaultOptions()
-	if o.Prefix == "" {
-		o.Prefix = d.Prefix
-	}
-	if o.TTL <= 0 {
-		o.TTL = d.TTL
-	}
-	if o.FlushInterval <= 0 {
-		o.FlushInterval = d.FlushInterval
-	}
-	if o.StallAfter <= 0 {
-		o.StallAfter = d.StallAfter
-	}
-	if o.Block <= 0 {
-		o.Block = d.Block
-	}
-}
+func (o *Options) setDefaults() { defaults.Fill(o, DefaultOptions()) }
 
 var (
 	// ErrUnavailable wraps every failure to reach Redis.

@@ -6,7 +6,9 @@ package testenv
 
 import (
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
@@ -51,4 +53,15 @@ func killGroup(cmd *exec.Cmd, sig syscall.Signal) {
 	}
 	_ = syscall.Kill(-cmd.Process.Pid, sig)
 	_ = cmd.Wait()
+}
+
+// WriteFile writes body to the file name in a new t.TempDir() and returns
+// its path: a test's config file.
+func WriteFile(t testing.TB, name, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return p
 }

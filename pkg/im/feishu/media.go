@@ -2,10 +2,8 @@ package feishu
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/url"
-	"strings"
 
 	"github.com/botfleet/botfleet/pkg/im"
 )
@@ -13,9 +11,9 @@ import (
 // Open downloads a message's image ("feishu-file:<image_key>") with GET
 // /open-apis/im/v1/messages/:message_id/resources/:file_key?type=image.
 func (a *Adapter) Open(ctx context.Context, m *im.Message, ref string) (io.ReadCloser, error) {
-	key, ok := strings.CutPrefix(ref, "feishu-file:")
-	if !ok {
-		return nil, fmt.Errorf("feishu: %q is not a Feishu resource", ref)
+	key, err := im.FileKey("feishu", ref)
+	if err != nil {
+		return nil, err
 	}
 	token, err := a.token(ctx, false)
 	if err != nil {

@@ -38,15 +38,13 @@ func TestTokenFetchedOnceByTheFleet(t *testing.T) {
 	for range 2 { // two instances
 		a := New(Options{AppID: "cli", AppSecret: "s", BaseURL: srv.URL, Redis: r.Client()})
 		for range 20 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				tok, err := a.token(context.Background(), false)
 				if err != nil {
 					t.Error(err)
 				}
 				tokens <- tok
-			}()
+			})
 		}
 	}
 	wg.Wait()

@@ -67,8 +67,7 @@ func (f *Forward) Run(ctx context.Context, c *im.Conn) error {
 	errs := make(chan error, 2)
 	var wg sync.WaitGroup
 	run := func(s *socket) {
-		wg.Add(1)
-		go func() { defer wg.Done(); errs <- s.read(ctx, c); cancel() }()
+		wg.Go(func() { errs <- s.read(ctx, c); cancel() })
 	}
 	run(api)
 	if f.split {

@@ -14,9 +14,9 @@ import (
 // Open downloads a message's photo or document ("telegram-file:<file_id>"):
 // getFile for its file_path, then GET /file/bot<token>/<file_path>.
 func (a *Adapter) Open(ctx context.Context, _ *im.Message, ref string) (io.ReadCloser, error) {
-	id, ok := strings.CutPrefix(ref, "telegram-file:")
-	if !ok {
-		return nil, fmt.Errorf("telegram: %q is not a Telegram file", ref)
+	id, err := im.FileKey("telegram", ref)
+	if err != nil {
+		return nil, err
 	}
 	var out struct {
 		OK     bool `json:"ok"`
