@@ -135,7 +135,8 @@ func TestSearchStopsOnErrors(t *testing.T) {
 	opts := SearchOptions{
 		Options: Options{URL: serve(t, f), Duration: 300 * time.Millisecond, SessionPrefix: "fixed-"},
 		Rates:   []float64{50, 100, 200},
-		MaxLate: 0.5, // only the injected errors may break a step here
+		P99:     time.Minute, // only the injected errors may break a step here,
+		MaxLate: 0.5,         // not a loaded machine's latency
 		OnStep: func(e StepEvent) {
 			if e.Phase == PhaseDone && e.Index == 1 {
 				fail.Lock()
