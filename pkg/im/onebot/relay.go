@@ -88,7 +88,11 @@ func (a *Adapter) serveRelay(ctx context.Context, self string, s *socket, log *s
 			log.Warn("onebot: a relayed call past its deadline; dropped", "action", call.Action)
 			continue
 		}
-		cctx, cancel := context.WithDeadline(ctx, time.UnixMilli(call.Deadline))
+		// Not ctx's: a drain that ends ctx while the call is on the wire
+		// must not give it up (the implementation may have sent the
+		// message; the caller would retry it and answer twice). The socket's
+		// read collects the answers of calls in flight before it closes.
+		cctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), time.UnixMilli(call.Deadline))
 		r, err := s.call(cctx, call.Action, call.Params)
 		cancel()
 		if err != nil {
