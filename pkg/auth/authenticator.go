@@ -16,6 +16,7 @@ import (
 
 	"github.com/botfleet/botfleet/pkg/defaults"
 	"github.com/botfleet/botfleet/pkg/keyspace"
+	"github.com/botfleet/botfleet/pkg/pause"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
@@ -340,10 +341,8 @@ func (a *Authenticator) listen(ctx context.Context) {
 			}
 			subscribed = false
 			a.reset(ctx, false)
-			select {
-			case <-ctx.Done():
+			if !pause.For(ctx, 200*time.Millisecond) { // back off before the reconnect
 				return
-			case <-time.After(200 * time.Millisecond): // back off before the reconnect
 			}
 		}
 	}

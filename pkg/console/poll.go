@@ -9,6 +9,8 @@ import (
 	"net/http/cookiejar"
 	"strings"
 	"time"
+
+	"github.com/botfleet/botfleet/pkg/pause"
 )
 
 // PollOptions describe a console left open in a browser, for measuring
@@ -103,10 +105,8 @@ func Poll(ctx context.Context, o PollOptions) (PollStats, error) {
 		if wait == 0 {
 			wait = 2 * time.Second
 		}
-		select {
-		case <-ctx.Done():
+		if !pause.For(ctx, wait) {
 			return st, nil
-		case <-time.After(wait):
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/pause"
 	"github.com/botfleet/botfleet/pkg/proc"
 )
 
@@ -45,7 +46,7 @@ func (t *target) recover(ctx context.Context, reason string) {
 		t.setStateLocked(StateBackoff)
 		t.mu.Unlock()
 		t.logger.Warn("restart scheduled", "reason", reason, "backoff", delay.String())
-		if !sleep(ctx, delay) {
+		if !pause.For(ctx, delay) {
 			return
 		}
 		t.acting.Lock()

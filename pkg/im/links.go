@@ -13,6 +13,7 @@ import (
 	"github.com/botfleet/botfleet/pkg/defaults"
 	"github.com/botfleet/botfleet/pkg/keyspace"
 	"github.com/botfleet/botfleet/pkg/lease"
+	"github.com/botfleet/botfleet/pkg/pause"
 	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -273,7 +274,7 @@ func (l *Links) connect(ctx context.Context, h *heldLink, holder string) {
 		l.m.connects.WithLabelValues(h.st.Platform, "dropped").Inc()
 		wait := b.NextBackOff()
 		log.Warn("im: link down; reconnecting", "err", err, "in", wait.Round(time.Millisecond))
-		if !sleep(ctx, wait) {
+		if !pause.For(ctx, wait) {
 			return
 		}
 	}
@@ -296,7 +297,7 @@ func (l *Links) leader(ctx context.Context, h *heldLink) {
 			}
 			l.set(h, StateStandby, ownerInstance(st.Owner))
 			l.m.leader.WithLabelValues(h.st.Platform).Set(0)
-			if !sleep(ctx, ttl/5) {
+			if !pause.For(ctx, ttl/5) {
 				return
 			}
 			continue
@@ -364,16 +365,4 @@ func ownerInstance(owner string) string {
 		}
 	}
 	return owner
-}
-
-// sleep waits d or until ctx ends; it reports whether ctx is still on.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/botfleet/botfleet/pkg/pause"
 )
 
 // sendingKey is the send lease's key beside a reply's "sent" key.
@@ -42,10 +44,8 @@ func (p *Pipeline) claimSend(ctx context.Context, sentKey, owner string) (done b
 		if ok {
 			return false, nil
 		}
-		select {
-		case <-ctx.Done():
+		if !pause.For(ctx, 200*time.Millisecond) {
 			return false, ErrSendInProgress
-		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/botfleet/botfleet/pkg/chat"
 	"github.com/botfleet/botfleet/pkg/fault"
 	"github.com/botfleet/botfleet/pkg/lease"
+	"github.com/botfleet/botfleet/pkg/pause"
 	"github.com/botfleet/botfleet/pkg/queue"
 	"github.com/redis/go-redis/v9"
 )
@@ -179,9 +180,7 @@ func (d *draft) finish(ctx context.Context, text string) error {
 		}
 	}
 	if wait := time.Until(d.last.Add(d.ed.EditEvery())); d.id != "" && wait > 0 {
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
+		if !pause.For(ctx, wait) {
 			return ctx.Err()
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/botfleet/botfleet/pkg/jsonstr"
+	"github.com/botfleet/botfleet/pkg/pause"
 )
 
 // maxLastBytes bounds the last user message quoted in a reply.
@@ -210,7 +211,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	if f.Jitter > 0 {
 		delay += time.Duration(s.rand() % uint64(f.Jitter+1))
 	}
-	if !sleep(r.Context(), delay) {
+	if !pause.For(r.Context(), delay) {
 		s.cancelled.Add(1)
 		return // the client is gone
 	}
@@ -401,7 +402,7 @@ func (c *completion) stream(w http.ResponseWriter, r *http.Request, buf []byte, 
 		if f.CutAfter > 0 && sent == f.CutAfter {
 			panic(http.ErrAbortHandler) // the fault: the connection drops mid-stream
 		}
-		if !sleep(ctx, f.ChunkDelay) {
+		if !pause.For(ctx, f.ChunkDelay) {
 			s.cancelled.Add(1)
 			return b
 		}

@@ -27,7 +27,6 @@ package mockllm
 
 import (
 	"bytes"
-	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -416,21 +415,6 @@ func (s *Server) putFaults(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusOK, f)
 			return
 		}
-	}
-}
-
-// sleep waits for d or until ctx is done; it reports whether d elapsed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 

@@ -34,6 +34,7 @@ import (
 	"github.com/botfleet/botfleet/pkg/im"
 	"github.com/botfleet/botfleet/pkg/keyspace"
 	"github.com/botfleet/botfleet/pkg/lease"
+	"github.com/botfleet/botfleet/pkg/pause"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/singleflight"
 )
@@ -486,10 +487,8 @@ func (a *Adapter) sharedToken(ctx context.Context) (string, error) {
 			}
 			return tok, err
 		}
-		select {
-		case <-ctx.Done():
+		if !pause.For(ctx, 50*time.Millisecond) {
 			return "", ctx.Err()
-		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/botfleet/botfleet/pkg/lease"
+	"github.com/botfleet/botfleet/pkg/pause"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -72,10 +73,7 @@ func (a *Adapter) serveRelay(ctx context.Context, self string, s *socket, log *s
 		if err != nil {
 			if ctx.Err() == nil {
 				log.Warn("onebot: relay read failed", "err", err)
-				select {
-				case <-ctx.Done():
-				case <-time.After(500 * time.Millisecond):
-				}
+				pause.For(ctx, 500*time.Millisecond)
 			}
 			continue
 		}
