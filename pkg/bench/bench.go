@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/defaults"
 	"github.com/botfleet/botfleet/pkg/loadtest"
 	"github.com/botfleet/botfleet/pkg/proc"
 )
@@ -73,49 +74,17 @@ type Options struct {
 }
 
 func (o *Options) defaults() {
-	def := func(d *time.Duration, full, quick time.Duration) {
-		if *d == 0 {
-			*d = full
-			if o.Quick {
-				*d = quick
-			}
-		}
-	}
-	deff := func(v *float64, full, quick float64) {
-		if *v == 0 {
-			*v = full
-			if o.Quick {
-				*v = quick
-			}
-		}
-	}
-	defi := func(v *int, full, quick int) {
-		if *v == 0 {
-			*v = full
-			if o.Quick {
-				*v = quick
-			}
-		}
-	}
 	paths(&o.Root, &o.Bin, &o.Dir, "bench")
-	if o.Log == nil {
-		o.Log = io.Discard
+	d := Options{Instances: 2, Step: 8 * time.Second, Warmup: 2 * time.Second, Pause: time.Second,
+		LadderStart: 1000, LadderFactor: 1.15, MaxRate: 40000, Turns: 60, MaxEntries: 100, SessionsPerRPS: 0.1,
+		MaxLate: loadtest.DefaultMaxLate, Users: 200, ColdStarts: 5, SoakDuration: 2 * time.Minute, SoakEvery: 10 * time.Second,
+		Log: io.Discard}
+	if o.Quick {
+		d.Step, d.Warmup, d.Pause = 2*time.Second, 500*time.Millisecond, 500*time.Millisecond
+		d.LadderStart, d.LadderFactor, d.ColdStarts = 500, 1.5, 3
+		d.SoakDuration, d.SoakEvery = 20*time.Second, 5*time.Second
 	}
-	defi(&o.Instances, 2, 2)
-	def(&o.Step, 8*time.Second, 2*time.Second)
-	def(&o.Warmup, 2*time.Second, 500*time.Millisecond)
-	def(&o.Pause, time.Second, 500*time.Millisecond)
-	deff(&o.LadderStart, 1000, 500)
-	deff(&o.LadderFactor, 1.15, 1.5)
-	deff(&o.MaxRate, 40000, 40000)
-	defi(&o.Turns, 60, 60)
-	defi(&o.MaxEntries, 100, 100)
-	deff(&o.SessionsPerRPS, 0.1, 0.1)
-	deff(&o.MaxLate, loadtest.DefaultMaxLate, loadtest.DefaultMaxLate)
-	defi(&o.Users, 200, 200)
-	defi(&o.ColdStarts, 5, 3)
-	def(&o.SoakDuration, 2*time.Minute, 20*time.Second)
-	def(&o.SoakEvery, 10*time.Second, 5*time.Second)
+	defaults.Fill(o, d)
 }
 
 // Validate reports invalid options.

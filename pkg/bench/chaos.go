@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/botfleet/botfleet/pkg/chat"
+	"github.com/botfleet/botfleet/pkg/defaults"
 	"github.com/botfleet/botfleet/pkg/history"
 	"github.com/botfleet/botfleet/pkg/loadtest"
 	"github.com/botfleet/botfleet/pkg/memory"
@@ -47,37 +48,12 @@ type ChaosOptions struct {
 
 func (o *ChaosOptions) defaults() {
 	paths(&o.Root, &o.Bin, &o.Dir, "chaos")
-	if o.Instances == 0 {
-		o.Instances = 3
-	}
-	if o.Backups == 0 {
-		o.Backups = 1
-	}
-	if o.ChatRate == 0 {
-		o.ChatRate = 30
-	}
-	if o.CompletionsRate == 0 {
-		o.CompletionsRate = 10
-	}
-	if o.StreamRate == 0 {
-		o.StreamRate = 5
-	}
-	if o.TelegramRate == 0 {
-		o.TelegramRate = 10
-	}
-	before, after := 8*time.Second, 10*time.Second
+	d := ChaosOptions{Instances: 3, Backups: 1, ChatRate: 30, CompletionsRate: 10, StreamRate: 5, TelegramRate: 10,
+		Before: 8 * time.Second, After: 10 * time.Second, Log: io.Discard}
 	if o.Quick {
-		before, after = 3*time.Second, 5*time.Second
+		d.Before, d.After = 3*time.Second, 5*time.Second
 	}
-	if o.Before == 0 {
-		o.Before = before
-	}
-	if o.After == 0 {
-		o.After = after
-	}
-	if o.Log == nil {
-		o.Log = io.Discard
-	}
+	defaults.Fill(o, d)
 }
 
 // Settings of the chaos fleet and its load, the same in every scenario.

@@ -79,17 +79,7 @@ func (c *CardKit) create(ctx context.Context, text, mention string) (string, err
 			{"tag": "markdown", "element_id": ElementID, "content": withMention(text, mention)},
 		}},
 	})
-	data, err := c.api(ctx, http.MethodPost, "/open-apis/cardkit/v1/cards", map[string]string{"type": "card_json", "data": string(card)})
-	if err != nil {
-		return "", err
-	}
-	var out struct {
-		CardID string `json:"card_id"`
-	}
-	if json.Unmarshal(data, &out) != nil || out.CardID == "" {
-		return "", fmt.Errorf("feishu: cardkit/v1/cards gave no card_id: %s", data)
-	}
-	return out.CardID, nil
+	return c.apiID(ctx, http.MethodPost, "/open-apis/cardkit/v1/cards", map[string]string{"type": "card_json", "data": string(card)}, "card_id")
 }
 
 // Edit streams the full text so far into the card's element.

@@ -438,6 +438,22 @@ func (a *Adapter) api(ctx context.Context, method, path string, body any) (json.
 	}
 }
 
+// apiID is an api call whose data names what it made by one id field
+// (message_id, card_id); an answer without it is an error.
+func (a *Adapter) apiID(ctx context.Context, method, path string, body any, field string) (string, error) {
+	data, err := a.api(ctx, method, path, body)
+	if err != nil {
+		return "", err
+	}
+	var out map[string]any
+	_ = json.Unmarshal(data, &out)
+	id, _ := out[field].(string)
+	if id == "" {
+		return "", fmt.Errorf("feishu: %s gave no %s: %s", path, field, data)
+	}
+	return id, nil
+}
+
 func (a *Adapter) tokenKey() string { return a.o.Prefix + ":im:feishu:token:" + a.o.AppID }
 
 // token returns the fleet's cached tenant_access_token, or fetches one.

@@ -3,7 +3,6 @@ package feishu
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/url"
 	"time"
@@ -41,18 +40,8 @@ func mentionOf(m *im.Message) string {
 
 // Begin replies with the card and returns its message_id.
 func (a *Adapter) Begin(ctx context.Context, m *im.Message, text string) (string, error) {
-	data, err := a.api(ctx, http.MethodPost, "/open-apis/im/v1/messages/"+url.PathEscape(m.Reply["message_id"])+"/reply",
-		map[string]string{"msg_type": "interactive", "content": card(text, mentionOf(m)), "uuid": UUID(m.EventID + "#stream")})
-	if err != nil {
-		return "", err
-	}
-	var out struct {
-		MessageID string `json:"message_id"`
-	}
-	if json.Unmarshal(data, &out) != nil || out.MessageID == "" {
-		return "", fmt.Errorf("feishu: the reply gave no message_id: %s", data)
-	}
-	return out.MessageID, nil
+	return a.apiID(ctx, http.MethodPost, "/open-apis/im/v1/messages/"+url.PathEscape(m.Reply["message_id"])+"/reply",
+		map[string]string{"msg_type": "interactive", "content": card(text, mentionOf(m)), "uuid": UUID(m.EventID + "#stream")}, "message_id")
 }
 
 // Edit updates the card.
