@@ -127,6 +127,32 @@ func TestHeartbeatsMakeTheFleet(t *testing.T) {
 	}
 }
 
+// Turns served before the first beat (a slow start, or a first Gather
+// racing the first turn) are in the first beat's window: it begins when
+// the instance starts, its counters at zero.
+func TestTheFirstBeatCountsTurnsServedBeforeIt(t *testing.T) {
+	r := testenv.StartRedis(t)
+	reg := New(r.Client(), Options{Interval: time.Second, TTL: 3 * time.Second})
+	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	m := newInstanceMetrics()
+	h := reg.NewHeartbeat(Source{Name: "bot-a", Gatherer: m.reg}, HeartbeatOptions{Now: clock.now})
+	m.turns.WithLabelValues("chat", "answered").Add(3)
+	for range 3 {
+		m.duration.WithLabelValues("chat").Observe(0.005)
+	}
+	clock.t = clock.t.Add(5 * time.Second)
+	if err := h.Beat(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f, err := reg.Read(context.Background())
+	if err != nil || len(f.Instances) != 1 {
+		t.Fatalf("read: %+v, %v", f, err)
+	}
+	if tr := f.Instances[0].Traffic; tr.WindowSeconds != 5 || tr.Turns != 3 || tr.Duration.Count() != 3 || tr.TurnsPerSecond != 0.6 {
+		t.Fatalf("first beat's traffic %+v: want the 3 turns before it, timed, over the 5 s since the start", tr)
+	}
+}
+
 // A member that stops beating is dead once its TTL has passed on Redis's
 // clock, and forgotten once Retain has passed too.
 func TestSilentMembersDieWithinTheTTL(t *testing.T) {
