@@ -398,7 +398,7 @@ func (c *chaosRun) probe(ctx context.Context) error {
 		} else {
 			last = err.Error()
 		}
-		if err := pause(ctx, 500*time.Millisecond); err != nil {
+		if err := sleep(ctx, 500*time.Millisecond); err != nil {
 			return err
 		}
 	}

@@ -187,7 +187,7 @@ func (c *chaosRun) killJobHolder(ctx context.Context, tr *traffic) error {
 				return nil
 			}
 		}
-		if err := pause(ctx, 50*time.Millisecond); err != nil {
+		if err := sleep(ctx, 50*time.Millisecond); err != nil {
 			return err
 		}
 	}

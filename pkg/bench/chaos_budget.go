@@ -45,7 +45,7 @@ func (c *chaosRun) exhaustBudget(ctx context.Context, tr *traffic) error {
 			if time.Now().After(deadline) {
 				return fmt.Errorf("instance %d neither back nor failed 40 s after kill %d (state %s)", b, kills, st.State)
 			}
-			if err := pause(ctx, 100*time.Millisecond); err != nil {
+			if err := sleep(ctx, 100*time.Millisecond); err != nil {
 				return err
 			}
 		}
@@ -59,12 +59,12 @@ func (c *chaosRun) exhaustBudget(ctx context.Context, tr *traffic) error {
 			alert = &got[len(alertsBefore)]
 			break
 		}
-		if err := pause(ctx, 100*time.Millisecond); err != nil {
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
 			return err
 		}
 	}
 	// Failed means no more restarts: the instance stays down.
-	if err := pause(ctx, 2*time.Second); err != nil {
+	if err := sleep(ctx, 2*time.Second); err != nil {
 		return err
 	}
 	down := c.f.botPID(b) == 0

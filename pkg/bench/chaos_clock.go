@@ -67,7 +67,7 @@ func (c *chaosRun) skewOneClock(ctx context.Context, tr *traffic) error {
 		"The wall clock of one process cannot be skewed without changing the machine's, so this row is no proof of skew tolerance: "+
 		"that rests on every lease decision being one script on Redis's clock (package lease, queue: TIME, XPENDING idle)",
 		port, p.pid(), clockSkew, map[bool]string{true: "is mapped", false: "is NOT mapped"}[loaded], skew.Seconds())
-	return pause(ctx, 8*time.Second)
+	return sleep(ctx, 8*time.Second)
 }
 
 // clockOf is how far the clock of the server at url is ahead of ours, by

@@ -16,6 +16,7 @@ import (
 
 	"github.com/botfleet/botfleet/pkg/history"
 	"github.com/botfleet/botfleet/pkg/loadtest"
+	"github.com/botfleet/botfleet/pkg/pause"
 )
 
 // sigCont resumes a stopped process.
@@ -56,7 +57,7 @@ func ScenarioNames() []string {
 // scenarios are make chaos's faults, in order.
 var scenarios = []scenario{
 	{name: "baseline", fault: "none: the control row", budget: 5 * time.Second,
-		run: func(ctx context.Context, _ *chaosRun, _ *traffic) error { return pause(ctx, 5*time.Second) }},
+		run: func(ctx context.Context, _ *chaosRun, _ *traffic) error { return sleep(ctx, 5*time.Second) }},
 	{name: "kill-primary", fault: "kill -9 of one primary; the health checker restarts it", budget: 10 * time.Second,
 		run: func(ctx context.Context, c *chaosRun, _ *traffic) error { return c.killAndWait(ctx, 0) }},
 	{name: "kill-all-primaries", fault: "kill -9 of every primary: the backup takes over until the health checker has restarted them", budget: 12 * time.Second,
@@ -86,7 +87,7 @@ var scenarios = []scenario{
 			// settings its own), with the script's own settle between.
 			for i, p := range c.f.botPorts {
 				if i > 0 {
-					if err := pause(ctx, 2*time.Second); err != nil {
+					if err := sleep(ctx, 2*time.Second); err != nil {
 						return err
 					}
 				}
@@ -103,7 +104,7 @@ var scenarios = []scenario{
 				pids[i] = c.f.botPID(i)
 			}
 			c.f.checker.kill()
-			if err := pause(ctx, 5*time.Second); err != nil {
+			if err := sleep(ctx, 5*time.Second); err != nil {
 				return err
 			}
 			if err := c.f.startChecker(ctx); err != nil {
@@ -150,7 +151,7 @@ var scenarios = []scenario{
 			"a machine crash's loss to the last second of writes, which a process kill does not test.",
 		run: func(ctx context.Context, c *chaosRun, _ *traffic) error {
 			c.f.redis.kill()
-			if err := pause(ctx, 3*time.Second); err != nil {
+			if err := sleep(ctx, 3*time.Second); err != nil {
 				return err
 			}
 			return c.f.startRedis(ctx)
@@ -161,7 +162,7 @@ var scenarios = []scenario{
 			if err := c.f.redis.signal(syscall.SIGSTOP); err != nil {
 				return err
 			}
-			err := pause(ctx, 5*time.Second)
+			err := sleep(ctx, 5*time.Second)
 			if cerr := c.f.redis.signal(sigCont); cerr != nil {
 				return cerr
 			}
@@ -190,7 +191,7 @@ var scenarios = []scenario{
 			if err := rdb.ConfigSet(ctx, "maxmemory", strconv.FormatInt(bytes/2, 10)).Err(); err != nil {
 				return err
 			}
-			perr := pause(ctx, 6*time.Second)
+			perr := sleep(ctx, 6*time.Second)
 			if err := rdb.ConfigSet(context.WithoutCancel(ctx), "maxmemory", "0").Err(); err != nil {
 				return err
 			}
@@ -201,7 +202,7 @@ var scenarios = []scenario{
 			for _, p := range c.f.proxies {
 				p.set(50*time.Millisecond, 0.05, false)
 			}
-			err := pause(ctx, 8*time.Second)
+			err := sleep(ctx, 8*time.Second)
 			for _, p := range c.f.proxies {
 				p.set(0, 0, false)
 			}
@@ -212,7 +213,7 @@ var scenarios = []scenario{
 		run: func(ctx context.Context, c *chaosRun, _ *traffic) error {
 			p := c.f.proxies[c.f.botPorts[0]]
 			p.set(0, 0, true)
-			err := pause(ctx, 8*time.Second)
+			err := sleep(ctx, 8*time.Second)
 			p.set(0, 0, false)
 			return err
 		}},
@@ -224,7 +225,7 @@ var scenarios = []scenario{
 				if err := c.f.setFaults(ctx, f); err != nil {
 					return err
 				}
-				if err := pause(ctx, 4*time.Second); err != nil {
+				if err := sleep(ctx, 4*time.Second); err != nil {
 					return err
 				}
 			}
@@ -244,7 +245,7 @@ var scenarios = []scenario{
 			if err := c.f.setFaults(ctx, `{"chunks":5,"chunk_delay_ms":2000}`); err != nil {
 				return err
 			}
-			perr := pause(ctx, 12*time.Second)
+			perr := sleep(ctx, 12*time.Second)
 			if err := c.f.setFaults(context.WithoutCancel(ctx), `{"chunks":0,"chunk_delay_ms":0}`); err != nil {
 				return err
 			}
@@ -259,7 +260,7 @@ var scenarios = []scenario{
 				if err := c.f.nginx["fleet"].signal(syscall.SIGHUP); err != nil {
 					return err
 				}
-				if err := pause(ctx, time.Second); err != nil {
+				if err := sleep(ctx, time.Second); err != nil {
 					return err
 				}
 			}
@@ -272,7 +273,7 @@ var scenarios = []scenario{
 		allowBad: func(_ *chaosRun, r ScenarioResult) int { return int(r.OfferedRPS * (r.FaultS + 1)) },
 		run: func(ctx context.Context, c *chaosRun, _ *traffic) error {
 			c.f.nginx["fleet"].kill()
-			if err := pause(ctx, 2*time.Second); err != nil {
+			if err := sleep(ctx, 2*time.Second); err != nil {
 				return err
 			}
 			return c.f.runNginx(ctx, "fleet")
@@ -283,7 +284,7 @@ var scenarios = []scenario{
 		run: func(ctx context.Context, c *chaosRun, tr *traffic) error {
 			before := c.tg.refusedTotal()
 			c.tg.failSends(2)
-			err := pause(ctx, 8*time.Second)
+			err := sleep(ctx, 8*time.Second)
 			c.tg.failSends(0)
 			n := c.tg.refusedTotal() - before
 			if err == nil && n == 0 {
@@ -333,14 +334,13 @@ func (c *chaosRun) killAndWait(ctx context.Context, instances ...int) error {
 	return nil
 }
 
-// pause waits d or until ctx ends.
-func pause(ctx context.Context, d time.Duration) error {
-	select {
-	case <-time.After(d):
-		return nil
-	case <-ctx.Done():
+// sleep waits d or until ctx ends (pause.For), and returns ctx's error
+// when it ended first.
+func sleep(ctx context.Context, d time.Duration) error {
+	if !pause.For(ctx, d) {
 		return ctx.Err()
 	}
+	return nil
 }
 
 // duplicateEvents delivers events updates, each copies times at once,
@@ -381,7 +381,7 @@ func (c *chaosRun) duplicateEvents(ctx context.Context, tr *traffic, events, cop
 			}()
 		}
 		wg.Wait()
-		if err := pause(ctx, 100*time.Millisecond); err != nil {
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
 			return err
 		}
 	}

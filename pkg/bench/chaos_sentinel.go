@@ -202,7 +202,7 @@ func waitUntil(ctx context.Context, timeout time.Duration, cond func() bool) err
 		if time.Now().After(deadline) {
 			return fmt.Errorf("not within %v", timeout)
 		}
-		if err := pause(ctx, 100*time.Millisecond); err != nil {
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
 			return err
 		}
 	}

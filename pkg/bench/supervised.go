@@ -161,7 +161,7 @@ func (f *fleet) waitBot(ctx context.Context, i, old int, timeout time.Duration) 
 		if time.Now().After(deadline) {
 			return fmt.Errorf("instance %d (port %d) not restarted and ready within %v; see %s", i, f.botPorts[i], timeout, f.hcLog())
 		}
-		if err := pause(ctx, 100*time.Millisecond); err != nil {
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
 			return err
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/pause"
 	"github.com/openai/openai-go/v3"
 	"github.com/tidwall/gjson"
 )
@@ -72,12 +73,8 @@ func (o *OpenAI) post(ctx context.Context, body []byte) (*http.Response, error) 
 			_, _ = io.Copy(io.Discard, res.Body) // keeps the connection
 			res.Body.Close()
 		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !pause.For(ctx, delay) {
 			return nil, ctx.Err()
-		case <-t.C:
 		}
 	}
 }

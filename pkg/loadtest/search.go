@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/botfleet/botfleet/pkg/pause"
 )
 
 // Defaults of SearchOptions.
@@ -236,13 +238,8 @@ func Search(ctx context.Context, opts SearchOptions) (*SearchResult, error) {
 	}
 	sr := &SearchResult{P99: opts.P99, MinAchieved: opts.MinAchieved, MaxLate: opts.MaxLate}
 	for i, rate := range opts.Ladder() {
-		if i > 0 && opts.Pause > 0 {
-			t := time.NewTimer(opts.Pause)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-			}
+		if i > 0 {
+			pause.For(ctx, opts.Pause)
 		}
 		if ctx.Err() != nil {
 			sr.Interrupted = true
