@@ -253,3 +253,32 @@ func TestSecretsInTheFileAreNamedAndNeverShown(t *testing.T) {
 		t.Fatalf("a client needs no API key: %v", err)
 	}
 }
+
+func TestDurationsMustBePositive(t *testing.T) {
+	for _, key := range []string{
+		"server.shutdown_grace", "server.read_timeout", "server.write_timeout", "server.idle_timeout",
+		"server.read_header_timeout", "server.cors.max_age", "auth.cache_ttl", "auth.token.ttl",
+		"ratelimit.reservation_ttl", "redis.dial_timeout", "redis.read_timeout", "redis.write_timeout",
+		"memory.idle_ttl", "memory.lease", "memory.wait_timeout", "memory.idempotency_ttl", "cache.ttl",
+		"llm.timeout", "llm.breaker.interval", "llm.breaker.open_timeout", "im.dedup_ttl", "im.send_timeout",
+		"im.send_lease", "im.link_lease", "im.telegram.poll_timeout", "queue.job_timeout", "queue.block",
+		"queue.claim_idle", "queue.retry_backoff", "stream.ttl", "stream.flush_interval", "stream.stall_after",
+		"stream.heartbeat", "stream.write_timeout", "stream.max_duration", "registry.interval", "registry.ttl",
+		"registry.retain", "registry.window", "console.session_ttl",
+	} {
+		for _, d := range []string{"0s", "-1s"} {
+			_, err := Load(Sources{Getenv: env(map[string]string{"API_KEY": "k", EnvNames(key)[0]: d})})
+			want := "config: " + key + ": must be a positive duration, got " + d
+			if err == nil || err.Error() != want {
+				t.Errorf("%s %s: error %v, want %q", key, d, err, want)
+			}
+		}
+	}
+	zero := map[string]string{"API_KEY": "k"}
+	for _, key := range zeroDurations {
+		zero[EnvNames(key)[0]] = "0s"
+	}
+	if _, err := Load(Sources{Getenv: env(zero)}); err != nil {
+		t.Errorf("0 for %v: %v", zeroDurations, err)
+	}
+}

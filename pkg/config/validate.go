@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -22,55 +23,8 @@ func (c *Config) validate(client bool) error {
 		}
 		return bad(key, "must be one of %v, got %q", allowed, got)
 	}
-	durations := []struct {
-		key string
-		d   time.Duration
-	}{
-		{"server.shutdown_grace", c.Server.ShutdownGrace},
-		{"server.read_timeout", c.Server.ReadTimeout},
-		{"server.write_timeout", c.Server.WriteTimeout},
-		{"server.idle_timeout", c.Server.IdleTimeout},
-		{"server.read_header_timeout", c.Server.ReadHeaderTimeout},
-		{"server.cors.max_age", c.Server.CORS.MaxAge},
-		{"auth.cache_ttl", c.Auth.CacheTTL},
-		{"auth.token.ttl", c.Auth.Token.TTL},
-		{"ratelimit.reservation_ttl", c.RateLimit.ReservationTTL},
-		{"redis.dial_timeout", c.Redis.DialTimeout},
-		{"redis.read_timeout", c.Redis.ReadTimeout},
-		{"redis.write_timeout", c.Redis.WriteTimeout},
-		{"memory.idle_ttl", c.Memory.IdleTTL},
-		{"memory.lease", c.Memory.Lease},
-		{"memory.wait_timeout", c.Memory.WaitTimeout},
-		{"memory.idempotency_ttl", c.Memory.IdempotencyTTL},
-		{"cache.ttl", c.Cache.TTL},
-		{"llm.timeout", c.LLM.Timeout},
-		{"llm.breaker.interval", c.LLM.Breaker.Interval},
-		{"llm.breaker.open_timeout", c.LLM.Breaker.OpenTimeout},
-		{"im.dedup_ttl", c.IM.DedupTTL},
-		{"im.send_timeout", c.IM.SendTimeout},
-		{"im.send_lease", c.IM.SendLease},
-		{"im.link_lease", c.IM.LinkLease},
-		{"im.telegram.poll_timeout", c.IM.Telegram.PollTimeout},
-		{"queue.job_timeout", c.Queue.JobTimeout},
-		{"queue.block", c.Queue.Block},
-		{"queue.claim_idle", c.Queue.ClaimIdle},
-		{"queue.retry_backoff", c.Queue.RetryBackoff},
-		{"stream.ttl", c.Stream.TTL},
-		{"stream.flush_interval", c.Stream.FlushInterval},
-		{"stream.stall_after", c.Stream.StallAfter},
-		{"stream.heartbeat", c.Stream.Heartbeat},
-		{"stream.write_timeout", c.Stream.WriteTimeout},
-		{"stream.max_duration", c.Stream.MaxDuration},
-		{"registry.interval", c.Registry.Interval},
-		{"registry.ttl", c.Registry.TTL},
-		{"registry.retain", c.Registry.Retain},
-		{"registry.window", c.Registry.Window},
-		{"console.session_ttl", c.Console.SessionTTL},
-	}
-	for _, p := range durations {
-		if p.d <= 0 {
-			return bad(p.key, "must be a positive duration, got %v", p.d)
-		}
+	if err := positiveDurations(reflect.ValueOf(*c), "", bad); err != nil {
+		return err
 	}
 	// Counts and sizes: a least value each (0: must not be negative).
 	counts := []struct {
@@ -157,6 +111,32 @@ func (c *Config) validate(client bool) error {
 	} {
 		if err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// zeroDurations are the duration keys where 0 means something (off, or a
+// package's default); the checks below keep them from being negative.
+var zeroDurations = []string{"log.access_slow", "redis.wait_replicas_timeout", "auth.token.leeway", "queue.reclaim_interval"}
+
+// positiveDurations checks that every duration of the section v, keyed
+// under prefix, is positive but for zeroDurations, in declaration order;
+// lists (llm.models) are not entered.
+func positiveDurations(v reflect.Value, prefix string, bad func(key, format string, args ...any) error) error {
+	for f, fv := range v.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		key := prefix + name
+		switch d, ok := fv.Interface().(time.Duration); {
+		case ok && d <= 0 && !slices.Contains(zeroDurations, key):
+			return bad(key, "must be a positive duration, got %v", d)
+		case fv.Kind() == reflect.Struct:
+			if err := positiveDurations(fv, key+".", bad); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
