@@ -29,11 +29,15 @@ func NewChatTarget(baseURL, token string) (*ChatTarget, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &ChatTarget{url: base + ChatPath}
-	if token != "" {
-		t.auth = "Bearer " + token
+	return &ChatTarget{url: base + ChatPath, auth: bearer(token)}, nil
+}
+
+// bearer is the Authorization header that sends token, none when it is empty.
+func bearer(token string) string {
+	if token == "" {
+		return ""
 	}
-	return t, nil
+	return "Bearer " + token
 }
 
 // Name implements Target.
@@ -64,6 +68,15 @@ func postJSON(ctx context.Context, url, auth string, b []byte) (*http.Request, e
 	return req, nil
 }
 
+// decodeOK decodes the JSON answer body into v when status is 200, and
+// is a *StatusError otherwise.
+func decodeOK(status int, body []byte, v any) error {
+	if status != http.StatusOK {
+		return &StatusError{Code: status}
+	}
+	return json.Unmarshal(body, v)
+}
+
 // chatReply is the part of the chat API's answer the target checks.
 type chatReply struct {
 	Reply     *string `json:"reply"`
@@ -73,11 +86,8 @@ type chatReply struct {
 
 // Check implements Target: 200 with a reply and a positive turn.
 func (t *ChatTarget) Check(status int, body []byte) (Reply, error) {
-	if status != http.StatusOK {
-		return Reply{}, &StatusError{Code: status}
-	}
 	var r chatReply
-	if err := json.Unmarshal(body, &r); err != nil {
+	if err := decodeOK(status, body, &r); err != nil {
 		return Reply{}, err
 	}
 	if r.Reply == nil || r.Turn < 1 {

@@ -46,11 +46,7 @@ func NewCompletionsTarget(baseURL, token, model string) (*CompletionsTarget, err
 	if model == "" {
 		model = DefaultModel
 	}
-	t := &CompletionsTarget{url: base + CompletionsPath, model: model}
-	if token != "" {
-		t.auth = "Bearer " + token
-	}
-	return t, nil
+	return &CompletionsTarget{url: base + CompletionsPath, auth: bearer(token), model: model}, nil
 }
 
 // Name implements Target.
@@ -83,11 +79,8 @@ type completion struct {
 
 // Check implements Target: 200 with a string choices[0].message.content.
 func (t *CompletionsTarget) Check(status int, body []byte) (Reply, error) {
-	if status != http.StatusOK {
-		return Reply{}, &StatusError{Code: status}
-	}
 	var c completion
-	if err := json.Unmarshal(body, &c); err != nil {
+	if err := decodeOK(status, body, &c); err != nil {
 		return Reply{}, err
 	}
 	if len(c.Choices) == 0 || c.Choices[0].Message.Content == nil {

@@ -168,29 +168,26 @@ func (o *Options) validate() error {
 	case o.Rate == 0 && o.Users == 0:
 		fe.add("Rate", ": set {Rate} (open model) or {Users} (closed model)")
 	}
-	if o.Think < 0 {
-		fe.add("Think", "must not be negative, got %v", o.Think)
-	}
 	if o.Think > 0 && o.Users == 0 {
 		fe.add("Think", "applies to the closed model only ({Users})")
 	}
-	if o.Duration < 0 {
-		fe.add("Duration", "must be positive, got %v", o.Duration)
-	}
-	if o.Warmup < 0 {
-		fe.add("Warmup", "must not be negative, got %v", o.Warmup)
-	}
-	if o.Sessions < 0 {
-		fe.add("Sessions", "must be positive, got %d", o.Sessions)
-	}
-	if o.Timeout < 0 {
-		fe.add("Timeout", "must be positive, got %v", o.Timeout)
-	}
-	if o.MaxInflight < 0 {
-		fe.add("MaxInflight", "must be at least 1, got %d", o.MaxInflight)
-	}
-	if o.LateAfter < 0 {
-		fe.add("LateAfter", "must not be negative, got %v", o.LateAfter)
+	// None of these may be negative.
+	for _, n := range []struct {
+		field, want string
+		negative    bool
+		v           any
+	}{
+		{"Think", "must not be negative", o.Think < 0, o.Think},
+		{"Duration", "must be positive", o.Duration < 0, o.Duration},
+		{"Warmup", "must not be negative", o.Warmup < 0, o.Warmup},
+		{"Sessions", "must be positive", o.Sessions < 0, o.Sessions},
+		{"Timeout", "must be positive", o.Timeout < 0, o.Timeout},
+		{"MaxInflight", "must be at least 1", o.MaxInflight < 0, o.MaxInflight},
+		{"LateAfter", "must not be negative", o.LateAfter < 0, o.LateAfter},
+	} {
+		if n.negative {
+			fe.add(n.field, "%s, got %v", n.want, n.v)
+		}
 	}
 	if o.MessageBytes < 0 || o.MessageBytes > MaxMessageBytes {
 		fe.add("MessageBytes", "must be in 0..%d, got %d", MaxMessageBytes, o.MessageBytes)
