@@ -76,15 +76,20 @@ func (c *Console) keys() (Keys, error) {
 	return c.opts.Keys, nil
 }
 
+// keyRead answers with what get reads from the keys' store.
+func (c *Console) keyRead(ec echo.Context, get func(ctx context.Context, store Keys) (any, error)) error {
+	store, err := c.keys()
+	if err != nil {
+		return err
+	}
+	return read(ec, func(ctx context.Context) (any, error) { return get(ctx, store) })
+}
+
 // handleKeys is GET /admin/api/keys: every key, revoked ones included,
 // oldest first.
 func (c *Console) handleKeys() echo.HandlerFunc {
 	return func(ec echo.Context) error {
-		store, err := c.keys()
-		if err != nil {
-			return err
-		}
-		return read(ec, func(ctx context.Context) (any, error) {
+		return c.keyRead(ec, func(ctx context.Context, store Keys) (any, error) {
 			keys, err := store.List(ctx)
 			if err != nil {
 				return nil, err
@@ -101,11 +106,7 @@ func (c *Console) handleKeys() echo.HandlerFunc {
 // handleKey is GET /admin/api/keys/:id.
 func (c *Console) handleKey() echo.HandlerFunc {
 	return func(ec echo.Context) error {
-		store, err := c.keys()
-		if err != nil {
-			return err
-		}
-		return read(ec, func(ctx context.Context) (any, error) {
+		return c.keyRead(ec, func(ctx context.Context, store Keys) (any, error) {
 			k, err := store.Get(ctx, ec.Param("id"))
 			if err != nil {
 				return nil, err
