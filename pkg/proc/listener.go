@@ -34,25 +34,10 @@ func ListenerPIDs(port int) ([]int, error) {
 	if len(inodes) == 0 {
 		return nil, nil
 	}
-	all, err := f.AllProcs()
-	if err != nil {
-		return nil, fmt.Errorf("proc: %w", err)
-	}
-	var out []int
-	for _, p := range all {
+	return pids(f, func(p procfs.Proc) bool {
 		targets, err := p.FileDescriptorTargets()
-		if err != nil {
-			continue
-		}
-		for _, t := range targets {
-			if inodes[t] {
-				out = append(out, p.PID)
-				break
-			}
-		}
-	}
-	slices.Sort(out)
-	return out, nil
+		return err == nil && slices.ContainsFunc(targets, func(t string) bool { return inodes[t] })
+	})
 }
 
 // Listens reports whether pid holds a listening socket on port.

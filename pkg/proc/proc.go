@@ -3,6 +3,7 @@ package proc
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"syscall"
 
 	"github.com/prometheus/procfs"
@@ -49,7 +50,7 @@ func Identify(pid int) (Identity, error) {
 	if err != nil {
 		return Identity{}, ErrNotRunning
 	}
-	if st.State == "Z" || st.State == "X" {
+	if dead(st) {
 		return Identity{}, ErrNotRunning
 	}
 	return Identity{PID: pid, PGID: st.PGRP, Start: st.Starttime}, nil
@@ -83,20 +84,30 @@ func Group(pgid int) ([]int, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proc: %w", err)
 	}
+	return pids(f, func(p procfs.Proc) bool {
+		st, err := p.Stat()
+		return err == nil && st.PGRP == pgid && !dead(st)
+	})
+}
+
+// pids returns the processes that match, ascending.
+func pids(f procfs.FS, match func(procfs.Proc) bool) ([]int, error) {
 	all, err := f.AllProcs()
 	if err != nil {
 		return nil, fmt.Errorf("proc: %w", err)
 	}
 	var out []int
 	for _, p := range all {
-		st, err := p.Stat()
-		if err != nil || st.PGRP != pgid || st.State == "Z" || st.State == "X" {
-			continue
+		if match(p) {
+			out = append(out, p.PID)
 		}
-		out = append(out, p.PID)
 	}
+	slices.Sort(out)
 	return out, nil
 }
+
+// dead reports whether st is a zombie's or a dying process's.
+func dead(st procfs.ProcStat) bool { return st.State == "Z" || st.State == "X" }
 
 // Cmdline returns pid's arguments, nil when it cannot be read.
 func Cmdline(pid int) []string {
