@@ -42,9 +42,8 @@ func decodeChat(body []byte) (chatRequest, error) {
 	if !root.IsObject() {
 		return req, errors.New("the body must be a JSON object")
 	}
-	var err error
-	root.ForEach(func(key, v gjson.Result) bool {
-		switch key.Str {
+	err := eachField(root, func(key string, v gjson.Result) (err error) {
+		switch key {
 		case "model":
 			req.Model, err = str(v, "model")
 		case "messages":
@@ -74,9 +73,19 @@ func decodeChat(body []byte) (chatRequest, error) {
 			}
 			req.IncludeUsage, err = boolean(v.Get("include_usage"), "stream_options.include_usage")
 		}
-		return err == nil
+		return err
 	})
 	return req, err
+}
+
+// eachField calls fn with each field of the object v, in order, until it
+// returns an error.
+func eachField(v gjson.Result, fn func(key string, f gjson.Result) error) (err error) {
+	v.ForEach(func(key, f gjson.Result) bool {
+		err = fn(key.Str, f)
+		return err == nil
+	})
+	return err
 }
 
 // messages reads the messages array, and the URLs of its image parts; a
@@ -98,14 +107,14 @@ func messages(v gjson.Result) ([]Message, []string, error) {
 			return false
 		}
 		var msg Message
-		m.ForEach(func(key, f gjson.Result) bool {
-			switch key.Str {
+		err = eachField(m, func(key string, f gjson.Result) (err error) {
+			switch key {
 			case "role":
 				msg.Role, err = str(f, "role")
 			case "content":
 				msg.Content, err = content(f, &images)
 			}
-			return err == nil
+			return err
 		})
 		if err != nil {
 			err = fmt.Errorf("messages[%d].%w", i, err)
