@@ -22,6 +22,9 @@ type md struct{ b strings.Builder }
 
 func (m *md) p(format string, a ...any) { fmt.Fprintf(&m.b, format+"\n", a...) }
 
+// h2 writes a section's heading and the blank line after it.
+func (m *md) h2(format string, a ...any) { m.p("## "+format+"\n", a...) }
+
 // table writes a header, its alignment row and the rows.
 func (m *md) table(head []string, rows [][]string) {
 	m.p("| %s |", strings.Join(head, " | "))
@@ -121,27 +124,23 @@ func (r *Report) WriteMarkdown(w io.Writer, soakSVG string) error {
 	r.mdCold(&m)
 	r.mdGo(&m)
 	r.mdRedis(&m)
-	m.p("## Findings of the profiling work")
-	m.p("")
+	m.h2("Findings of the profiling work")
 	m.b.WriteString(strings.TrimSpace(findings) + "\n\n")
 	if len(r.Pending) > 0 {
-		m.p("## Rows to come")
-		m.p("")
+		m.h2("Rows to come")
 		for _, p := range r.Pending {
 			m.p("- **%s**: %s.", p.Row, p.Why)
 		}
 		m.p("")
 	}
 	if len(r.Notes) > 0 {
-		m.p("## Notes of this run")
-		m.p("")
+		m.h2("Notes of this run")
 		for _, n := range r.Notes {
 			m.p("- %s", n)
 		}
 		m.p("")
 	}
-	m.p("## Reproduce")
-	m.p("")
+	m.h2("Reproduce")
 	m.p("```sh")
 	m.p("make bench                # make build, then bin/bench: BENCHMARKS.md, bench.json, raw results in run/bench/")
 	m.p("bin/bench --quick         # the smoke run; --only ROW,... runs some rows; --help")
@@ -153,8 +152,7 @@ func (r *Report) WriteMarkdown(w io.Writer, soakSVG string) error {
 }
 
 func (r *Report) mdTargets(m *md) {
-	m.p("## Against the issue's targets")
-	m.p("")
+	m.h2("Against the issue's targets")
 	var rows [][]string
 	if o := r.search("openai"); o != nil {
 		rows = append(rows, []string{"instance CPU per turn < 150 µs (backend openai, history up to 100, /proc; profile in brackets)",
@@ -193,8 +191,7 @@ func (r *Report) mdTargets(m *md) {
 }
 
 func (r *Report) mdMachine(m *md) {
-	m.p("## Machine and versions")
-	m.p("")
+	m.h2("Machine and versions")
 	m.table([]string{"", ""}, [][]string{
 		{"CPU", fmt.Sprintf("%d × %s", r.Machine.CPUs, r.Machine.CPUModel)},
 		{"memory", fmt.Sprintf("%.1f GiB", float64(r.Machine.MemoryBytes)/(1<<30))},
@@ -213,8 +210,7 @@ func (r *Report) mdMachine(m *md) {
 }
 
 func (r *Report) mdSearches(m *md) {
-	m.p("## Sustained rate (open model, P99 ≤ 50 ms, zero errors)")
-	m.p("")
+	m.h2("Sustained rate (open model, P99 ≤ 50 ms, zero errors)")
 	var rows [][]string
 	for _, s := range r.Searches {
 		rows = append(rows, []string{fmt.Sprintf("%s: %s", s.Name, s.Path), f0(s.MaxSustainedRPS), x(s.RatioToBaseline),
@@ -238,8 +234,7 @@ func (r *Report) mdSearches(m *md) {
 }
 
 func (r *Report) mdCPU(m *md) {
-	m.p("## Where the CPU goes at the highest step that held (the first step when none held)")
-	m.p("")
+	m.h2("Where the CPU goes at the highest step that held (the first step when none held)")
 	var rows [][]string
 	for _, s := range r.Searches {
 		c := s.Cores
@@ -299,8 +294,7 @@ func (r *Report) mdOverhead(m *md) {
 	if len(r.Overhead) == 0 {
 		return
 	}
-	m.p("## Overhead: the same load straight at mockllm and through the fleet")
-	m.p("")
+	m.h2("Overhead: the same load straight at mockllm and through the fleet")
 	m.b.WriteString(`BerriAI/ai-gateway-bench's method: a closed model of N users without think time, 100-byte messages unique per request,
 once straight at mockllm (` + "`/v1/chat/completions`" + `) and once through nginx → bot → mockllm (` + "`/v1/chat`" + `, each request the
 first turn of a fresh conversation, so mockllm does the same work); the fleet's overhead is the difference. Every turn
@@ -325,8 +319,7 @@ func (r *Report) mdGrowth(m *md) {
 	if len(r.Growth) == 0 {
 		return
 	}
-	m.p("## How the cost grows with history and message size")
-	m.p("")
+	m.h2("How the cost grows with history and message size")
 	m.b.WriteString(`Backend openai → mockllm through nginx; the instances keep exactly *history* entries (memory.max_entries), each
 conversation is given history/2 turns first (not measured), then closed-model users (one conversation each, no think
 time) run turns that each answer from that history. Redis bytes per conversation: MEMORY USAGE (exact) of every key
@@ -386,8 +379,7 @@ func (r *Report) mdScaling(m *md) {
 	if s == nil {
 		return
 	}
-	m.p("## Per-instance scaling")
-	m.p("")
+	m.h2("Per-instance scaling")
 	m.table([]string{"through nginx, backend openai", "max sustained turns/s"}, [][]string{
 		{"1 instance", f0(s.OneInstanceRPS)}, {fmt.Sprintf("%d instances", r.Settings.Instances), f0(s.TwoInstancesRPS)},
 		{"ratio", x(s.Ratio)},
@@ -405,8 +397,7 @@ func (r *Report) mdUsers(m *md) {
 	if u == nil {
 		return
 	}
-	m.p("## %d users (closed model, the seeds' JMeter test)", u.Users)
-	m.p("")
+	m.h2("%d users (closed model, the seeds' JMeter test)", u.Users)
 	m.p("No think time, through nginx, backend openai, continuity checked on every reply: **%.0f turns/s** (%s the baseline's",
 		u.TurnsPerS, x(u.RatioToBaseline))
 	m.p("sustained rate), p50 %s, p90 %s, p99 %s, p99.9 %s, mean %s; %d turns, errors %v, **%d continuity errors**.",
@@ -419,8 +410,7 @@ func (r *Report) mdSoak(m *md, svg string) {
 	if s == nil {
 		return
 	}
-	m.p("## Soak")
-	m.p("")
+	m.h2("Soak")
 	m.p("%.0f s at %.0f turns/s (half the openai search's sustained rate; achieved %.0f, p99 %s, %d errors), sampled every %.0f s;",
 		s.DurationS, s.RateRPS, s.AchievedRPS, msf(s.P99MS), s.Errors, s.EveryS)
 	m.p("growth is judged from the first samples after a %.0f s warm-up to the last ones (flat: < 5%%). `make soak` runs", s.WarmupS)
@@ -472,8 +462,7 @@ func (r *Report) mdCold(m *md) {
 	if c == nil {
 		return
 	}
-	m.p("## Cold start to ready")
-	m.p("")
+	m.h2("Cold start to ready")
 	var v []string
 	for _, s := range c.StartsMS {
 		v = append(v, f1(s))
@@ -487,8 +476,7 @@ func (r *Report) mdGo(m *md) {
 	if len(r.GoBenchmarks) == 0 {
 		return
 	}
-	m.p("## Go benchmarks of the turn path")
-	m.p("")
+	m.h2("Go benchmarks of the turn path")
 	m.p("`go test -run '^$' -bench . -benchmem %s`, after the bench fleet was stopped (real redis-server on loopback,", strings.Join(goBenchPackages, " "))
 	m.p("in-process backends):")
 	m.p("")
@@ -505,8 +493,7 @@ func (r *Report) mdRedis(m *md) {
 	if rc == nil {
 		return
 	}
-	m.p("## Redis: what a turn costs it, per topology")
-	m.p("")
+	m.h2("Redis: what a turn costs it, per topology")
 	m.p("`go test -run '^$' -bench BenchmarkTurns -benchtime %dx ./pkg/capacity`, after the bench fleet was stopped: %d turns", rc.Turns, rc.Turns)
 	m.p("(Begin and Commit, two round trips, as pkg/chat runs them) from four Stores with 64 in flight and no backend,")
 	m.p("against a standalone redis-server and Clusters of 1, 2 and 3 masters started on loopback. The client and every")
@@ -545,8 +532,7 @@ func (r *Report) mdStreaming(m *md) {
 	if len(r.Streaming) == 0 {
 		return
 	}
-	m.p("## Streaming: time to first piece and between pieces")
-	m.p("")
+	m.h2("Streaming: time to first piece and between pieces")
 	m.p("The same streamed completions (`stream: true` on `/v1/chat/completions`, closed model, each client one stream after")
 	m.p("another) straight at mockllm and through nginx → bot → mockllm; mockllm sends every reply in %d pieces %v apart.",
 		streamChunks, streamChunkDelay)
@@ -571,8 +557,7 @@ func (r *Report) mdConsole(m *md) {
 	if c == nil {
 		return
 	}
-	m.p("## The console's cost")
-	m.p("")
+	m.h2("The console's cost")
 	m.p("The same open-model load (%g turns/s, half the sustained rate, through nginx) three times: without a console, with one", c.RateRPS)
 	m.p("open (logged in, polling `/admin/api/fleet` at the heartbeat interval as the page does: %d polls, %d failed, %d bytes),",
 		c.Polls, c.PollFailures, c.PollBytes)
