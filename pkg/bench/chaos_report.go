@@ -152,12 +152,8 @@ func (r *ChaosReport) WriteMarkdown(w io.Writer) error {
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	p("# CHAOS — the fleet under real faults, its history checked\n\n")
 	p("Written by `make chaos` (`bin/bench chaos`; chaos.json has the same for tools). ")
-	dirty := ""
-	if r.Commit.Dirty {
-		dirty = " (with uncommitted changes)"
-	}
 	p("Commit %s%s, %s; %d CPUs (%s), %s, %s, Redis %s, nginx %s; %.0f s%s.\n\n",
-		r.Commit.ID, dirty, r.Generated.Format(time.RFC3339), r.Machine.CPUs, r.Machine.CPUModel, r.Machine.Kernel, r.Machine.Go,
+		r.Commit.ID, r.Commit.dirtyText(), r.Generated.Format(time.RFC3339), r.Machine.CPUs, r.Machine.CPUModel, r.Machine.Kernel, r.Machine.Go,
 		r.Machine.Redis, r.Machine.Nginx, r.DurationS, map[bool]string{true: ", quick mode", false: ""}[r.Quick])
 	s := r.Settings
 	p("Fleet: Redis with AOF (appendfsync everysec), mockllm (%d ms a reply between faults), %d primaries and %d backup behind nginx, a fake Telegram Bot API. ",

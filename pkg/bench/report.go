@@ -66,6 +66,15 @@ type Commit struct {
 	Dirty bool   `json:"dirty"`
 }
 
+// dirtyText is what the reports say after the commit's id when the tree
+// had uncommitted changes.
+func (c Commit) dirtyText() string {
+	if c.Dirty {
+		return " (with uncommitted changes)"
+	}
+	return ""
+}
+
 // Machine is where the run ran.
 type Machine struct {
 	CPUs        int    `json:"cpus"`
