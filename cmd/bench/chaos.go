@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/botfleet/botfleet/pkg/bench"
+	"github.com/botfleet/botfleet/pkg/cli"
 )
 
 const chaosUsage = `Usage: bench chaos [flags]    (make chaos: make build, then this)
@@ -29,16 +29,7 @@ Scenarios, in order (--scenario picks some):
 
 // runChaos is bench chaos.
 func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench chaos", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), chaosUsage)
-		for _, n := range bench.ScenarioNames() {
-			fmt.Fprintf(fs.Output(), "  %s\n", n)
-		}
-		fmt.Fprint(fs.Output(), "\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs := cli.FlagSet("bench chaos", chaosUsage+"  "+strings.Join(bench.ScenarioNames(), "\n  ")+"\n\nFlags:\n", stderr)
 	quick := fs.Bool("quick", false, "3 s of load before each fault and 5 s after it (default 8 s and 10 s)")
 	only := fs.String("scenario", "", "run only these `scenarios`, comma-separated (see above)")
 	dir := fs.String("dir", "run/chaos", "`folder` of the logs, nginx's prefix and Redis's AOF")
@@ -49,7 +40,7 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	complRate := fs.Float64("completions-rate", 0, "POST /v1/chat/completions req/s (default 10)")
 	streamRate := fs.Float64("stream-rate", 0, "POST /v1/chat/completions with stream: true, req/s (default 5)")
 	tgRate := fs.Float64("telegram-rate", 0, "Telegram webhook events/s (default 10)")
-	if help, err := parseFlags(fs, args); help || err != nil {
+	if help, err := cli.Parse(fs, args); help || err != nil {
 		return err
 	}
 	for _, r := range []float64{*chatRate, *complRate, *streamRate, *tgRate} {

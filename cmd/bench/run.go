@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +10,7 @@ import (
 	"time"
 
 	"github.com/botfleet/botfleet/pkg/bench"
+	"github.com/botfleet/botfleet/pkg/cli"
 	"github.com/botfleet/botfleet/pkg/loadtest"
 )
 
@@ -57,21 +56,6 @@ soak.svg into --dir.
 Flags:
 `
 
-// parseFlags parses args into fs, which takes no arguments; help is true
-// after --help (printed).
-func parseFlags(fs *flag.FlagSet, args []string) (help bool, err error) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return true, nil
-		}
-		return false, err
-	}
-	if fs.NArg() > 0 {
-		return false, fmt.Errorf("unexpected arguments %q (see --help)", fs.Args())
-	}
-	return false, nil
-}
-
 // run parses the flags, runs the bench or the soak and writes the reports.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
@@ -85,13 +69,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		sub, args = args[0], args[1:]
 	}
 	soak := sub == "soak"
-	name := strings.TrimSpace("bench " + sub)
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usage)
-		fs.PrintDefaults()
-	}
+	fs := cli.FlagSet(strings.TrimSpace("bench "+sub), usage, stderr)
 	quick := fs.Bool("quick", false, "a smoke run of about two minutes: 2 s steps, a coarse ladder, a 20 s soak")
 	only := fs.String("only", "", "run only these `rows`, comma-separated (see above)")
 	dir := fs.String("dir", "run/bench", "`folder` of the raw results, profiles, logs and nginx prefixes")
@@ -112,7 +90,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		duration = fs.Duration("duration", 10*time.Minute, "how long the soak runs")
 		*out, *jsonFile, *svgFile = "", "", ""
 	}
-	if help, err := parseFlags(fs, args); help || err != nil {
+	if help, err := cli.Parse(fs, args); help || err != nil {
 		return err
 	}
 	o := bench.Options{Quick: *quick, Dir: *dir, Bin: *bin, SoakDuration: *soakFor, SoakEvery: *every, SoakRate: *rate, Log: stderr,

@@ -3,19 +3,6 @@
 // flags; config.example.yaml documents every setting.
 package main
 
-import (
-	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-)
+import "github.com/botfleet/botfleet/pkg/cli"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "bot:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("bot", run) }

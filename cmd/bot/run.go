@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/botfleet/botfleet/pkg/chat"
+	"github.com/botfleet/botfleet/pkg/cli"
 	"github.com/botfleet/botfleet/pkg/config"
 	"github.com/botfleet/botfleet/pkg/httpapi"
 	"github.com/botfleet/botfleet/pkg/memory"
@@ -39,25 +39,14 @@ Flags:
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bot", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
-	}
+	fs := cli.FlagSet("bot", usage, stderr)
 	configFile := fs.String("config", getenv("BOT_CONFIG"), "YAML configuration `file` (default $BOT_CONFIG)")
 	fs.Int("port", 8080, "listen `port` (server.port, WEB_PORT); 0 picks a free one")
 	fs.String("addr-file", "", "write the address listened on to this `file` once listening (server.addr_file)")
 	fs.String("log-level", "info", "log `level`: debug, info, warn or error (log.level)")
 	fs.String("log-file", "", "write logs to this `file` instead of standard error (log.file)")
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if help, err := cli.Parse(fs, args[1:]); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
 	}
 	flagKeys := map[string]string{"port": "server.port", "addr-file": "server.addr_file", "log-level": "log.level", "log-file": "log.file"}
 	set := map[string]string{}

@@ -41,8 +41,8 @@ Flags (anywhere on the line):
   --json          print JSON instead of text
 `
 
-// cli holds what every command needs.
-type cli struct {
+// ctl holds what every command needs.
+type ctl struct {
 	store    *auth.Store
 	limiter  *ratelimit.Limiter
 	tokenTTL time.Duration
@@ -97,7 +97,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	rdb := redis.NewUniversalClient(opts)
 	defer rdb.Close()
-	c := &cli{
+	c := &ctl{
 		store:    auth.NewStore(rdb, auth.StoreOptions{Prefix: cfg.Redis.KeyPrefix}),
 		limiter:  ratelimit.New(rdb, ratelimit.Options{Prefix: cfg.Redis.KeyPrefix}),
 		tokenTTL: cfg.Auth.Token.TTL, json: *asJSON, out: stdout,
@@ -173,7 +173,7 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-func (c *cli) print(v any, text func(w io.Writer)) error {
+func (c *ctl) print(v any, text func(w io.Writer)) error {
 	if c.json {
 		enc := json.NewEncoder(c.out)
 		enc.SetIndent("", "  ")
@@ -183,7 +183,7 @@ func (c *cli) print(v any, text func(w io.Writer)) error {
 	return nil
 }
 
-func (c *cli) create(ctx context.Context, spec auth.Spec) error {
+func (c *ctl) create(ctx context.Context, spec auth.Spec) error {
 	secret, k, err := c.store.Create(ctx, spec)
 	if err != nil {
 		return err
@@ -203,7 +203,7 @@ func status(k *auth.Key) string {
 	return "active"
 }
 
-func (c *cli) list(ctx context.Context) error {
+func (c *ctl) list(ctx context.Context) error {
 	keys, err := c.store.List(ctx)
 	if err != nil {
 		return err
@@ -218,7 +218,7 @@ func (c *cli) list(ctx context.Context) error {
 	})
 }
 
-func (c *cli) show(ctx context.Context, id string) error {
+func (c *ctl) show(ctx context.Context, id string) error {
 	k, err := c.store.Get(ctx, id)
 	if err != nil {
 		return err
@@ -245,7 +245,7 @@ func (c *cli) show(ctx context.Context, id string) error {
 
 // changed reports a revocation or rotation and how it reached the fleet;
 // an instance that did not confirm is an error.
-func (c *cli) changed(err error, what string, v any, p auth.Propagation) error {
+func (c *ctl) changed(err error, what string, v any, p auth.Propagation) error {
 	if err != nil {
 		return err
 	}

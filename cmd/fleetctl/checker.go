@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/cli"
 	"github.com/botfleet/botfleet/pkg/healthcheck"
 )
 
@@ -19,14 +20,14 @@ const defaultPause = 2 * time.Minute
 // checker talks to the health checker that config configures.
 func checker(ctx context.Context, args []string, config string, d time.Duration, stdout io.Writer) error {
 	if len(args) == 0 || config == "" {
-		return exitError{2, errors.New("checker: want addr|pause|resume --config FILE [PORT...]")}
+		return cli.Exit(2, errors.New("checker: want addr|pause|resume --config FILE [PORT...]"))
 	}
 	cfg, err := healthcheck.LoadConfig(config)
 	if err != nil {
-		return exitError{2, err}
+		return cli.Exit(2, err)
 	}
 	if cfg.Listen == "" {
-		return exitError{2, fmt.Errorf("checker: %s sets no listen address", config)}
+		return cli.Exit(2, fmt.Errorf("checker: %s sets no listen address", config))
 	}
 	switch args[0] {
 	case "addr":
@@ -34,12 +35,12 @@ func checker(ctx context.Context, args []string, config string, d time.Duration,
 		return nil
 	case "pause", "resume":
 	default:
-		return exitError{2, fmt.Errorf("checker: unknown %q", args[0])}
+		return cli.Exit(2, fmt.Errorf("checker: unknown %q", args[0]))
 	}
 	client := &http.Client{Timeout: 3 * time.Minute} // pause waits for a restart under way
 	for _, p := range args[1:] {
 		if _, err := strconv.Atoi(p); err != nil {
-			return exitError{2, fmt.Errorf("checker: bad port %q", p)}
+			return cli.Exit(2, fmt.Errorf("checker: bad port %q", p))
 		}
 		q := url.Values{"port": {p}}
 		if args[0] == "pause" {
@@ -58,7 +59,7 @@ func checker(ctx context.Context, args []string, config string, d time.Duration,
 			fmt.Fprintf(stdout, "health checker: %s port %s: %s", args[0], p, b)
 		case http.StatusNotFound: // it does not watch that port
 		default:
-			return exitError{2, fmt.Errorf("checker %s port %s: %s: %s", args[0], p, resp.Status, b)}
+			return cli.Exit(2, fmt.Errorf("checker %s port %s: %s: %s", args[0], p, resp.Status, b))
 		}
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/botfleet/botfleet/pkg/cli"
 	"github.com/botfleet/botfleet/pkg/config"
 	"github.com/botfleet/botfleet/pkg/proc"
 )
@@ -18,14 +19,14 @@ import (
 // launch starts argv with env and writes its pid file and launch record.
 func launch(pidfile, logFile string, port int, argv, env []string, stdout io.Writer) error {
 	if pidfile == "" || len(argv) == 0 {
-		return exitError{2, errors.New("launch: want --pidfile F -- ARGV...")}
+		return cli.Exit(2, errors.New("launch: want --pidfile F -- ARGV..."))
 	}
 	rec, _, err := proc.Start(proc.Spec{Argv: argv, Env: env, Log: logFile, Settings: digest(settings(argv, env, port))})
 	if err != nil {
-		return exitError{2, err}
+		return cli.Exit(2, err)
 	}
 	if err := rec.Write(pidfile); err != nil {
-		return exitError{2, err}
+		return cli.Exit(2, err)
 	}
 	fmt.Fprintln(stdout, rec.PID)
 	return nil // the process stays with init once this one exits
@@ -35,7 +36,7 @@ func launch(pidfile, logFile string, port int, argv, env []string, stdout io.Wri
 func changed(pidfile string, port int, argv, env []string, stdout io.Writer) error {
 	rec, err := proc.ReadRecord(pidfile)
 	if err != nil {
-		return exitError{1, quiet(1)}
+		return cli.Exit(1, nil)
 	}
 	was, now := settings(rec.Argv, rec.Env, port), settings(argv, env, port)
 	if digest(now) == rec.Settings {
@@ -57,7 +58,7 @@ func changed(pidfile string, port int, argv, env []string, stdout io.Writer) err
 		keys = []string{"the config file's content"}
 	}
 	fmt.Fprintln(stdout, strings.Join(keys, " "))
-	return exitError{3, quiet(3)}
+	return cli.Exit(3, nil)
 }
 
 // perInstance are the variables that differ between instances by design.

@@ -7,21 +7,6 @@
 // with --help for its subcommands.
 package main
 
-import (
-	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-)
+import "github.com/botfleet/botfleet/pkg/cli"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
-		if msg := err.Error(); msg != "" {
-			fmt.Fprintln(os.Stderr, "fleetctl:", msg)
-		}
-		os.Exit(exitCode(err))
-	}
-}
+func main() { cli.Main("fleetctl", run) }

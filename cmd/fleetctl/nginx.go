@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"text/template"
+
+	"github.com/botfleet/botfleet/pkg/cli"
 )
 
 // nginxTemplate is the template's path from the repository root, where
@@ -162,7 +164,7 @@ func isNum(s string) bool {
 func renderNginx(getenv func(string) string, out string, stdout io.Writer) error {
 	c, err := nginxSettings(getenv)
 	if err != nil {
-		return exitError{2, fmt.Errorf("render-nginx: %w", err)}
+		return cli.Exit(2, fmt.Errorf("render-nginx: %w", err))
 	}
 	path := getenv("NGINX_TEMPLATE")
 	if path == "" {
@@ -170,26 +172,31 @@ func renderNginx(getenv func(string) string, out string, stdout io.Writer) error
 	}
 	src, err := os.ReadFile(path)
 	if err != nil {
-		return exitError{2, fmt.Errorf("render-nginx: %w (run from the repository root)", err)}
+		return cli.Exit(2, fmt.Errorf("render-nginx: %w (run from the repository root)", err))
 	}
 	tpl, err := template.New(filepath.Base(path)).Option("missingkey=error").Parse(string(src))
 	if err != nil {
-		return exitError{2, fmt.Errorf("render-nginx: %w", err)}
+		return cli.Exit(2, fmt.Errorf("render-nginx: %w", err))
 	}
 	var b bytes.Buffer
 	if err := tpl.Execute(&b, c); err != nil {
-		return exitError{2, fmt.Errorf("render-nginx: %w", err)}
+		return cli.Exit(2, fmt.Errorf("render-nginx: %w", err))
 	}
 	if out == "" {
-		_, err = stdout.Write(b.Bytes())
-		return err
+		if _, err := stdout.Write(b.Bytes()); err != nil {
+			return cli.Exit(2, err)
+		}
+		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return exitError{2, err}
+		return cli.Exit(2, err)
 	}
 	tmp := out + ".tmp"
 	if err := os.WriteFile(tmp, b.Bytes(), 0o644); err != nil {
-		return exitError{2, err}
+		return cli.Exit(2, err)
 	}
-	return os.Rename(tmp, out)
+	if err := os.Rename(tmp, out); err != nil {
+		return cli.Exit(2, err)
+	}
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/botfleet/botfleet/pkg/cli"
 	"github.com/botfleet/botfleet/pkg/proc"
 )
 
@@ -50,32 +51,11 @@ Commands:
         checker answering, pause and resume say so and exit 0.
 `
 
-// exitError carries an exit code.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e exitError) Error() string { return e.err.Error() }
-
-func exitCode(err error) int {
-	var e exitError
-	if errors.As(err, &e) {
-		return e.code
-	}
-	return 2
-}
-
-// quiet is an exit status without a message.
-type quiet int
-
-func (q quiet) Error() string { return "" }
-
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) < 2 || args[1] == "-h" || args[1] == "--help" || args[1] == "help" {
 		fmt.Fprint(stderr, usage)
 		if len(args) < 2 {
-			return exitError{2, errors.New("a command is required")}
+			return cli.Exit(2, errors.New("a command is required"))
 		}
 		return nil
 	}
@@ -93,12 +73,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
-		return exitError{2, err}
+		return cli.Exit(2, err)
 	}
 	a := fs.Args()
 	if cmd == "checker" && len(a) > 0 { // checker ACTION [flags] [PORT...]
 		if err := fs.Parse(a[1:]); err != nil {
-			return exitError{2, err}
+			return cli.Exit(2, err)
 		}
 		a = append([]string{a[0]}, fs.Args()...)
 	}
@@ -107,22 +87,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return launch(*pidfile, *logFile, *port, a, os.Environ(), stdout)
 	case "pid":
 		if len(a) != 1 {
-			return exitError{2, errors.New("pid: want one PIDFILE")}
+			return cli.Exit(2, errors.New("pid: want one PIDFILE"))
 		}
 		id, err := proc.Find(a[0], *port)
 		return printPID(id, err, stdout)
 	case "group":
 		if len(a) != 1 || *port == 0 {
-			return exitError{2, errors.New("group: want --port P and one PIDFILE")}
+			return cli.Exit(2, errors.New("group: want --port P and one PIDFILE"))
 		}
 		return group(a[0], *port, stdout)
 	case "owner":
 		if len(a) != 1 {
-			return exitError{2, errors.New("owner: want one PORT")}
+			return cli.Exit(2, errors.New("owner: want one PORT"))
 		}
 		p, err := strconv.Atoi(a[0])
 		if err != nil {
-			return exitError{2, fmt.Errorf("owner: bad port %q", a[0])}
+			return cli.Exit(2, fmt.Errorf("owner: bad port %q", a[0]))
 		}
 		pids, err := proc.ListenerPIDs(p)
 		return printPIDs(pids, err, stdout)
@@ -142,7 +122,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "checker":
 		return checker(ctx, a, *config, *pauseFor, stdout)
 	}
-	return exitError{2, fmt.Errorf("unknown command %q (see --help)", cmd)}
+	return cli.Exit(2, fmt.Errorf("unknown command %q (see --help)", cmd))
 }
 
 func printPID(id proc.Identity, err error, stdout io.Writer) error {
@@ -151,19 +131,19 @@ func printPID(id proc.Identity, err error, stdout io.Writer) error {
 		fmt.Fprintln(stdout, id.PID)
 		return nil
 	case errors.Is(err, proc.ErrNotRunning):
-		return exitError{1, quiet(1)}
+		return cli.Exit(1, nil)
 	case errors.Is(err, proc.ErrForeign):
-		return exitError{3, err}
+		return cli.Exit(3, err)
 	}
-	return exitError{2, err}
+	return cli.Exit(2, err)
 }
 
 func printPIDs(pids []int, err error, stdout io.Writer) error {
 	if err != nil {
-		return exitError{2, err}
+		return cli.Exit(2, err)
 	}
 	if len(pids) == 0 {
-		return exitError{1, quiet(1)}
+		return cli.Exit(1, nil)
 	}
 	s := make([]string, len(pids))
 	for i, p := range pids {
@@ -179,15 +159,15 @@ func printPIDs(pids []int, err error, stdout io.Writer) error {
 func group(pidfile string, port int, stdout io.Writer) error {
 	pid, err := proc.ReadPID(pidfile)
 	if err != nil {
-		return exitError{2, err}
+		return cli.Exit(2, err)
 	}
 	members, err := proc.Group(pid)
 	if err != nil {
-		return exitError{2, err}
+		return cli.Exit(2, err)
 	}
 	listeners, err := proc.ListenerPIDs(port)
 	if err != nil {
-		return exitError{2, err}
+		return cli.Exit(2, err)
 	}
 	for _, m := range members {
 		for _, l := range listeners {
@@ -196,5 +176,5 @@ func group(pidfile string, port int, stdout io.Writer) error {
 			}
 		}
 	}
-	return exitError{1, quiet(1)}
+	return cli.Exit(1, nil)
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/botfleet/botfleet/pkg/cli"
 )
 
 func TestHelpAndSettingsDigest(t *testing.T) {
@@ -19,7 +21,7 @@ func TestHelpAndSettingsDigest(t *testing.T) {
 			t.Errorf("--help lacks %q", w)
 		}
 	}
-	if err := run(context.Background(), []string{"fleetctl", "nope"}, os.Getenv, &out, &errb); exitCode(err) != 2 {
+	if err := run(context.Background(), []string{"fleetctl", "nope"}, os.Getenv, &out, &errb); cli.ExitCode(err) != 2 {
 		t.Errorf("unknown command: %v", err)
 	}
 	cfg := filepath.Join(t.TempDir(), "config.yaml")

@@ -4,19 +4,6 @@
 // deploy/healthchecker.example.yaml documents the configuration.
 package main
 
-import (
-	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-)
+import "github.com/botfleet/botfleet/pkg/cli"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "healthchecker:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("healthchecker", run) }

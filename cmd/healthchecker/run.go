@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/cli"
 	"github.com/botfleet/botfleet/pkg/healthcheck"
 	"github.com/botfleet/botfleet/pkg/telemetry"
 )
@@ -65,25 +66,14 @@ func (t *targetFlags) Set(s string) error {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("healthchecker", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
-	}
+	fs := cli.FlagSet("healthchecker", usage, stderr)
 	configFile := fs.String("config", getenv("HEALTHCHECKER_CONFIG"), "YAML configuration `file` (default $HEALTHCHECKER_CONFIG); required unless --target is given")
 	var targets targetFlags
 	fs.Var(&targets, "target", "add a report-only liveness target `NAME=URL` (repeatable; never restarted)")
 	listen := fs.String("listen", "", "`address` of /status and /metrics, overriding the file's listen (default 127.0.0.1:9090)")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if help, err := cli.Parse(fs, args[1:]); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
 	}
 	if *configFile == "" && len(targets) == 0 {
 		fs.Usage()

@@ -20,20 +20,6 @@
 //	         [--slo-p99 50ms] [--sessions-per-rps F] [--json FILE] [--markdown FILE] [--step-cmd CMD]
 package main
 
-import (
-	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-)
+import "github.com/botfleet/botfleet/pkg/cli"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "loadtest:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("loadtest", run) }

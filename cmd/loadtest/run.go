@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/botfleet/botfleet/pkg/cli"
 	"github.com/botfleet/botfleet/pkg/console"
 	"github.com/botfleet/botfleet/pkg/loadtest"
 )
@@ -125,12 +126,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 0 {
 		args = args[1:]
 	}
-	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usage)
-		fs.PrintDefaults()
-	}
+	fs := cli.FlagSet("loadtest", usage, stderr)
 	url := fs.String("url", loadtest.DefaultURL, "base `URL` of the service (an instance or nginx)")
 	token := fs.String("token", "", "Bearer `token` (API key or access token) (default $API_KEY)")
 	target := fs.String("target", "chat", "what to drive: "+strings.Join(loadtest.TargetNames(), ", ")+" (chat: POST /v1/chat; completions: POST /v1/chat/completions; completions-stream: the same streamed; telegram: POST /webhook/telegram)")
@@ -163,10 +159,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	consoleKey := fs.String("console-key", "", "keep an admin console open on --url during the run, logged in with this admin `key` and polling /admin/api/fleet at the fleet's heartbeat interval as the page does: run with and without it to measure the console's cost")
 	stepCmd := fs.String("step-cmd", "", "search: shell `command` run as each step's window starts and after it was judged (see above)")
 	msgBytes := fs.Int("message-bytes", 0, "make every message exactly `N` bytes, unique to its conversation and turn (0: the short built-in texts)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if help, err := cli.Parse(fs, args); help || err != nil {
 		return err
 	}
 	set := map[string]bool{}
@@ -175,9 +168,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// The flags' own rules: which flags go together, and what 0 means on
 	// the command line. Every value is checked by package loadtest.
 	var bad []string
-	if fs.NArg() > 0 {
-		bad = append(bad, fmt.Sprintf("unexpected arguments %q", fs.Args()))
-	}
 	if set["rate"] && set["users"] {
 		bad = append(bad, "--rate and --users are mutually exclusive: --rate drives the open model (a fixed arrival rate), --users the closed model (N users who wait for each answer)")
 	}

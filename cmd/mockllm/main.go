@@ -12,32 +12,20 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/cli"
 	"github.com/botfleet/botfleet/pkg/mockllm"
 )
 
 // shutdownGrace bounds the graceful shutdown.
 const shutdownGrace = 5 * time.Second
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "mockllm:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("mockllm", run) }
 
 const usage = `Usage: mockllm [flags]
 
@@ -58,16 +46,10 @@ Flags:
 
 // run parses the flags, serves until ctx is done and shuts down gracefully.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	name := "mockllm"
 	if len(args) > 0 {
 		args = args[1:]
 	}
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usage)
-		fs.PrintDefaults()
-	}
+	fs := cli.FlagSet("mockllm", usage, stderr)
 	addr := fs.String("addr", "127.0.0.1:9998", "listen `address` (host:port; port 0 picks a free one)")
 	model := fs.String("model", mockllm.DefaultModel, "model `name` reported when a request names none")
 	apiKey := fs.String("api-key", getenv("MOCKLLM_API_KEY"), "if set, require \"Authorization: Bearer `KEY`\" on /v1/ (default $MOCKLLM_API_KEY)")
@@ -79,15 +61,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	chunkDelay := fs.Duration("chunk-delay", 0, "wait before each content chunk of a streamed reply")
 	cutAfter := fs.Int("cut-after", 0, "cut streams after this many content chunks: no finish, no [DONE] (0: never)")
 	seed := fs.Int64("seed", 0, "seed of the error and jitter random numbers (0: time-based)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if help, err := cli.Parse(fs, args); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 
 	srv := mockllm.New(mockllm.Options{Model: *model, APIKey: *apiKey, Seed: *seed})
