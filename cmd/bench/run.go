@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -74,8 +75,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	only := fs.String("only", "", "run only these `rows`, comma-separated (see above)")
 	dir := fs.String("dir", "run/bench", "`folder` of the raw results, profiles, logs and nginx prefixes")
 	bin := fs.String("bin", "bin", "`folder` of the bot and mockllm programs (make build)")
-	out := fs.String("out", "BENCHMARKS.md", "write the Markdown report to `FILE`")
-	jsonFile := fs.String("json", "bench.json", "write the machine-readable report to `FILE`")
+	out, jsonFile := reportFlags(fs, "BENCHMARKS.md", "bench.json")
 	svgFile := fs.String("svg", "BENCHMARKS-soak.svg", "write the soak's plot to `FILE` (linked from the Markdown report)")
 	soakFor := fs.Duration("soak", 0, "the soak row's length (default 2m, quick 20s)")
 	every := fs.Duration("soak-every", 0, "the soak's sampling interval (default 10s, quick 5s)")
@@ -153,6 +153,13 @@ func write(rep *bench.Report, out, jsonFile, svgFile, dir string) error {
 		}
 	}
 	return nil
+}
+
+// reportFlags declares --out and --json, the files of the Markdown and the
+// machine-readable report, with these defaults.
+func reportFlags(fs *flag.FlagSet, markdown, json string) (out, jsonFile *string) {
+	return fs.String("out", markdown, "write the Markdown report to `FILE`"),
+		fs.String("json", json, "write the machine-readable report to `FILE`")
 }
 
 // writeReport writes name (making its folder) with write.
