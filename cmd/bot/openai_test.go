@@ -10,28 +10,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openai/openai-go/v3"
+
 	"github.com/botfleet/botfleet/pkg/mockllm"
 	"github.com/botfleet/botfleet/pkg/testenv"
 )
 
 // completionReply is an OpenAI chat completion, or its error.
 type completionReply struct {
-	ID      string `json:"id"`
-	Object  string `json:"object"`
-	Model   string `json:"model"`
-	Choices []struct {
-		Message struct {
-			Role    string `json:"role"`
-			Content string `json:"content"`
-		} `json:"message"`
-		FinishReason string `json:"finish_reason"`
-	} `json:"choices"`
-	Usage struct {
-		PromptTokens     int `json:"prompt_tokens"`
-		CompletionTokens int `json:"completion_tokens"`
-		TotalTokens      int `json:"total_tokens"`
-	} `json:"usage"`
-	Error *struct {
+	ID      string                        `json:"id"`
+	Object  string                        `json:"object"`
+	Model   string                        `json:"model"`
+	Choices []openai.ChatCompletionChoice `json:"choices"`
+	Usage   openai.CompletionUsage        `json:"usage"`
+	Error   *struct {
 		Message string  `json:"message"`
 		Type    string  `json:"type"`
 		Param   *string `json:"param"`

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/httpapi"
 	"github.com/botfleet/botfleet/pkg/memory"
 	"github.com/botfleet/botfleet/pkg/mockllm"
 	"github.com/botfleet/botfleet/pkg/testenv"
@@ -95,14 +96,10 @@ func startBot(t testing.TB, env map[string]string) *instance {
 	return inst
 }
 
+// chatReply is POST /v1/chat's answer, or its error.
 type chatReply struct {
-	Reply      string  `json:"reply"`
-	Confidence float64 `json:"confidence"`
-	Timestamp  int64   `json:"timestamp"`
-	SessionID  string  `json:"session_id"`
-	Turn       int     `json:"turn"`
-	Instance   string  `json:"instance"`
-	Error      *struct {
+	httpapi.ChatResponse
+	Error *struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	} `json:"error"`

@@ -53,7 +53,9 @@ func (s *Server) validMessage(field, m string) error {
 	return nil
 }
 
-type chatResponse struct {
+// ChatResponse is the answer of POST /v1/chat, and the data of its
+// stream's done event.
+type ChatResponse struct {
 	Reply      string  `json:"reply"`
 	Confidence float64 `json:"confidence"`
 	Timestamp  int64   `json:"timestamp"`
@@ -62,8 +64,8 @@ type chatResponse struct {
 	Instance   string  `json:"instance"`
 }
 
-func (s *Server) chatResponse(res chat.Result) chatResponse {
-	return chatResponse{Reply: res.Reply, Confidence: res.Confidence, Timestamp: res.Timestamp,
+func (s *Server) chatResponse(res chat.Result) ChatResponse {
+	return ChatResponse{Reply: res.Reply, Confidence: res.Confidence, Timestamp: res.Timestamp,
 		SessionID: res.SessionID, Turn: res.Turn, Instance: s.deps.Instance}
 }
 
