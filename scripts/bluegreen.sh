@@ -3,7 +3,6 @@
 # 000/001): start the other colour, switch nginx to it gracefully, stop the
 # old colour; roll back the same way.
 set -euo pipefail
-SCRIPT=bluegreen
 # shellcheck disable=SC2034 # read by scripts/lib.sh
 NEEDS_ARGS=1
 

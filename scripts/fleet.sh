@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # fleet.sh — the local fleet behind make fleet / fleet-down / fleet-status.
 set -euo pipefail
-SCRIPT=fleet
 # shellcheck disable=SC2034 # read by scripts/lib.sh
 NEEDS_ARGS=1
 

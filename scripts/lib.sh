@@ -34,8 +34,10 @@ if declare -F usage >/dev/null; then
 	esac
 fi
 
-say() { echo "${SCRIPT:-fleet}: $*"; }
-warn() { echo "${SCRIPT:-fleet}: $*" >&2; }
+# SCRIPT names the script in its messages: its file name without .sh.
+SCRIPT=$(basename "$0" .sh)
+say() { echo "$SCRIPT: $*"; }
+warn() { echo "$SCRIPT: $*" >&2; }
 die() {
 	warn "$@"
 	exit 1

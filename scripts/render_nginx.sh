@@ -2,7 +2,6 @@
 # render_nginx.sh — render nginx/nginx.conf.tmpl for a list of bot instances
 # (bin/fleetctl render-nginx does the work).
 set -euo pipefail
-SCRIPT=render_nginx
 
 usage() {
 	cat <<'EOF2'

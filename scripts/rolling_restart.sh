@@ -2,7 +2,6 @@
 # rolling_restart.sh — restart bot instances one at a time without
 # dropping a request.
 set -euo pipefail
-SCRIPT=rolling_restart
 
 usage() {
 	cat <<'EOF'

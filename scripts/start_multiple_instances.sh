@@ -2,7 +2,6 @@
 # start_multiple_instances.sh — start bot instances in the background, one
 # per port (seed 003's script, with pid files, health waits and checks).
 set -euo pipefail
-SCRIPT=start_multiple_instances
 
 usage() {
 	cat <<'EOF'

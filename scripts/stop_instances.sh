@@ -2,7 +2,6 @@
 # stop_instances.sh — stop bot instances by their pid files: SIGTERM (the
 # bot drains), a grace period, then SIGKILL.
 set -euo pipefail
-SCRIPT=stop_instances
 
 usage() {
 	cat <<'EOF'
