@@ -17,7 +17,9 @@ import (
 	"github.com/botfleet/botfleet/pkg/defaults"
 	"github.com/botfleet/botfleet/pkg/keyspace"
 	"github.com/botfleet/botfleet/pkg/pause"
+	"github.com/botfleet/botfleet/pkg/telemetry"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -101,19 +103,15 @@ func New(rdb redis.UniversalClient, opts Options) *Authenticator {
 		h := sha256.Sum256([]byte(k))
 		a.boot = append(a.boot, bootKey{hash: h, id: "bootstrap-" + hex.EncodeToString(h[:6])})
 	}
-	a.total = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "botfleet_auth_total", Help: "Credential checks by kind (bootstrap, key, token, admin) and outcome (ok or the refusal's code).",
-	}, []string{"kind", "outcome"})
-	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(a.total, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "botfleet_auth_cache_live", Help: "1 while the key cache is in use (its revocation subscription is up), else 0.",
-		}, func() float64 {
-			if a.Live() {
-				return 1
-			}
-			return 0
-		}))
-	}
+	a.total = telemetry.NewVecs(opts.Registerer).Counter("botfleet_auth_total", "Credential checks by kind (bootstrap, key, token, admin) and outcome (ok or the refusal's code).", "kind", "outcome")
+	promauto.With(opts.Registerer).NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "botfleet_auth_cache_live", Help: "1 while the key cache is in use (its revocation subscription is up), else 0.",
+	}, func() float64 {
+		if a.Live() {
+			return 1
+		}
+		return 0
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	go a.listen(ctx)

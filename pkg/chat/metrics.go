@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/botfleet/botfleet/pkg/fault"
+	"github.com/botfleet/botfleet/pkg/telemetry"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -27,32 +28,15 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	buckets := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
-	m := &metrics{
-		turns: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "botfleet_chat_turns_total", Help: "Chat turns by endpoint and outcome (answered, replayed, cached, failed).",
-		}, []string{"endpoint", "outcome"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "botfleet_chat_turn_duration_seconds", Help: "Chat turn time by endpoint, lock wait and backend call included.",
-			Buckets: buckets,
-		}, []string{"endpoint"}),
-		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "botfleet_chat_turn_failures_total", Help: "Failed chat turns by endpoint and error code.",
-		}, []string{"endpoint", "code"}),
-		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "botfleet_chat_turns_in_flight", Help: "Chat turns running now, by endpoint.",
-		}, []string{"endpoint"}),
-		ttft: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "botfleet_chat_time_to_first_token_seconds", Help: "Streamed chat turns: time from the request to the first piece of the reply sent, lock wait included, by endpoint.",
-			Buckets: buckets,
-		}, []string{"endpoint"}),
-		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "botfleet_chat_cache_lookups_total", Help: "First-turn response cache reads by result (hit, miss).",
-		}, []string{"result"}),
+	v := telemetry.NewVecs(reg)
+	return &metrics{
+		turns:    v.Counter("botfleet_chat_turns_total", "Chat turns by endpoint and outcome (answered, replayed, cached, failed).", "endpoint", "outcome"),
+		duration: v.Histogram("botfleet_chat_turn_duration_seconds", "Chat turn time by endpoint, lock wait and backend call included.", buckets, "endpoint"),
+		failures: v.Counter("botfleet_chat_turn_failures_total", "Failed chat turns by endpoint and error code.", "endpoint", "code"),
+		inFlight: v.Gauge("botfleet_chat_turns_in_flight", "Chat turns running now, by endpoint.", "endpoint"),
+		ttft:     v.Histogram("botfleet_chat_time_to_first_token_seconds", "Streamed chat turns: time from the request to the first piece of the reply sent, lock wait included, by endpoint.", buckets, "endpoint"),
+		cache:    v.Counter("botfleet_chat_cache_lookups_total", "First-turn response cache reads by result (hit, miss).", "result"),
 	}
-	if reg != nil {
-		reg.MustRegister(m.turns, m.duration, m.failures, m.inFlight, m.ttft, m.cache)
-	}
-	return m
 }
 
 func endpointOf(r Request) string {

@@ -8,6 +8,7 @@ package contentfilter
 import (
 	"strings"
 
+	"github.com/botfleet/botfleet/pkg/telemetry"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -47,12 +48,7 @@ func New(opts Options) *Filter {
 	if len(f.words) == 0 {
 		return nil
 	}
-	f.matches = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "botfleet_content_filter_total", Help: "Messages that matched the content filter, by source (http, im platform) and action (block, flag).",
-	}, []string{"source", "action"})
-	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(f.matches)
-	}
+	f.matches = telemetry.NewVecs(opts.Registerer).Counter("botfleet_content_filter_total", "Messages that matched the content filter, by source (http, im platform) and action (block, flag).", "source", "action")
 	return f
 }
 

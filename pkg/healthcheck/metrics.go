@@ -1,47 +1,27 @@
 package healthcheck
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/botfleet/botfleet/pkg/telemetry"
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // metrics are the checker's Prometheus metrics.
 type metrics struct {
-	probes   *prometheus.CounterVec
-	restarts *prometheus.CounterVec
-	alerts   *prometheus.CounterVec
-	state    *prometheus.GaugeVec
+	probes, restarts, alerts *prometheus.CounterVec
+	state                    *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
-	m := &metrics{
-		probes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "botfleet_healthcheck_probes_total",
-			Help: "Probes by target, kind (liveness, readiness) and result (success, failure).",
-		}, []string{"target", "kind", "result"}),
-		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "botfleet_healthcheck_restarts_total",
-			Help: "Restarts by target.",
-		}, []string{"target"}),
-		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "botfleet_healthcheck_alerts_total",
-			Help: "Alerts fired by target (a target marked failed).",
-		}, []string{"target"}),
-		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "botfleet_healthcheck_target_state",
-			Help: "1 for the state each target is in, 0 for the others.",
-		}, []string{"target", "state"}),
+	v := telemetry.NewVecs(reg)
+	return &metrics{
+		probes:   v.Counter("botfleet_healthcheck_probes_total", "Probes by target, kind (liveness, readiness) and result (success, failure).", "target", "kind", "result"),
+		restarts: v.Counter("botfleet_healthcheck_restarts_total", "Restarts by target.", "target"),
+		alerts:   v.Counter("botfleet_healthcheck_alerts_total", "Alerts fired by target (a target marked failed).", "target"),
+		state:    v.Gauge("botfleet_healthcheck_target_state", "1 for the state each target is in, 0 for the others.", "target", "state"),
 	}
-	reg.MustRegister(m.probes, m.restarts, m.alerts, m.state)
-	return m
 }
 
-func (m *metrics) setState(target string, s State) {
-	for _, st := range States {
-		v := 0.0
-		if st == s {
-			v = 1
-		}
-		m.state.WithLabelValues(target, string(st)).Set(v)
-	}
-}
+func (m *metrics) setState(target string, s State) { telemetry.SetState(m.state, States, s, target) }
 
 // forget drops a removed target's series.
 func (m *metrics) forget(target string) {

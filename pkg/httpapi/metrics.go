@@ -1,6 +1,9 @@
 package httpapi
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/botfleet/botfleet/pkg/telemetry"
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // metrics are the HTTP layer's:
 //
@@ -12,17 +15,10 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
-	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "botfleet_http_requests_total", Help: "HTTP responses by route, method and status code.",
-		}, []string{"route", "method", "code"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "botfleet_http_request_duration_seconds", Help: "HTTP response time by route, method and status code.",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
-		}, []string{"route", "method", "code"}),
+	v := telemetry.NewVecs(reg)
+	return &metrics{
+		requests: v.Counter("botfleet_http_requests_total", "HTTP responses by route, method and status code.", "route", "method", "code"),
+		duration: v.Histogram("botfleet_http_request_duration_seconds", "HTTP response time by route, method and status code.",
+			[]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}, "route", "method", "code"),
 	}
-	if reg != nil {
-		reg.MustRegister(m.requests, m.duration)
-	}
-	return m
 }

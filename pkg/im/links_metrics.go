@@ -1,34 +1,24 @@
 package im
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/botfleet/botfleet/pkg/telemetry"
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // linkMetrics are the links' collectors.
 type linkMetrics struct {
-	up       *prometheus.GaugeVec
-	leader   *prometheus.GaugeVec
-	connects *prometheus.CounterVec
-	events   *prometheus.CounterVec
+	up, leader       *prometheus.GaugeVec
+	connects, events *prometheus.CounterVec
 }
 
 func newLinkMetrics(reg prometheus.Registerer) *linkMetrics {
-	m := &linkMetrics{
-		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "botfleet_im_link_up", Help: "1 while this instance's link of the platform is connected.",
-		}, []string{"platform"}),
-		leader: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "botfleet_im_link_leader", Help: "1 while this instance holds the lease of a platform's `one` link.",
-		}, []string{"platform"}),
-		connects: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "botfleet_im_link_connections_total", Help: "Link connections by platform and outcome (ok: connected, dropped: ended with an error).",
-		}, []string{"platform", "outcome"}),
-		events: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "botfleet_im_link_events_total", Help: "Events received over links by platform and outcome (queued, duplicate, ignored, answered, rejected, failed).",
-		}, []string{"platform", "outcome"}),
+	v := telemetry.NewVecs(reg)
+	return &linkMetrics{
+		up:       v.Gauge("botfleet_im_link_up", "1 while this instance's link of the platform is connected.", "platform"),
+		leader:   v.Gauge("botfleet_im_link_leader", "1 while this instance holds the lease of a platform's `one` link.", "platform"),
+		connects: v.Counter("botfleet_im_link_connections_total", "Link connections by platform and outcome (ok: connected, dropped: ended with an error).", "platform", "outcome"),
+		events:   v.Counter("botfleet_im_link_events_total", "Events received over links by platform and outcome (queued, duplicate, ignored, answered, rejected, failed).", "platform", "outcome"),
 	}
-	if reg != nil {
-		reg.MustRegister(m.up, m.leader, m.connects, m.events)
-	}
-	return m
 }
 
 func (m *linkMetrics) state(platform, state string) {

@@ -1,6 +1,9 @@
 package im
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/botfleet/botfleet/pkg/telemetry"
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // metrics are the pipeline's:
 //
@@ -12,19 +15,10 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
-	m := &metrics{
-		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "botfleet_im_webhooks_total", Help: "IM webhook requests by platform and outcome (queued, duplicate, ignored, answered, rejected).",
-		}, []string{"platform", "outcome"}),
-		replies: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "botfleet_im_replies_total", Help: "Replies to IM platforms by platform and outcome (sent, already_sent, failed).",
-		}, []string{"platform", "outcome"}),
-		attachments: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "botfleet_im_attachments_total", Help: "Images and files received, by platform and outcome (taken, refused, failed).",
-		}, []string{"platform", "outcome"}),
+	v := telemetry.NewVecs(reg)
+	return &metrics{
+		webhooks:    v.Counter("botfleet_im_webhooks_total", "IM webhook requests by platform and outcome (queued, duplicate, ignored, answered, rejected).", "platform", "outcome"),
+		replies:     v.Counter("botfleet_im_replies_total", "Replies to IM platforms by platform and outcome (sent, already_sent, failed).", "platform", "outcome"),
+		attachments: v.Counter("botfleet_im_attachments_total", "Images and files received, by platform and outcome (taken, refused, failed).", "platform", "outcome"),
 	}
-	if reg != nil {
-		reg.MustRegister(m.webhooks, m.replies, m.attachments)
-	}
-	return m
 }

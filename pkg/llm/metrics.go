@@ -1,6 +1,9 @@
 package llm
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/botfleet/botfleet/pkg/telemetry"
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // routerMetrics are the router's:
 //
@@ -19,25 +22,12 @@ type routerMetrics struct {
 
 func newRouterMetrics(reg prometheus.Registerer) *routerMetrics {
 	buckets := []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
-	m := &routerMetrics{
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "botfleet_llm_request_duration_seconds", Help: "LLM endpoint calls by model, endpoint and outcome (ok or the error code).", Buckets: buckets,
-		}, []string{"model", "endpoint", "outcome"}),
-		ttft: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "botfleet_llm_time_to_first_token_seconds", Help: "Streamed LLM calls: time from the call to the first piece of the reply, by model.", Buckets: buckets,
-		}, []string{"model"}),
-		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "botfleet_llm_breaker_state", Help: "Circuit breaker state per model endpoint: 0 closed, 1 half-open, 2 open.",
-		}, []string{"backend"}),
-		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "botfleet_llm_fallbacks_total", Help: "LLM calls answered by a fallback model, by the model asked for and the fallback.",
-		}, []string{"model", "fallback"}),
-		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "botfleet_llm_tokens_total", Help: "Tokens by model and kind (prompt, completion), as the backends report them.",
-		}, []string{"model", "kind"}),
+	v := telemetry.NewVecs(reg)
+	return &routerMetrics{
+		duration:  v.Histogram("botfleet_llm_request_duration_seconds", "LLM endpoint calls by model, endpoint and outcome (ok or the error code).", buckets, "model", "endpoint", "outcome"),
+		ttft:      v.Histogram("botfleet_llm_time_to_first_token_seconds", "Streamed LLM calls: time from the call to the first piece of the reply, by model.", buckets, "model"),
+		breaker:   v.Gauge("botfleet_llm_breaker_state", "Circuit breaker state per model endpoint: 0 closed, 1 half-open, 2 open.", "backend"),
+		fallbacks: v.Counter("botfleet_llm_fallbacks_total", "LLM calls answered by a fallback model, by the model asked for and the fallback.", "model", "fallback"),
+		tokens:    v.Counter("botfleet_llm_tokens_total", "Tokens by model and kind (prompt, completion), as the backends report them.", "model", "kind"),
 	}
-	if reg != nil {
-		reg.MustRegister(m.duration, m.ttft, m.breaker, m.fallbacks, m.tokens)
-	}
-	return m
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+
+	"github.com/botfleet/botfleet/pkg/telemetry"
 )
 
 // Check tells whether the store can take a turn now, in one round trip
@@ -62,11 +64,5 @@ func (s *Store) setState(err error) {
 	default:
 		state = "unavailable"
 	}
-	for _, st := range storeStates {
-		v := 0.0
-		if st == state {
-			v = 1
-		}
-		s.metrics.state.WithLabelValues(st).Set(v)
-	}
+	telemetry.SetState(s.metrics.state, storeStates, state)
 }

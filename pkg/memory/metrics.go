@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/telemetry"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -27,21 +28,12 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
-	m := &metrics{
-		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "botfleet_memory_store_state",
-			Help: "The conversation store (Redis) as the last readiness check saw it: 1 for the current state (ok, full, unavailable), 0 for the others.",
-		}, []string{"state"}),
-		wait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "botfleet_memory_lock_wait_seconds",
-			Help:    "Time a turn waited in Begin for its conversation (idempotency check, FIFO lock and history load), by outcome.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
-		}, []string{"outcome"}),
+	v := telemetry.NewVecs(reg)
+	return &metrics{
+		state: v.Gauge("botfleet_memory_store_state", "The conversation store (Redis) as the last readiness check saw it: 1 for the current state (ok, full, unavailable), 0 for the others.", "state"),
+		wait: v.Histogram("botfleet_memory_lock_wait_seconds", "Time a turn waited in Begin for its conversation (idempotency check, FIFO lock and history load), by outcome.",
+			[]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}, "outcome"),
 	}
-	if reg != nil {
-		reg.MustRegister(m.state, m.wait)
-	}
-	return m
 }
 
 // waited records one Begin: its wait by outcome, and its span.

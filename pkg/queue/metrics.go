@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/telemetry"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -18,17 +19,12 @@ type Metrics struct {
 
 // NewMetrics registers the job metrics on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{
-		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "botfleet_queue_jobs_total", Help: "Queue jobs run by this instance, by priority and outcome (done, retry, dead, abandoned, lost).",
-		}, []string{"priority", "outcome"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "botfleet_queue_job_duration_seconds", Help: "Queue job run time by priority.",
-			Buckets: []float64{.005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120},
-		}, []string{"priority"}),
+	v := telemetry.NewVecs(reg)
+	return &Metrics{
+		jobs: v.Counter("botfleet_queue_jobs_total", "Queue jobs run by this instance, by priority and outcome (done, retry, dead, abandoned, lost).", "priority", "outcome"),
+		duration: v.Histogram("botfleet_queue_job_duration_seconds", "Queue job run time by priority.",
+			[]float64{.005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}, "priority"),
 	}
-	reg.MustRegister(m.jobs, m.duration)
-	return m
 }
 
 // Observe counts and times one job.

@@ -47,6 +47,7 @@ import (
 	"github.com/botfleet/botfleet/pkg/defaults"
 	"github.com/botfleet/botfleet/pkg/fault"
 	"github.com/botfleet/botfleet/pkg/keyspace"
+	"github.com/botfleet/botfleet/pkg/telemetry"
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -151,13 +152,8 @@ func (l *Limiter) warn(scope string, err error) {
 func New(rdb redis.UniversalClient, opts Options) *Limiter {
 	opts.setDefaults()
 	l := &Limiter{rdb: rdb, gcra: redis_rate.NewLimiter(rdb), opts: opts, local: newLocal(opts.Instances)}
-	l.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "botfleet_ratelimit_decisions_total",
-		Help: "Admissions by scope (ip, key, rpm, conversation, in_flight, tokens, budget) and outcome (allowed, limited, unavailable, local_allowed, local_limited).",
-	}, []string{"scope", "outcome"})
-	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(l.decisions)
-	}
+	l.decisions = telemetry.NewVecs(opts.Registerer).Counter("botfleet_ratelimit_decisions_total",
+		"Admissions by scope (ip, key, rpm, conversation, in_flight, tokens, budget) and outcome (allowed, limited, unavailable, local_allowed, local_limited).", "scope", "outcome")
 	return l
 }
 
