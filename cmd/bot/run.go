@@ -18,6 +18,7 @@ import (
 	"github.com/botfleet/botfleet/pkg/config"
 	"github.com/botfleet/botfleet/pkg/httpapi"
 	"github.com/botfleet/botfleet/pkg/memory"
+	"github.com/botfleet/botfleet/pkg/proc"
 	"github.com/botfleet/botfleet/pkg/registry"
 	"github.com/botfleet/botfleet/pkg/stream"
 	"github.com/botfleet/botfleet/pkg/telemetry"
@@ -91,12 +92,7 @@ func listen(cfg *config.Config) (net.Listener, error) {
 		cfg.Server.InstanceName = "bot-instance-" + strconv.Itoa(port)
 	}
 	if f := cfg.Server.AddrFile; f != "" {
-		tmp := f + ".tmp"
-		err := os.WriteFile(tmp, []byte(ln.Addr().String()+"\n"), 0o644)
-		if err == nil {
-			err = os.Rename(tmp, f)
-		}
-		if err != nil {
+		if err := proc.WriteAddr(f, ln.Addr()); err != nil {
 			ln.Close()
 			return nil, fmt.Errorf("server.addr_file: %w", err)
 		}

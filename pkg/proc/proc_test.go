@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -137,5 +138,27 @@ func TestGroupListsLiveMembers(t *testing.T) {
 	}
 	if Alive(pgid) || !Alive(member.Process.Pid) {
 		t.Fatal("Alive")
+	}
+}
+
+func TestAddrFileNamesTheBoundPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	path := filepath.Join(t.TempDir(), "run", "x.addr")
+	if _, err := ReadAddr(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("ReadAddr before WriteAddr: %v, want os.ErrNotExist", err)
+	}
+	if err := WriteAddr(path, ln.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadAddr(path)
+	if err != nil || got != ln.Addr().String() || strings.HasSuffix(got, ":0") {
+		t.Fatalf("ReadAddr = %q, %v; want %s", got, err, ln.Addr())
+	}
+	if _, err := os.Stat(path + ".tmp"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the temporary file is left: %v", err)
 	}
 }

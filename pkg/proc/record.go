@@ -82,14 +82,17 @@ func (r Record) Write(pidfile string) error {
 		return err
 	}
 	if err := writeAtomic(RecordPath(pidfile), append(b, '\n'), 0o600); err != nil {
-		return err
+		return fmt.Errorf("pid file: %w", err)
 	}
 	return WritePID(pidfile, r.PID)
 }
 
 // WritePID writes pid to pidfile atomically, without a record.
 func WritePID(pidfile string, pid int) error {
-	return writeAtomic(pidfile, []byte(strconv.Itoa(pid)+"\n"), 0o644)
+	if err := writeAtomic(pidfile, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+		return fmt.Errorf("pid file: %w", err)
+	}
+	return nil
 }
 
 // Remove removes pidfile and its record.
@@ -98,21 +101,20 @@ func Remove(pidfile string) {
 	_ = os.Remove(RecordPath(pidfile))
 }
 
+// writeAtomic writes b to path through a temporary file beside it, so
+// that a reader sees the old content or the new, never part of it.
 func writeAtomic(path string, b []byte, mode os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("pid file: %w", err)
+		return err
 	}
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, b, mode); err != nil {
-		return fmt.Errorf("pid file: %w", err)
+		return err
 	}
 	if err := os.Chmod(tmp, mode); err != nil {
-		return fmt.Errorf("pid file: %w", err)
+		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("pid file: %w", err)
-	}
-	return nil
+	return os.Rename(tmp, path)
 }
 
 // Find returns the live process pidfile names, when it is the one the
