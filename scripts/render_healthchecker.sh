@@ -12,7 +12,9 @@ Usage: scripts/render_healthchecker.sh [-o FILE] PORT...
 Writes bin/healthchecker's configuration for the local instances on PORT...
 (started by scripts/start_multiple_instances.sh: pid files
 run/instance_$PORT.pid, logs logs/instance_$PORT.log) to standard output or
-FILE. LISTEN sets the checker's own address (default 127.0.0.1:9090);
+FILE. LISTEN sets the checker's own address (default 127.0.0.1:9090; port
+0 picks a free one), ADDR_FILE the file it writes the address it listens on
+to (default none; fleetctl checker addr reads it);
 REGISTRY_REDIS the Redis it publishes its targets to (default
 REDIS_HOST:REDIS_PORT; empty for none); ALERT_WEBHOOK, ALERT_KIND (generic,
 dingtalk or feishu) and ALERT_SECRET its alert robot (default none: alerts
@@ -63,7 +65,8 @@ render() {
 # render run/healthchecker.yaml for the ports they run); edit the script.
 # Durations are strings with a unit ("2s", "500ms"); unknown keys are errors.
 
-listen: $listen     # GET /status (JSON) and /metrics (Prometheus)
+listen: $listen     # GET /status (JSON) and /metrics (Prometheus); port 0: a free one
+addr_file: "${ADDR_FILE:-}"              # gets the address listened on once listening (for port 0); empty: none
 on_exit: leave             # SIGTERM: leave supervised instances running, or "stop" them
 
 alert:

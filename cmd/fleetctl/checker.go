@@ -31,13 +31,14 @@ func checker(ctx context.Context, args []string, config string, d time.Duration,
 	}
 	switch args[0] {
 	case "addr":
-		fmt.Fprintln(stdout, cfg.Listen)
+		fmt.Fprintln(stdout, cfg.Addr())
 		return nil
 	case "pause", "resume":
 	default:
 		return cli.Exit(2, fmt.Errorf("checker: unknown %q", args[0]))
 	}
 	client := &http.Client{Timeout: 3 * time.Minute} // pause waits for a restart under way
+	addr := cfg.Addr()
 	for _, p := range args[1:] {
 		if _, err := strconv.Atoi(p); err != nil {
 			return cli.Exit(2, fmt.Errorf("checker: bad port %q", p))
@@ -46,10 +47,10 @@ func checker(ctx context.Context, args []string, config string, d time.Duration,
 		if args[0] == "pause" {
 			q.Set("for", d.String())
 		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+cfg.Listen+"/"+args[0]+"?"+q.Encode(), nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/"+args[0]+"?"+q.Encode(), nil)
 		resp, err := client.Do(req)
 		if err != nil {
-			fmt.Fprintf(stdout, "no health checker answers on %s; nothing to %s\n", cfg.Listen, args[0])
+			fmt.Fprintf(stdout, "no health checker answers on %s; nothing to %s\n", addr, args[0])
 			return nil
 		}
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))

@@ -46,7 +46,8 @@ Commands:
   render-nginx [-o FILE]
         render nginx/nginx.conf.tmpl (see scripts/render_nginx.sh --help).
   checker addr|pause|resume --config FILE [--for D] [PORT...]
-        the health checker of FILE: its address; pause its restarts of
+        the health checker of FILE: its address (addr_file's, once written,
+        else listen's); pause its restarts of
         PORT's targets for D (default 2m), or resume them. Without a
         checker answering, pause and resume say so and exit 0.
 `

@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/botfleet/botfleet/pkg/cli"
+	"github.com/botfleet/botfleet/pkg/proc"
 )
 
 func TestHelpAndSettingsDigest(t *testing.T) {
@@ -42,5 +44,34 @@ func TestHelpAndSettingsDigest(t *testing.T) {
 	os.WriteFile(cfg, []byte("chat: {max_message_chars: 30}\n"), 0o644)
 	if b := digest(settings(argv("8080"), env("8080"), 8080)); a == b {
 		t.Error("the config file's content does not change the settings")
+	}
+}
+
+// checker addr names the address a checker on port 0 wrote to its
+// addr_file, and listen's until it has.
+func TestCheckerAddrReadsTheAddrFile(t *testing.T) {
+	dir := t.TempDir()
+	addrFile, cfg := filepath.Join(dir, "hc.addr"), filepath.Join(dir, "hc.yaml")
+	os.WriteFile(cfg, []byte("listen: 127.0.0.1:0\naddr_file: "+addrFile+"\n"), 0o644)
+	addr := func() string {
+		var out bytes.Buffer
+		if err := run(context.Background(), []string{"fleetctl", "checker", "addr", "--config", cfg}, os.Getenv, &out, &bytes.Buffer{}); err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(out.String())
+	}
+	if got := addr(); got != "127.0.0.1:0" {
+		t.Fatalf("before the checker listens: %q, want listen's 127.0.0.1:0", got)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if err := proc.WriteAddr(addrFile, ln.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if got := addr(); got != ln.Addr().String() {
+		t.Fatalf("checker addr = %q, want the address in addr_file %s", got, ln.Addr())
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/botfleet/botfleet/pkg/cli"
 	"github.com/botfleet/botfleet/pkg/healthcheck"
+	"github.com/botfleet/botfleet/pkg/proc"
 	"github.com/botfleet/botfleet/pkg/telemetry"
 )
 
@@ -29,7 +30,9 @@ backoff and a restart budget; past the budget a target is marked failed and
 an alert is sent. Readiness is reported only and never restarts anything.
 
 Serves GET /status (JSON: every target's state, last probe, restarts,
-backoff) and GET /metrics (Prometheus) on --listen.
+backoff) and GET /metrics (Prometheus) on --listen; with port 0 it picks a
+free port, logs it and, with --addr-file (addr_file), writes the address
+to that file once listening.
 
 Signals: SIGHUP reloads the --config file (added targets start, removed ones
 stop, changed ones restart their workers, failed ones may restart again);
@@ -46,6 +49,7 @@ restart strategies are supervise, pidfile, command and none.
 Examples:
   healthchecker --config deploy/healthchecker.example.yaml
   healthchecker --target bot-8080=http://127.0.0.1:8080/health --listen 127.0.0.1:9091
+  healthchecker --config hc.yaml --listen 127.0.0.1:0 --addr-file run/healthchecker.addr
   curl -s 127.0.0.1:9090/status
 
 Flags:
@@ -70,7 +74,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	configFile := fs.String("config", getenv("HEALTHCHECKER_CONFIG"), "YAML configuration `file` (default $HEALTHCHECKER_CONFIG); required unless --target is given")
 	var targets targetFlags
 	fs.Var(&targets, "target", "add a report-only liveness target `NAME=URL` (repeatable; never restarted)")
-	listen := fs.String("listen", "", "`address` of /status and /metrics, overriding the file's listen (default 127.0.0.1:9090)")
+	listen := fs.String("listen", "", "`address` of /status and /metrics, overriding the file's listen (default 127.0.0.1:9090; port 0 picks a free one)")
+	addrFile := fs.String("addr-file", "", "write the address listened on to this `file` once listening, overriding the file's addr_file")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	if help, err := cli.Parse(fs, args[1:]); help || err != nil {
 		return err
@@ -79,8 +84,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fs.Usage()
 		return errors.New("--config or --target is required")
 	}
-	listenSet := false
-	fs.Visit(func(f *flag.Flag) { listenSet = listenSet || f.Name == "listen" })
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
 	load := func() (*healthcheck.Config, error) {
 		cfg := healthcheck.DefaultConfig()
@@ -94,8 +99,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			name, u, _ := strings.Cut(s, "=")
 			cfg.Targets = append(cfg.Targets, healthcheck.NewTarget(name, u, cfg.Defaults))
 		}
-		if listenSet {
+		if set["listen"] {
 			cfg.Listen = *listen
+		}
+		if set["addr-file"] {
+			cfg.AddrFile = *addrFile
 		}
 		if err := cfg.Validate(); err != nil {
 			return nil, fmt.Errorf("config: %w", err)
@@ -126,6 +134,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ln, err := net.Listen("tcp", cfg.Listen)
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w (is another healthchecker running?)", cfg.Listen, err)
+		}
+		if cfg.AddrFile != "" {
+			if err := proc.WriteAddr(cfg.AddrFile, ln.Addr()); err != nil {
+				ln.Close()
+				return fmt.Errorf("addr_file: %w", err)
+			}
 		}
 		srv = &http.Server{
 			Handler:           checker.Handler(),

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/botfleet/botfleet/pkg/healthcheck"
+	"github.com/botfleet/botfleet/pkg/proc"
 	"github.com/botfleet/botfleet/pkg/testenv"
 )
 
@@ -26,7 +27,7 @@ func TestHelpAndUsageErrors(t *testing.T) {
 	if err := run(context.Background(), []string{"healthchecker", "--help"}, noenv, &out, &errb); err != nil {
 		t.Fatalf("--help: %v", err)
 	}
-	for _, want := range []string{"Usage: healthchecker --config FILE", "--target", "-listen", "-log-level", "SIGHUP", "on_exit"} {
+	for _, want := range []string{"Usage: healthchecker --config FILE", "--target", "-listen", "-addr-file", "-log-level", "SIGHUP", "on_exit"} {
 		if !strings.Contains(errb.String(), want) {
 			t.Errorf("usage lacks %q:\n%s", want, errb.String())
 		}
@@ -139,6 +140,50 @@ func TestTargetFlagReportsOnly(t *testing.T) {
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("run after cancel: %v\n%s", err, logs)
+	}
+}
+
+// On port 0 the checker writes the address it got to addr_file (or
+// --addr-file, which overrides it) once it listens: the one it logs and
+// serves /status on.
+func TestAddrFileNamesThePortListenedOn(t *testing.T) {
+	dir := t.TempDir()
+	fromConfig, fromFlag := filepath.Join(dir, "config.addr"), filepath.Join(dir, "run", "flag.addr")
+	cfg := filepath.Join(dir, "hc.yaml")
+	if err := os.WriteFile(cfg, []byte("listen: 127.0.0.1:9\naddr_file: "+fromConfig+"\ntargets:\n  - name: a\n    liveness: http://127.0.0.1:1/health\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, file string
+		args       []string
+	}{
+		{"addr_file", fromConfig, []string{"--config", cfg}},
+		{"--addr-file", fromFlag, []string{"--config", cfg, "--addr-file", fromFlag}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_ = os.Remove(fromConfig)
+			base, logs, stop := startRun(t, tc.args...) // --listen 127.0.0.1:0
+			addr, err := proc.ReadAddr(tc.file)
+			if err != nil || "http://"+addr != base || strings.HasSuffix(addr, ":0") {
+				t.Fatalf("%s holds %q (%v); the checker serves on %s\n%s", tc.file, addr, err, base, logs)
+			}
+			if got := getStatus(t, base); len(got.Targets) != 1 {
+				t.Fatalf("status on the file's address: %+v", got)
+			}
+			if tc.file == fromFlag {
+				if _, err := os.Stat(fromConfig); !os.IsNotExist(err) {
+					t.Errorf("--addr-file given, yet the file's addr_file was written (%v)", err)
+				}
+			}
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+
+	err := run(context.Background(), []string{"healthchecker", "--config", cfg, "--listen", "127.0.0.1:0", "--addr-file", "/dev/null/addr"}, noenv, &bytes.Buffer{}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "addr_file") {
+		t.Fatalf("an addr file that cannot be written: %v, want an addr_file error", err)
 	}
 }
 

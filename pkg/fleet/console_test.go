@@ -3,11 +3,9 @@ package fleet
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -120,11 +118,12 @@ func (f *fakeTelegram) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // startChecker runs the health checker on the fleet's instances (report
-// only), publishing to the fleet's registry; it is stopped by its pid.
+// only), publishing to the fleet's registry, until the test ends; it
+// listens on a port of its own choosing (port 0, --addr-file).
 func startChecker(t *testing.T, f *testFleet) {
 	t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, "listen: %s\nregistry:\n  redis: %s\n  interval: 200ms\n  name: hc-console\n", testenv.Addr(testenv.FreePort(t)), f.Redis.Addr)
+	fmt.Fprintf(&b, "listen: 127.0.0.1:0\nregistry:\n  redis: %s\n  interval: 200ms\n  name: hc-console\n", f.Redis.Addr)
 	b.WriteString("defaults:\n  period: 200ms\n  initial_delay: 0s\n  jitter: 0s\n  failure_threshold: 2\ntargets:\n")
 	for _, m := range f.Members {
 		fmt.Fprintf(&b, "  - name: bot-%d\n    liveness: http://127.0.0.1:%d/health\n    readiness: http://127.0.0.1:%d/ready\n", m.Port, m.Port, m.Port)
@@ -133,21 +132,8 @@ func startChecker(t *testing.T, f *testFleet) {
 	if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(binDir, "healthchecker"), "--config", cfg)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	logs := &testenv.Buffer{}
-	cmd.Stdout = io.MultiWriter(logs, testenv.RunLog())
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("health checker:\n%s", logs.String())
-		}
-	})
+	h := newHealthChecker(t)
+	runHealthChecker(t, f, h, cfg, "--addr-file", h.addrFile)
 }
 
 // The console in a real browser, through nginx, on a running fleet: log

@@ -112,7 +112,7 @@ func TestHealthCheckerExampleIsRendered(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(filepath.Join(root, "scripts/render_healthchecker.sh"), "8080", "8081", "8082", "8083")
-	cmd.Env = append(os.Environ(), "BOT_BIN=", "RUN_DIR=", "LOG_DIR=", "LISTEN=", "REDIS_HOST=", "REDIS_PORT=")
+	cmd.Env = append(os.Environ(), "BOT_BIN=", "RUN_DIR=", "LOG_DIR=", "LISTEN=", "ADDR_FILE=", "REDIS_HOST=", "REDIS_PORT=")
 	cmd.Env = slices.DeleteFunc(cmd.Env, func(kv string) bool { return strings.HasPrefix(kv, "REGISTRY_REDIS=") })
 	out, err := cmd.Output()
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/proc"
 	"github.com/botfleet/botfleet/pkg/testenv"
 )
 
@@ -22,9 +23,17 @@ import (
 // the pidfile strategy, like deploy/healthchecker.example.yaml does for the
 // local fleet.
 type healthChecker struct {
-	Addr string
-	Pid  int
-	Log  *testenv.Buffer
+	// Addr is where it listens: on port 0, read back from addrFile.
+	Addr     string
+	addrFile string
+	Pid      int
+	Log      *testenv.Buffer
+}
+
+// newHealthChecker returns a health checker to run, with its address file
+// in a temporary directory.
+func newHealthChecker(t *testing.T) *healthChecker {
+	return &healthChecker{addrFile: filepath.Join(t.TempDir(), "healthchecker.addr"), Log: &testenv.Buffer{}}
 }
 
 // startHealthChecker writes a configuration for every member of f (fast
@@ -33,9 +42,9 @@ type healthChecker struct {
 // ends.
 func startHealthChecker(t *testing.T, f *testFleet) *healthChecker {
 	t.Helper()
-	h := &healthChecker{Addr: testenv.Addr(testenv.FreePort(t)), Log: &testenv.Buffer{}}
+	h := newHealthChecker(t)
 	var b strings.Builder
-	fmt.Fprintf(&b, "listen: %s\non_exit: leave\n", h.Addr)
+	fmt.Fprintf(&b, "listen: 127.0.0.1:0\naddr_file: %q\non_exit: leave\n", h.addrFile)
 	b.WriteString(`defaults:
   period: 300ms
   timeout: 500ms
@@ -74,9 +83,9 @@ targets:
 // RUN_DIR/healthchecker.yaml for the fleet's ports.
 func startRenderedHealthChecker(t *testing.T, f *testFleet) *healthChecker {
 	t.Helper()
-	h := &healthChecker{Addr: testenv.Addr(testenv.FreePort(t)), Log: &testenv.Buffer{}}
+	h := newHealthChecker(t)
 	conf := filepath.Join(f.runDir, "healthchecker.yaml")
-	args := []string{"-o", conf, "LISTEN=" + h.Addr}
+	args := []string{"-o", conf, "LISTEN=127.0.0.1:0", "ADDR_FILE=" + h.addrFile}
 	for _, m := range f.Members {
 		args = append(args, strconv.Itoa(m.Port))
 	}
@@ -88,12 +97,13 @@ func startRenderedHealthChecker(t *testing.T, f *testFleet) *healthChecker {
 	return h
 }
 
-// runHealthChecker runs bin/healthchecker with conf until the test ends
-// (SIGTERM, leaving the instances, before the fleet stops).
-func runHealthChecker(t *testing.T, f *testFleet, h *healthChecker, conf string) *healthChecker {
+// runHealthChecker runs bin/healthchecker with conf and args until the
+// test ends (SIGTERM, leaving the instances, before the fleet stops), and
+// waits until it serves /status on the address it writes to h.addrFile.
+func runHealthChecker(t *testing.T, f *testFleet, h *healthChecker, conf string, args ...string) *healthChecker {
 	t.Helper()
 	text, _ := os.ReadFile(conf)
-	cmd := exec.Command(filepath.Join(binDir, "healthchecker"), "--config", conf)
+	cmd := exec.Command(filepath.Join(binDir, "healthchecker"), append([]string{"--config", conf}, args...)...)
 	cmd.Env = f.env()
 	cmd.Stdout = io.MultiWriter(h.Log, testenv.RunLog())
 	cmd.Stderr = cmd.Stdout
@@ -121,6 +131,13 @@ func runHealthChecker(t *testing.T, f *testFleet, h *healthChecker, conf string)
 		case <-exited:
 			return true
 		default:
+		}
+		if h.Addr == "" {
+			a, err := proc.ReadAddr(h.addrFile)
+			if err != nil {
+				return false
+			}
+			h.Addr = a
 		}
 		resp, err := http.Get("http://" + h.Addr + "/status")
 		if err != nil {

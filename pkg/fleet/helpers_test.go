@@ -176,7 +176,7 @@ func (f *testFleet) env() []string {
 		k, _, _ := strings.Cut(kv, "=")
 		switch {
 		case strings.HasPrefix(k, "BOT_"), strings.HasPrefix(k, "REDIS_"), k == "API_KEY", k == "PORTS",
-			k == "CONFIG", k == "WEB_PORT", k == "INSTANCE_NAME", k == "LISTEN", k == "PREFIX",
+			k == "CONFIG", k == "WEB_PORT", k == "INSTANCE_NAME", k == "LISTEN", k == "ADDR_FILE", k == "PREFIX",
 			k == "PRIMARIES", k == "BACKUPS", k == "DAEMON", k == "GRACE", k == "SETTLE":
 			continue
 		}

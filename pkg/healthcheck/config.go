@@ -11,6 +11,7 @@ import (
 
 	"github.com/botfleet/botfleet/pkg/confparse"
 	"github.com/botfleet/botfleet/pkg/keyspace"
+	"github.com/botfleet/botfleet/pkg/proc"
 )
 
 // Restart strategies.
@@ -56,6 +57,10 @@ type Config struct {
 	// Listen is the address of /status and /metrics. Default
 	// "127.0.0.1:9090"; empty means do not listen.
 	Listen string `yaml:"listen"`
+	// AddrFile, when set, gets the address Listen is bound to once the
+	// checker listens (for port 0: the port it got); written once at start,
+	// a reload does not move it. Default empty: no file.
+	AddrFile string `yaml:"addr_file"`
 	// OnExit is what SIGTERM does to supervised instances: OnExitLeave
 	// (default) or OnExitStop.
 	OnExit string `yaml:"on_exit"`
@@ -244,6 +249,18 @@ func LoadConfig(path string) (*Config, error) {
 	return c, nil
 }
 
+// Addr returns the address the checker that c configures serves /status
+// on: the one in AddrFile once it has been written (with port 0 the only
+// place the port is known), else Listen.
+func (c *Config) Addr() string {
+	if c.AddrFile != "" {
+		if a, err := proc.ReadAddr(c.AddrFile); err == nil && a != "" {
+			return a
+		}
+	}
+	return c.Listen
+}
+
 // Validate checks c and returns an error naming the first bad key; it
 // changes nothing. An empty OnExit, Alert.Kind, Restart.Strategy or
 // Restart.Dir means its default.
@@ -255,6 +272,8 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 			return fmt.Errorf("listen: %q is not host:port", c.Listen)
 		}
+	} else if c.AddrFile != "" {
+		return fmt.Errorf("addr_file: %q is set but listen is empty (nothing to listen on)", c.AddrFile)
 	}
 	switch c.Alert.Kind {
 	case "", AlertGeneric, AlertDingTalk, AlertFeishu:

@@ -1,6 +1,7 @@
 package healthcheck
 
 import (
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/proc"
 	"github.com/botfleet/botfleet/pkg/testenv"
 )
 
@@ -65,6 +67,33 @@ targets:
 	}
 }
 
+// With listen on port 0, Addr is listen until the checker has written the
+// address it got to addr_file, and that address after.
+func TestAddrIsTheAddrFilesOnceWritten(t *testing.T) {
+	addrFile := filepath.Join(t.TempDir(), "hc.addr")
+	c, err := LoadConfig(testenv.WriteFile(t, "hc.yaml", "listen: 127.0.0.1:0\naddr_file: "+addrFile+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AddrFile != addrFile || c.Addr() != "127.0.0.1:0" {
+		t.Fatalf("addr_file %q, Addr %q before the file is written", c.AddrFile, c.Addr())
+	}
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if err := proc.WriteAddr(addrFile, ln.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Addr(); got != ln.Addr().String() {
+		t.Fatalf("Addr %q, want the bound %s", got, ln.Addr())
+	}
+	if c := DefaultConfig(); c.Addr() != "127.0.0.1:9090" {
+		t.Fatalf("without addr_file Addr is %q, want listen", c.Addr())
+	}
+}
+
 func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 	cases := []struct{ yaml, want string }{
 		{"listen: x\nbogus: 1\n", "bogus"},
@@ -82,6 +111,7 @@ func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 		{"defaults: {period: 2}\n", "bare number"},
 		{"defaults: {backoff: {initial: 2s, max: 1s}}\n", "backoff.max"},
 		{"on_exit: kill\n", "on_exit"},
+		{"listen: ''\naddr_file: run/hc.addr\n", "addr_file: \"run/hc.addr\" is set but listen is empty"},
 		{"alert: {kind: slack}\n", "alert.kind"},
 		{"targets: [{name: a, liveness: 'http://h:1/health'}, {name: a, liveness: 'http://h:2/health'}]\n", "duplicate name"},
 		{"targets: [{name: a, liveness: 'http://h:1/health', restart: {strategy: supervise, command: ['{{.Nope}}']}}]\n", "command[0]"},
@@ -106,8 +136,8 @@ func TestExampleConfigAndUnits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Listen != "127.0.0.1:9090" || c.OnExit != OnExitLeave {
-		t.Errorf("listen %q on_exit %q", c.Listen, c.OnExit)
+	if c.Listen != "127.0.0.1:9090" || c.AddrFile != "" || c.OnExit != OnExitLeave {
+		t.Errorf("listen %q addr_file %q on_exit %q", c.Listen, c.AddrFile, c.OnExit)
 	}
 	if len(c.Targets) != 4 {
 		t.Fatalf("want 4 targets, got %d", len(c.Targets))

@@ -19,6 +19,7 @@ import (
 // sets and inherits the others from defaults.
 type file struct {
 	Listen   string       `yaml:"listen"`
+	AddrFile string       `yaml:"addr_file"`
 	OnExit   string       `yaml:"on_exit"`
 	Alert    Alert        `yaml:"alert"`
 	Registry Registry     `yaml:"registry"`
@@ -92,7 +93,7 @@ func decode(b []byte) (*Config, error) {
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
 		return nil, errors.New(keyedError(b, err))
 	}
-	c := &Config{Listen: f.Listen, OnExit: f.OnExit, Alert: f.Alert, Registry: f.Registry, Defaults: f.Defaults.over(d.Defaults)}
+	c := &Config{Listen: f.Listen, AddrFile: f.AddrFile, OnExit: f.OnExit, Alert: f.Alert, Registry: f.Registry, Defaults: f.Defaults.over(d.Defaults)}
 	for _, ft := range f.Targets {
 		t := NewTarget(ft.Name, ft.Liveness, ft.overrides.over(c.Defaults))
 		t.Readiness = ft.Readiness
