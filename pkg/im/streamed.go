@@ -118,20 +118,14 @@ func (p *Pipeline) handleStreamed(ctx context.Context, job *queue.Job, m *Messag
 // keepSendLease renews the send lease every SendLease/3 while the turn
 // runs; losing it ends the turn (cancel), so that two workers never edit.
 func (p *Pipeline) keepSendLease(ctx context.Context, key, owner string, cancel context.CancelFunc) {
-	t := time.NewTicker(p.opts.SendLease / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := p.leases.Renew(ctx, key, owner, p.opts.SendLease); errors.Is(err, lease.ErrNotHeld) {
-				p.log.Warn("im: send lease lost during a streamed reply; leaving it to the other worker", "key", key)
-				cancel()
-				return
-			}
+	pause.Every(ctx, p.opts.SendLease/3, func() bool {
+		if err := p.leases.Renew(ctx, key, owner, p.opts.SendLease); errors.Is(err, lease.ErrNotHeld) {
+			p.log.Warn("im: send lease lost during a streamed reply; leaving it to the other worker", "key", key)
+			cancel()
+			return false
 		}
-	}
+		return true
+	})
 }
 
 // draft is a streamed reply's message as it grows.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/botfleet/botfleet/pkg/im"
+	"github.com/botfleet/botfleet/pkg/pause"
 	"github.com/coder/websocket"
 )
 
@@ -102,33 +103,22 @@ func (s *Stream) Run(ctx context.Context, c *im.Conn) error {
 	if err != nil {
 		return fmt.Errorf("dingtalk: dial the Stream endpoint: %w", err)
 	}
-	defer conn.CloseNow()
-	conn.SetReadLimit(4 << 20)
-	c.Connected()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go keepAlive(ctx, conn, s.ping, cancel)
-	for {
-		_, raw, err := conn.Read(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				conn.Close(websocket.StatusNormalClosure, "bot stopping")
-				return nil
-			}
-			return fmt.Errorf("dingtalk: Stream read: %w", err)
-		}
+	return c.ReadSocket(ctx, conn, "dingtalk: Stream", 4<<20, func(ctx context.Context, cancel context.CancelFunc) {
+		keepAlive(ctx, conn, s.ping, cancel)
+	}, func(ctx context.Context, _ websocket.MessageType, raw []byte) error {
 		ack, err := handleFrame(ctx, c, raw)
 		if errors.Is(err, errReconnect) {
 			conn.Close(websocket.StatusNormalClosure, "gateway asked to reconnect")
 			return err
 		}
 		if ack == nil {
-			continue
+			return nil
 		}
 		if err := conn.Write(ctx, websocket.MessageText, ack); err != nil {
 			return fmt.Errorf("dingtalk: Stream acknowledge: %w", err)
 		}
-	}
+		return nil
+	})
 }
 
 // errReconnect is the gateway's SYSTEM disconnect.
@@ -168,23 +158,17 @@ func handleFrame(ctx context.Context, c *im.Conn, raw []byte) ([]byte, error) {
 // keepAlive pings the connection every d and ends it (cancel) when a pong
 // does not come back within d: a connection that died silently is noticed.
 func keepAlive(ctx context.Context, conn *websocket.Conn, d time.Duration, cancel context.CancelFunc) {
-	t := time.NewTicker(d)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			pctx, pcancel := context.WithTimeout(ctx, d)
-			err := conn.Ping(pctx)
-			pcancel()
-			if err != nil && ctx.Err() == nil {
-				conn.CloseNow()
-				cancel()
-				return
-			}
+	pause.Every(ctx, d, func() bool {
+		pctx, pcancel := context.WithTimeout(ctx, d)
+		err := conn.Ping(pctx)
+		pcancel()
+		if err != nil && ctx.Err() == nil {
+			conn.CloseNow()
+			cancel()
+			return false
 		}
-	}
+		return true
+	})
 }
 
 var _ im.Link = (*Stream)(nil)

@@ -88,47 +88,33 @@ func (s *Socket) Run(ctx context.Context, c *im.Conn) error {
 		}
 		return fmt.Errorf("feishu: dial the ws endpoint: %w", err)
 	}
-	defer conn.CloseNow()
-	conn.SetReadLimit(8 << 20)
-	c.Connected()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	interval := make(chan time.Duration, 1)
-	go s.ping(ctx, conn, int32(service), seconds(cfg.PingInterval), interval)
-	for {
-		typ, msg, err := conn.Read(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				conn.Close(websocket.StatusNormalClosure, "bot stopping")
-				return nil
-			}
-			return fmt.Errorf("feishu: ws read: %w", err)
-		}
+	return c.ReadSocket(ctx, conn, "feishu: ws", 8<<20, func(ctx context.Context, _ context.CancelFunc) {
+		s.ping(ctx, conn, int32(service), seconds(cfg.PingInterval), interval)
+	}, func(ctx context.Context, typ websocket.MessageType, msg []byte) error {
 		if typ != websocket.MessageBinary {
 			c.Logger().Warn("feishu: a text message on the long connection; ignored")
-			continue
+			return nil
 		}
 		f, err := UnmarshalFrame(msg)
 		if err != nil {
 			c.Logger().Warn("feishu: a frame that is not pbbp2; ignored", "err", err)
-			continue
+			return nil
 		}
-		if f.Method == MethodControl {
-			if f.Header("type") == "pong" && len(f.Payload) > 0 {
-				var cc clientConfig
-				if json.Unmarshal(f.Payload, &cc) == nil && cc.PingInterval > 0 {
-					select {
-					case interval <- seconds(cc.PingInterval):
-					default:
-					}
+		if f.Method != MethodControl {
+			return s.data(ctx, conn, f, c)
+		}
+		if f.Header("type") == "pong" && len(f.Payload) > 0 {
+			var cc clientConfig
+			if json.Unmarshal(f.Payload, &cc) == nil && cc.PingInterval > 0 {
+				select {
+				case interval <- seconds(cc.PingInterval):
+				default:
 				}
 			}
-			continue
 		}
-		if err := s.data(ctx, conn, f, c); err != nil {
-			return err
-		}
-	}
+		return nil
+	})
 }
 
 func seconds(n int) time.Duration {
@@ -144,15 +130,13 @@ func (s *Socket) ping(ctx context.Context, conn *websocket.Conn, service int32, 
 	defer t.Stop()
 	for {
 		select {
-		case <-ctx.Done():
-			return
 		case every = <-interval:
-			t.Reset(every)
-			continue
 		case <-t.C:
-		}
-		f := Frame{Service: service, Method: MethodControl, Headers: [][2]string{{"type", "ping"}}}
-		if err := conn.Write(ctx, websocket.MessageBinary, f.Marshal()); err != nil {
+			f := Frame{Service: service, Method: MethodControl, Headers: [][2]string{{"type", "ping"}}}
+			if err := conn.Write(ctx, websocket.MessageBinary, f.Marshal()); err != nil {
+				return
+			}
+		case <-ctx.Done():
 			return
 		}
 		t.Reset(every)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/botfleet/botfleet/pkg/pause"
 	"github.com/coder/websocket"
 )
 
@@ -51,16 +52,7 @@ func (g *gateway) serve(t testing.TB, h http.Handler, redeliver func()) {
 
 // every calls fn every Redeliver/2 until the test ends.
 func (g *gateway) every(fn func()) {
-	t := time.NewTicker(g.Redeliver / 2)
-	defer t.Stop()
-	for {
-		select {
-		case <-g.ctx.Done():
-			return
-		case <-t.C:
-			fn()
-		}
-	}
+	pause.Every(g.ctx, g.Redeliver/2, func() bool { fn(); return true })
 }
 
 // join counts c opened and adds it; leave removes it.
