@@ -98,13 +98,17 @@ func UnmarshalFrame(b []byte) (*Frame, error) {
 			return nil, fmt.Errorf("feishu: frame: field number %d out of range", num)
 		}
 		b = b[n:]
+		// Every field's value is measured once; the fields the frame has
+		// are then read from it (a value that parsed has no error left).
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return nil, fmt.Errorf("feishu: frame field %d: %w", num, protowire.ParseError(n))
+		}
+		val := b[:n]
+		b = b[n:]
 		switch {
 		case typ == protowire.VarintType && num <= 4:
-			v, n := protowire.ConsumeVarint(b)
-			if n < 0 {
-				return nil, fmt.Errorf("feishu: frame field %d: %w", num, protowire.ParseError(n))
-			}
-			b = b[n:]
+			v, _ := protowire.ConsumeVarint(val)
 			switch num {
 			case 1:
 				f.SeqID = v
@@ -116,11 +120,7 @@ func UnmarshalFrame(b []byte) (*Frame, error) {
 				f.Method = int32(v)
 			}
 		case typ == protowire.BytesType && num >= 5 && num <= 9:
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return nil, fmt.Errorf("feishu: frame field %d: %w", num, protowire.ParseError(n))
-			}
-			b = b[n:]
+			v, _ := protowire.ConsumeBytes(val)
 			switch num {
 			case 5:
 				h, err := unmarshalHeader(v)
@@ -137,12 +137,6 @@ func UnmarshalFrame(b []byte) (*Frame, error) {
 			case 9:
 				f.LogIDNew = string(v)
 			}
-		default:
-			n := protowire.ConsumeFieldValue(num, typ, b)
-			if n < 0 {
-				return nil, fmt.Errorf("feishu: frame field %d: %w", num, protowire.ParseError(n))
-			}
-			b = b[n:]
 		}
 	}
 	return f, nil
