@@ -1,6 +1,7 @@
 package im
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/big"
@@ -25,4 +26,12 @@ func IntID(n json.Number) (string, error) {
 		return "", fmt.Errorf("%q is not an integer id", string(n))
 	}
 	return r.Num().String(), nil
+}
+
+// DecodeNumbers decodes the JSON value body starts with into v, keeping
+// its numbers as json.Number (for IntID, or a map[string]any's values).
+func DecodeNumbers(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	return dec.Decode(v)
 }

@@ -144,9 +144,7 @@ func (a *Adapter) Parse(ctx context.Context, h http.Header, body []byte) (*im.In
 // forward or reverse WebSocket (authenticated by its access token).
 func (a *Adapter) ParseEvent(_ context.Context, body []byte) (*im.Inbound, error) {
 	var e event
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(&e); err != nil {
+	if err := im.DecodeNumbers(body, &e); err != nil {
 		return nil, im.BadRequest("not a OneBot v11 event: %v", err)
 	}
 	ack := im.NoContent()
@@ -216,9 +214,7 @@ func segments(raw json.RawMessage) ([]segment, error) {
 	}
 	if raw[0] == '[' {
 		var segs []segment
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.UseNumber()
-		err := dec.Decode(&segs)
+		err := im.DecodeNumbers(raw, &segs)
 		return segs, err
 	}
 	var s string

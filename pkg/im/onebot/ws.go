@@ -105,9 +105,7 @@ func (a *Adapter) selfID(ctx context.Context, s *socket) (string, error) {
 	var info struct {
 		UserID json.Number `json:"user_id"`
 	}
-	dec := json.NewDecoder(strings.NewReader(string(r.Data)))
-	dec.UseNumber()
-	if err := dec.Decode(&info); err != nil || r.RetCode != 0 {
+	if err := im.DecodeNumbers(r.Data, &info); err != nil || r.RetCode != 0 {
 		return "", fmt.Errorf("onebot: get_login_info answered retcode %d: %s", r.RetCode, r.Message)
 	}
 	id, err := im.IntID(info.UserID)

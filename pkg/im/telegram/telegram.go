@@ -10,7 +10,6 @@
 package telegram
 
 import (
-	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -129,9 +128,7 @@ func (a *Adapter) Parse(ctx context.Context, h http.Header, body []byte) (*im.In
 // a getUpdates answer.
 func (a *Adapter) ParseEvent(ctx context.Context, body []byte) (*im.Inbound, error) {
 	var u update
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(&u); err != nil {
+	if err := im.DecodeNumbers(body, &u); err != nil {
 		return nil, im.BadRequest("not a Telegram update: %v", err)
 	}
 	// update_id and chat ids are integers: every spelling of one is one id.
