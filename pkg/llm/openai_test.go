@@ -79,6 +79,17 @@ func (m *mockServer) fail(t *testing.T, status int) {
 	}
 }
 
+// failedComplete asks for one completion, with retries, of a mock that
+// answers every call with status; it returns the mock and the error.
+func failedComplete(t *testing.T, status, retries int) (*mockServer, error) {
+	t.Helper()
+	m := newMock(t, mockllm.Options{Seed: 1})
+	m.fail(t, status)
+	o := newOpenAI(t, llm.OpenAIOptions{BaseURL: m.URL, Retries: retries})
+	_, err := o.Complete(context.Background(), llm.Request{Messages: []llm.Message{user("hi")}})
+	return m, err
+}
+
 func newOpenAI(t *testing.T, opts llm.OpenAIOptions) *llm.OpenAI {
 	t.Helper()
 	if opts.Model == "" {
@@ -204,11 +215,7 @@ func TestOpenAIAPIKey(t *testing.T) {
 }
 
 func TestOpenAIRetries503(t *testing.T) {
-	m := newMock(t, mockllm.Options{Seed: 1})
-	m.fail(t, http.StatusServiceUnavailable)
-	o := newOpenAI(t, llm.OpenAIOptions{BaseURL: m.URL, Retries: 2})
-	_, err := o.Complete(context.Background(), llm.Request{Messages: []llm.Message{user("hi")}})
-
+	m, err := failedComplete(t, http.StatusServiceUnavailable, 2)
 	var ue *llm.UnavailableError
 	if !errors.As(err, &ue) || !errors.Is(err, llm.ErrUnavailable) {
 		t.Fatalf("err = %v, want an *UnavailableError", err)
@@ -233,10 +240,7 @@ func TestOpenAIRetries503(t *testing.T) {
 }
 
 func TestOpenAI400NotRetried(t *testing.T) {
-	m := newMock(t, mockllm.Options{Seed: 1})
-	m.fail(t, http.StatusBadRequest)
-	o := newOpenAI(t, llm.OpenAIOptions{BaseURL: m.URL, Retries: 3})
-	_, err := o.Complete(context.Background(), llm.Request{Messages: []llm.Message{user("hi")}})
+	m, err := failedComplete(t, http.StatusBadRequest, 3)
 	if err == nil {
 		t.Fatal("no error")
 	}
