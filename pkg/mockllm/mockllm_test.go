@@ -110,11 +110,22 @@ func newServer(t *testing.T, opts Options) (*Server, *httptest.Server) {
 const historyJSON = `[{"role":"system","content":"be brief"},{"role":"user","content":"hi"},` +
 	`{"role":"assistant","content":"hello"},{"role":"user","content":"how are you?"}]`
 
-type completionJSON struct {
+// objectJSON is the head of a completion and of a chunk.
+type objectJSON struct {
 	ID      string `json:"id"`
 	Object  string `json:"object"`
 	Created int64  `json:"created"`
 	Model   string `json:"model"`
+}
+
+type usageJSON struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+	TotalTokens      int `json:"total_tokens"`
+}
+
+type completionJSON struct {
+	objectJSON
 	Choices []struct {
 		Index   int `json:"index"`
 		Message struct {
@@ -130,11 +141,7 @@ type completionJSON struct {
 		} `json:"logprobs"`
 		FinishReason string `json:"finish_reason"`
 	} `json:"choices"`
-	Usage struct {
-		PromptTokens     int `json:"prompt_tokens"`
-		CompletionTokens int `json:"completion_tokens"`
-		TotalTokens      int `json:"total_tokens"`
-	} `json:"usage"`
+	Usage usageJSON `json:"usage"`
 }
 
 func TestChatCompletion(t *testing.T) {
@@ -531,10 +538,7 @@ func TestRoutes(t *testing.T) {
 }
 
 type chunkJSON struct {
-	ID      string `json:"id"`
-	Object  string `json:"object"`
-	Created int64  `json:"created"`
-	Model   string `json:"model"`
+	objectJSON
 	Choices []struct {
 		Index int `json:"index"`
 		Delta struct {
@@ -543,11 +547,7 @@ type chunkJSON struct {
 		} `json:"delta"`
 		FinishReason *string `json:"finish_reason"`
 	} `json:"choices"`
-	Usage *struct {
-		PromptTokens     int `json:"prompt_tokens"`
-		CompletionTokens int `json:"completion_tokens"`
-		TotalTokens      int `json:"total_tokens"`
-	} `json:"usage"`
+	Usage *usageJSON `json:"usage"`
 }
 
 // readSSE reads the whole event stream, checking its framing, and returns
