@@ -30,6 +30,16 @@ func runTurn(t *testing.T, s *Store, conv, id, msg string) (*Turn, error) {
 	return turn, turn.Commit(ctx, msg, reply, time.Now(), []byte(reply), nil)
 }
 
+// begin begins turn id of conv (fingerprint "x").
+func begin(t *testing.T, s *Store, conv, id string) *Turn {
+	t.Helper()
+	turn, err := s.Begin(context.Background(), Request{Conversation: conv, ID: id, Fingerprint: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return turn
+}
+
 // The behaviour tests run on every topology: a standalone server, a
 // 3-master Cluster and a Sentinel set, one deployment each, shared by the
 // tests (each uses conversations of its own).
@@ -196,10 +206,7 @@ func testWaitersAreServedInArrivalOrder(t *testing.T, top testenv.Topology) {
 	rdb := top.UniversalClient()
 	s := newStore(t, rdb, Options{})
 	ctx := context.Background()
-	holder, err := s.Begin(ctx, Request{Conversation: "c2c:5", ID: "first", Fingerprint: "x"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	holder := begin(t, s, "c2c:5", "first")
 	order := make(chan int, 5)
 	var wg sync.WaitGroup
 	for i := range 5 {
@@ -241,11 +248,7 @@ func testDeadHolderBlocksAtMostTheLease(t *testing.T, top testenv.Topology) {
 	rdb := top.UniversalClient()
 	const lease = 500 * time.Millisecond
 	s := newStore(t, rdb, Options{Lease: lease, WaitTimeout: 20 * lease})
-	ctx := context.Background()
-	dead, err := s.Begin(ctx, Request{Conversation: "c2c:6", ID: "killed", Fingerprint: "x"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dead := begin(t, s, "c2c:6", "killed")
 	abandon(dead)
 	start := time.Now()
 	next, err := runTurn(t, s, "c2c:6", "next", "y")
@@ -268,10 +271,7 @@ func testRenewalKeepsSlowTurnAlive(t *testing.T, top testenv.Topology) {
 	const lease = 300 * time.Millisecond
 	s := newStore(t, rdb, Options{Lease: lease})
 	ctx := context.Background()
-	slow, err := s.Begin(ctx, Request{Conversation: "c2c:7", ID: "slow", Fingerprint: "x"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	slow := begin(t, s, "c2c:7", "slow")
 	got := make(chan *Turn)
 	go func() {
 		turn, _ := runTurn(t, s, "c2c:7", "behind", "y")
@@ -291,11 +291,7 @@ func testRenewalKeepsSlowTurnAlive(t *testing.T, top testenv.Topology) {
 func testAbortLetsTheRequestRunAgain(t *testing.T, top testenv.Topology) {
 	rdb := top.UniversalClient()
 	s := newStore(t, rdb, Options{})
-	ctx := context.Background()
-	turn, err := s.Begin(ctx, Request{Conversation: "c2c:8", ID: "a", Fingerprint: "x"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	turn := begin(t, s, "c2c:8", "a")
 	turn.Abort()
 	again, err := runTurn(t, s, "c2c:8", "a", "x")
 	if err != nil || again.Replay != nil || again.Number != 1 {
