@@ -84,38 +84,35 @@ func streamTurn(t *testing.T, b llm.Backend, maxText int) (error, []string) {
 	return err, a.calls
 }
 
-func TestStreamedFinisherIsFinishedOnce(t *testing.T) {
-	err, calls := streamTurn(t, &streamingBackend{pieces: []string{"one ", "two"}}, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := "begin one |edit card-1 one two|finish card-1 one two"
-	if got := strings.Join(calls, "|"); got != want {
-		t.Fatalf("calls %q, want %q", got, want)
-	}
-}
-
-func TestStreamedFinisherFailsWithItsTurn(t *testing.T) {
-	err, calls := streamTurn(t, &streamingBackend{pieces: []string{"half "}, err: fault.New(http.StatusBadRequest, "refused", "the model refused the prompt")}, 100)
-	if !queue.IsPermanent(err) {
-		t.Fatalf("err %v, want a permanent failure", err)
-	}
-	want := "begin half |fail card-1 half "
-	if got := strings.Join(calls, "|"); got != want {
-		t.Fatalf("calls %q, want %q", got, want)
-	}
-}
-
-// A reply longer than the card: the card finished with the first part,
-// the rest sent as plain replies (not a second Begin, which would name
-// the same card).
-func TestStreamedFinisherSendsTheRestAsReplies(t *testing.T) {
-	err, calls := streamTurn(t, &streamingBackend{pieces: []string{"first part\n\n", "second part"}}, 15)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := "begin first part\n\n|finish card-1 first part|send second part"
-	if got := strings.Join(calls, "|"); got != want {
-		t.Fatalf("calls %q, want %q", got, want)
+// A Finisher's message is finished once, or failed with its turn; a reply
+// longer than the card is finished with the first part and the rest sent
+// as plain replies (not a second Begin, which would name the same card).
+func TestStreamedFinisher(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		backend   *streamingBackend
+		maxText   int
+		permanent bool // the job's error: a permanent failure, else none
+		want      string
+	}{
+		{"IsFinishedOnce", &streamingBackend{pieces: []string{"one ", "two"}}, 100, false,
+			"begin one |edit card-1 one two|finish card-1 one two"},
+		{"FailsWithItsTurn", &streamingBackend{pieces: []string{"half "}, err: fault.New(http.StatusBadRequest, "refused", "the model refused the prompt")}, 100, true,
+			"begin half |fail card-1 half "},
+		{"SendsTheRestAsReplies", &streamingBackend{pieces: []string{"first part\n\n", "second part"}}, 15, false,
+			"begin first part\n\n|finish card-1 first part|send second part"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err, calls := streamTurn(t, c.backend, c.maxText)
+			if c.permanent && !queue.IsPermanent(err) {
+				t.Fatalf("err %v, want a permanent failure", err)
+			}
+			if !c.permanent && err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(calls, "|"); got != c.want {
+				t.Fatalf("calls %q, want %q", got, c.want)
+			}
+		})
 	}
 }
