@@ -440,17 +440,13 @@ func TestAdminKeysAPI(t *testing.T) {
 // stream begins — that reaches no model and stores nothing; the bootstrap
 // key, which names no models, may use big.
 func TestKeyAllowedModelsRefuseTheOthers(t *testing.T) {
-	r := testenv.StartRedis(t)
-	mock, env := mockBackend(t, mockllm.Options{})
-	conf := testenv.WriteFile(t, "config.yaml", fmt.Sprintf(`
-llm:
+	bot, mock, r := llmBot(t, mockllm.Options{}, `
   models:
     - name: small
       base_url: %[1]s
     - name: big
       base_url: %[1]s
-`, env["MODEL_ENDPOINT"]))
-	bot := startBot(t, merge(redisEnv(r), map[string]string{"BOT_CONFIG": conf, "BOT_CACHE_ENABLED": "false"}))
+`)
 	secret, _ := createKey(t, r, auth.Spec{Name: "small-only", Models: []string{"small"}})
 	key := bearerOf(secret)
 	completion := func(model string, stream bool) string {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/botfleet/botfleet/pkg/im/dingtalk"
 	"github.com/botfleet/botfleet/pkg/im/feishu"
+	"github.com/botfleet/botfleet/pkg/im/imtest"
 	"github.com/botfleet/botfleet/pkg/im/onebot"
 	"github.com/botfleet/botfleet/pkg/mockllm"
 	"github.com/botfleet/botfleet/pkg/testenv"
@@ -140,28 +141,12 @@ func newFakePlatforms(t *testing.T) *fakePlatforms {
 			w.WriteHeader(401)
 			return
 		}
-		var b struct {
-			MessageType string      `json:"message_type"`
-			UserID      json.Number `json:"user_id"`
-			GroupID     json.Number `json:"group_id"`
-			Message     []struct {
-				Type string            `json:"type"`
-				Data map[string]string `json:"data"`
-			} `json:"message"`
-		}
+		var b imtest.SendMsg
 		if err := json.NewDecoder(r.Body).Decode(&b); err != nil {
 			t.Errorf("onebot: %v", err)
 		}
-		rp := reply{platform: "onebot", chat: b.MessageType + ":" + string(b.UserID) + string(b.GroupID)}
-		for _, s := range b.Message {
-			switch s.Type {
-			case "reply":
-				rp.msg = s.Data["id"]
-			case "text":
-				rp.text += s.Data["text"]
-			}
-		}
-		f.add(rp)
+		s := b.Sent(false)
+		f.add(reply{platform: "onebot", msg: s.To, chat: s.Chat, text: s.Text})
 		io.WriteString(w, `{"status":"ok","retcode":0,"data":{"message_id":99}}`)
 	})
 	mux.HandleFunc("GET /bot"+tgToken+"/getMe", func(w http.ResponseWriter, r *http.Request) {
@@ -271,11 +256,20 @@ var platforms = []struct {
 	name  string
 	build signed
 	conv  func(e ev) string // the memory key of a private conversation
+	// toUser and toGroup are the reply's chat as the fake records it, for a
+	// private message of user and a mention by user in group: where it went,
+	// or whom it mentions; a nil toUser is not checked.
+	toUser  func(user string) string
+	toGroup func(user, group string) string
 }{
-	{"dingtalk", dingtalkEvent, func(e ev) string { return "im:dingtalk:c2c:" + e.user }},
-	{"feishu", feishuEvent, func(e ev) string { return "im:feishu:c2c:ou_" + e.user }},
-	{"onebot", onebotEvent, func(e ev) string { return "im:onebot:c2c:" + e.user }},
-	{"telegram", telegramEvent, func(e ev) string { return "im:telegram:c2c:" + e.user }},
+	{"dingtalk", dingtalkEvent, func(e ev) string { return "im:dingtalk:c2c:" + e.user },
+		nil, func(user, _ string) string { return user }},
+	{"feishu", feishuEvent, func(e ev) string { return "im:feishu:c2c:ou_" + e.user },
+		nil, func(user, _ string) string { return "ou_" + user }},
+	{"onebot", onebotEvent, func(e ev) string { return "im:onebot:c2c:" + e.user },
+		func(user string) string { return "private:" + user }, func(_, group string) string { return "group:" + group }},
+	{"telegram", telegramEvent, func(e ev) string { return "im:telegram:c2c:" + e.user },
+		func(user string) string { return user }, func(_, group string) string { return group }},
 }
 
 func dingtalkEvent(f *fakePlatforms, e ev) (http.Header, []byte) {
@@ -422,15 +416,8 @@ func TestIMEachPlatformRepliesAndRemembers(t *testing.T) {
 				if !strings.HasPrefix(rep.text, "mock n=2 ") || !strings.HasSuffix(rep.text, ": hello "+p.name) {
 					t.Fatalf("first reply %q", rep.text)
 				}
-				switch p.name {
-				case "telegram":
-					if rep.chat != user {
-						t.Fatalf("telegram reply to chat %s, want %s", rep.chat, user)
-					}
-				case "onebot":
-					if rep.chat != "private:"+user {
-						t.Fatalf("onebot reply to %s", rep.chat)
-					}
+				if p.toUser != nil && rep.chat != p.toUser(user) {
+					t.Fatalf("%s reply to chat %q, want %q", p.name, rep.chat, p.toUser(user))
 				}
 				second := ev{n: nextN(), user: user, chat: user, text: "again " + p.name}
 				h, body = p.build(f, second)
@@ -463,23 +450,8 @@ func TestIMEachPlatformRepliesAndRemembers(t *testing.T) {
 				if len(f.repliesTo(p.name, strconv.Itoa(quiet.n))) != 0 {
 					t.Fatal("answered a group message that did not mention the bot")
 				}
-				switch p.name {
-				case "dingtalk":
-					if rep.chat != user {
-						t.Fatalf("dingtalk group reply mentions %q, want the sender %s", rep.chat, user)
-					}
-				case "feishu":
-					if rep.chat != "ou_"+user {
-						t.Fatalf("feishu group reply mentions %q, want the sender ou_%s", rep.chat, user)
-					}
-				case "onebot":
-					if rep.chat != "group:"+group {
-						t.Fatalf("onebot group reply to %s", rep.chat)
-					}
-				case "telegram":
-					if rep.chat != group {
-						t.Fatalf("telegram group reply to %s", rep.chat)
-					}
+				if want := p.toGroup(user, group); rep.chat != want {
+					t.Fatalf("%s group reply to (or mentioning) %q, want %q", p.name, rep.chat, want)
 				}
 			})
 		}

@@ -418,11 +418,18 @@ func dingtalkStreamEnv(f *imtest.DingTalk, connections string) map[string]string
 		"BOT_IM_DINGTALK_API_URL": f.URL, "BOT_IM_DINGTALK_WEBHOOK_HOSTS": f.URL}
 }
 
-func TestIMDingTalkStreamEveryInstanceConnectsEachMessageAnsweredOnce(t *testing.T) {
+// dingtalkFleet starts a Redis, a fake DingTalk app and a mock backend,
+// and returns them with the environment of instances that hold the app's
+// Stream under policy connections, extra added.
+func dingtalkFleet(t *testing.T, connections string, extra map[string]string) (*testenv.Redis, *imtest.DingTalk, map[string]string) {
 	r := testenv.StartRedis(t)
 	f := imtest.NewDingTalk(t, "dingclient", dtSecret)
 	_, env := mockBackend(t, mockllm.Options{})
-	env = merge(streamEnv(r, env), dingtalkStreamEnv(f, "every"))
+	return r, f, merge(streamEnv(r, env), dingtalkStreamEnv(f, connections), extra)
+}
+
+func TestIMDingTalkStreamEveryInstanceConnectsEachMessageAnsweredOnce(t *testing.T) {
+	_, f, env := dingtalkFleet(t, "every", nil)
 	a := startBot(t, with(env, "INSTANCE_NAME", "a"))
 	b := startBot(t, with(env, "INSTANCE_NAME", "b"))
 	waitLink(t, a.url, "dingtalk", "connected")
@@ -488,10 +495,7 @@ func dingtalkSteadyFlow(t *testing.T, f *imtest.DingTalk, prefix string, fault f
 }
 
 func TestIMDingTalkStreamOneHolderDrainsUnderASteadyFlow(t *testing.T) {
-	r := testenv.StartRedis(t)
-	f := imtest.NewDingTalk(t, "dingclient", dtSecret)
-	_, env := mockBackend(t, mockllm.Options{})
-	env = merge(streamEnv(r, env), dingtalkStreamEnv(f, "one"))
+	_, f, env := dingtalkFleet(t, "one", nil)
 	a := startBot(t, with(env, "INSTANCE_NAME", "a"))
 	waitLink(t, a.url, "dingtalk", "connected")
 	b := startBot(t, with(env, "INSTANCE_NAME", "b"))
@@ -512,10 +516,7 @@ func TestIMDingTalkStreamOneHolderDrainsUnderASteadyFlow(t *testing.T) {
 // and every message is answered once.
 func TestIMDingTalkStreamOneHolderKilledUnderASteadyFlow(t *testing.T) {
 	bin := buildBot(t)
-	r := testenv.StartRedis(t)
-	f := imtest.NewDingTalk(t, "dingclient", dtSecret)
-	_, env := mockBackend(t, mockllm.Options{})
-	env = merge(streamEnv(r, env), dingtalkStreamEnv(f, "one"), map[string]string{"API_KEY": apiKey, "BOT_LOG_LEVEL": "warn"})
+	_, f, env := dingtalkFleet(t, "one", map[string]string{"API_KEY": apiKey, "BOT_LOG_LEVEL": "warn"})
 	cmd, url, _ := startProcess(t, bin, with(env, "INSTANCE_NAME", "doomed"))
 	waitLink(t, url, "dingtalk", "connected")
 	survivor := startBot(t, with(env, "INSTANCE_NAME", "survivor"))
@@ -534,10 +535,7 @@ func TestIMDingTalkStreamOneHolderKilledUnderASteadyFlow(t *testing.T) {
 // not acknowledged; once Redis is back the gateway's redelivery brings it
 // again and it is answered once.
 func TestIMDingTalkStreamAcknowledgesOnlyWhatIsQueued(t *testing.T) {
-	r := testenv.StartRedis(t)
-	f := imtest.NewDingTalk(t, "dingclient", dtSecret)
-	_, env := mockBackend(t, mockllm.Options{})
-	env = merge(streamEnv(r, env), dingtalkStreamEnv(f, "every"), map[string]string{"BOT_REDIS_READ_TIMEOUT": "500ms"})
+	r, f, env := dingtalkFleet(t, "every", map[string]string{"BOT_REDIS_READ_TIMEOUT": "500ms"})
 	a := startBot(t, with(env, "INSTANCE_NAME", "a"))
 	waitLink(t, a.url, "dingtalk", "connected")
 	acked := f.Acks()

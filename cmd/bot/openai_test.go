@@ -181,17 +181,13 @@ func TestCompletionsRefuseBadInputInOpenAIShape(t *testing.T) {
 // A conversation longer than a model's context window reaches the model
 // trimmed to fit, while Redis keeps the whole history.
 func TestContextWindowTrimsThePromptNotTheMemory(t *testing.T) {
-	r := testenv.StartRedis(t)
-	_, env := mockBackend(t, mockllm.Options{})
-	conf := testenv.WriteFile(t, "config.yaml", fmt.Sprintf(`
-llm:
+	bot, _, r := llmBot(t, mockllm.Options{}, `
   models:
     - name: small
       base_url: %s
       context_tokens: 400
       max_tokens: 50
-`, env["MODEL_ENDPOINT"]))
-	bot := startBot(t, merge(redisEnv(r), map[string]string{"BOT_CONFIG": conf, "BOT_CACHE_ENABLED": "false"}))
+`)
 	sentence := strings.Repeat("a fairly long sentence of words ", 4)
 	var last completionReply
 	for i := range 12 {
@@ -216,18 +212,14 @@ llm:
 // the client, and gets its traffic back once it heals (after its breaker's
 // half-open probe).
 func TestFallbackModelAnswersAndTheModelComesBack(t *testing.T) {
-	r := testenv.StartRedis(t)
-	mock, env := mockBackend(t, mockllm.Options{Faults: mockllm.Faults{ErrorRate: 1, ErrorStatus: 503}})
-	conf := testenv.WriteFile(t, "config.yaml", fmt.Sprintf(`
-llm:
+	bot, mock, _ := llmBot(t, mockllm.Options{Faults: mockllm.Faults{ErrorRate: 1, ErrorStatus: 503}}, `
   retries: 0
   breaker: {failures: 2, open_timeout: 1s}
   models:
     - name: flaky
       base_url: %s
       fallbacks: [builtin]
-`, env["MODEL_ENDPOINT"]))
-	bot := startBot(t, merge(redisEnv(r), map[string]string{"BOT_CONFIG": conf, "BOT_CACHE_ENABLED": "false"}))
+`)
 	for i := range 4 {
 		res := complete(t, bot.url, fmt.Sprintf(`{"model":"flaky","user":"fb","messages":[{"role":"user","content":"q%d"}]}`, i))
 		if res.status != 200 || res.header.Get("X-Bot-Backend") != "builtin" {

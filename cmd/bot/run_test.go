@@ -154,6 +154,17 @@ func mockBackend(t *testing.T, opts mockllm.Options) (*mockllm.Server, map[strin
 }
 
 // with returns env with the key, value pairs kv added.
+// llmBot starts a bot on a Redis of its own, the answer cache off, whose
+// config file's llm section is llm — each %[1]s in it the endpoint of a
+// mock backend run with opts.
+func llmBot(t *testing.T, opts mockllm.Options, llm string) (*instance, *mockllm.Server, *testenv.Redis) {
+	t.Helper()
+	r := testenv.StartRedis(t)
+	mock, env := mockBackend(t, opts)
+	conf := testenv.WriteFile(t, "config.yaml", "llm:"+fmt.Sprintf(llm, env["MODEL_ENDPOINT"]))
+	return startBot(t, merge(redisEnv(r), map[string]string{"BOT_CONFIG": conf, "BOT_CACHE_ENABLED": "false"})), mock, r
+}
+
 func with(env map[string]string, kv ...string) map[string]string {
 	add := map[string]string{}
 	for i := 0; i+1 < len(kv); i += 2 {

@@ -132,33 +132,46 @@ func (f *OneBot) api(action string, params json.RawMessage) (any, int) {
 	case "get_login_info":
 		return map[string]any{"user_id": f.self, "nickname": "fleet"}, 0
 	case "send_msg":
-		var p struct {
-			MessageType string      `json:"message_type"`
-			UserID      json.Number `json:"user_id"`
-			GroupID     json.Number `json:"group_id"`
-			Message     []struct {
-				Type string            `json:"type"`
-				Data map[string]string `json:"data"`
-			} `json:"message"`
-		}
+		var p SendMsg
 		if err := json.Unmarshal(params, &p); err != nil {
 			return nil, 100
 		}
-		s := Sent{Chat: p.MessageType + ":" + string(p.UserID) + string(p.GroupID), Kind: "send_msg", Body: params}
-		for _, seg := range p.Message {
-			switch seg.Type {
-			case "reply":
-				s.To = seg.Data["id"]
-			case "text":
-				s.Text += seg.Data["text"]
-			case "at":
-				s.Text += "@" + seg.Data["qq"] + " "
-			}
-		}
+		s := p.Sent(true)
+		s.Kind, s.Body = "send_msg", params
 		f.add(s)
 		return map[string]any{"message_id": f.msgID.Add(1)}, 0
 	}
 	return nil, 1404
+}
+
+// SendMsg is the params of OneBot's send_msg action: an API call's over a
+// WebSocket, the body of the HTTP API's POST /send_msg.
+type SendMsg struct {
+	MessageType string      `json:"message_type"`
+	UserID      json.Number `json:"user_id"`
+	GroupID     json.Number `json:"group_id"`
+	Message     []struct {
+		Type string            `json:"type"`
+		Data map[string]string `json:"data"`
+	} `json:"message"`
+}
+
+// Sent is the message p sends: Chat "<message_type>:<user or group>", To
+// the message its reply segment quotes, Text its text segments' — with
+// each at segment as "@<qq> " where it stands when mentions is set.
+func (p *SendMsg) Sent(mentions bool) Sent {
+	s := Sent{Chat: p.MessageType + ":" + string(p.UserID) + string(p.GroupID)}
+	for _, seg := range p.Message {
+		switch {
+		case seg.Type == "reply":
+			s.To = seg.Data["id"]
+		case seg.Type == "text":
+			s.Text += seg.Data["text"]
+		case seg.Type == "at" && mentions:
+			s.Text += "@" + seg.Data["qq"] + " "
+		}
+	}
+	return s
 }
 
 // Push sends an event frame to every socket that receives events; with a
