@@ -220,14 +220,6 @@ func TestSLOBroken(t *testing.T) {
 	}
 }
 
-func TestNothingSucceeded(t *testing.T) {
-	url := chatServer(t, ok)
-	_, _, err := runCmd(t, "--url", url, "--token", "wrong", "--rate", "20", "--duration", "300ms", "--warmup", "0s", "--quiet")
-	if err == nil || !strings.Contains(err.Error(), "no request succeeded") || !strings.Contains(err.Error(), "status_401") {
-		t.Errorf("error %v, want no request succeeded with status_401", err)
-	}
-}
-
 func TestInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(300*time.Millisecond, cancel)
@@ -385,7 +377,8 @@ func TestSearchCompletions(t *testing.T) {
 }
 
 // TestUnauthorizedSaysWhichFlag: the first 401 names --token and API_KEY
-// while the run goes on, and the final error repeats it.
+// while the run goes on, and the final error repeats it; with a wrong
+// token no request succeeds, and the run says so.
 func TestUnauthorizedSaysWhichFlag(t *testing.T) {
 	url := chatServer(t, ok)
 	var out, errOut bytes.Buffer
@@ -397,7 +390,10 @@ func TestUnauthorizedSaysWhichFlag(t *testing.T) {
 	if n := strings.Count(errOut.String(), "401 Unauthorized: no API key was sent: pass --token KEY or set API_KEY"); n != 1 {
 		t.Errorf("stderr has the hint %d times, want once:\n%s", n, errOut.String())
 	}
-	_, stderr, _ := runCmd(t, "--url", url, "--token", "wrong", "--rate", "20", "--duration", "300ms", "--warmup", "0s", "--quiet")
+	_, stderr, err := runCmd(t, "--url", url, "--token", "wrong", "--rate", "20", "--duration", "300ms", "--warmup", "0s", "--quiet")
+	if err == nil || !strings.Contains(err.Error(), "no request succeeded") || !strings.Contains(err.Error(), "status_401") {
+		t.Errorf("a wrong token: error %v, want no request succeeded with status_401", err)
+	}
 	if !strings.Contains(stderr, "the API key was refused") {
 		t.Errorf("a wrong token: stderr %q", stderr)
 	}
