@@ -213,7 +213,10 @@ func TestSessionWritesWantTheCSRFToken(t *testing.T) {
 		t.Fatalf("script write with the admin key: %d %s", a.status, a.body)
 	}
 	// A tampered cookie is refused.
-	u := mustURL(t, f.srv.URL+"/admin/")
+	u, err := url.Parse(f.srv.URL + "/admin/")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ck := browser.Jar.Cookies(u)[0]
 	forged, _ := cookiejar.New(nil)
 	forged.SetCookies(u, []*http.Cookie{{Name: ck.Name, Value: ck.Value[:len(ck.Value)-2] + "AA", Path: "/admin"}})
@@ -225,15 +228,6 @@ func TestSessionWritesWantTheCSRFToken(t *testing.T) {
 	if a := f.do(t, browser, "GET", "/admin/api/fleet", ""); a.status != 401 {
 		t.Fatalf("expired session: %d %s", a.status, a.body)
 	}
-}
-
-func mustURL(t *testing.T, s string) *url.URL {
-	t.Helper()
-	u, err := url.Parse(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u
 }
 
 // A conversation looked up by what names it shows its memory and turn

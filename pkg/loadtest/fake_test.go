@@ -28,6 +28,16 @@ type fakeChat struct {
 	turns map[string]int
 }
 
+// unavailableEvery is a fakeChat status: every n-th request answered 503.
+func unavailableEvery(n int64) func(k int64) int {
+	return func(k int64) int {
+		if k%n == 0 {
+			return http.StatusServiceUnavailable
+		}
+		return 0
+	}
+}
+
 func (f *fakeChat) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	arrival := time.Now()
 	fail := func(status int, code string) {

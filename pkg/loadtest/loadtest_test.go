@@ -285,12 +285,7 @@ func TestClosedModelUsesItsSessionsInOrder(t *testing.T) {
 
 func TestErrorsByCause(t *testing.T) {
 	t.Parallel()
-	f := &fakeChat{status: func(k int64) int {
-		if k%5 == 0 {
-			return http.StatusServiceUnavailable
-		}
-		return 0
-	}}
+	f := &fakeChat{status: unavailableEvery(5)}
 	res := mustRun(t, Options{URL: serve(t, f), Rate: 100, Duration: time.Second, Seed: 3})
 	if res.Errors["status_503"] == 0 {
 		t.Fatalf("errors %v, want status_503", res.Errors)
@@ -552,12 +547,7 @@ func TestSnapshotString(t *testing.T) {
 
 func TestOnCallSeesEveryRequest(t *testing.T) {
 	t.Parallel()
-	f := &fakeChat{status: func(k int64) int {
-		if k%4 == 0 {
-			return http.StatusServiceUnavailable
-		}
-		return 0
-	}}
+	f := &fakeChat{status: unavailableEvery(4)}
 	var mu sync.Mutex
 	var calls []CallRecord
 	res := mustRun(t, Options{URL: serve(t, f), Rate: 50, Warmup: 200 * time.Millisecond, Duration: 500 * time.Millisecond, Seed: 5,
