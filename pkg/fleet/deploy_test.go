@@ -88,39 +88,39 @@ func TestDockerCompose(t *testing.T) {
 	}
 }
 
-// nginx/docker.conf is what the renderer makes of its settings.
-func TestDockerNginxConfIsRendered(t *testing.T) {
+// checkRendered fails unless scripts/<script> with args, in the
+// environment env gives, prints the repository's file as it is; again
+// says how to render it again.
+func checkRendered(t *testing.T, file, again string, env func([]string) []string, script string, args ...string) {
+	t.Helper()
 	root, err := testenv.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(root, "scripts/render_nginx.sh"))
-	cmd.Env = append(os.Environ(), dockerConfEnv...)
+	cmd := exec.Command(filepath.Join(root, "scripts", script), args...)
+	cmd.Env = env(os.Environ())
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("render: %v", err)
 	}
-	if string(out) != string(repoFile(t, "nginx/docker.conf")) {
-		t.Fatal("nginx/docker.conf is stale: re-render it with the command in docker-compose.yml")
+	if string(out) != string(repoFile(t, file)) {
+		t.Fatalf("%s is stale: %s", file, again)
 	}
+}
+
+// nginx/docker.conf is what the renderer makes of its settings.
+func TestDockerNginxConfIsRendered(t *testing.T) {
+	checkRendered(t, "nginx/docker.conf", "re-render it with the command in docker-compose.yml",
+		func(env []string) []string { return append(env, dockerConfEnv...) }, "render_nginx.sh")
 }
 
 // deploy/healthchecker.example.yaml is what make fleet renders for 8080–8083.
 func TestHealthCheckerExampleIsRendered(t *testing.T) {
-	root, err := testenv.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(filepath.Join(root, "scripts/render_healthchecker.sh"), "8080", "8081", "8082", "8083")
-	cmd.Env = append(os.Environ(), "BOT_BIN=", "RUN_DIR=", "LOG_DIR=", "LISTEN=", "ADDR_FILE=", "REDIS_HOST=", "REDIS_PORT=")
-	cmd.Env = slices.DeleteFunc(cmd.Env, func(kv string) bool { return strings.HasPrefix(kv, "REGISTRY_REDIS=") })
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("render: %v", err)
-	}
-	if string(out) != string(repoFile(t, "deploy/healthchecker.example.yaml")) {
-		t.Fatal("deploy/healthchecker.example.yaml is stale: scripts/render_healthchecker.sh -o deploy/healthchecker.example.yaml 8080 8081 8082 8083")
-	}
+	checkRendered(t, "deploy/healthchecker.example.yaml", "scripts/render_healthchecker.sh -o deploy/healthchecker.example.yaml 8080 8081 8082 8083",
+		func(env []string) []string {
+			env = append(env, "BOT_BIN=", "RUN_DIR=", "LOG_DIR=", "LISTEN=", "ADDR_FILE=", "REDIS_HOST=", "REDIS_PORT=")
+			return slices.DeleteFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "REGISTRY_REDIS=") })
+		}, "render_healthchecker.sh", "8080", "8081", "8082", "8083")
 }
 
 // The Dockerfile builds every command with the module's Go and runs bot.
