@@ -232,8 +232,8 @@ func TestIMOneBotForwardEveryThreeInstancesAnswerEachEventOnce(t *testing.T) {
 	}
 	waitClients := func(n int) {
 		t.Helper()
-		if !testenv.Eventually(20*time.Second, func() bool { return f.Clients() == n }) {
-			t.Fatalf("%d sockets connected, want %d", f.Clients(), n)
+		if !testenv.Eventually(20*time.Second, func() bool { return f.Connections() == n }) {
+			t.Fatalf("%d sockets connected, want %d", f.Connections(), n)
 		}
 	}
 	waitClients(3)
@@ -327,7 +327,7 @@ func TestIMOneBotForwardSplitEndpoints(t *testing.T) {
 	for _, name := range []string{"a", "b"} {
 		waitLink(t, startBot(t, with(env, "INSTANCE_NAME", name)).url, "onebot", "connected")
 	}
-	testenv.WaitFor(t, 20*time.Second, "an /event socket per instance", func() bool { return f.Clients() == 2 })
+	testenv.WaitFor(t, 20*time.Second, "an /event socket per instance", func() bool { return f.Connections() == 2 })
 	var ids []string
 	for i := range 4 {
 		id := int64(700 + i)

@@ -192,21 +192,34 @@ func (f *Feishu) cardOp(w http.ResponseWriter, id string, seq int64) *CardKitCar
 	return c
 }
 
-func (f *Feishu) elementContent(w http.ResponseWriter, r *http.Request) {
+// cardBody is the body of an update of a card: its element's content or
+// its settings, and the operation's sequence.
+type cardBody struct {
+	Content  *string `json:"content"`
+	Settings *string `json:"settings"`
+	Sequence *int64  `json:"sequence"`
+}
+
+// cardUpdate takes an authorized update of card card_id whose body has
+// a sequence and what ok checks — else it is refused, required naming
+// what must be there — and checks the operation (cardOp). It returns the
+// raw body, the body and the card, under f.mu; a nil card when it
+// answered the call.
+func (f *Feishu) cardUpdate(w http.ResponseWriter, r *http.Request, required string, ok func(*cardBody) bool) ([]byte, *cardBody, *CardKitCard) {
 	if !f.authorized(w, r) {
-		return
+		return nil, nil, nil
 	}
 	raw, _ := io.ReadAll(r.Body)
-	var b struct {
-		Content  *string `json:"content"`
-		Sequence *int64  `json:"sequence"`
-		UUID     string  `json:"uuid"`
+	var b cardBody
+	if json.Unmarshal(raw, &b) != nil || b.Sequence == nil || !ok(&b) {
+		f.refuse(w, 99992402, "field validation failed", "%s and sequence (an int) are required: %s", required, raw)
+		return nil, nil, nil
 	}
-	if json.Unmarshal(raw, &b) != nil || b.Content == nil || b.Sequence == nil {
-		f.refuse(w, 99992402, "field validation failed", "elements/content: content (a string) and sequence (an int) are required: %s", raw)
-		return
-	}
-	c := f.cardOp(w, r.PathValue("card_id"), *b.Sequence)
+	return raw, &b, f.cardOp(w, r.PathValue("card_id"), *b.Sequence)
+}
+
+func (f *Feishu) elementContent(w http.ResponseWriter, r *http.Request) {
+	raw, b, c := f.cardUpdate(w, r, "elements/content: content (a string)", func(b *cardBody) bool { return b.Content != nil })
 	if c == nil {
 		return
 	}
@@ -230,24 +243,14 @@ func (f *Feishu) elementContent(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *Feishu) cardSettings(w http.ResponseWriter, r *http.Request) {
-	if !f.authorized(w, r) {
-		return
-	}
-	raw, _ := io.ReadAll(r.Body)
-	var b struct {
-		Settings *string `json:"settings"`
-		Sequence *int64  `json:"sequence"`
-	}
 	var settings struct {
 		Config *struct {
 			StreamingMode *bool `json:"streaming_mode"`
 		} `json:"config"`
 	}
-	if json.Unmarshal(raw, &b) != nil || b.Settings == nil || b.Sequence == nil || json.Unmarshal([]byte(*b.Settings), &settings) != nil {
-		f.refuse(w, 99992402, "field validation failed", "cards/settings: settings (a JSON string) and sequence (an int) are required: %s", raw)
-		return
-	}
-	c := f.cardOp(w, r.PathValue("card_id"), *b.Sequence)
+	raw, _, c := f.cardUpdate(w, r, "cards/settings: settings (a JSON string)", func(b *cardBody) bool {
+		return b.Settings != nil && json.Unmarshal([]byte(*b.Settings), &settings) == nil
+	})
 	if c == nil {
 		return
 	}

@@ -27,14 +27,15 @@ type OneBot struct {
 	self  int64
 	token string
 
+	// sockets are those that receive events (Connections), under mu
+	// with the backlog: events pushed while no reverse socket was open.
+	sockets
 	mu      sync.Mutex
-	clients map[*websocket.Conn]bool // the sockets that receive events
-	backlog []string                 // events pushed while no reverse socket was open
+	backlog []string
 	reverse bool
 	ctx     context.Context
 
 	refused atomic.Int64
-	opened  atomic.Int64
 	// calls counts the API calls by the kind of socket they came on:
 	// [0] one that carries events (universal or /event), [1] /api.
 	calls [2]atomic.Int64
@@ -45,7 +46,7 @@ type OneBot struct {
 // (none if empty), until the test ends.
 func NewOneBot(t testing.TB, self int64, token string) *OneBot {
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &OneBot{record: newRecord(), self: self, token: token, clients: map[*websocket.Conn]bool{}, ctx: ctx}
+	f := &OneBot{record: newRecord(), self: self, token: token, ctx: ctx}
 	srv := httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(func() { cancel(); srv.Close() })
 	f.URL = "ws" + strings.TrimPrefix(srv.URL, "http")
@@ -58,16 +59,6 @@ func (f *OneBot) Calls() (onEvents, onAPI int64) { return f.calls[0].Load(), f.c
 
 // Refused counts connections refused for a wrong or missing access token.
 func (f *OneBot) Refused() int64 { return f.refused.Load() }
-
-// Opened counts the event sockets ever opened.
-func (f *OneBot) Opened() int64 { return f.opened.Load() }
-
-// Clients is the number of sockets receiving events.
-func (f *OneBot) Clients() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.clients)
-}
 
 func (f *OneBot) serve(w http.ResponseWriter, r *http.Request) {
 	tok := r.URL.Query().Get("access_token")
@@ -91,16 +82,15 @@ func (f *OneBot) handle(c *websocket.Conn, events bool) {
 	defer c.CloseNow()
 	c.SetReadLimit(1 << 20)
 	if events {
-		f.opened.Add(1)
 		f.mu.Lock()
-		f.clients[c] = true
+		leave := f.join(c)
 		backlog := f.backlog
 		f.backlog = nil
 		f.mu.Unlock()
 		for _, e := range backlog {
 			_ = c.Write(f.ctx, websocket.MessageText, []byte(e))
 		}
-		defer func() { f.mu.Lock(); delete(f.clients, c); f.mu.Unlock() }()
+		defer leave()
 	}
 	for {
 		_, frame, err := c.Read(f.ctx)
@@ -178,10 +168,7 @@ func (p *SendMsg) Sent(mentions bool) Sent {
 // reverse client and no socket open it is kept until one opens.
 func (f *OneBot) Push(event string) {
 	f.mu.Lock()
-	clients := make([]*websocket.Conn, 0, len(f.clients))
-	for c := range f.clients {
-		clients = append(clients, c)
-	}
+	clients := f.all()
 	if len(clients) == 0 && f.reverse {
 		f.backlog = append(f.backlog, event)
 	}
@@ -194,13 +181,7 @@ func (f *OneBot) Push(event string) {
 // DropMidFrame sends the first part of a long frame to one event socket
 // and then cuts its connection, as a network failure would.
 func (f *OneBot) DropMidFrame() bool {
-	f.mu.Lock()
-	var victim *websocket.Conn
-	for c := range f.clients {
-		victim = c
-		break
-	}
-	f.mu.Unlock()
+	victim := f.pick()
 	if victim == nil {
 		return false
 	}
