@@ -42,6 +42,17 @@ func newQueue(t *testing.T, top testenv.Topology) *Queue {
 	return New(top.UniversalClient(), prefix, 0)
 }
 
+// newGroupedQueue is newQueue with its consumer groups made, as a
+// consumer's Start makes them, for tests that enqueue before any consumer.
+func newGroupedQueue(t *testing.T, top testenv.Topology) *Queue {
+	t.Helper()
+	q := newQueue(t, top)
+	if err := q.ensureGroups(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
 func start(t *testing.T, q *Queue, opts ConsumerOptions, h Handler) *Consumer {
 	t.Helper()
 	if opts.Name == "" {
@@ -153,10 +164,7 @@ func testEnqueueDedupsFleetWide(t *testing.T, top testenv.Topology) {
 }
 
 func testUrgentBeforeNormalBeforeBatch(t *testing.T, top testenv.Topology) {
-	q := newQueue(t, top)
-	if err := q.ensureGroups(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	q := newGroupedQueue(t, top)
 	for i := range 5 {
 		enqueue(t, q, Batch, fmt.Sprint("b", i))
 	}
@@ -254,11 +262,8 @@ func testHeartbeatKeepsALongJobFromBeingReclaimed(t *testing.T, top testenv.Topo
 // waits behind it without a heartbeat; when another instance reclaims it
 // meanwhile, the first instance must not run it too.
 func testBatchJobHeldPastClaimIdleIsNotRunTwice(t *testing.T, top testenv.Topology) {
-	q := newQueue(t, top)
+	q := newGroupedQueue(t, top)
 	ctx := context.Background()
-	if err := q.ensureGroups(ctx); err != nil {
-		t.Fatal(err)
-	}
 	release := make(chan struct{})
 	var ranByA, ranByB sync.Map
 	var outcomes []string
@@ -427,10 +432,7 @@ func testDrainPastItsGraceAbandonsTheJob(t *testing.T, top testenv.Topology) {
 }
 
 func testFairEveryLetsBatchThroughAnUrgentFlood(t *testing.T, top testenv.Topology) {
-	q := newQueue(t, top)
-	if err := q.ensureGroups(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	q := newGroupedQueue(t, top)
 	for i := range 4 {
 		enqueue(t, q, Urgent, fmt.Sprint("u", i))
 	}

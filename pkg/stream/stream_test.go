@@ -44,6 +44,16 @@ func newStore(t *testing.T, opts Options) *Store {
 	return New(r.Client(), opts)
 }
 
+// start begins the turn of key on s.
+func start(t *testing.T, s *Store) *Writer {
+	t.Helper()
+	w, err := s.Start(context.Background(), key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
 var key = Key{Conversation: "api:default:c2c:1", RequestID: "api:default|k1", Namespace: "api:default", ClientID: "k1"}
 
 // commit runs what End returns, as the turn's commit round trip would.
@@ -96,10 +106,7 @@ func TestFollowReplaysAFinishedStreamAfterAnID(t *testing.T) {
 func TestFollowIsLive(t *testing.T) {
 	s := newStore(t, Options{FlushInterval: 5 * time.Millisecond})
 	ctx := context.Background()
-	w, err := s.Start(ctx, key, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := start(t, s)
 	w.Piece("first ")
 	var c collected
 	done := make(chan error, 1)
@@ -128,10 +135,7 @@ func TestFollowIsLive(t *testing.T) {
 func TestFollowNeverRelaysADeadProducer(t *testing.T) {
 	s := newStore(t, Options{StallAfter: 300 * time.Millisecond, Block: 50 * time.Millisecond, FlushInterval: 5 * time.Millisecond})
 	ctx := context.Background()
-	dead, err := s.Start(ctx, key, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dead := start(t, s)
 	dead.Piece("half a ")
 	dead.Piece("reply")
 	dead.halt() // the instance dies: nothing more is written, not even a heartbeat
@@ -157,10 +161,7 @@ func TestFollowNeverRelaysADeadProducer(t *testing.T) {
 func TestHeartbeatsKeepASlowProducerAlive(t *testing.T) {
 	s := newStore(t, Options{StallAfter: 300 * time.Millisecond, Block: 50 * time.Millisecond, FlushInterval: 10 * time.Millisecond})
 	ctx := context.Background()
-	w, err := s.Start(ctx, key, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := start(t, s)
 	var c collected
 	done := make(chan error, 1)
 	go func() {
