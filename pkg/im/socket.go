@@ -10,27 +10,35 @@ import (
 // ReadSocket holds conn, the client WebSocket a Link's Run dialed to its
 // platform's gateway (DingTalk's Stream, Feishu's long connection): it
 // reads at most limit bytes a message, reports the connection up, runs
-// keepAlive beside the reads (its cancel ends the connection: a
-// keep-alive that saw it die) and hands every message to handle. It
-// returns nil when ctx ends, after closing the connection cleanly; else
-// the error of the read ("<name> read: …") or of handle that broke it.
+// keepAlive beside the reads (its dead ends the connection with the
+// keep-alive's error: a ping that saw it die) and hands every message to
+// handle. It returns nil when ctx ends, after closing the connection
+// cleanly; else the error that broke it: the keep-alive's ("<name>
+// keep-alive: …"), the read's ("<name> read: …") or handle's.
 // The platform's protocol — the frames, their acknowledgements, the
 // pings — stays in keepAlive and handle.
 func (c *Conn) ReadSocket(ctx context.Context, conn *websocket.Conn, name string, limit int64,
-	keepAlive func(ctx context.Context, cancel context.CancelFunc),
+	keepAlive func(ctx context.Context, dead func(error)),
 	handle func(ctx context.Context, typ websocket.MessageType, msg []byte) error) error {
 	defer conn.CloseNow()
 	conn.SetReadLimit(limit)
 	c.Connected()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go keepAlive(ctx, cancel)
+	parent := ctx
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go keepAlive(ctx, func(err error) {
+		cancel(err)
+		conn.CloseNow()
+	})
 	for {
 		typ, msg, err := conn.Read(ctx)
 		if err != nil {
-			if ctx.Err() != nil {
+			switch {
+			case parent.Err() != nil:
 				conn.Close(websocket.StatusNormalClosure, "bot stopping")
 				return nil
+			case ctx.Err() != nil:
+				return fmt.Errorf("%s keep-alive: %w", name, context.Cause(ctx))
 			}
 			return fmt.Errorf("%s read: %w", name, err)
 		}

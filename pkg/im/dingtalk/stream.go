@@ -103,8 +103,8 @@ func (s *Stream) Run(ctx context.Context, c *im.Conn) error {
 	if err != nil {
 		return fmt.Errorf("dingtalk: dial the Stream endpoint: %w", err)
 	}
-	return c.ReadSocket(ctx, conn, "dingtalk: Stream", 4<<20, func(ctx context.Context, cancel context.CancelFunc) {
-		keepAlive(ctx, conn, s.ping, cancel)
+	return c.ReadSocket(ctx, conn, "dingtalk: Stream", 4<<20, func(ctx context.Context, dead func(error)) {
+		keepAlive(ctx, conn, s.ping, dead)
 	}, func(ctx context.Context, _ websocket.MessageType, raw []byte) error {
 		ack, err := handleFrame(ctx, c, raw)
 		if errors.Is(err, errReconnect) {
@@ -155,16 +155,15 @@ func handleFrame(ctx context.Context, c *im.Conn, raw []byte) ([]byte, error) {
 	return b, nil
 }
 
-// keepAlive pings the connection every d and ends it (cancel) when a pong
+// keepAlive pings the connection every d and ends it (dead) when a pong
 // does not come back within d: a connection that died silently is noticed.
-func keepAlive(ctx context.Context, conn *websocket.Conn, d time.Duration, cancel context.CancelFunc) {
+func keepAlive(ctx context.Context, conn *websocket.Conn, d time.Duration, dead func(error)) {
 	pause.Every(ctx, d, func() bool {
 		pctx, pcancel := context.WithTimeout(ctx, d)
 		err := conn.Ping(pctx)
 		pcancel()
 		if err != nil && ctx.Err() == nil {
-			conn.CloseNow()
-			cancel()
+			dead(fmt.Errorf("ping: %w", err))
 			return false
 		}
 		return true

@@ -89,7 +89,7 @@ func (s *Socket) Run(ctx context.Context, c *im.Conn) error {
 		return fmt.Errorf("feishu: dial the ws endpoint: %w", err)
 	}
 	interval := make(chan time.Duration, 1)
-	return c.ReadSocket(ctx, conn, "feishu: ws", 8<<20, func(ctx context.Context, _ context.CancelFunc) {
+	return c.ReadSocket(ctx, conn, "feishu: ws", 8<<20, func(ctx context.Context, _ func(error)) {
 		s.ping(ctx, conn, int32(service), seconds(cfg.PingInterval), interval)
 	}, func(ctx context.Context, typ websocket.MessageType, msg []byte) error {
 		if typ != websocket.MessageBinary {
