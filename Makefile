@@ -42,7 +42,7 @@ fuzz: ## run each fuzz target for FUZZTIME (default 1m); crashers land in testda
 	@GO=$(GO) FUZZTIME=$(or $(FUZZTIME),1m) scripts/fuzz.sh
 
 # The packages whose code runs concurrently, for make stress.
-STRESS_PKGS := ./pkg/memory ./pkg/chat ./pkg/stream ./pkg/queue ./pkg/im ./pkg/llm ./pkg/httpapi
+STRESS_PKGS := ./pkg/memory ./pkg/chat ./pkg/stream ./pkg/queue ./pkg/im/... ./pkg/llm ./pkg/httpapi ./pkg/lease ./pkg/pause
 
 stress: deps ## the concurrent packages' tests ten times in a row under the race detector
 	$(GO) test -race -count=10 -timeout 30m $(STRESS_PKGS)
