@@ -323,7 +323,7 @@ status() {
 		rc=1
 	elif [ -n "$pid" ] && [ "$(http_status "http://$listen/health")" = 200 ]; then
 		local servers
-		servers=$(sed -n 's/^ *server \([^ ]*\) \([^ ]*\) .*/\1 \2/p' "$prefix/nginx.conf" | sed 's/^127\.0\.0\.1://' | paste -sd, - | sed 's/,/, /g')
+		servers=$(fleetctl upstream "$prefix/nginx.conf")
 		s="up (pid $pid) upstream: $servers"
 	elif [ -n "$pid" ]; then
 		s="UNHEALTHY (pid $pid) /health does not answer"

@@ -200,3 +200,28 @@ func renderNginx(getenv func(string) string, out string, stdout io.Writer) error
 	}
 	return nil
 }
+
+// upstreamServers returns the servers of conf's first upstream block (the
+// LLM turns' "botfleet"; "botfleet_store" lists the same ones), as
+// "port weight=N" or "port backup", the host left out when it is
+// 127.0.0.1, comma-separated: what make fleet-status shows.
+func upstreamServers(conf string) (string, error) {
+	src, err := os.ReadFile(conf)
+	if err != nil {
+		return "", err
+	}
+	var servers []string
+	in := false
+	for line := range strings.Lines(string(src)) {
+		f := strings.Fields(strings.TrimSuffix(strings.TrimSpace(line), ";"))
+		switch {
+		case len(f) >= 2 && f[0] == "upstream":
+			in = true
+		case in && len(f) >= 1 && f[0] == "}":
+			return strings.Join(servers, ", "), nil
+		case in && len(f) >= 3 && f[0] == "server":
+			servers = append(servers, strings.TrimPrefix(f[1], "127.0.0.1:")+" "+f[2])
+		}
+	}
+	return "", fmt.Errorf("%s: no upstream block", conf)
+}

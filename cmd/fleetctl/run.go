@@ -45,6 +45,9 @@ Commands:
         settings on stdout, names only), 1 without a record.
   render-nginx [-o FILE]
         render nginx/nginx.conf.tmpl (see scripts/render_nginx.sh --help).
+  upstream NGINX_CONF
+        print the servers of a rendered nginx.conf's upstream, once each
+        ("8080 weight=1, ..., 8083 backup").
   checker addr|pause|resume --config FILE [--for D] [PORT...]
         the health checker of FILE: its address (addr_file's, once written,
         else listen's); pause its restarts of
@@ -120,6 +123,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return changed(*pidfile, *port, a, os.Environ(), stdout)
 	case "render-nginx":
 		return renderNginx(getenv, *out, stdout)
+	case "upstream":
+		if len(a) != 1 {
+			return cli.Exit(2, errors.New("upstream: want one NGINX_CONF"))
+		}
+		servers, err := upstreamServers(a[0])
+		if err != nil {
+			return cli.Exit(1, fmt.Errorf("upstream: %w", err))
+		}
+		fmt.Fprintln(stdout, servers)
+		return nil
 	case "checker":
 		return checker(ctx, a, *config, *pauseFor, stdout)
 	}

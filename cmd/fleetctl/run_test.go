@@ -75,3 +75,25 @@ func TestCheckerAddrReadsTheAddrFile(t *testing.T) {
 		t.Fatalf("checker addr = %q, want the address in addr_file %s", got, ln.Addr())
 	}
 }
+
+// upstream lists the servers of a conf rendered from the real template
+// once each, though the template writes them in two upstream blocks.
+func TestUpstreamListsEachServerOnce(t *testing.T) {
+	t.Setenv("NGINX_TEMPLATE", filepath.Join("..", "..", "nginx", "nginx.conf.tmpl"))
+	t.Setenv("PRIMARIES", "8080:1 10.0.0.2:8081:3")
+	t.Setenv("BACKUPS", "8083")
+	conf := filepath.Join(t.TempDir(), "nginx.conf")
+	if err := run(context.Background(), []string{"fleetctl", "render-nginx", "-o", conf}, os.Getenv, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"fleetctl", "upstream", conf}, os.Getenv, &out, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := out.String(), "8080 weight=1, 10.0.0.2:8081 weight=3, 8083 backup\n"; got != want {
+		t.Fatalf("upstream = %q, want %q", got, want)
+	}
+	if err := run(context.Background(), []string{"fleetctl", "upstream", filepath.Join(t.TempDir(), "none")}, os.Getenv, &out, &bytes.Buffer{}); cli.ExitCode(err) != 1 {
+		t.Fatalf("a missing conf: %v, want exit 1", err)
+	}
+}
