@@ -24,6 +24,7 @@ import (
 	"github.com/botfleet/botfleet/pkg/im/imtest"
 	"github.com/botfleet/botfleet/pkg/im/onebot"
 	"github.com/botfleet/botfleet/pkg/mockllm"
+	"github.com/botfleet/botfleet/pkg/proc"
 	"github.com/botfleet/botfleet/pkg/testenv"
 )
 
@@ -748,14 +749,15 @@ func TestIMFailingJobEndsInDeadLetters(t *testing.T) {
 	}
 }
 
-// startProcess runs the bot binary with env on a free port and waits
-// for /health; the process is killed when the test ends. Its output joins
-// the run's logs (testenv.RunLog), which TestMain greps for secrets.
+// startProcess runs the bot binary with env on port 0, reads the address
+// it bound from its server.addr_file and waits for /health; the process is
+// killed when the test ends. Its output joins the run's logs
+// (testenv.RunLog), which TestMain greps for secrets.
 func startProcess(t *testing.T, bin string, env map[string]string) (*exec.Cmd, string, *testenv.Buffer) {
 	t.Helper()
-	port := testenv.FreePort(t)
+	addrFile := filepath.Join(t.TempDir(), "bot.addr")
 	cmd := exec.Command(bin)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "WEB_PORT=" + strconv.Itoa(port)}
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "WEB_PORT=0", "BOT_SERVER_ADDR_FILE=" + addrFile}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
@@ -771,11 +773,18 @@ func startProcess(t *testing.T, bin string, env map[string]string) (*exec.Cmd, s
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		if t.Failed() {
-			t.Logf("logs of the process on port %d:\n%s", port, logs.String())
+			t.Logf("logs of the process (pid %d):\n%s", cmd.Process.Pid, logs.String())
 		}
 	})
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	var url string
 	serves := testenv.Eventually(10*time.Second, func() bool {
+		if url == "" {
+			addr, err := proc.ReadAddr(addrFile)
+			if err != nil {
+				return false
+			}
+			url = "http://" + addr
+		}
 		resp, err := http.Get(url + "/health")
 		if err == nil {
 			resp.Body.Close()
