@@ -117,7 +117,7 @@ func (c *Config) validate(client bool) error {
 }
 
 // zeroDurations are the duration keys where 0 means something (off, or a
-// package's default); the checks below keep them from being negative.
+// package's default); each has its own check against a negative value.
 var zeroDurations = []string{"log.access_slow", "redis.wait_replicas_timeout", "auth.token.leeway", "queue.reclaim_interval"}
 
 // positiveDurations checks that every duration of the section v, keyed

@@ -7,9 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/botfleet/botfleet/pkg/pause"
+	"github.com/redis/go-redis/v9"
 )
 
 // sendingKey is the send lease's key beside a reply's "sent" key.
